@@ -1,0 +1,125 @@
+//! Command-line interface: `serve` and the administration commands that
+//! work on the data directory while the server is stopped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// edgepbx: a multi-tenant PBX in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "edgepbx", version, about)]
+pub struct Cli {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command that opens the store.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Data directory of the embedded database [default: ./data]
+    #[arg(long, global = true, env = "EDGEPBX_DATA")]
+    pub data: Option<PathBuf>,
+    /// A remote SurrealDB instead of the embedded one, e.g. ws://db:8000
+    #[arg(long, global = true, env = "EDGEPBX_DB")]
+    pub db: Option<String>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage extensions.
+    #[command(subcommand)]
+    Ext(ExtCommand),
+}
+
+/// Options of `edgepbx serve`; each overrides the config file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (unknown keys are rejected).
+    #[arg(long, env = "EDGEPBX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// SIP over UDP listen address [default: 0.0.0.0:5060]
+    #[arg(long, env = "EDGEPBX_SIP_UDP")]
+    pub sip_udp: Option<SocketAddr>,
+    /// SIP over TCP listen address [default: 0.0.0.0:5060]
+    #[arg(long, env = "EDGEPBX_SIP_TCP")]
+    pub sip_tcp: Option<SocketAddr>,
+    /// On first start, create tenant DEMO with extensions 100-109.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// `edgepbx tenant ...`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant.
+    Add {
+        /// Tenant code, 2-16 upper-case letters and digits (e.g. ACME).
+        code: String,
+        /// The tenant's SIP domain (also the digest realm).
+        #[arg(long)]
+        domain: String,
+    },
+    /// List tenants.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `edgepbx ext ...`
+#[derive(Debug, Subcommand)]
+pub enum ExtCommand {
+    /// Add an extension; prints the SIP password when none is given.
+    Add {
+        /// Tenant code.
+        tenant: String,
+        /// Extension number.
+        number: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// SIP password (a long random one is generated when omitted).
+        #[arg(long, env = "EDGEPBX_EXT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Additional numbers that reach this extension.
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+    },
+    /// List a tenant's extensions.
+    List {
+        /// Tenant code.
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new SIP password (generated and printed when none is given).
+    Passwd {
+        /// Tenant code.
+        tenant: String,
+        /// Extension number.
+        number: String,
+        /// The new password.
+        #[arg(long, env = "EDGEPBX_EXT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Remove an extension and its registrations.
+    Rm {
+        /// Tenant code.
+        tenant: String,
+        /// Extension number.
+        number: String,
+    },
+}

@@ -1,0 +1,269 @@
+//! Server configuration: a TOML file, then `EDGEPBX_*` environment
+//! variables and command-line flags on top (flags win). Unknown keys are an
+//! error, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use edgepbx_sip::auth::Algorithm;
+use serde::Deserialize;
+
+/// Everything `edgepbx serve` can be told.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory of the embedded database.
+    pub data: PathBuf,
+    /// A remote SurrealDB (`ws://host:port`) instead of the embedded one.
+    pub db: Option<String>,
+    /// SIP transports and protocol limits.
+    pub sip: SipConfig,
+    /// REGISTER handling.
+    pub registrar: RegistrarConfig,
+    /// Authentication and abuse protection.
+    pub security: SecurityConfig,
+    /// Embedded database tuning.
+    pub store: StoreTuning,
+}
+
+/// SIP listeners, limits and RFC 3261 timer values.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// UDP listen address.
+    pub udp: SocketAddr,
+    /// TCP listen address.
+    pub tcp: SocketAddr,
+    /// Largest accepted message, in bytes.
+    pub max_message_bytes: usize,
+    /// Most header fields accepted in one message.
+    pub max_headers: usize,
+    /// RFC 3261 T1 (round-trip estimate), milliseconds.
+    pub t1_ms: u64,
+    /// RFC 3261 T2 (maximum retransmit interval), milliseconds.
+    pub t2_ms: u64,
+    /// RFC 3261 T4 (maximum time a message stays in the network), milliseconds.
+    pub t4_ms: u64,
+    /// Most simultaneous TCP connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Most live transactions; past it new requests get 503.
+    pub max_transactions: usize,
+}
+
+/// REGISTER limits and reachability checks (RFC 3261 §10.3).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    /// Shortest registration accepted; shorter gets 423 with Min-Expires.
+    pub min_expires: u32,
+    /// Longest registration granted; longer requests are shortened.
+    pub max_expires: u32,
+    /// Registration length when the request names none.
+    pub default_expires: u32,
+    /// Most contacts bound to one extension at once.
+    pub max_bindings_per_extension: usize,
+    /// Interval between OPTIONS pings to each binding; 0 disables them.
+    pub keepalive_interval_secs: u64,
+}
+
+/// Digest nonces and brute-force throttling.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Lifetime of a digest nonce before `stale=true`.
+    pub nonce_ttl_secs: u64,
+    /// Window over which authentication failures of one source are counted.
+    pub failure_window_secs: u64,
+    /// Failures after which a source's failing requests are answered at most
+    /// once a second.
+    pub throttle_after_failures: u32,
+    /// Failures after which everything from the source is ignored.
+    pub block_after_failures: u32,
+    /// How long a blocked source stays blocked.
+    pub block_secs: u64,
+    /// Digest algorithms offered, preferred first (RFC 8760 §2.4): `SHA-256`
+    /// and/or `MD5`. Put MD5 first only for clients that read the first
+    /// challenge alone (SIPp 3.6).
+    pub digest_algorithms: Vec<String>,
+}
+
+/// Embedded database tuning.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreTuning {
+    /// Most binding changes and events written in one batch.
+    pub write_batch: usize,
+    /// Longest a change waits before its batch is written, milliseconds.
+    pub write_delay_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: PathBuf::from("./data"),
+            db: None,
+            sip: SipConfig::default(),
+            registrar: RegistrarConfig::default(),
+            security: SecurityConfig::default(),
+            store: StoreTuning::default(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let any: SocketAddr = ([0, 0, 0, 0], 5060).into();
+        SipConfig {
+            udp: any,
+            tcp: any,
+            max_message_bytes: 65_535,
+            max_headers: 128,
+            t1_ms: 500,
+            t2_ms: 4_000,
+            t4_ms: 5_000,
+            max_connections_per_ip: 64,
+            max_transactions: 100_000,
+        }
+    }
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3_600,
+            default_expires: 3_600,
+            max_bindings_per_extension: 10,
+            keepalive_interval_secs: 30,
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            nonce_ttl_secs: 300,
+            failure_window_secs: 60,
+            throttle_after_failures: 5,
+            block_after_failures: 10,
+            block_secs: 600,
+            digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
+        }
+    }
+}
+
+impl Default for StoreTuning {
+    fn default() -> Self {
+        StoreTuning {
+            write_batch: 512,
+            write_delay_ms: 50,
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// The configured digest algorithms that this build knows.
+    pub fn digest_algorithms_parsed(&self) -> Vec<Algorithm> {
+        self.digest_algorithms
+            .iter()
+            .filter_map(|a| Algorithm::from_token(a))
+            .collect()
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys and bad values are errors naming the key.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        Config::from_toml(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks relations between values that serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let r = &self.registrar;
+        if r.min_expires == 0 || r.min_expires > r.max_expires {
+            bail!("registrar.min_expires must be between 1 and registrar.max_expires");
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            bail!("registrar.default_expires must lie between min_expires and max_expires");
+        }
+        if r.max_bindings_per_extension == 0 {
+            bail!("registrar.max_bindings_per_extension must be at least 1");
+        }
+        let s = &self.sip;
+        if s.t1_ms == 0 || s.t2_ms < s.t1_ms || s.t4_ms == 0 {
+            bail!("sip timers need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0");
+        }
+        if s.max_message_bytes < 1_024 || s.max_headers < 16 {
+            bail!("sip.max_message_bytes must be >= 1024 and sip.max_headers >= 16");
+        }
+        let sec = &self.security;
+        if sec.throttle_after_failures == 0
+            || sec.block_after_failures < sec.throttle_after_failures
+        {
+            bail!("security.block_after_failures must be >= throttle_after_failures >= 1");
+        }
+        if sec.digest_algorithms.is_empty()
+            || sec.digest_algorithms.len() != sec.digest_algorithms_parsed().len()
+        {
+            bail!("security.digest_algorithms must list \"SHA-256\" and/or \"MD5\"");
+        }
+        if sec.nonce_ttl_secs < 10 {
+            bail!("security.nonce_ttl_secs must be at least 10");
+        }
+        if self.store.write_batch == 0 {
+            bail!("store.write_batch must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::from_toml("").ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let err = Config::from_toml("[registrar]\nmin_expire = 5\n").err();
+        let text = format!("{:?}", err);
+        assert!(text.contains("min_expire"), "{text}");
+    }
+
+    #[test]
+    fn inconsistent_expiry_is_rejected() {
+        assert!(Config::from_toml("[registrar]\nmin_expires = 4000\n").is_err());
+    }
+
+    #[test]
+    fn digest_algorithms_are_checked() {
+        assert!(Config::from_toml("[security]\ndigest_algorithms = [\"SHA-512\"]\n").is_err());
+        let c = Config::from_toml("[security]\ndigest_algorithms = [\"MD5\", \"SHA-256\"]\n");
+        let parsed = c.map(|c| c.security.digest_algorithms_parsed()).ok();
+        assert_eq!(parsed, Some(vec![Algorithm::Md5, Algorithm::Sha256]));
+    }
+
+    #[test]
+    fn sections_parse() {
+        let c = Config::from_toml(
+            "data = \"/tmp/x\"\n[sip]\nudp = \"127.0.0.1:5070\"\n[security]\nblock_secs = 5\n",
+        )
+        .ok();
+        let c = c.as_ref();
+        assert_eq!(c.map(|c| c.sip.udp.port()), Some(5070));
+        assert_eq!(c.map(|c| c.security.block_secs), Some(5));
+    }
+}

@@ -1,0 +1,189 @@
+//! The configuration that signalling reads: tenants, their extensions and
+//! SIP credentials, loaded from the store into memory at start so that no
+//! REGISTER waits on the database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use edgepbx_sip::auth::Credentials;
+
+/// One extension as signalling sees it.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    /// Extension number.
+    pub number: String,
+    /// Other numbers that reach it.
+    pub aliases: Vec<String>,
+}
+
+/// One tenant with everything signalling needs about it.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Tenant code (upper case).
+    pub code: String,
+    /// SIP domain, also the digest realm.
+    pub domain: String,
+    /// Extensions by number.
+    pub extensions: HashMap<String, Arc<Extension>>,
+    /// Alias → extension number.
+    pub aliases: HashMap<String, String>,
+    /// Digest username (`100` or `100-ACME`) → (extension number, HA1s).
+    pub credentials: HashMap<String, (String, Credentials)>,
+}
+
+impl Tenant {
+    /// A tenant without extensions.
+    pub fn new(code: String, domain: String) -> Self {
+        Tenant {
+            code,
+            domain: domain.to_ascii_lowercase(),
+            extensions: HashMap::new(),
+            aliases: HashMap::new(),
+            credentials: HashMap::new(),
+        }
+    }
+
+    /// Adds an extension with its HA1 values per digest username.
+    pub fn add_extension(
+        &mut self,
+        extension: Extension,
+        credentials: impl IntoIterator<Item = (String, Credentials)>,
+    ) {
+        for alias in &extension.aliases {
+            self.aliases.insert(alias.clone(), extension.number.clone());
+        }
+        for (username, creds) in credentials {
+            self.credentials
+                .insert(username, (extension.number.clone(), creds));
+        }
+        self.extensions
+            .insert(extension.number.clone(), Arc::new(extension));
+    }
+
+    /// The extension a number or alias reaches.
+    pub fn resolve(&self, number: &str) -> Option<&Arc<Extension>> {
+        self.extensions.get(number).or_else(|| {
+            self.aliases
+                .get(number)
+                .and_then(|n| self.extensions.get(n))
+        })
+    }
+}
+
+/// Every tenant, by code and by SIP domain.
+#[derive(Debug, Default, Clone)]
+pub struct Directory {
+    tenants: HashMap<String, Arc<Tenant>>,
+    by_domain: HashMap<String, String>,
+}
+
+/// The tenant and extension a SIP user part and host name.
+#[derive(Debug, Clone)]
+pub struct Addressed {
+    /// The tenant.
+    pub tenant: Arc<Tenant>,
+    /// The user part with any `-CODE` suffix removed.
+    pub user: String,
+}
+
+impl Directory {
+    /// Builds the directory from loaded tenants.
+    pub fn new(tenants: impl IntoIterator<Item = Tenant>) -> Self {
+        let mut dir = Directory::default();
+        for tenant in tenants {
+            dir.by_domain
+                .insert(tenant.domain.clone(), tenant.code.clone());
+            dir.tenants.insert(tenant.code.clone(), Arc::new(tenant));
+        }
+        dir
+    }
+
+    /// A tenant by code.
+    pub fn tenant(&self, code: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.get(code)
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.tenants.values()
+    }
+
+    /// Finds the tenant a SIP address belongs to: the tenant whose domain is
+    /// `host`, else the tenant named by a `<user>-<CODE>` user part.
+    pub fn address(&self, user: &str, host: &str) -> Option<Addressed> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(tenant) = self.by_domain.get(&host).and_then(|c| self.tenants.get(c)) {
+            let user = match user.rsplit_once('-') {
+                Some((u, code)) if code.eq_ignore_ascii_case(&tenant.code) => u,
+                _ => user,
+            };
+            return Some(Addressed {
+                tenant: tenant.clone(),
+                user: user.to_owned(),
+            });
+        }
+        let (user, code) = user.rsplit_once('-')?;
+        let tenant = self.tenants.get(&code.to_ascii_uppercase())?;
+        Some(Addressed {
+            tenant: tenant.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory() -> Directory {
+        let mut acme = Tenant::new("ACME".into(), "acme.example".into());
+        acme.add_extension(
+            Extension {
+                number: "100".into(),
+                aliases: vec!["5100".into()],
+            },
+            [],
+        );
+        let globex = Tenant::new("GLOBEX".into(), "globex.example".into());
+        Directory::new([acme, globex])
+    }
+
+    #[test]
+    fn domain_and_code_forms() {
+        let dir = directory();
+        let by_domain = dir.address("100", "ACME.example");
+        assert_eq!(
+            by_domain.map(|a| (a.tenant.code.clone(), a.user)),
+            Some(("ACME".into(), "100".into()))
+        );
+        let by_code = dir.address("100-acme", "127.0.0.1");
+        assert_eq!(
+            by_code.map(|a| (a.tenant.code.clone(), a.user)),
+            Some(("ACME".into(), "100".into()))
+        );
+        assert!(dir.address("100", "127.0.0.1").is_none());
+        assert!(dir.address("100-NOPE", "127.0.0.1").is_none());
+    }
+
+    #[test]
+    fn a_code_never_crosses_into_another_domain() {
+        let dir = directory();
+        // On GLOBEX's domain, "-ACME" is just part of the user name.
+        let a = dir.address("100-ACME", "globex.example");
+        assert_eq!(
+            a.map(|a| (a.tenant.code.clone(), a.user)),
+            Some(("GLOBEX".into(), "100-ACME".into()))
+        );
+    }
+
+    #[test]
+    fn aliases_resolve() {
+        let dir = directory();
+        let acme = dir.tenant("ACME");
+        assert_eq!(
+            acme.and_then(|t| t.resolve("5100"))
+                .map(|e| e.number.clone()),
+            Some("100".into())
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The `edgepbx` binary: parses flags, sets up logging, and runs a command.
+//!
+//! Module map:
+//! - [`cli`]: flags and subcommands.
+//! - [`config`]: the TOML configuration with its defaults and checks.
+//! - [`serve`]: starts the store, the SIP core and the transports.
+//! - [`core`]: the SIP core task (transactions, registrar, keepalives).
+//! - [`registrar`]: REGISTER handling and the location service.
+//! - [`directory`]: tenants, extensions and credentials cached in memory.
+//! - [`transport`]: UDP and TCP drivers.
+//! - [`persist`]: write-behind of bindings and registration events.
+//! - [`throttle`]: brute-force protection per source address.
+//! - [`admin`]: the administration commands.
+
+mod admin;
+mod cli;
+mod config;
+mod core;
+mod directory;
+mod persist;
+mod registrar;
+mod serve;
+mod throttle;
+mod transport;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("EDGEPBX_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,surrealdb=warn,surrealkv=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edgepbx: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgepbx: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Serve(args) => serve::run(&cli.storage, args).await,
+        cli::Command::Tenant(cmd) => admin::tenant(&cli.storage, cmd).await,
+        cli::Command::Ext(cmd) => admin::ext(&cli.storage, cmd).await,
+    }
+}

@@ -1,0 +1,237 @@
+//! `edgepbx serve`: opens the store, loads tenants and bindings into
+//! memory, binds the SIP transports, runs the SIP core, and shuts down
+//! gracefully on SIGINT/SIGTERM (stop reading, flush the write-behind queue,
+//! close the store).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use edgepbx_sip::auth::Credentials;
+use edgepbx_sip::parse::Limits;
+use edgepbx_store::{NewExtension, Store};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::admin::{credentials_for, generate_password, open_store, print_registration_hint};
+use crate::cli::{ServeArgs, StorageArgs};
+use crate::config::Config;
+use crate::core::{self, SipCore};
+use crate::directory::{Directory, Extension, Tenant};
+use crate::persist::Persist;
+use crate::registrar::{Aor, Binding, Location};
+use crate::transport::{self, Outbound, Peer, TcpSettings};
+
+/// Code and domain of the tenant `--demo` creates.
+const DEMO_TENANT: (&str, &str) = ("DEMO", "demo.edgepbx.test");
+
+/// Runs the server until a signal asks it to stop.
+pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(data) = &storage.data {
+        config.data = data.clone();
+    }
+    if let Some(db) = &storage.db {
+        config.db = Some(db.clone());
+    }
+    if let Some(udp) = args.sip_udp {
+        config.sip.udp = udp;
+    }
+    if let Some(tcp) = args.sip_tcp {
+        config.sip.tcp = tcp;
+    }
+    config.validate()?;
+
+    let store = open_store(storage, &config).await?;
+    if args.demo {
+        create_demo(&store).await?;
+    }
+    let directory = Arc::new(load_directory(&store).await?);
+    let location = restore_bindings(&store, &config).await?;
+    let server_key = store.server_key();
+
+    let udp = Arc::new(
+        UdpSocket::bind(config.sip.udp)
+            .await
+            .with_context(|| format!("binding SIP UDP on {}", config.sip.udp))?,
+    );
+    let tcp = TcpListener::bind(config.sip.tcp)
+        .await
+        .with_context(|| format!("binding SIP TCP on {}", config.sip.tcp))?;
+    let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (inbound_tx, inbound_rx) = mpsc::channel(8_192);
+    let limits = Limits {
+        max_message_bytes: config.sip.max_message_bytes,
+        max_headers: config.sip.max_headers,
+    };
+    let persist = Persist::spawn(store.clone(), &config.store);
+    let core = SipCore::new(
+        config.clone(),
+        directory.clone(),
+        location,
+        server_key,
+        Outbound::new(udp.clone()),
+        persist,
+        udp_addr.port(),
+        tcp_addr.port(),
+    );
+    let core_task = core::spawn(core, inbound_rx, shutdown_rx.clone());
+    let udp_task = tokio::spawn(transport::run_udp(
+        udp,
+        limits.clone(),
+        inbound_tx.clone(),
+        shutdown_rx.clone(),
+    ));
+    let tcp_task = tokio::spawn(transport::run_tcp(
+        tcp,
+        TcpSettings {
+            limits,
+            max_connections_per_ip: config.sip.max_connections_per_ip,
+            idle_timeout: Duration::from_secs(u64::from(config.registrar.max_expires) + 60),
+        },
+        inbound_tx,
+        shutdown_rx,
+    ));
+
+    info!(%udp_addr, %tcp_addr, tenants = directory.tenants().count(), "edgepbx listening");
+    // The one line on stdout that scripts and tests wait for.
+    println!("edgepbx ready sip-udp={udp_addr} sip-tcp={tcp_addr}");
+
+    wait_for_signal().await;
+    info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = udp_task.await;
+    let _ = tcp_task.await;
+    let _ = core_task.await;
+    // The write-behind task has ended; this is the last handle.
+    if let Err(e) = store.close().await {
+        warn!(error = %e, "closing the store");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Reads every tenant and extension into the in-memory directory.
+async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
+    let mut tenants = Vec::new();
+    for (t, extensions) in store.extensions().all().await? {
+        let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
+        for e in extensions {
+            let creds = e.credentials.entries.into_iter().map(|c| {
+                (
+                    c.username,
+                    Credentials {
+                        md5: c.md5_ha1,
+                        sha256: c.sha256_ha1,
+                    },
+                )
+            });
+            tenant.add_extension(
+                Extension {
+                    number: e.number,
+                    aliases: e.aliases,
+                },
+                creds,
+            );
+        }
+        tenants.push(tenant);
+    }
+    Ok(Directory::new(tenants))
+}
+
+/// Puts back the bindings that had not expired when the server stopped.
+async fn restore_bindings(store: &Store, config: &Config) -> anyhow::Result<Location> {
+    let mut location = Location::new(config.registrar.clone());
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let mut restored = 0usize;
+    for b in store.bindings().load_all().await? {
+        let Ok(left) = b.expires_at.duration_since(wall) else {
+            continue; // expired while the server was down
+        };
+        // A TCP connection does not survive a restart; the device's next
+        // REGISTER opens a new one, and until then requests go over UDP.
+        let source = Peer::Udp(b.source);
+        location.restore(
+            Aor {
+                tenant: b.tenant,
+                extension: b.extension,
+            },
+            Binding {
+                contact: b.contact,
+                q: b.q,
+                instance: b.instance_id,
+                reg_id: b.reg_id,
+                call_id: b.call_id,
+                cseq: b.cseq,
+                expires_at: b.expires_at,
+                deadline: now + left,
+                source,
+                user_agent: b.user_agent,
+            },
+        );
+        restored += 1;
+    }
+    info!(restored, "bindings restored");
+    Ok(location)
+}
+
+/// `--demo`: on first start, tenant DEMO with extensions 100–109.
+async fn create_demo(store: &Store) -> anyhow::Result<()> {
+    let (code, domain) = DEMO_TENANT;
+    if store.tenants().get(code).await?.is_some() {
+        println!(
+            "demo tenant {code} exists; `edgepbx ext passwd {code} <NUMBER>` (server stopped) sets a new password"
+        );
+        return Ok(());
+    }
+    store.tenants().add(code, domain).await?;
+    println!("created demo tenant {code} (SIP domain {domain}) with extensions 100-109:");
+    for n in 100..110 {
+        let number = n.to_string();
+        let password = generate_password();
+        store
+            .extensions()
+            .add(
+                code,
+                NewExtension {
+                    number: number.clone(),
+                    name: format!("Demo {number}"),
+                    aliases: Vec::new(),
+                    credentials: credentials_for(code, domain, &number, &password),
+                },
+            )
+            .await?;
+        print_registration_hint(code, domain, &number, Some(&password));
+    }
+    Ok(())
+}

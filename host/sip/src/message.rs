@@ -1,0 +1,301 @@
+//! SIP messages as they travel on the wire (RFC 3261 §7).
+//!
+//! A [`Message`] keeps every header field in order with its value as
+//! received (after line unfolding), so that a message is forwarded or
+//! answered without losing what the peer sent. Typed views of the fields
+//! the core needs (Via, CSeq, name-addr headers) are parsed on demand by
+//! [`crate::grammar`]; vocabulary types (methods, status codes, transports)
+//! come from `rsip`.
+
+use std::fmt;
+
+/// A request method: one of the methods `rsip` knows, or any other token
+/// (RFC 3261 §7.1 allows extension methods, which a UAS answers with 501).
+/// Not `Hash` because `rsip::Method` is not; key maps by [`Method::as_str`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// A method defined by RFC 3261 or one of its extensions that `rsip` names.
+    Known(rsip::Method),
+    /// Any other method token, kept verbatim (methods are case-sensitive).
+    Extension(String),
+}
+
+impl Method {
+    /// Interprets a method token; the caller has checked it is a `token`.
+    pub fn from_token(token: &str) -> Self {
+        // rsip's FromStr is case-insensitive, but SIP methods are not
+        // (RFC 3261 §7.1): only the canonical upper-case spelling is known.
+        match token.parse::<rsip::Method>() {
+            Ok(method) if method.to_string() == token => Method::Known(method),
+            _ => Method::Extension(token.to_owned()),
+        }
+    }
+
+    /// True for INVITE, whose transactions follow RFC 3261 §17.1.1/§17.2.1.
+    pub fn is_invite(&self) -> bool {
+        matches!(self, Method::Known(rsip::Method::Invite))
+    }
+
+    /// True for ACK, which never gets a response.
+    pub fn is_ack(&self) -> bool {
+        matches!(self, Method::Known(rsip::Method::Ack))
+    }
+
+    /// The method as it appears on the wire.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Method::Known(m) => std::borrow::Cow::Owned(m.to_string()),
+            Method::Extension(token) => std::borrow::Cow::Borrowed(token),
+        }
+    }
+}
+
+impl From<rsip::Method> for Method {
+    fn from(method: rsip::Method) -> Self {
+        Method::Known(method)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+/// One header field. The name is stored in its canonical long form
+/// (compact forms such as `v` are expanded, RFC 3261 §7.3.3) and compared
+/// case-insensitively; the value is the unfolded text with surrounding
+/// whitespace trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Canonical field name, e.g. `Via`, `Call-ID`, or the received spelling
+    /// for extension headers.
+    pub name: String,
+    /// The field value, unfolded and trimmed.
+    pub value: String,
+}
+
+/// The header fields of a message, in the order received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<Header>);
+
+impl Headers {
+    /// The first field named `name` (case-insensitive, long form).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// Every field named `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push(Header {
+            name: name.into(),
+            value: value.into(),
+        });
+    }
+
+    /// Removes every field named `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|h| !h.name.eq_ignore_ascii_case(name));
+    }
+
+    /// Replaces every field named `name` by one field with `value`, at the
+    /// position of the first one (or at the end).
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self
+            .0
+            .iter()
+            .position(|h| h.name.eq_ignore_ascii_case(name))
+        {
+            Some(at) => {
+                self.0[at].value = value;
+                let mut seen = 0usize;
+                self.0.retain(|h| {
+                    if h.name.eq_ignore_ascii_case(name) {
+                        seen += 1;
+                        seen == 1
+                    } else {
+                        true
+                    }
+                });
+            }
+            None => self.push(name.to_owned(), value),
+        }
+    }
+
+    /// Number of header fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no header fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A SIP request (RFC 3261 §7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method of the start line.
+    pub method: Method,
+    /// The Request-URI as received (validated to be an absolute URI).
+    pub uri: String,
+    /// Header fields.
+    pub headers: Headers,
+    /// The body, framed by Content-Length.
+    pub body: Vec<u8>,
+}
+
+/// A SIP response (RFC 3261 §7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code, 100 to 699.
+    pub status: u16,
+    /// Reason phrase (may be empty, may be any UTF-8).
+    pub reason: String,
+    /// Header fields.
+    pub headers: Headers,
+    /// The body, framed by Content-Length.
+    pub body: Vec<u8>,
+}
+
+/// A SIP request or response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A request.
+    Request(Request),
+    /// A response.
+    Response(Response),
+}
+
+impl Message {
+    /// The header fields of either kind of message.
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+}
+
+/// Writes header fields and the body, fixing Content-Length to the body.
+fn write_tail(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
+    for h in headers.0.iter() {
+        if h.name.eq_ignore_ascii_case("Content-Length") {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+}
+
+impl Request {
+    /// A To tag derived from the request's From, Call-ID, CSeq and Via, for
+    /// responses sent without keeping state (malformed requests, generic
+    /// UAS refusals): a retransmission gets the same tag (RFC 3261
+    /// §8.2.6.2 only asks that the tag be unique to this response's
+    /// dialog, which these fields identify).
+    pub fn stateless_tag(&self) -> String {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        for name in ["From", "Call-ID", "CSeq", "Via"] {
+            self.headers.get(name).hash(&mut hasher);
+        }
+        format!("{:016x}", hasher.finish())
+    }
+
+    /// Serializes the request; Content-Length always matches the body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        out.extend_from_slice(format!("{} {} SIP/2.0\r\n", self.method, self.uri).as_bytes());
+        write_tail(&mut out, &self.headers, &self.body);
+        out
+    }
+}
+
+impl Response {
+    /// Serializes the response; Content-Length always matches the body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        out.extend_from_slice(format!("SIP/2.0 {} {}\r\n", self.status, self.reason).as_bytes());
+        write_tail(&mut out, &self.headers, &self.body);
+        out
+    }
+
+    /// The standard reason phrase for a status code (from `rsip`), or a
+    /// generic one for codes it does not name.
+    pub fn default_reason(status: u16) -> String {
+        match rsip::StatusCode::from(status) {
+            rsip::StatusCode::Other(..) => match status / 100 {
+                1 => "Trying",
+                2 => "OK",
+                3 => "Redirect",
+                4 => "Client Error",
+                5 => "Server Error",
+                _ => "Global Failure",
+            }
+            .to_owned(),
+            known => {
+                let text = known.to_string();
+                text.split_once(' ')
+                    .map(|(_, reason)| reason.to_owned())
+                    .unwrap_or(text)
+            }
+        }
+    }
+
+    /// Builds a response to `request` per RFC 3261 §8.2.6: Via, From, To,
+    /// Call-ID and CSeq copied; a To tag added when `to_tag` is given and the
+    /// request's To has none.
+    pub fn for_request(request: &Request, status: u16, to_tag: Option<&str>) -> Response {
+        let mut headers = Headers::default();
+        for h in request.headers.0.iter() {
+            let copy = ["Via", "From", "Call-ID", "CSeq"]
+                .iter()
+                .any(|n| h.name.eq_ignore_ascii_case(n));
+            if copy {
+                headers.push(h.name.clone(), h.value.clone());
+            } else if h.name.eq_ignore_ascii_case("To") {
+                let value = match to_tag {
+                    Some(tag) if !crate::grammar::has_tag(&h.value) => {
+                        format!("{};tag={}", h.value, tag)
+                    }
+                    _ => h.value.clone(),
+                };
+                headers.push("To", value);
+            }
+        }
+        Response {
+            status,
+            reason: Response::default_reason(status),
+            headers,
+            body: Vec::new(),
+        }
+    }
+}
+
+impl Message {
+    /// Serializes either kind of message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! Extensions, their aliases and their SIP credentials.
+//!
+//! Numbers and aliases share one namespace per tenant (the `dial_name`
+//! table): a caller dialling `sales` or `100` must reach exactly one
+//! extension, so an alias can equal neither another alias nor any number.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::SystemTime;
+
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::types::{Datetime, RecordId, SurrealValue};
+
+use crate::db::{from_datetime, run};
+use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
+use crate::{StoreError, Tenant};
+
+/// Longest extension name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+/// Longest alias, in bytes.
+const MAX_ALIAS_LEN: usize = 64;
+/// Most aliases per extension.
+const MAX_ALIASES: usize = 32;
+
+/// What [`Extensions::add`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExtension {
+    /// 1 to 15 digits, unique in the tenant among numbers and aliases.
+    pub number: String,
+    /// Display name, at most 100 characters, no control characters.
+    pub name: String,
+    /// Other names that reach this extension: 1 to 64 characters of
+    /// `a-z 0-9 . _ + -` (upper case is folded to lower case).
+    pub aliases: Vec<String>,
+    /// Digest credentials (hashes only).
+    pub credentials: SipCredentials,
+}
+
+/// The digest credentials of an extension: HA1 hashes, never passwords.
+///
+/// An extension registers as `<number>` on its tenant's domain or as
+/// `<number>-<TENANTCODE>` on any address; each username has its own entry
+/// (the username is part of HA1). No entries means the extension cannot
+/// register.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipCredentials {
+    /// One entry per username.
+    pub entries: Vec<CredentialEntry>,
+}
+
+/// HA1 values for one digest username (RFC 7616 §3.4.2:
+/// `H(username ":" realm ":" password)`), lower-case hex.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialEntry {
+    /// `<number>` or `<number>-<TENANTCODE>`.
+    pub username: String,
+    /// MD5 HA1, 32 hex digits.
+    pub md5_ha1: String,
+    /// SHA-256 HA1, 64 hex digits.
+    pub sha256_ha1: String,
+}
+
+// An HA1 is as good as the password for digest authentication: keep it out of logs.
+impl fmt::Debug for CredentialEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialEntry")
+            .field("username", &self.username)
+            .field("md5_ha1", &"<redacted>")
+            .field("sha256_ha1", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An extension as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    /// Code of the owning tenant.
+    pub tenant: String,
+    /// Its number.
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// Other names that reach it.
+    pub aliases: Vec<String>,
+    /// Digest credentials.
+    pub credentials: SipCredentials,
+    /// When it was added.
+    pub created_at: SystemTime,
+    /// When it last changed.
+    pub updated_at: SystemTime,
+}
+
+/// Extension repository; get one from [`Store::extensions`](crate::Store::extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct Extensions<'a> {
+    pub(crate) db: &'a Surreal<Any>,
+}
+
+#[derive(SurrealValue)]
+struct CredentialRow {
+    username: String,
+    md5_ha1: String,
+    sha256_ha1: String,
+}
+
+#[derive(SurrealValue)]
+struct NewExtensionRow {
+    tenant: RecordId,
+    number: String,
+    name: String,
+    aliases: Vec<String>,
+    credentials: Vec<CredentialRow>,
+}
+
+#[derive(SurrealValue)]
+struct ExtensionRow {
+    tenant: RecordId,
+    number: String,
+    name: String,
+    aliases: Vec<String>,
+    credentials: Vec<CredentialRow>,
+    created_at: Datetime,
+    updated_at: Datetime,
+}
+
+impl ExtensionRow {
+    fn into_extension(self) -> Result<Extension, StoreError> {
+        Ok(Extension {
+            tenant: code_of("extension", self.tenant)?,
+            number: self.number,
+            name: self.name,
+            aliases: self.aliases,
+            credentials: SipCredentials {
+                entries: self
+                    .credentials
+                    .into_iter()
+                    .map(|c| CredentialEntry {
+                        username: c.username,
+                        md5_ha1: c.md5_ha1,
+                        sha256_ha1: c.sha256_ha1,
+                    })
+                    .collect(),
+            },
+            created_at: from_datetime(&self.created_at),
+            updated_at: from_datetime(&self.updated_at),
+        })
+    }
+}
+
+impl Extensions<'_> {
+    /// Adds an extension to a tenant.
+    ///
+    /// Fails with [`StoreError::InvalidField`] naming the field for
+    /// malformed input, [`StoreError::Conflict`] if the number or an alias is
+    /// already a number or alias in the tenant, [`StoreError::NotFound`] if
+    /// the tenant does not exist and [`StoreError::LimitReached`] if the
+    /// tenant is at its `max_extensions`. Nothing is written on failure.
+    pub async fn add(&self, tenant: &str, new: NewExtension) -> Result<Extension, StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(&new.number)?;
+        let name = extension_name(&new.name)?;
+        let aliases = aliases(&number, &new.aliases)?;
+        let credentials = credential_rows(&code, &number, new.credentials)?;
+        let names: Vec<String> = std::iter::once(number.clone())
+            .chain(aliases.iter().cloned())
+            .collect();
+        let row = NewExtensionRow {
+            tenant: tenant_id(&code),
+            number: number.clone(),
+            name,
+            aliases,
+            credentials,
+        };
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
+                FOR $n IN $names {
+                    IF record::exists(type::record('dial_name', [$code, $n])) {
+                        THROW 'edgepbx:conflict:number or alias ' + $n + ' in tenant ' + $code;
+                    };
+                };
+                LET $limit = (SELECT VALUE limits.max_extensions FROM $tenant)[0];
+                IF $limit != NONE AND array::len((SELECT VALUE id FROM extension WHERE tenant = $tenant)) >= $limit {
+                    THROW 'edgepbx:limit:max_extensions:' + <string> $limit;
+                };
+                LET $ext = type::record('extension', [$code, $number]);
+                CREATE $ext CONTENT $row;
+                FOR $n IN $names {
+                    CREATE type::record('dial_name', [$code, $n])
+                        CONTENT { tenant: $tenant, name: $n, extension: $ext };
+                };
+                COMMIT TRANSACTION;",
+            )
+            .bind(("tenant", tenant_id(&code)))
+            .bind(("code", code.clone()))
+            .bind(("number", number.clone()))
+            .bind(("names", names))
+            .bind(("row", row)))
+        .await?;
+        self.get(&code, &number)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("extension {number} in tenant {code}"),
+            })
+    }
+
+    /// The extension with this number in the tenant, if any.
+    pub async fn get(&self, tenant: &str, number: &str) -> Result<Option<Extension>, StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(number)?;
+        let mut res = run(self
+            .db
+            .query("SELECT * FROM type::record('extension', [$code, $number])")
+            .bind(("code", code))
+            .bind(("number", number)))
+        .await?;
+        let row: Option<ExtensionRow> = res.take(0)?;
+        row.map(ExtensionRow::into_extension).transpose()
+    }
+
+    /// Every extension of the tenant, by number (shorter numbers first).
+    pub async fn list(&self, tenant: &str) -> Result<Vec<Extension>, StoreError> {
+        let code = tenant_code(tenant)?;
+        let mut res = run(self
+            .db
+            .query("SELECT * FROM extension WHERE tenant = $tenant")
+            .bind(("tenant", tenant_id(&code))))
+        .await?;
+        let rows: Vec<ExtensionRow> = res.take(0)?;
+        let mut list = rows
+            .into_iter()
+            .map(ExtensionRow::into_extension)
+            .collect::<Result<Vec<_>, _>>()?;
+        list.sort_by(|a, b| number_order(&a.number, &b.number));
+        Ok(list)
+    }
+
+    /// The extension a dialled name reaches in the tenant: its number or one
+    /// of its aliases. `None` if nothing in the tenant answers to it
+    /// (including names that could not be a number or an alias at all).
+    pub async fn resolve(
+        &self,
+        tenant: &str,
+        number_or_alias: &str,
+    ) -> Result<Option<Extension>, StoreError> {
+        let code = tenant_code(tenant)?;
+        let name = number_or_alias.to_ascii_lowercase();
+        if extension_number(&name).is_err() && alias(&name).is_err() {
+            return Ok(None);
+        }
+        let mut res = run(self
+            .db
+            .query("SELECT VALUE extension.* FROM type::record('dial_name', [$code, $name])")
+            .bind(("code", code))
+            .bind(("name", name)))
+        .await?;
+        let row: Option<ExtensionRow> = res.take(0)?;
+        row.map(ExtensionRow::into_extension).transpose()
+    }
+
+    /// Replaces an extension's credentials (a password change).
+    pub async fn set_credentials(
+        &self,
+        tenant: &str,
+        number: &str,
+        credentials: SipCredentials,
+    ) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(number)?;
+        let credentials = credential_rows(&code, &number, credentials)?;
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                LET $ext = type::record('extension', [$code, $number]);
+                IF !record::exists($ext) {
+                    THROW 'edgepbx:not_found:extension ' + $number + ' in tenant ' + $code;
+                };
+                UPDATE $ext SET credentials = $credentials;
+                COMMIT TRANSACTION;",
+            )
+            .bind(("code", code))
+            .bind(("number", number))
+            .bind(("credentials", credentials)))
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an extension, its aliases and its registration bindings.
+    pub async fn remove(&self, tenant: &str, number: &str) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(number)?;
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                LET $ext = type::record('extension', [$code, $number]);
+                IF !record::exists($ext) {
+                    THROW 'edgepbx:not_found:extension ' + $number + ' in tenant ' + $code;
+                };
+                DELETE dial_name WHERE extension = $ext;
+                DELETE binding WHERE tenant = $tenant AND extension = $number;
+                DELETE $ext;
+                COMMIT TRANSACTION;",
+            )
+            .bind(("tenant", tenant_id(&code)))
+            .bind(("code", code))
+            .bind(("number", number)))
+        .await?;
+        Ok(())
+    }
+
+    /// Every tenant with its extensions, by tenant code: what the server
+    /// loads into memory at start.
+    pub async fn all(&self) -> Result<Vec<(Tenant, Vec<Extension>)>, StoreError> {
+        let mut res = run(self
+            .db
+            .query("SELECT * FROM tenant; SELECT * FROM extension;"))
+        .await?;
+        let tenants: Vec<TenantRow> = res.take(0)?;
+        let extensions: Vec<ExtensionRow> = res.take(1)?;
+        let mut by_code: BTreeMap<String, (Tenant, Vec<Extension>)> = tenants
+            .into_iter()
+            .map(|row| {
+                let tenant = Tenant::from(row);
+                (tenant.code.clone(), (tenant, Vec::new()))
+            })
+            .collect();
+        for row in extensions {
+            let extension = row.into_extension()?;
+            match by_code.get_mut(&extension.tenant) {
+                Some((_, list)) => list.push(extension),
+                None => {
+                    return Err(StoreError::InvalidRecord {
+                        table: "extension",
+                        reason: format!(
+                            "extension {} belongs to missing tenant {}",
+                            extension.number, extension.tenant
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(by_code
+            .into_values()
+            .map(|(tenant, mut list)| {
+                list.sort_by(|a, b| number_order(&a.number, &b.number));
+                (tenant, list)
+            })
+            .collect())
+    }
+}
+
+/// Numeric order for digit strings of any length.
+fn number_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// A valid extension number (1 to 15 digits), or why it is not one.
+pub(crate) fn extension_number(number: &str) -> Result<String, StoreError> {
+    if !(1..=15).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::invalid("number", "must be 1 to 15 digits"));
+    }
+    Ok(number.to_owned())
+}
+
+fn extension_name(name: &str) -> Result<String, StoreError> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(StoreError::invalid(
+            "name",
+            "must be at most 100 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(StoreError::invalid(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The canonical form of one alias, or why it is not one.
+fn alias(alias: &str) -> Result<String, StoreError> {
+    let alias = alias.to_ascii_lowercase();
+    let ok_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-_+".contains(&b);
+    if !(1..=MAX_ALIAS_LEN).contains(&alias.len()) || !alias.bytes().all(ok_char) {
+        return Err(StoreError::invalid(
+            "aliases",
+            format!("alias {alias:?} must be 1 to 64 characters of a-z, 0-9, '.', '_', '+', '-'"),
+        ));
+    }
+    Ok(alias)
+}
+
+/// The canonical aliases of extension `number`, checked against each other.
+fn aliases(number: &str, list: &[String]) -> Result<Vec<String>, StoreError> {
+    if list.len() > MAX_ALIASES {
+        return Err(StoreError::invalid(
+            "aliases",
+            format!("at most {MAX_ALIASES} aliases"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for a in list {
+        let a = alias(a)?;
+        if a == number || out.contains(&a) {
+            return Err(StoreError::invalid(
+                "aliases",
+                format!("alias {a} is given twice or equals the number"),
+            ));
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// Checks credentials for extension `number` of tenant `code`.
+fn credential_rows(
+    code: &str,
+    number: &str,
+    creds: SipCredentials,
+) -> Result<Vec<CredentialRow>, StoreError> {
+    let long = format!("{number}-{code}");
+    let mut rows: Vec<CredentialRow> = Vec::with_capacity(creds.entries.len());
+    for e in creds.entries {
+        if e.username != number && e.username != long {
+            return Err(StoreError::invalid(
+                "credentials",
+                format!("username {:?} must be {number} or {long}", e.username),
+            ));
+        }
+        if rows.iter().any(|r| r.username == e.username) {
+            return Err(StoreError::invalid(
+                "credentials",
+                format!("username {} is given twice", e.username),
+            ));
+        }
+        rows.push(CredentialRow {
+            username: e.username,
+            md5_ha1: hex_digest("credentials.md5_ha1", &e.md5_ha1, 32)?,
+            sha256_ha1: hex_digest("credentials.sha256_ha1", &e.sha256_ha1, 64)?,
+        });
+    }
+    Ok(rows)
+}
+
+/// A lower-case hex digest of `len` digits, or why it is not one.
+fn hex_digest(field: &'static str, value: &str, len: usize) -> Result<String, StoreError> {
+    if value.len() != len || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be {len} hex digits"),
+        ));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_digits_only() {
+        assert!(extension_number("100").is_ok());
+        assert!(extension_number("123456789012345").is_ok());
+        for bad in ["", "1234567890123456", "10a", "+100", "١٠٠"] {
+            assert!(extension_number(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn aliases_are_folded_and_must_be_distinct() {
+        assert_eq!(
+            aliases("100", &["Sales".into(), "+4930123".into()]).ok(),
+            Some(vec!["sales".into(), "+4930123".into()])
+        );
+        assert!(aliases("100", &["sales".into(), "SALES".into()]).is_err());
+        assert!(aliases("100", &["100".into()]).is_err());
+        assert!(aliases("100", &["sa les".into()]).is_err());
+    }
+
+    #[test]
+    fn credentials_name_this_extension() {
+        let entry = |username: &str| CredentialEntry {
+            username: username.into(),
+            md5_ha1: "A".repeat(32),
+            sha256_ha1: "b".repeat(64),
+        };
+        let rows = credential_rows(
+            "ACME",
+            "100",
+            SipCredentials {
+                entries: vec![entry("100"), entry("100-ACME")],
+            },
+        );
+        assert_eq!(
+            rows.ok().map(|r| r[0].md5_ha1.clone()),
+            Some("a".repeat(32))
+        );
+        assert!(
+            credential_rows(
+                "ACME",
+                "100",
+                SipCredentials {
+                    entries: vec![entry("101")]
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            credential_rows(
+                "ACME",
+                "100",
+                SipCredentials {
+                    entries: vec![entry("100"), entry("100")]
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn ha1_is_redacted_in_debug() {
+        let e = CredentialEntry {
+            username: "100".into(),
+            md5_ha1: "0123456789abcdef0123456789abcdef".into(),
+            sha256_ha1: "f".repeat(64),
+        };
+        assert!(!format!("{e:?}").contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,267 @@
+//! SurrealDB schema, migrations and tenant-scoped repositories for edgepbx.
+//!
+//! [`Store::open`] connects to an embedded SurrealKV database in a local
+//! directory or to a remote SurrealDB over WebSocket — the same code path,
+//! the SurrealDB `any` engine, with only the endpoint differing — brings the
+//! schema up to date and loads the server secret. The repositories hang off
+//! the store and every one of their methods names the tenant it works on; no
+//! method reads or writes another tenant's rows (the tenant code is part of
+//! every record id and every filter). The two exceptions are explicit
+//! whole-database reads for start-up: [`Extensions::all`] and
+//! [`Bindings::load_all`].
+//!
+//! Signalling never waits on this crate: the server loads configuration into
+//! memory at start and writes registration state behind in batches
+//! ([`Bindings::apply`], [`RegistrationEvents::append`]), each batch one
+//! transaction.
+//!
+//! # Module map
+//! - `config`: [`DbSpec`] and [`StoreConfig`], what to open.
+//! - `lock`: one process per embedded data directory ([`StoreError::Locked`]).
+//! - `schema`: the versioned [`MIGRATIONS`] and how they are applied.
+//! - `db`: running SurrealQL, mapping its errors, timestamps.
+//! - `tenants`: [`Tenants`], [`Tenant`], [`TenantLimits`].
+//! - `extensions`: [`Extensions`], numbers, aliases, [`SipCredentials`].
+//! - `bindings`: [`Bindings`], the registrar's write-behind copy.
+//! - `events`: [`RegistrationEvents`], registration history.
+//! - `error`: [`StoreError`].
+//!
+//! # Engine and durability
+//! Embedded data lives in SurrealKV (pure Rust, so no C++ toolchain and a
+//! fast build) opened with `sync=every`: every commit is written to the
+//! write-ahead log and fsynced before the commit returns (concurrent commits
+//! share one fsync), so an acknowledged write survives a crash or power cut.
+//! The registrar batches its writes, so the cost is one fsync per batch, not
+//! per REGISTER. A remote database's durability is the server's setting.
+
+mod bindings;
+mod config;
+mod db;
+mod error;
+mod events;
+mod extensions;
+mod lock;
+mod schema;
+mod tenants;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+use surrealdb::Surreal;
+use surrealdb::engine::any::{self, Any};
+use surrealdb::opt::auth::Root;
+use tracing::info;
+
+pub use bindings::{BindingChange, Bindings, StoredBinding, Transport};
+pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
+pub use error::StoreError;
+pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
+pub use extensions::{CredentialEntry, Extension, Extensions, NewExtension, SipCredentials};
+pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
+pub use tenants::{Tenant, TenantLimits, Tenants};
+
+use crate::db::run;
+use crate::lock::DataDirLock;
+
+/// An open database. Cheap to clone: clones share one connection.
+///
+/// Drop every clone, or call [`Store::close`] on the last one, to close it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The connection; declared first so it is dropped before the lock.
+    db: Surreal<Any>,
+    /// Random key of this installation, for the SIP layer's nonce HMACs.
+    server_key: [u8; 32],
+    /// The embedded data directory, to wait for its release on close.
+    data_dir: Option<PathBuf>,
+    /// Keeps other edgepbx processes out of the data directory.
+    dir_lock: Option<DataDirLock>,
+}
+
+// Hand-written so that the server key never reaches a log line.
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.data_dir)
+            .field("server_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies pending migrations
+    /// and loads or creates the server secret.
+    ///
+    /// For an embedded directory already opened by another process this
+    /// fails with [`StoreError::Locked`]; for a database migrated by a newer
+    /// edgepbx, with [`StoreError::SchemaTooNew`].
+    pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let (db, data_dir, lock) = match config.spec {
+            DbSpec::Embedded { path } => {
+                let dir = prepare_dir(&path)?;
+                let lock = DataDirLock::acquire(&dir)?;
+                lock::wait_for_engine_release(&dir).await?;
+                let endpoint = embedded_endpoint(&dir)?;
+                let db = any::connect(endpoint).await?;
+                // No credentials are configured, so the embedded engine runs
+                // without authentication and may create these.
+                db.use_ns(DEFAULT_NAMESPACE)
+                    .use_db(DEFAULT_DATABASE)
+                    .await?;
+                info!(path = %dir.display(), "opened embedded store (surrealkv, sync=every)");
+                (db, Some(dir), Some(lock))
+            }
+            DbSpec::Remote {
+                url,
+                namespace,
+                database,
+                username,
+                password,
+            } => {
+                let Some(rest) = url.strip_prefix("ws://") else {
+                    return Err(StoreError::invalid("url", "must start with ws://"));
+                };
+                // Keeps passwords out of the URL, and so out of the log line below.
+                if rest
+                    .split('/')
+                    .next()
+                    .is_some_and(|authority| authority.contains('@'))
+                {
+                    return Err(StoreError::invalid(
+                        "url",
+                        "credentials go in username and password, not in the URL",
+                    ));
+                }
+                let db = any::connect(url.as_str()).await?;
+                match (username, password) {
+                    (Some(username), Some(password)) => {
+                        db.signin(Root { username, password }).await?;
+                    }
+                    (None, None) => {}
+                    _ => {
+                        return Err(StoreError::invalid(
+                            "username",
+                            "username and password go together",
+                        ));
+                    }
+                }
+                db.use_ns(namespace.as_str())
+                    .use_db(database.as_str())
+                    .await?;
+                info!(%url, %namespace, %database, "connected to remote store");
+                (db, None, None)
+            }
+        };
+        let found = schema::migrate(&db).await?;
+        info!(found, current = SCHEMA_VERSION, "schema up to date");
+        let server_key = load_or_create_server_key(&db).await?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                server_key,
+                data_dir,
+                dir_lock: lock,
+            }),
+        })
+    }
+
+    /// The tenant repository.
+    pub fn tenants(&self) -> Tenants<'_> {
+        Tenants { db: &self.inner.db }
+    }
+
+    /// The extension repository.
+    pub fn extensions(&self) -> Extensions<'_> {
+        Extensions { db: &self.inner.db }
+    }
+
+    /// The binding repository.
+    pub fn bindings(&self) -> Bindings<'_> {
+        Bindings { db: &self.inner.db }
+    }
+
+    /// The registration history repository.
+    pub fn events(&self) -> RegistrationEvents<'_> {
+        RegistrationEvents { db: &self.inner.db }
+    }
+
+    /// The installation's random 32-byte key, created on first open and the
+    /// same on every node sharing the database: the SIP layer keys its nonce
+    /// HMACs with it. Never log it.
+    pub fn server_key(&self) -> [u8; 32] {
+        self.inner.server_key
+    }
+
+    /// Closes this handle. If it is the last one of an embedded store, waits
+    /// until the database engine has shut down and released the data
+    /// directory, so that the directory can be opened again right away.
+    pub async fn close(self) -> Result<(), StoreError> {
+        let Ok(inner) = Arc::try_unwrap(self.inner) else {
+            return Ok(()); // other clones keep it open
+        };
+        let Inner {
+            db,
+            data_dir,
+            dir_lock,
+            ..
+        } = inner;
+        // The engine shuts down on a background task once the last handle
+        // is gone; keep our own lock until it has let go.
+        drop(db);
+        if let Some(dir) = data_dir {
+            lock::wait_for_engine_release(&dir).await?;
+        }
+        drop(dir_lock);
+        Ok(())
+    }
+}
+
+/// Creates the data directory if needed and makes its path absolute.
+fn prepare_dir(path: &Path) -> Result<PathBuf, StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(io)?;
+    std::path::absolute(path).map_err(io)
+}
+
+/// The `any` engine endpoint of an embedded SurrealKV directory.
+fn embedded_endpoint(dir: &Path) -> Result<String, StoreError> {
+    let text = dir
+        .to_str()
+        .filter(|t| !t.contains('?'))
+        .ok_or_else(|| StoreError::invalid("path", "must be valid UTF-8 without '?'"))?;
+    // sync=every: fsync the WAL before a commit returns (see the crate docs).
+    Ok(format!("surrealkv://{text}?sync=every"))
+}
+
+/// Reads the server key, creating it first if this database has none.
+async fn load_or_create_server_key(db: &Surreal<Any>) -> Result<[u8; 32], StoreError> {
+    let mut candidate = [0u8; 32];
+    rand::rng().fill_bytes(&mut candidate);
+    // Created only if absent, so concurrent first opens agree on one key.
+    run(db
+        .query(
+            "BEGIN TRANSACTION;
+            IF !record::exists(server_secret:main) { CREATE server_secret:main SET key = $key; };
+            COMMIT TRANSACTION;",
+        )
+        .bind(("key", hex::encode(candidate))))
+    .await?;
+    let mut res = run(db.query("SELECT VALUE key FROM server_secret:main")).await?;
+    let stored: Option<String> = res.take(0)?;
+    let invalid = |reason: &str| StoreError::InvalidRecord {
+        table: "server_secret",
+        reason: reason.to_owned(),
+    };
+    let stored = stored.ok_or_else(|| invalid("missing after creation"))?;
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(&stored, &mut key).map_err(|_| invalid("key is not 64 hex digits"))?;
+    Ok(key)
+}
