@@ -96,10 +96,7 @@ pub async fn ext(storage: &StorageArgs, cmd: ExtCommand) -> anyhow::Result<()> {
             aliases,
         } => {
             let t = find_tenant(&store, &tenant).await?;
-            let generated = password.is_none();
-            let password = password.unwrap_or_else(generate_password);
-            check_password(&password)?;
-            let credentials = credentials_for(&t.code, &t.sip_domain, &number, &password);
+            let (credentials, password, generated) = credentials_from(&t, &number, password)?;
             store
                 .extensions()
                 .add(
@@ -176,10 +173,7 @@ pub async fn ext(storage: &StorageArgs, cmd: ExtCommand) -> anyhow::Result<()> {
             password,
         } => {
             let t = find_tenant(&store, &tenant).await?;
-            let generated = password.is_none();
-            let password = password.unwrap_or_else(generate_password);
-            check_password(&password)?;
-            let credentials = credentials_for(&t.code, &t.sip_domain, &number, &password);
+            let (credentials, password, generated) = credentials_from(&t, &number, password)?;
             store
                 .extensions()
                 .set_credentials(&t.code, &number, credentials)
@@ -203,6 +197,20 @@ async fn find_tenant(store: &Store, code: &str) -> anyhow::Result<edgepbx_store:
         Some(t) => Ok(t),
         None => bail!("no tenant with code {code}"),
     }
+}
+
+/// Credentials from a given password, or from a generated one. Returns
+/// the password and whether it was generated (so it is printed once).
+fn credentials_from(
+    tenant: &edgepbx_store::Tenant,
+    number: &str,
+    password: Option<String>,
+) -> anyhow::Result<(SipCredentials, String, bool)> {
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(generate_password);
+    check_password(&password)?;
+    let credentials = credentials_for(&tenant.code, &tenant.sip_domain, number, &password);
+    Ok((credentials, password, generated))
 }
 
 fn check_password(password: &str) -> anyhow::Result<()> {

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Registration benchmark: edgepbx against Kamailio 5.6 on the same machine,
+# in the same run, under the same SIPp load, everything on loopback.
+#
+# Each server gets N extensions. SIPp (tests/sipp/register_auth.xml) runs
+# complete digest registrations (REGISTER -> 401 -> REGISTER with
+# credentials -> 200), cycling through the N users, at each offered rate
+# of RATES for CALLS registrations. Reported per server and rate:
+#   - reg/s: completed registrations per second (SIPp's completion
+#     timestamps, first to last);
+#   - p50/p99 of the server's answer time for the authenticated REGISTER
+#     (-> 200) and for the challenge (-> 401), in microseconds, measured by
+#     the relay between SIPp and the server (SIPp 3.6 only has
+#     millisecond resolution);
+#   - failed registrations.
+# The last table line per rate gives edgepbx / Kamailio for reg/s and p50.
+#
+# The relay (tests/src/relay.rs) sits in front of both servers: Debian's
+# SIPp 3.6.1 cannot answer edgepbx's SHA-256-first challenge list, so the
+# relay removes non-MD5 challenges; Kamailio only sends MD5, so its traffic
+# passes unchanged. Both paths have the same extra hop.
+#
+# Usage: bench/register/run.sh
+# Environment (all optional):
+#   USERS=100            extensions per server
+#   CALLS=6000           registrations per rate step
+#   RATES="500 1000 2000 4000 8000"  offered registrations per second
+#   EDGEPBX_BIN=path     edgepbx binary to use instead of building one
+#   KAMAILIO_CHILDREN=2  Kamailio UDP worker processes (edgepbx's tokio
+#                        runtime uses one worker per core)
+#   KEEP=1               keep the work directory
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+
+USERS=${USERS:-100}
+CALLS=${CALLS:-6000}
+RATES=${RATES:-"500 1000 2000 4000 8000"}
+KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
+DOMAIN=bench.test
+TENANT=BENCH
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+for tool in sipp kamailio md5sum ss awk sort; do
+    command -v "$tool" >/dev/null || die "$tool is missing (Debian: sip-tester, kamailio, coreutils, iproute2, gawk)"
+done
+kamailio -v | grep -q '^version: kamailio 5\.6' || echo "note: not Kamailio 5.6: $(kamailio -v | head -1)" >&2
+
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+# The server binary: EDGEPBX_BIN, else the bench-server profile if the
+# workspace defines one, else release.
+if [ -n "${EDGEPBX_BIN:-}" ]; then
+    BUILD_NOTE="edgepbx binary given as EDGEPBX_BIN=$EDGEPBX_BIN"
+elif grep -q '^\[profile\.bench-server\]' Cargo.toml; then
+    cargo build --profile bench-server -p edgepbx >&2
+    EDGEPBX_BIN=$TARGET/bench-server/edgepbx
+    BUILD_NOTE="edgepbx built with --profile bench-server"
+else
+    cargo build --release -p edgepbx >&2
+    EDGEPBX_BIN=$TARGET/release/edgepbx
+    BUILD_NOTE="edgepbx built with --release (no bench-server profile defined)"
+fi
+[ -x "$EDGEPBX_BIN" ] || die "no edgepbx binary at $EDGEPBX_BIN"
+case "$EDGEPBX_BIN" in */debug/*) BUILD_NOTE="$BUILD_NOTE (a DEBUG build: numbers understate edgepbx)";; esac
+cargo build --release -p edgepbx-e2e --bin md5-challenge-relay >&2
+RELAY_BIN=$TARGET/release/md5-challenge-relay
+
+WORK=$(mktemp -d /tmp/edgepbx-bench-register.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+# A UDP port nobody listens on (checked, not reserved: good enough here).
+free_udp_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 30000))
+        if [ -z "$(ss -Hlun "sport = :$port")" ] && [ -z "$(ss -Hltn "sport = :$port")" ]; then
+            echo "$port"; return
+        fi
+    done
+}
+
+# ---- users -------------------------------------------------------------
+echo "preparing $USERS users..." >&2
+CSV=$WORK/users.csv
+echo SEQUENTIAL > "$CSV"
+KDB=$WORK/kamailio-db
+mkdir -p "$KDB" "$WORK/edgepbx-data"
+printf 'table_name(string) table_version(int)\ncred:2\n' > "$KDB/version"
+echo 'key_name(string) key_type(int) value_type(int) key_value(string) expires(int)' > "$KDB/cred"
+export EDGEPBX_LOG=warn
+edgepbx_admin() { "$EDGEPBX_BIN" "$@" --data "$WORK/edgepbx-data" >/dev/null; }
+edgepbx_admin tenant add "$TENANT" --domain "$DOMAIN"
+start=$(date +%s)
+for i in $(seq 1 "$USERS"); do
+    number=$((1000 + i))
+    password="pw-$number-Bench"
+    edgepbx_admin ext add "$TENANT" "$number" --name "Bench $number" --password "$password"
+    ha1=$(printf '%s' "$number:$DOMAIN:$password" | md5sum | cut -d' ' -f1)
+    echo "$number@$DOMAIN:0:0:$ha1:0" >> "$KDB/cred"
+    echo "$DOMAIN;$number;$password" >> "$CSV"
+done
+echo "users ready in $(( $(date +%s) - start )) s" >&2
+
+# ---- servers -----------------------------------------------------------
+cat > "$WORK/edgepbx.toml" <<EOF
+[registrar]
+# Kamailio does no reachability pings either.
+keepalive_interval_secs = 0
+EOF
+"$EDGEPBX_BIN" serve --config "$WORK/edgepbx.toml" --data "$WORK/edgepbx-data" \
+    --sip-udp 127.0.0.1:0 --sip-tcp 127.0.0.1:0 >"$WORK/edgepbx.out" 2>"$WORK/edgepbx.log" &
+PIDS+=($!)
+EDGEPBX_PID=$!
+EDGEPBX_ADDR=""
+for _ in $(seq 1 600); do
+    EDGEPBX_ADDR=$(sed -n 's/^edgepbx ready sip-udp=\([^ ]*\) .*/\1/p' "$WORK/edgepbx.out")
+    [ -n "$EDGEPBX_ADDR" ] && break
+    kill -0 "$EDGEPBX_PID" 2>/dev/null || die "edgepbx exited: $(tail -5 "$WORK/edgepbx.log")"
+    sleep 0.1
+done
+[ -n "$EDGEPBX_ADDR" ] || die "edgepbx not ready after 60 s"
+
+KAM_PORT=$(free_udp_port)
+KAM_ADDR=127.0.0.1:$KAM_PORT
+kamailio -f "$ROOT/bench/register/kamailio.cfg" -l "udp:$KAM_ADDR" \
+    -A "DBURL=\"text://$KDB\"" -A "CHILDREN=$KAMAILIO_CHILDREN" \
+    -P "$WORK/kamailio.pid" -E -DD -m 256 -M 16 >"$WORK/kamailio.log" 2>&1 &
+PIDS+=($!)
+sleep 1
+grep -q 'ERROR' "$WORK/kamailio.log" && die "kamailio: $(grep ERROR "$WORK/kamailio.log" | head -3)"
+
+# ---- load --------------------------------------------------------------
+# percentile P (0-100) of the numbers on stdin
+percentile() { sort -n | awk -v p="$1" '{v[NR]=$1} END {if (NR==0) {print "-"; exit} i=int((p/100)*NR+0.999999); if (i<1) i=1; print v[i]}'; }
+
+# run NAME ADDR RATE CALLS -> prints "regs_per_s p50_200 p99_200 p50_401 p99_401 failed"
+run_step() {
+    local name=$1 addr=$2 rate=$3 calls=$4
+    local dir=$WORK/$name-$rate
+    mkdir -p "$dir"
+    local relay_port
+    relay_port=$(free_udp_port)
+    "$RELAY_BIN" --listen "127.0.0.1:$relay_port" --server "$addr" --latency-log "$dir/latency.log" >"$dir/relay.out" 2>&1 &
+    local relay_pid=$!
+    PIDS+=($relay_pid)
+    sleep 0.3
+    (cd "$dir" && sipp "127.0.0.1:$relay_port" -sf "$ROOT/tests/sipp/register_auth.xml" \
+        -inf "$CSV" -key expires 3600 -auth_uri "$DOMAIN" \
+        -m "$calls" -r "$rate" -l $((rate * 2 + 100)) \
+        -i 127.0.0.1 -p "$(free_udp_port)" -t u1 -nostdin \
+        -recv_timeout 5000 -timeout 300s \
+        -trace_stat -stf stats.csv -fd 1 -trace_rtt -rtt_freq 1 \
+        >screen.log 2>&1) || true
+    sleep 0.5
+    kill "$relay_pid" 2>/dev/null || true
+    wait "$relay_pid" 2>/dev/null || true
+    local rtt
+    rtt=$(ls "$dir"/register_auth_*_rtt.csv 2>/dev/null | head -1)
+    local done_count regs_per_s="-"
+    if [ -n "$rtt" ]; then
+        done_count=$(tail -n +2 "$rtt" | wc -l)
+        regs_per_s=$(tail -n +2 "$rtt" | awk -F';' 'NR==1{first=$1} {last=$1; n++} END {if (n>1 && last>first) printf "%.0f", (n-1)*1000/(last-first); else print "-"}')
+    fi
+    local failed
+    failed=$(awk -F';' 'NR==1 {for (i=1;i<=NF;i++) if ($i=="FailedCall(C)") c=i} NR>1 && c {v=$c} END {print v+0}' "$dir/stats.csv" 2>/dev/null || echo "?")
+    local p50_200 p99_200 p50_401 p99_401
+    p50_200=$(awk '$1=="REGISTER" && $2==200 {print $3}' "$dir/latency.log" | percentile 50)
+    p99_200=$(awk '$1=="REGISTER" && $2==200 {print $3}' "$dir/latency.log" | percentile 99)
+    p50_401=$(awk '$1=="REGISTER" && $2==401 {print $3}' "$dir/latency.log" | percentile 50)
+    p99_401=$(awk '$1=="REGISTER" && $2==401 {print $3}' "$dir/latency.log" | percentile 99)
+    echo "$regs_per_s $p50_200 $p99_200 $p50_401 $p99_401 $failed"
+}
+
+# Warm-up: every user registered once on both servers (not reported).
+echo "warm-up..." >&2
+run_step edgepbx-warmup "$EDGEPBX_ADDR" 200 "$USERS" >/dev/null
+run_step kamailio-warmup "$KAM_ADDR" 200 "$USERS" >/dev/null
+
+ROWS=()
+for rate in $RATES; do
+    echo "rate $rate/s: edgepbx..." >&2
+    read -r e_rps e_p50 e_p99 e_c50 e_c99 e_fail < <(run_step edgepbx "$EDGEPBX_ADDR" "$rate" "$CALLS")
+    kill -0 "$EDGEPBX_PID" 2>/dev/null || die "edgepbx died at rate $rate: $(tail -5 "$WORK/edgepbx.log")"
+    echo "rate $rate/s: kamailio..." >&2
+    read -r k_rps k_p50 k_p99 k_c50 k_c99 k_fail < <(run_step kamailio "$KAM_ADDR" "$rate" "$CALLS")
+    ratio_rps=$(awk -v a="$e_rps" -v b="$k_rps" 'BEGIN {if (b+0>0 && a+0>0) printf "%.2f", a/b; else print "-"}')
+    ratio_p50=$(awk -v a="$e_p50" -v b="$k_p50" 'BEGIN {if (b+0>0 && a+0>0) printf "%.2f", a/b; else print "-"}')
+    ROWS+=("| $rate | edgepbx | $e_rps | $e_p50 | $e_p99 | $e_c50 | $e_c99 | $e_fail |"
+           "| $rate | Kamailio | $k_rps | $k_p50 | $k_p99 | $k_c50 | $k_c99 | $k_fail |"
+           "| $rate | edgepbx / Kamailio | $ratio_rps | $ratio_p50 | | | | |")
+done
+
+# ---- report ------------------------------------------------------------
+CPU=$(awk -F: '/model name/ {gsub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo)
+echo
+echo "### Registration benchmark ($(date -u +%Y-%m-%d))"
+echo
+echo "$USERS extensions, $CALLS digest registrations per step (REGISTER, 401, REGISTER with"
+echo "credentials, 200; MD5), SIPp $(sipp -v 2>&1 | sed -n 's/.*SIPp v\([0-9.]*[0-9]\).*/\1/p' | head -1) over UDP on loopback through the"
+echo "challenge relay; $(nproc) cores ($CPU), both servers and SIPp on the same machine."
+echo "$BUILD_NOTE; Kamailio $(kamailio -v | awk '/^version:/ {print $3; exit}') with $KAMAILIO_CHILDREN UDP workers,"
+echo "usrloc db_mode=0, credentials as HA1 in htable (bench/register/kamailio.cfg)."
+echo "Answer times are measured at the relay, in microseconds."
+echo
+echo "| offered reg/s | server | reg/s | p50 200 (µs) | p99 200 (µs) | p50 401 (µs) | p99 401 (µs) | failed |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+printf '%s\n' "${ROWS[@]}"

@@ -1,0 +1,76 @@
+//! Harness for the black-box end-to-end tests of edgepbx.
+//!
+//! The unit under test is the built `edgepbx` binary (path in the
+//! `EDGEPBX_BIN` environment variable, which `scripts/test.sh` sets). Each
+//! test deploys its own server: a fresh data directory filled through the
+//! administration CLI, then `edgepbx serve` on loopback port 0, killed when
+//! the test ends. The peers are real SIP software (SIPp, baresip) and a
+//! small raw SIP client for byte-level checks.
+//!
+//! Module map:
+//! - [`workdir`]: per-test temporary directories, kept when a test fails.
+//! - [`pbx`]: [`pbx::Deployment`] (data directory, config, admin CLI) and
+//!   [`pbx::RunningPbx`] (a `serve` process and its ready line).
+//! - [`sip`]: raw SIP over UDP/TCP: framing, a tolerant response reader,
+//!   digest authentication (MD5 and SHA-256) and a registering
+//!   [`sip::UserAgent`].
+//! - [`sipp`]: runs a SIPp scenario from `tests/sipp/` and reports its exit
+//!   code, call counts and the messages it exchanged.
+//! - [`relay`]: [`relay::Md5ChallengeRelay`], a UDP relay that removes
+//!   non-MD5 digest challenges for peers that cannot handle them (Debian's
+//!   SIPp 3.6 and baresip 1.0; see the module docs).
+//! - [`baresip`]: runs baresip as a softphone with a throwaway config.
+//!
+//! Everything here panics with a message on failure: these are test
+//! helpers, a panic is how a test fails.
+
+pub mod baresip;
+pub mod pbx;
+pub mod relay;
+pub mod sip;
+pub mod sipp;
+pub mod workdir;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What to run when a peer program is missing.
+pub const HOW_TO_RUN: &str = "run the tests with ./scripts/test.sh from the repository root (it builds the server, \
+     installs sip-tester and baresip when missing and sets EDGEPBX_BIN)";
+
+/// Finds a program on `PATH`, failing the test (never skipping it) when it
+/// is missing.
+pub fn require_program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` is not installed (not on PATH); {HOW_TO_RUN}");
+}
+
+/// The torture corpus shared by every edgepbx test suite.
+pub fn torture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sip-torture")
+}
+
+/// The SIPp scenarios of this crate.
+pub fn sipp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp")
+}
+
+/// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,134 @@
+//! baresip, a real softphone, registers to an extension: the server's 200
+//! is what baresip reports, the binding shows in a query REGISTER while
+//! baresip runs, and baresip's unregistration on exit removes it.
+//!
+//! baresip 1.0.0 (Debian 12) gives up on any 401 that offers a non-MD5
+//! challenge, so it talks to the server through [`Md5ChallengeRelay`]
+//! (see `relay.rs`).
+
+use std::time::Duration;
+
+use edgepbx_e2e::baresip::{Baresip, SoftphoneAccount};
+use edgepbx_e2e::pbx::Deployment;
+use edgepbx_e2e::relay::Md5ChallengeRelay;
+use edgepbx_e2e::sip::{RegisterParams, SipClient, UserAgent, contact_param, contact_uri};
+use edgepbx_e2e::wait_for;
+
+#[test]
+fn baresip_registers_and_unregisters() {
+    // Default keepalive: baresip answers the server's OPTIONS itself.
+    let deployment = Deployment::new("baresip");
+    let ext = deployment.acme_with([100]).remove(0);
+    let pbx = deployment.start();
+    let relay = Md5ChallengeRelay::start(pbx.udp());
+
+    let mut phone = Baresip::start(
+        deployment.work().path(),
+        &SoftphoneAccount {
+            user: ext.number.clone(),
+            domain: ext.domain.clone(),
+            password: ext.password.clone(),
+            outbound: relay.addr(),
+            regint: 600,
+        },
+    );
+    // baresip prints e.g. "100@acme.test: {0/UDP/v4} 200 OK (...) [1 binding]".
+    let line = phone
+        .wait_for_line("200 OK", Duration::from_secs(60))
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip never reported a successful registration:\n{}",
+                phone.log()
+            )
+        });
+    assert!(
+        line.contains(&format!("{}@{}", ext.number, ext.domain)),
+        "{line}"
+    );
+    assert!(
+        line.contains("[1 binding]"),
+        "baresip should see its one binding: {line}"
+    );
+
+    let query = || {
+        let mut ua = UserAgent::new(
+            SipClient::udp(pbx.udp()),
+            &ext.number,
+            &ext.domain,
+            &ext.password,
+        );
+        let response = ua.register(&RegisterParams::query());
+        assert_eq!(response.status(), Some(200), "{}", response.text());
+        response
+    };
+    let listed = query();
+    let contacts = listed.contacts();
+    assert_eq!(contacts.len(), 1, "baresip's binding:\n{}", listed.text());
+    let uri = contact_uri(&contacts[0]);
+    assert!(
+        uri.starts_with(&format!("sip:{}-", ext.number)),
+        "baresip's contact user is <user>-<id>: {uri}"
+    );
+    assert!(uri.contains("@127.0.0.1:"), "{uri}");
+    let expires: u32 = contact_param(&contacts[0], "expires")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no expires in {}", contacts[0]));
+    assert!(expires > 0 && expires <= 600, "{expires}");
+
+    // SIGTERM: baresip unregisters (Expires 0) before it exits.
+    assert!(
+        phone.stop(Duration::from_secs(30)),
+        "baresip did not exit:\n{}",
+        phone.log()
+    );
+    let gone = wait_for(Duration::from_secs(10), || {
+        query().contacts().is_empty().then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "baresip's binding is still listed after it unregistered:\n{}",
+        query().text()
+    );
+}
+
+#[test]
+fn baresip_registers_directly_when_only_md5_is_offered() {
+    let deployment = Deployment::with_config(
+        "baresip-md5-only",
+        "[security]\ndigest_algorithms = [\"MD5\"]\n",
+    );
+    let ext = deployment.acme_with([100]).remove(0);
+    let pbx = deployment.start();
+    let mut phone = Baresip::start(
+        deployment.work().path(),
+        &SoftphoneAccount {
+            user: ext.number.clone(),
+            domain: ext.domain.clone(),
+            password: ext.password.clone(),
+            outbound: pbx.udp(),
+            regint: 600,
+        },
+    );
+    let line = phone
+        .wait_for_line("200 OK", Duration::from_secs(60))
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip never reported a successful registration:\n{}",
+                phone.log()
+            )
+        });
+    assert!(line.contains("[1 binding]"), "{line}");
+    let mut ua = UserAgent::new(
+        SipClient::udp(pbx.udp()),
+        &ext.number,
+        &ext.domain,
+        &ext.password,
+    );
+    let listed = ua.register(&RegisterParams::query());
+    assert_eq!(listed.contacts().len(), 1, "{}", listed.text());
+    assert!(
+        phone.stop(Duration::from_secs(30)),
+        "baresip did not exit:\n{}",
+        phone.log()
+    );
+}
