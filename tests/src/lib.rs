@@ -20,12 +20,14 @@
 //!   non-MD5 digest challenges for peers that cannot handle them (Debian's
 //!   SIPp 3.6 and baresip 1.0; see the module docs).
 //! - [`baresip`]: runs baresip as a softphone with a throwaway config.
+//! - [`policies`]: the example routing policies, built for WebAssembly.
 //!
 //! Everything here panics with a message on failure: these are test
 //! helpers, a panic is how a test fails.
 
 pub mod baresip;
 pub mod pbx;
+pub mod policies;
 pub mod relay;
 pub mod sip;
 pub mod sipp;
@@ -53,7 +55,7 @@ pub fn require_program(name: &str) -> PathBuf {
 
 /// The torture corpus shared by every edgepbx test suite.
 pub fn torture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sip-torture")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/sip-torture")
 }
 
 /// The SIPp scenarios of this crate.

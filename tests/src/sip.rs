@@ -104,6 +104,12 @@ impl SipMessage {
         rest.get(..3)?.parse().ok()
     }
 
+    /// The reason phrase of a response; `None` for a request.
+    pub fn reason(&self) -> Option<&str> {
+        let rest = self.start_line.strip_prefix("SIP/2.0 ")?;
+        rest.get(4..)
+    }
+
     /// The method of a request; `None` for a response.
     pub fn method(&self) -> Option<&str> {
         if self.start_line.starts_with("SIP/") {

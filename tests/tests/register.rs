@@ -523,6 +523,12 @@ fn too_brief_expiry_gets_423_with_min_expires() {
     let brief = ua.register(&params);
     assert_eq!(brief.status(), Some(423), "{}", brief.text());
     assert_eq!(
+        brief.reason(),
+        Some("Interval Too Brief"),
+        "{}",
+        brief.text()
+    );
+    assert_eq!(
         brief.header("min-expires").map(str::trim),
         Some("120"),
         "{}",

@@ -54,9 +54,25 @@ pub fn credentials_for(tenant: &str, domain: &str, number: &str, password: &str)
     SipCredentials { entries }
 }
 
+/// Runs `command` on the store named by the flags, then closes the store
+/// (waiting for the embedded engine to let go of the data directory).
+pub async fn with_store<F, Fut>(storage: &StorageArgs, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let store = open_store(storage, &Config::default()).await?;
+    let result = command(store.clone()).await;
+    store.close().await?;
+    result
+}
+
 /// `edgepbx tenant ...`
 pub async fn tenant(storage: &StorageArgs, cmd: TenantCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &Config::default()).await?;
+    with_store(storage, |store| tenant_command(store, cmd)).await
+}
+
+async fn tenant_command(store: Store, cmd: TenantCommand) -> anyhow::Result<()> {
     match cmd {
         TenantCommand::Add { code, domain } => {
             let tenant = store.tenants().add(&code, &domain).await?;
@@ -86,7 +102,10 @@ pub async fn tenant(storage: &StorageArgs, cmd: TenantCommand) -> anyhow::Result
 
 /// `edgepbx ext ...`
 pub async fn ext(storage: &StorageArgs, cmd: ExtCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &Config::default()).await?;
+    with_store(storage, |store| ext_command(store, cmd)).await
+}
+
+async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
     match cmd {
         ExtCommand::Add {
             tenant,
@@ -192,7 +211,8 @@ pub async fn ext(storage: &StorageArgs, cmd: ExtCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn find_tenant(store: &Store, code: &str) -> anyhow::Result<edgepbx_store::Tenant> {
+/// The tenant with this code, or an error naming it.
+pub async fn find_tenant(store: &Store, code: &str) -> anyhow::Result<edgepbx_store::Tenant> {
     match store.tenants().get(&code.to_ascii_uppercase()).await? {
         Some(t) => Ok(t),
         None => bail!("no tenant with code {code}"),

@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage extensions.
     #[command(subcommand)]
     Ext(ExtCommand),
+    /// Check, try and manage tenants' routing policies (WebAssembly).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 /// Options of `edgepbx serve`; each overrides the config file.
@@ -121,5 +124,58 @@ pub enum ExtCommand {
         tenant: String,
         /// Extension number.
         number: String,
+    },
+}
+
+/// `edgepbx policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy component without storing it.
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+    },
+    /// Print what a policy decides for a call described in JSON: a local
+    /// playground, no server or data directory needed.
+    Try {
+        /// The component (`.wasm`); `builtin` for the built-in policy.
+        file: PathBuf,
+        /// The call, directory and key-value content (JSON).
+        #[arg(long)]
+        context: PathBuf,
+    },
+    /// Store a policy as the tenant's next version (inactive until
+    /// activated).
+    Upload {
+        /// Tenant code.
+        tenant: String,
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Who uploads it, kept with the version.
+        #[arg(long, env = "USER", default_value = "cli")]
+        uploader: String,
+        /// Activate it right away.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List a tenant's policy versions.
+    List {
+        /// Tenant code.
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version the tenant's policy (also how to restore an earlier one).
+    Activate {
+        /// Tenant code.
+        tenant: String,
+        /// The version to activate.
+        version: u32,
+    },
+    /// Return the tenant to the built-in policy.
+    Deactivate {
+        /// Tenant code.
+        tenant: String,
     },
 }

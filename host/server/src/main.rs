@@ -11,6 +11,7 @@
 //! - [`persist`]: write-behind of bindings and registration events.
 //! - [`throttle`]: brute-force protection per source address.
 //! - [`admin`]: the administration commands.
+//! - [`policy`]: the policy commands (check, try, upload, list, activate).
 
 mod admin;
 mod cli;
@@ -18,6 +19,7 @@ mod config;
 mod core;
 mod directory;
 mod persist;
+mod policy;
 mod registrar;
 mod serve;
 mod throttle;
@@ -59,5 +61,6 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::run(&cli.storage, args).await,
         cli::Command::Tenant(cmd) => admin::tenant(&cli.storage, cmd).await,
         cli::Command::Ext(cmd) => admin::ext(&cli.storage, cmd).await,
+        cli::Command::Policy(cmd) => policy::command(&cli.storage, cmd).await,
     }
 }

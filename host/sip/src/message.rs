@@ -238,25 +238,82 @@ impl Response {
         out
     }
 
-    /// The standard reason phrase for a status code (from `rsip`), or a
-    /// generic one for codes it does not name.
-    pub fn default_reason(status: u16) -> String {
-        match rsip::StatusCode::from(status) {
-            rsip::StatusCode::Other(..) => match status / 100 {
+    /// The reason phrase the RFCs give a status code (RFC 3261 §21 and the
+    /// extensions registered with IANA), or a generic one for its class.
+    pub fn default_reason(status: u16) -> &'static str {
+        match status {
+            100 => "Trying",
+            180 => "Ringing",
+            181 => "Call Is Being Forwarded",
+            182 => "Queued",
+            183 => "Session Progress",
+            199 => "Early Dialog Terminated",
+            200 => "OK",
+            202 => "Accepted",
+            204 => "No Notification",
+            300 => "Multiple Choices",
+            301 => "Moved Permanently",
+            302 => "Moved Temporarily",
+            305 => "Use Proxy",
+            380 => "Alternative Service",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            402 => "Payment Required",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            406 => "Not Acceptable",
+            407 => "Proxy Authentication Required",
+            408 => "Request Timeout",
+            410 => "Gone",
+            412 => "Conditional Request Failed",
+            413 => "Request Entity Too Large",
+            414 => "Request-URI Too Long",
+            415 => "Unsupported Media Type",
+            416 => "Unsupported URI Scheme",
+            420 => "Bad Extension",
+            421 => "Extension Required",
+            423 => "Interval Too Brief",
+            428 => "Use Identity Header",
+            429 => "Provide Referrer Identity",
+            433 => "Anonymity Disallowed",
+            439 => "First Hop Lacks Outbound Support",
+            480 => "Temporarily Unavailable",
+            481 => "Call/Transaction Does Not Exist",
+            482 => "Loop Detected",
+            483 => "Too Many Hops",
+            484 => "Address Incomplete",
+            485 => "Ambiguous",
+            486 => "Busy Here",
+            487 => "Request Terminated",
+            488 => "Not Acceptable Here",
+            489 => "Bad Event",
+            491 => "Request Pending",
+            493 => "Undecipherable",
+            494 => "Security Agreement Required",
+            500 => "Server Internal Error",
+            501 => "Not Implemented",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
+            504 => "Server Time-out",
+            505 => "Version Not Supported",
+            513 => "Message Too Large",
+            555 => "Push Notification Service Not Supported",
+            580 => "Precondition Failure",
+            600 => "Busy Everywhere",
+            603 => "Decline",
+            604 => "Does Not Exist Anywhere",
+            606 => "Not Acceptable",
+            607 => "Unwanted",
+            608 => "Rejected",
+            _ => match status / 100 {
                 1 => "Trying",
                 2 => "OK",
                 3 => "Redirect",
                 4 => "Client Error",
                 5 => "Server Error",
                 _ => "Global Failure",
-            }
-            .to_owned(),
-            known => {
-                let text = known.to_string();
-                text.split_once(' ')
-                    .map(|(_, reason)| reason.to_owned())
-                    .unwrap_or(text)
-            }
+            },
         }
     }
 
@@ -283,7 +340,7 @@ impl Response {
         }
         Response {
             status,
-            reason: Response::default_reason(status),
+            reason: Response::default_reason(status).to_owned(),
             headers,
             body: Vec::new(),
         }

@@ -1,5 +1,5 @@
 //! The RFC 4475 and RFC 5118 torture messages, from
-//! `shared/testdata/sip-torture` (beside the repository clone).
+//! `testdata/sip-torture` at the top of the repository.
 //!
 //! Every row of `EXPECTED.tsv` has an outcome in [`EXPECTED`]; the test
 //! checks that the table covers the TSV exactly, parses each file as a UDP
@@ -128,7 +128,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
 const EXTRAS: &[&str] = &["extras/test.dat", "extras/baddn.crlf-terminated.dat"];
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/sip-torture")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sip-torture")
 }
 
 fn read(name: &str) -> Vec<u8> {

@@ -65,14 +65,15 @@ fn classify(e: surrealdb::Error) -> StoreError {
                 };
             }
             "limit" => {
-                // Only one limit is checked in SurrealQL today.
-                if let Some(("max_extensions", limit)) = detail.split_once(':')
+                let limited = match detail.split_once(':') {
+                    Some(("max_extensions", limit)) => Some(("extensions", limit)),
+                    Some(("max_policy_versions", limit)) => Some(("policy versions", limit)),
+                    _ => None,
+                };
+                if let Some((what, limit)) = limited
                     && let Ok(limit) = limit.trim().parse()
                 {
-                    return StoreError::LimitReached {
-                        what: "extensions",
-                        limit,
-                    };
+                    return StoreError::LimitReached { what, limit };
                 }
             }
             _ => {}

@@ -34,7 +34,7 @@ pub enum StoreError {
     /// A per-tenant limit would be exceeded.
     #[error("limit reached: at most {limit} {what}")]
     LimitReached {
-        /// What is limited (`extensions`).
+        /// What is limited (`extensions`, `policy versions`).
         what: &'static str,
         /// The configured limit.
         limit: u32,

@@ -24,6 +24,8 @@
 //! - `extensions`: [`Extensions`], numbers, aliases, [`SipCredentials`].
 //! - `bindings`: [`Bindings`], the registrar's write-behind copy.
 //! - `events`: [`RegistrationEvents`], registration history.
+//! - `policies`: [`PolicyModules`], tenants' routing policy modules and the
+//!   policies' key-value store.
 //! - `error`: [`StoreError`].
 //!
 //! # Engine and durability
@@ -41,6 +43,7 @@ mod error;
 mod events;
 mod extensions;
 mod lock;
+mod policies;
 mod schema;
 mod tenants;
 
@@ -58,6 +61,7 @@ pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
 pub use extensions::{CredentialEntry, Extension, Extensions, NewExtension, SipCredentials};
+pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
 pub use tenants::{Tenant, TenantLimits, Tenants};
 
@@ -183,6 +187,11 @@ impl Store {
     /// The binding repository.
     pub fn bindings(&self) -> Bindings<'_> {
         Bindings { db: &self.inner.db }
+    }
+
+    /// The policy module repository (with the policies' key-value store).
+    pub fn policies(&self) -> PolicyModules<'_> {
+        PolicyModules { db: &self.inner.db }
     }
 
     /// The registration history repository.

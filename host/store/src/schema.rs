@@ -29,14 +29,21 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenants, extensions, bindings, registration events, server secret",
-    surql: V1_INITIAL,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenants, extensions, bindings, registration events, server secret",
+        surql: V1_INITIAL,
+    },
+    Migration {
+        version: 2,
+        name: "policy modules and the policies' key-value store",
+        surql: V2_POLICIES,
+    },
+];
 
 /// The bookkeeping table itself; safe to run on every open.
 const BOOTSTRAP: &str = "
@@ -130,6 +137,34 @@ DEFINE TABLE server_secret SCHEMAFULL;
 DEFINE FIELD key ON server_secret TYPE string READONLY
     ASSERT string::matches($value, '^[0-9a-f]{64}$');
 DEFINE FIELD created_at ON server_secret TYPE datetime DEFAULT time::now() READONLY;
+"#;
+
+const V2_POLICIES: &str = r#"
+-- Record id: policy_module:[<TENANT CODE>, <version>]. Versions count up
+-- from 1 per tenant; at most one module of a tenant is active.
+DEFINE TABLE policy_module SCHEMAFULL;
+DEFINE FIELD tenant ON policy_module TYPE record<tenant> READONLY;
+DEFINE FIELD version ON policy_module TYPE int READONLY ASSERT $value >= 1;
+DEFINE FIELD hash ON policy_module TYPE string READONLY
+    ASSERT string::matches($value, '^[0-9a-f]{64}$');
+DEFINE FIELD size ON policy_module TYPE int READONLY;
+DEFINE FIELD wasm ON policy_module TYPE bytes READONLY;
+DEFINE FIELD uploader ON policy_module TYPE string READONLY
+    ASSERT string::len($value) >= 1 AND string::len($value) <= 100;
+DEFINE FIELD uploaded_at ON policy_module TYPE datetime DEFAULT time::now() READONLY;
+DEFINE FIELD active ON policy_module TYPE bool DEFAULT false;
+DEFINE FIELD deactivated_reason ON policy_module TYPE option<string>;
+DEFINE FIELD deactivated_at ON policy_module TYPE option<datetime>;
+DEFINE INDEX policy_module_version ON policy_module FIELDS tenant, version UNIQUE;
+DEFINE INDEX policy_module_hash ON policy_module FIELDS tenant, hash UNIQUE;
+DEFINE INDEX policy_module_active ON policy_module FIELDS active;
+
+-- Record id: policy_kv:[<TENANT CODE>, <key>].
+DEFINE TABLE policy_kv SCHEMAFULL;
+DEFINE FIELD tenant ON policy_kv TYPE record<tenant>;
+DEFINE FIELD key ON policy_kv TYPE string ASSERT string::len($value) <= 128;
+DEFINE FIELD value ON policy_kv TYPE string ASSERT string::len($value) <= 1024;
+DEFINE INDEX policy_kv_tenant ON policy_kv FIELDS tenant;
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

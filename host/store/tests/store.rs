@@ -2,39 +2,19 @@
 //! directory.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
 use edgepbx_store::{
     BindingChange, CredentialEntry, DbSpec, EventKind, NewExtension, RegistrationEvent,
     SipCredentials, Store, StoreConfig, StoreError, StoredBinding, TenantLimits, Transport,
 };
 
+mod common;
+
+use common::TempDir;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "edgepbx-store-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("temp dir is writable");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 async fn open(dir: &Path) -> Result<Store, StoreError> {
     Store::open(StoreConfig::new(DbSpec::embedded(dir))).await

@@ -7,7 +7,7 @@
 //! reveal which users exist.
 
 pub mod bindings;
-mod view;
+pub mod view;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

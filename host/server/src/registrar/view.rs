@@ -144,7 +144,7 @@ pub fn http_date(at: SystemTime) -> String {
 
 /// Days since 1970-01-01 to (year, month 1–12, day 1–31), after Howard
 /// Hinnant's public-domain date algorithms.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;

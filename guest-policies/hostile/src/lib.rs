@@ -1,0 +1,65 @@
+//! A policy that misbehaves in the way the dialled number asks, so that
+//! the host's tests can show that the sandbox holds:
+//!
+//! | dialled | behaviour |
+//! |---|---|
+//! | `loop` | never returns |
+//! | `bomb` | allocates until memory runs out |
+//! | `trap` | panics (a trap) |
+//! | `huge` | answers with 1000 ring targets |
+//! | `long` | forwards to a 1 MiB "number" |
+//! | `spam` | writes 10 000 log lines and oversized key-value entries, then answers |
+//! | `count` | increments the counter `calls` and rejects with 486 |
+//! | anything else | rejects with 486 and the reason "hostile" |
+
+use edgepbx_policy_sdk::{Call, Decision, Host, Level, Policy, Ring};
+
+/// The misbehaving policy.
+pub struct Hostile;
+
+edgepbx_policy_sdk::export_policy!(Hostile);
+
+impl Policy for Hostile {
+    fn decide(call: &Call, host: &impl Host) -> Decision {
+        match call.dialled.number.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("hostile trap"),
+            "huge" => Decision::ring((0..1000).fold(Ring::simultaneous(), |ring, i| {
+                ring.extension(i.to_string(), 20)
+            })),
+            "long" => Decision::forward("1".repeat(1 << 20)),
+            "spam" => {
+                for i in 0..10_000 {
+                    host.log(Level::Info, &format!("line {i}\nforged line"));
+                }
+                let refused = host.kv_set("k", &"v".repeat(4096)).is_err()
+                    && host.kv_set(&"k".repeat(4096), "v").is_err();
+                Decision::reject_with(
+                    486,
+                    if refused {
+                        "limits held"
+                    } else {
+                        "limits broken"
+                    },
+                )
+            }
+            "count" => {
+                let _ = host.kv_increment("calls", 1);
+                Decision::reject(486)
+            }
+            _ => Decision::reject_with(486, "hostile"),
+        }
+    }
+}

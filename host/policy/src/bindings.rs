@@ -1,0 +1,14 @@
+//! The one `bindgen!` over `guest-policies/wit`: the contract's types as
+//! Rust values and the typed entry point of a policy component.
+
+#![allow(missing_docs)]
+
+wasmtime::component::bindgen!({
+    path: "../../guest-policies/wit",
+    world: "policy",
+    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+});
+
+pub use edgepbx::policy::kv::KvError;
+pub use edgepbx::policy::log::Level;
+pub use edgepbx::policy::types::*;

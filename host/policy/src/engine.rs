@@ -1,0 +1,450 @@
+//! The wasmtime engine shared by every tenant: compiling and validating
+//! modules, and running one decision in a fresh, bounded store.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use crate::bindings::{Call, Decision, Policy, PolicyPre};
+use crate::cache::ArtifactCache;
+use crate::decision::{InvalidDecision, validate};
+use crate::host::{Directory, HostState, KeyValue};
+use crate::limits::Limits;
+
+/// The built-in policy's component, built from `guest-policies/default` by
+/// this crate's build script.
+pub const BUILTIN_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/builtin-policy.wasm"));
+
+/// The interfaces a policy may import: the contract's, nothing else.
+const ALLOWED_IMPORTS: &[&str] = &[
+    "edgepbx:policy/types@0.1.0",
+    "edgepbx:policy/directory@0.1.0",
+    "edgepbx:policy/kv@0.1.0",
+    "edgepbx:policy/log@0.1.0",
+];
+
+/// Largest number of table elements a decision may grow its tables to.
+const MAX_TABLE_ELEMENTS: usize = 10_000;
+
+/// Why a module was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Larger than [`Limits::max_module_bytes`].
+    #[error("the module has {size} bytes; at most {max} are accepted")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a valid WebAssembly component.
+    #[error("not a valid WebAssembly component: {0}")]
+    NotAComponent(String),
+    /// Imports something outside the contract.
+    #[error("the component imports `{0}`, which the policy contract does not offer")]
+    ForbiddenImport(String),
+    /// Does not export the policy world's `decide`, or with another type.
+    #[error("the component does not implement the edgepbx:policy world: {0}")]
+    WrongWorld(String),
+    /// The engine could not be set up (configuration or platform).
+    #[error("the policy engine cannot start: {0}")]
+    Engine(String),
+}
+
+/// A policy's failure in one decision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fault {
+    /// It ran past its deadline.
+    #[error("ran out of time")]
+    Timeout,
+    /// It ran out of fuel.
+    #[error("ran out of fuel")]
+    OutOfFuel,
+    /// It tried to grow its memory beyond the limit.
+    #[error("ran out of memory")]
+    OutOfMemory,
+    /// It trapped (a panic, an unreachable, a bad memory access, ...).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// Its answer broke the contract's bounds.
+    #[error("invalid decision: {0}")]
+    Invalid(#[from] InvalidDecision),
+}
+
+/// A validated module, compiled and pre-instantiated: instantiating it for
+/// a decision only allocates and initialises.
+pub struct CompiledPolicy {
+    hash: String,
+    size: usize,
+    pre: PolicyPre<HostState>,
+}
+
+impl CompiledPolicy {
+    /// SHA-256 of the module, hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Size of the module in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The first 12 hex digits of the hash: how logs name the module.
+    pub fn short_hash(&self) -> &str {
+        self.hash.get(..12).unwrap_or(&self.hash)
+    }
+}
+
+impl std::fmt::Debug for CompiledPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPolicy")
+            .field("hash", &self.hash)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A policy as a developer builds it: a component, or a core module that
+/// wit-bindgen generated for the policy world (with its component-type
+/// section), which is wrapped into a component here. Anything else is
+/// returned unchanged for [`PolicyEngine::compile`] to refuse.
+pub fn to_component(wasm: Vec<u8>, limits: &Limits) -> Result<Vec<u8>, PolicyError> {
+    if wasm.len() > limits.max_module_bytes {
+        return Err(PolicyError::TooLarge {
+            size: wasm.len(),
+            max: limits.max_module_bytes,
+        });
+    }
+    const CORE_MODULE: [u8; 8] = *b"\0asm\x01\0\0\0";
+    if !wasm.starts_with(&CORE_MODULE) {
+        return Ok(wasm);
+    }
+    wit_component::ComponentEncoder::default()
+        .module(&wasm)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .map_err(|e| {
+            PolicyError::NotAComponent(format!(
+                "a core module that cannot be wrapped into a policy component \
+                 (was it built with the edgepbx policy SDK?): {e:#}"
+            ))
+        })
+}
+
+/// SHA-256 of `wasm`, hex: a module's identity.
+pub fn module_hash(wasm: &[u8]) -> String {
+    hex::encode(Sha256::digest(wasm))
+}
+
+/// The shared engine: one per process.
+pub struct PolicyEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    cache: Option<ArtifactCache>,
+    builtin: Arc<CompiledPolicy>,
+    slots: Slots,
+    /// Modules compiled to native code (not loaded from the cache).
+    compilations: AtomicU64,
+    /// Advances the epoch for as long as the engine lives.
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("limits", &self.limits)
+            .field("builtin", &self.builtin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// An engine with these limits. Compiled modules are cached under
+    /// `cache_dir` when given, so a restart does not compile them again.
+    /// Starts a thread that advances the epoch every `limits.epoch_tick`.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<PolicyEngine, PolicyError> {
+        let engine_error = |e: wasmtime::Error| PolicyError::Engine(format!("{e:#}"));
+        let mut pool = PoolingAllocationConfig::default();
+        // One slot more than the concurrent decisions: a decision's
+        // fallback runs after its own store is gone, but a slot is cheap.
+        let slots = limits.max_concurrent_decisions.max(1);
+        let instances = slots + 1;
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 4)
+            .total_memories(instances * 2)
+            .total_tables(instances * 4)
+            .max_memory_size(limits.max_memory_bytes);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(limits.fuel.is_some())
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(engine_error)?;
+        let mut linker = Linker::new(&engine);
+        Policy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(engine_error)?;
+        let cache = match cache_dir {
+            Some(dir) => {
+                Some(ArtifactCache::open(dir).map_err(|e| PolicyError::Engine(e.to_string()))?)
+            }
+            None => None,
+        };
+        let compilations = AtomicU64::new(0);
+        let builtin = compile(
+            &engine,
+            &linker,
+            cache.as_ref(),
+            &compilations,
+            &limits,
+            BUILTIN_POLICY,
+        )?;
+        let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick)
+            .map_err(|e| PolicyError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(PolicyEngine {
+            engine,
+            linker,
+            cache,
+            builtin,
+            slots: Slots::new(slots),
+            compilations,
+            _ticker: ticker,
+            limits,
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The built-in policy.
+    pub fn builtin(&self) -> &Arc<CompiledPolicy> {
+        &self.builtin
+    }
+
+    /// Validates and compiles a module: within the size cap, a component,
+    /// importing only the contract's interfaces, exporting the policy
+    /// world. Uses the artifact cache when there is one.
+    pub fn compile(&self, wasm: &[u8]) -> Result<Arc<CompiledPolicy>, PolicyError> {
+        compile(
+            &self.engine,
+            &self.linker,
+            self.cache.as_ref(),
+            &self.compilations,
+            &self.limits,
+            wasm,
+        )
+    }
+
+    /// How many modules this engine compiled to native code rather than
+    /// loading them from the artifact cache.
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Runs one decision of `policy` for `tenant` in a fresh store, within
+    /// the limits, and checks the answer.
+    pub fn run(
+        &self,
+        policy: &CompiledPolicy,
+        tenant: &str,
+        call: &Call,
+        directory: Arc<dyn Directory>,
+        kv: Arc<dyn KeyValue>,
+    ) -> Result<Decision, Fault> {
+        let _slot = self.slots.acquire();
+        let state = HostState {
+            tenant: tenant.to_owned(),
+            module: policy.short_hash().to_owned(),
+            directory,
+            kv,
+            limiter: MemoryCap::new(self.limits.max_memory_bytes),
+            log_lines_left: self.limits.max_log_lines,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(self.limits.deadline_ticks());
+        if let Some(fuel) = self.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Fault::Trap(format!("{e:#}")))?;
+        }
+        let outcome = policy
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.call_decide(&mut store, call));
+        let decision = outcome.map_err(|e| classify(&e, store.data().limiter.exceeded))?;
+        validate(&decision)?;
+        Ok(decision)
+    }
+}
+
+fn compile(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    cache: Option<&ArtifactCache>,
+    compilations: &AtomicU64,
+    limits: &Limits,
+    wasm: &[u8],
+) -> Result<Arc<CompiledPolicy>, PolicyError> {
+    if wasm.len() > limits.max_module_bytes {
+        return Err(PolicyError::TooLarge {
+            size: wasm.len(),
+            max: limits.max_module_bytes,
+        });
+    }
+    let hash = module_hash(wasm);
+    let component = match cache {
+        Some(cache) => cache.load_or_compile(engine, &hash, wasm, compilations),
+        None => {
+            compilations.fetch_add(1, Ordering::Relaxed);
+            Component::new(engine, wasm)
+        }
+    }
+    .map_err(|e| PolicyError::NotAComponent(format!("{e:#}")))?;
+    for (name, _) in component.component_type().imports(engine) {
+        if !ALLOWED_IMPORTS.contains(&name) {
+            return Err(PolicyError::ForbiddenImport(name.to_owned()));
+        }
+    }
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| PolicyError::ForbiddenImport(format!("{e:#}")))?;
+    let pre = PolicyPre::new(pre).map_err(|e| PolicyError::WrongWorld(format!("{e:#}")))?;
+    Ok(Arc::new(CompiledPolicy {
+        hash,
+        size: wasm.len(),
+        pre,
+    }))
+}
+
+/// What a failed call into a guest means.
+fn classify(error: &wasmtime::Error, memory_exceeded: bool) -> Fault {
+    if memory_exceeded {
+        return Fault::OutOfMemory;
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => Fault::Timeout,
+        Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
+        _ => Fault::Trap(crate::host::printable(&format!("{error:#}"), 512)),
+    }
+}
+
+/// Refuses memory growth past a cap and remembers that it did, so that the
+/// trap that follows (a guest usually aborts when `memory.grow` fails) is
+/// reported as running out of memory.
+pub(crate) struct MemoryCap {
+    max_bytes: usize,
+    exceeded: bool,
+}
+
+impl MemoryCap {
+    fn new(max_bytes: usize) -> MemoryCap {
+        MemoryCap {
+            max_bytes,
+            exceeded: false,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_bytes;
+        self.exceeded |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Bounds the decisions in flight to the pool's size: past it, callers
+/// wait for a slot instead of failing to instantiate.
+struct Slots {
+    free: Mutex<u32>,
+    returned: Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(count: u32) -> Slots {
+        Slots {
+            free: Mutex::new(count),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Slot<'_> {
+        // The counter is consistent whenever the lock is released, so a
+        // poisoned lock is still usable.
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
+        *free += 1;
+        self.0.returned.notify_one();
+    }
+}
+
+/// The thread that advances the engine's epoch; stopped on drop.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: std::time::Duration) -> std::io::Result<EpochTicker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("policy-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The built-in policy through the sandbox, hot swap under load, and the
+//! compiled-artifact cache.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use common::{HOSTILE, call, directory, engine, extension, hostile_call, kv};
+use edgepbx_policy::bindings::{Action, Destination, ForwardTo, Reject, Target};
+use edgepbx_policy::{BUILTIN_POLICY, DecidedBy, Limits, Policies, PolicyEngine};
+
+#[test]
+fn the_builtin_policy_decides_through_the_sandbox() {
+    let engine = engine();
+    let builtin = engine.builtin().clone();
+    let ring = engine
+        .run(
+            &builtin,
+            "ACME",
+            &call("100", Destination::Extension(extension("100"))),
+            directory(),
+            kv(),
+        )
+        .expect("a decision");
+    match ring.action {
+        Action::Ring(ring) => {
+            assert_eq!(ring.targets.len(), 1);
+            assert_eq!(ring.targets[0].target, Target::Extension("100".into()));
+            assert_eq!(ring.targets[0].timeout_secs, 20);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mut forwarded = extension("100");
+    forwarded.forwarding.unconditional = Some(ForwardTo::Number("+491701234".into()));
+    let forward = engine
+        .run(
+            &builtin,
+            "ACME",
+            &call("100", Destination::Extension(forwarded)),
+            directory(),
+            kv(),
+        )
+        .expect("a decision");
+    assert_eq!(forward.action, Action::Forward("+491701234".into()));
+
+    let unknown = engine
+        .run(
+            &builtin,
+            "ACME",
+            &call("999", Destination::Unknown),
+            directory(),
+            kv(),
+        )
+        .expect("a decision");
+    assert_eq!(
+        unknown.action,
+        Action::Reject(Reject {
+            status: 404,
+            reason: None
+        })
+    );
+}
+
+/// Two versions swapped back and forth while eight threads decide: every
+/// decision completes, and each is answered wholly by the version that
+/// `DecidedBy` names (the hostile module rejects with "hostile", the
+/// built-in one rings).
+#[test]
+fn hot_swap_loses_no_decision_and_mixes_no_versions() {
+    // What is tested is the swap: a deadline no busy machine reaches.
+    let engine = Arc::new(common::engine_with(Limits {
+        deadline: std::time::Duration::from_secs(5),
+        ..Limits::default()
+    }));
+    let policies = Arc::new(Policies::new(engine.clone()));
+    let version_a = engine.compile(HOSTILE).expect("valid");
+    let version_b = engine.compile(BUILTIN_POLICY).expect("valid");
+    policies.activate("ACME", 1, version_a.clone());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let deciders: Vec<_> = (0..8)
+        .map(|_| {
+            let policies = policies.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let to_100 = call("100", Destination::Extension(extension("100")));
+                let mut seen = [0u32; 2];
+                while !stop.load(Ordering::Relaxed) {
+                    let decided =
+                        policies.decide(Instant::now(), "ACME", &to_100, directory(), kv());
+                    match (&decided.by, &decided.decision.action) {
+                        (DecidedBy::Tenant { version: 1, .. }, Action::Reject(r))
+                            if r.reason.as_deref() == Some("hostile") =>
+                        {
+                            seen[0] += 1
+                        }
+                        (DecidedBy::Tenant { version: 2, .. }, Action::Ring(_)) => seen[1] += 1,
+                        other => panic!("a decision mixed versions or failed: {other:?}"),
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for swap in 0..200 {
+        if swap % 2 == 0 {
+            policies.activate("ACME", 2, version_b.clone());
+        } else {
+            policies.activate("ACME", 1, version_a.clone());
+        }
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut totals = [0u32; 2];
+    for decider in deciders {
+        let seen = decider.join().expect("no decider panicked");
+        totals[0] += seen[0];
+        totals[1] += seen[1];
+    }
+    assert!(
+        totals[0] > 0 && totals[1] > 0,
+        "both versions served: {totals:?}"
+    );
+}
+
+#[test]
+fn a_restart_loads_compiled_modules_from_the_cache() {
+    let dir = std::env::temp_dir().join(format!("edgepbx-policy-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let first = PolicyEngine::new(Limits::default(), Some(dir.clone())).expect("engine");
+        assert_eq!(first.compilations(), 1, "the built-in policy compiled once");
+        first.compile(HOSTILE).expect("valid");
+        assert_eq!(first.compilations(), 2);
+    }
+    let second = PolicyEngine::new(Limits::default(), Some(dir.clone())).expect("engine");
+    let hostile = second.compile(HOSTILE).expect("valid");
+    assert_eq!(
+        second.compilations(),
+        0,
+        "nothing compiled after the restart"
+    );
+    let decision = second
+        .run(&hostile, "ACME", &hostile_call("x"), directory(), kv())
+        .expect("a cached module runs");
+    assert!(matches!(decision.action, Action::Reject(_)));
+
+    // A damaged artifact is compiled again, not loaded.
+    for entry in std::fs::read_dir(&dir).expect("cache dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            std::fs::write(&path, b"garbage").expect("damage");
+        }
+    }
+    let third = PolicyEngine::new(Limits::default(), Some(dir.clone())).expect("engine");
+    third.compile(HOSTILE).expect("valid");
+    assert_eq!(third.compilations(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,258 @@
+//! Hostile guests: each is refused at upload or stopped at run time, the
+//! built-in policy answers instead, and the engine stays healthy.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{HOSTILE, call, directory, engine, engine_with, extension, hostile_call, kv};
+use edgepbx_policy::bindings::{Action, Destination, Reject};
+use edgepbx_policy::decision::InvalidDecision;
+use edgepbx_policy::{DecidedBy, Fault, Limits, Policies, PolicyError};
+
+fn reject_reason(action: &Action) -> Option<&str> {
+    match action {
+        Action::Reject(Reject { reason, .. }) => reason.as_deref(),
+        _ => None,
+    }
+}
+
+#[test]
+fn run_time_faults_are_classified_and_bounded() {
+    let engine = engine();
+    let hostile = engine
+        .compile(HOSTILE)
+        .expect("the hostile module is a valid policy");
+    let run = |behaviour: &str| {
+        engine.run(
+            &hostile,
+            "ACME",
+            &hostile_call(behaviour),
+            directory(),
+            kv(),
+        )
+    };
+
+    let started = Instant::now();
+    assert_eq!(run("loop").err(), Some(Fault::Timeout));
+    let looped = started.elapsed();
+    assert!(looped < Duration::from_secs(2), "the loop ran {looped:?}");
+
+    assert_eq!(run("bomb").err(), Some(Fault::OutOfMemory));
+    assert!(
+        matches!(run("trap"), Err(Fault::Trap(_))),
+        "{:?}",
+        run("trap")
+    );
+    assert_eq!(
+        run("huge").err(),
+        Some(Fault::Invalid(InvalidDecision::TooManyTargets {
+            count: 1000
+        }))
+    );
+    assert!(matches!(
+        run("long"),
+        Err(Fault::Invalid(InvalidDecision::Number { .. }))
+    ));
+
+    // The engine is still healthy: an ordinary decision works.
+    let fine = run("anything").expect("an ordinary decision");
+    assert_eq!(reject_reason(&fine.action), Some("hostile"));
+}
+
+#[test]
+fn host_functions_hold_their_limits() {
+    // Ten thousand host calls: a generous deadline, so that a slow debug
+    // build on a busy machine still finishes.
+    let engine = engine_with(Limits {
+        deadline: Duration::from_secs(5),
+        ..Limits::default()
+    });
+    let hostile = engine.compile(HOSTILE).expect("valid");
+    let kv = kv();
+    let decision = engine
+        .run(
+            &hostile,
+            "ACME",
+            &hostile_call("spam"),
+            directory(),
+            kv.clone(),
+        )
+        .expect("spam still answers");
+    assert_eq!(reject_reason(&decision.action), Some("limits held"));
+    assert!(kv.entries("ACME").is_empty(), "{:?}", kv.entries("ACME"));
+}
+
+#[test]
+fn a_fuel_budget_stops_a_loop_too() {
+    let engine = engine_with(Limits {
+        fuel: Some(1_000_000),
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    });
+    let hostile = engine.compile(HOSTILE).expect("valid");
+    let fault = engine
+        .run(&hostile, "ACME", &hostile_call("loop"), directory(), kv())
+        .err();
+    assert_eq!(fault, Some(Fault::OutOfFuel));
+}
+
+#[test]
+fn bad_modules_are_refused_at_upload() {
+    let engine = engine_with(Limits {
+        max_module_bytes: 1 << 20,
+        ..Limits::default()
+    });
+    let core_module = wat::parse_str("(module)").expect("wat");
+    assert!(matches!(
+        engine.compile(&core_module),
+        Err(PolicyError::NotAComponent(_))
+    ));
+    assert!(matches!(
+        engine.compile(b"not wasm at all"),
+        Err(PolicyError::NotAComponent(_))
+    ));
+
+    let wrong_world = wat::parse_str("(component)").expect("wat");
+    assert!(matches!(
+        engine.compile(&wrong_world),
+        Err(PolicyError::WrongWorld(_))
+    ));
+
+    let wrong_signature = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "decide") (result i32) i32.const 0))
+            (core instance $i (instantiate $m))
+            (func (export "decide") (result u32)
+                (canon lift (core func $i "decide"))))"#,
+    )
+    .expect("wat");
+    assert!(matches!(
+        engine.compile(&wrong_signature),
+        Err(PolicyError::WrongWorld(_))
+    ));
+
+    let filesystem =
+        wat::parse_str(r#"(component (import "wasi:filesystem/preopens@0.2.0" (instance)))"#)
+            .expect("wat");
+    match engine.compile(&filesystem) {
+        Err(PolicyError::ForbiddenImport(name)) => {
+            assert_eq!(name, "wasi:filesystem/preopens@0.2.0")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mut oversized = HOSTILE.to_vec();
+    oversized.resize(2 << 20, 0);
+    assert!(matches!(
+        engine.compile(&oversized),
+        Err(PolicyError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn faults_fall_back_to_the_builtin_policy_and_repeated_ones_deactivate() {
+    let engine = Arc::new(engine_with(Limits {
+        fault_limit: 3,
+        ..Limits::default()
+    }));
+    let policies = Policies::new(engine.clone());
+    let hostile = engine.compile(HOSTILE).expect("valid");
+    policies.activate("ACME", 7, hostile.clone());
+
+    // A call to extension 100 numbered "trap": the hostile module traps,
+    // the built-in policy rings 100.
+    let trap_call = call("trap", Destination::Extension(extension("100")));
+    let now = Instant::now();
+    for attempt in 1..=3 {
+        let decided = policies.decide(now, "ACME", &trap_call, directory(), kv());
+        match &decided.decision.action {
+            Action::Ring(ring) => assert_eq!(ring.targets.len(), 1),
+            other => panic!("fallback did not ring: {other:?}"),
+        }
+        assert!(
+            matches!(
+                &decided.by,
+                DecidedBy::Fallback {
+                    version: 7,
+                    fault: Fault::Trap(_),
+                    ..
+                }
+            ),
+            "{:?}",
+            decided.by
+        );
+        assert_eq!(
+            decided.deactivated.is_some(),
+            attempt == 3,
+            "attempt {attempt}"
+        );
+        if let Some(deactivated) = decided.deactivated {
+            assert_eq!(deactivated.version, 7);
+            assert_eq!(deactivated.hash, hostile.hash());
+            assert!(
+                deactivated.reason.contains("trapped"),
+                "{}",
+                deactivated.reason
+            );
+        }
+    }
+    assert!(policies.active("ACME").is_none());
+    let after = policies.decide(now, "ACME", &trap_call, directory(), kv());
+    assert_eq!(after.by, DecidedBy::Builtin);
+
+    // Other tenants never noticed.
+    let other = policies.decide(now, "OTHER", &trap_call, directory(), kv());
+    assert_eq!(other.by, DecidedBy::Builtin);
+}
+
+#[test]
+fn faults_outside_the_window_do_not_add_up() {
+    let engine = Arc::new(engine_with(Limits {
+        fault_limit: 2,
+        fault_window: Duration::from_secs(60),
+        ..Limits::default()
+    }));
+    let policies = Policies::new(engine.clone());
+    policies.activate("ACME", 1, engine.compile(HOSTILE).expect("valid"));
+    let start = Instant::now();
+    let trap = hostile_call("trap");
+    for minute in 0..4 {
+        let decided = policies.decide(
+            start + Duration::from_secs(61 * minute),
+            "ACME",
+            &trap,
+            directory(),
+            kv(),
+        );
+        assert!(decided.deactivated.is_none());
+    }
+    assert!(policies.active("ACME").is_some());
+}
+
+#[test]
+fn tenants_have_separate_key_value_stores() {
+    let engine = engine();
+    let hostile = engine.compile(HOSTILE).expect("valid");
+    let kv = kv();
+    for tenant in ["ACME", "ACME", "GLOBEX"] {
+        engine
+            .run(
+                &hostile,
+                tenant,
+                &hostile_call("count"),
+                directory(),
+                kv.clone(),
+            )
+            .expect("count answers");
+    }
+    assert_eq!(
+        kv.entries("ACME").get("calls").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        kv.entries("GLOBEX").get("calls").map(String::as_str),
+        Some("1")
+    );
+}

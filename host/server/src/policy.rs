@@ -1,0 +1,204 @@
+//! `edgepbx policy ...`: validate a policy, try it on a call described in
+//! JSON, and manage tenants' versions in the store.
+//!
+//! A module is validated by the same engine the server runs (size cap, a
+//! component, only the contract's imports, the world's export) before it is
+//! stored or activated, so a stored version always loads.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use edgepbx_policy::{Limits, PolicyEngine, module_hash, playground, to_component};
+use edgepbx_store::{PolicyModuleInfo, Store};
+
+use crate::admin::{find_tenant, with_store};
+use crate::cli::{PolicyCommand, StorageArgs};
+
+/// `edgepbx policy ...`
+pub async fn command(storage: &StorageArgs, cmd: PolicyCommand) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCommand::Check { file } => {
+            let wasm = read_module(&file)?;
+            let engine = engine()?;
+            let policy = engine.compile(&wasm)?;
+            println!(
+                "{}: a valid edgepbx:policy@0.1.0 component, {} bytes, sha256 {}",
+                file.display(),
+                policy.size(),
+                policy.hash()
+            );
+            Ok(())
+        }
+        PolicyCommand::Try { file, context } => {
+            let engine = engine()?;
+            let policy = if file.as_os_str() == "builtin" {
+                engine.builtin().clone()
+            } else {
+                engine.compile(&read_module(&file)?)?
+            };
+            let json = std::fs::read_to_string(&context)
+                .with_context(|| format!("reading {}", context.display()))?;
+            let context = playground::parse_context(&json)?;
+            let outcome = playground::run(&engine, &policy, context)?;
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+            Ok(())
+        }
+        PolicyCommand::Upload {
+            tenant,
+            file,
+            uploader,
+            activate,
+        } => {
+            let wasm = read_module(&file)?;
+            let engine = engine()?;
+            let policy = engine.compile(&wasm)?;
+            with_store(storage, |store| async move {
+                let t = find_tenant(&store, &tenant).await?;
+                let info = store
+                    .policies()
+                    .upload(&t.code, wasm, policy.hash(), &uploader)
+                    .await?;
+                println!(
+                    "policy version {} stored for {} (sha256 {})",
+                    info.version, t.code, info.hash
+                );
+                if activate {
+                    store.policies().activate(&t.code, info.version).await?;
+                    println!("version {} is now active", info.version);
+                }
+                Ok(())
+            })
+            .await
+        }
+        PolicyCommand::List { tenant, json } => {
+            with_store(storage, |store| async move {
+                let t = find_tenant(&store, &tenant).await?;
+                let versions = store.policies().list(&t.code).await?;
+                print_versions(&versions, json)
+            })
+            .await
+        }
+        PolicyCommand::Activate { tenant, version } => {
+            with_store(storage, |store| async move {
+                let t = find_tenant(&store, &tenant).await?;
+                let Some(module) = store.policies().get(&t.code, version).await? else {
+                    bail!("tenant {} has no policy version {version}", t.code);
+                };
+                // Stored versions were validated on upload; a newer edgepbx
+                // may be stricter, so check again before activating.
+                engine()?
+                    .compile(&module.wasm)
+                    .with_context(|| format!("version {version} no longer validates"))?;
+                store.policies().activate(&t.code, version).await?;
+                println!("policy version {version} is now active for {}", t.code);
+                Ok(())
+            })
+            .await
+        }
+        PolicyCommand::Deactivate { tenant } => {
+            with_store(storage, |store| async move {
+                let t = find_tenant(&store, &tenant).await?;
+                let active = active_version(&store, &t.code).await?;
+                match active {
+                    Some(version) => {
+                        store.policies().deactivate(&t.code, version, None).await?;
+                        println!("{} uses the built-in policy again", t.code);
+                    }
+                    None => println!("{} already uses the built-in policy", t.code),
+                }
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+async fn active_version(store: &Store, tenant: &str) -> anyhow::Result<Option<u32>> {
+    let versions = store.policies().list(tenant).await?;
+    Ok(versions.iter().find(|v| v.active).map(|v| v.version))
+}
+
+/// An engine with the default limits, for validating and trying modules.
+fn engine() -> anyhow::Result<PolicyEngine> {
+    Ok(PolicyEngine::new(Limits::default(), None)?)
+}
+
+/// Reads a policy (a component, or a core module built with the SDK, which
+/// is wrapped into one), refusing files above the size cap before reading
+/// them whole.
+fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let max = Limits::default().max_module_bytes;
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > u64::try_from(max).unwrap_or(u64::MAX) {
+        bail!(
+            "{} has {len} bytes; a policy may have at most {max}",
+            path.display()
+        );
+    }
+    let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let wasm = to_component(wasm, &Limits::default())?;
+    tracing::debug!(hash = %module_hash(&wasm), "read policy module");
+    Ok(wasm)
+}
+
+fn print_versions(versions: &[PolicyModuleInfo], json: bool) -> anyhow::Result<()> {
+    if json {
+        let rows: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "version": v.version,
+                    "hash": v.hash,
+                    "size": v.size,
+                    "uploader": v.uploader,
+                    "uploaded_at": humantime(v.uploaded_at),
+                    "active": v.active,
+                    "deactivated_reason": v.deactivated_reason,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if versions.is_empty() {
+        println!("no policy versions: the built-in policy decides");
+        return Ok(());
+    }
+    println!(
+        "{:>7}  {:<6}  {:<12}  {:>8}  {:<16}  {:<20}  NOTE",
+        "VERSION", "ACTIVE", "SHA256", "BYTES", "UPLOADER", "UPLOADED (UTC)"
+    );
+    for v in versions {
+        println!(
+            "{:>7}  {:<6}  {:<12}  {:>8}  {:<16}  {:<20}  {}",
+            v.version,
+            if v.active { "yes" } else { "" },
+            v.hash.get(..12).unwrap_or(&v.hash),
+            v.size,
+            v.uploader,
+            humantime(v.uploaded_at),
+            v.deactivated_reason
+                .as_deref()
+                .map(|r| format!("deactivated: {r}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC.
+fn humantime(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rem = secs % 86_400;
+    let (year, month, day) = crate::registrar::view::civil_from_days(secs / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
