@@ -16,6 +16,7 @@ fn main() {
     let manifest = PathBuf::from(env("CARGO_MANIFEST_DIR"));
     let guests = manifest.join("../../guest-policies");
     for watched in [
+        ".cargo",
         "wit",
         "sdk",
         "default",

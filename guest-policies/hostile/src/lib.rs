@@ -6,6 +6,7 @@
 //! | `loop` | never returns |
 //! | `bomb` | allocates until memory runs out |
 //! | `trap` | panics (a trap) |
+//! | `deep` | recurses until the stack overflows |
 //! | `huge` | answers with 1000 ring targets |
 //! | `long` | forwards to a 1 MiB "number" |
 //! | `spam` | writes 10 000 log lines and oversized key-value entries, then answers |
@@ -13,6 +14,13 @@
 //! | anything else | rejects with 486 and the reason "hostile" |
 
 use edgepbx_policy_sdk::{Call, Decision, Host, Level, Policy, Ring};
+
+/// Recurses without end (the optimiser cannot see through `black_box`).
+#[allow(unconditional_recursion, reason = "overflowing the stack is the point")]
+fn depth(n: u64) -> u64 {
+    let next = std::hint::black_box(n + 1);
+    depth(next).wrapping_add(std::hint::black_box(n))
+}
 
 /// The misbehaving policy.
 pub struct Hostile;
@@ -36,6 +44,7 @@ impl Policy for Hostile {
                 }
             }
             "trap" => panic!("hostile trap"),
+            "deep" => Decision::reject(u16::try_from(depth(0) % 200 + 400).unwrap_or(486)),
             "huge" => Decision::ring((0..1000).fold(Ring::simultaneous(), |ring, i| {
                 ring.extension(i.to_string(), 20)
             })),

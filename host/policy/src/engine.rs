@@ -28,6 +28,9 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "edgepbx:policy/log@0.1.0",
 ];
 
+/// Bytes of each memory and table slot kept resident between decisions.
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+
 /// Largest number of table elements a decision may grow its tables to.
 const MAX_TABLE_ELEMENTS: usize = 10_000;
 
@@ -181,9 +184,25 @@ impl PolicyEngine {
             .total_core_instances(instances * 4)
             .total_memories(instances * 2)
             .total_tables(instances * 4)
-            .max_memory_size(limits.max_memory_bytes);
+            .max_memory_size(limits.max_memory_bytes)
+            // Reset what a decision touched with memset rather than
+            // madvise: no page faults when the slot is used again.
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES)
+            // Where the kernel can say which pages a decision dirtied
+            // (Linux 6.7+), only those are reset.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut config = Config::new();
         config
+            // Memories are small and capped: reserve just the cap, with no
+            // guard pages, and check bounds in code rather than with
+            // signals. A pool slot then never changes page protections
+            // between decisions (each change is an mprotect with TLB
+            // shootdowns across cores, the largest cost of a decision).
+            .memory_reservation(u64::try_from(limits.max_memory_bytes).unwrap_or(u64::MAX))
+            .memory_guard_size(0)
+            .memory_reservation_for_growth(0)
+            .signals_based_traps(false)
             .wasm_component_model(true)
             .epoch_interruption(true)
             .consume_fuel(limits.fuel.is_some())

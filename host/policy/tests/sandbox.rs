@@ -20,7 +20,12 @@ fn reject_reason(action: &Action) -> Option<&str> {
 
 #[test]
 fn run_time_faults_are_classified_and_bounded() {
-    let engine = engine();
+    // A deadline long enough that the memory bomb reaches the memory cap
+    // first even on a loaded machine, short enough for the loop.
+    let engine = engine_with(Limits {
+        deadline: Duration::from_millis(250),
+        ..Limits::default()
+    });
     let hostile = engine
         .compile(HOSTILE)
         .expect("the hostile module is a valid policy");
