@@ -51,10 +51,14 @@ fn main() {
         .arg("--target-dir")
         .arg(&target_dir)
         // The outer build's settings are not the guest's: its own target
-        // directory (sharing the outer one would deadlock on its lock),
-        // no host rustflags.
+        // directory (sharing the outer one would deadlock on its lock), no
+        // host rustflags, no clippy.
         .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
+        // `cargo clippy` on the host must not lint (and fail) the guests.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_PROFILE_RELEASE_LTO")

@@ -268,7 +268,10 @@ impl SipCore {
     fn apply_changes(&mut self, now: Instant, wall: SystemTime, changes: Vec<Change>) {
         for change in changes {
             match &change {
-                Change::Added(aor, b) | Change::Refreshed(aor, b) => {
+                Change::Added(aor, b)
+                | Change::Refreshed {
+                    aor, binding: b, ..
+                } => {
                     self.last_ping.insert((aor.clone(), b.contact.clone()), now);
                     if let Change::Added(..) = change {
                         info!(tenant = %aor.tenant, extension = %aor.extension,
@@ -281,7 +284,9 @@ impl SipCore {
                         reason = reason.as_str(), "binding offline");
                 }
             }
-            self.persist.record(wall, change);
+            if !matches!(change, Change::Refreshed { write: false, .. }) {
+                self.persist.record(wall, change);
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! transaction each, so a restart restores bindings and history without a
 //! disk write in the path of every REGISTER.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use edgepbx_store::{BindingChange, EventKind, RegistrationEvent, Store, StoredBinding, Transport};
@@ -80,29 +81,49 @@ async fn write_loop(
 }
 
 /// Turns in-memory changes into store writes and history events.
+/// Turns a batch of changes into store records. Binding changes are
+/// coalesced per binding, the last one winning: a phone that refreshed ten
+/// times within a batch is written once. Events are kept, in order.
 fn to_records(
     items: impl Iterator<Item = (SystemTime, Change)>,
 ) -> (Vec<BindingChange>, Vec<RegistrationEvent>) {
-    let mut changes = Vec::new();
+    let mut changes: Vec<BindingChange> = Vec::new();
+    let mut position: HashMap<(String, String, String), usize> = HashMap::new();
     let mut events = Vec::new();
     for (at, change) in items {
-        match change {
+        let (key, record) = match change {
             Change::Added(aor, b) => {
                 events.push(event(at, &aor, &b, EventKind::Online, "registered"));
-                changes.push(BindingChange::Upsert(stored(&aor, &b)));
+                (key(&aor, &b), BindingChange::Upsert(stored(&aor, &b)))
             }
-            Change::Refreshed(aor, b) => changes.push(BindingChange::Upsert(stored(&aor, &b))),
+            Change::Refreshed {
+                aor, binding: b, ..
+            } => (key(&aor, &b), BindingChange::Upsert(stored(&aor, &b))),
             Change::Removed(aor, b, reason) => {
                 events.push(event(at, &aor, &b, EventKind::Offline, reason.as_str()));
-                changes.push(BindingChange::Remove {
+                let key = key(&aor, &b);
+                let record = BindingChange::Remove {
                     tenant: aor.tenant,
                     extension: aor.extension,
                     contact: b.contact,
-                });
+                };
+                (key, record)
+            }
+        };
+        match position.get(&key) {
+            Some(&index) => changes[index] = record,
+            None => {
+                position.insert(key, changes.len());
+                changes.push(record);
             }
         }
     }
     (changes, events)
+}
+
+/// What identifies a stored binding.
+fn key(aor: &Aor, b: &Binding) -> (String, String, String) {
+    (aor.tenant.clone(), aor.extension.clone(), b.contact.clone())
 }
 
 fn stored(aor: &Aor, b: &Binding) -> StoredBinding {
@@ -141,5 +162,73 @@ fn event(
         reason: reason.to_owned(),
         source: b.source.addr(),
         user_agent: b.user_agent.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::registrar::RemovalReason;
+
+    fn binding(contact: &str, cseq: u32) -> Binding {
+        Binding {
+            contact: contact.to_owned(),
+            q: None,
+            instance: None,
+            reg_id: None,
+            call_id: "c".to_owned(),
+            cseq,
+            expires_at: SystemTime::UNIX_EPOCH,
+            stored_expires_at: SystemTime::UNIX_EPOCH,
+            deadline: Instant::now(),
+            source: Peer::Udp("127.0.0.1:5062".parse().expect("literal address")),
+            user_agent: None,
+        }
+    }
+
+    fn aor(extension: &str) -> Aor {
+        Aor {
+            tenant: "ACME".to_owned(),
+            extension: extension.to_owned(),
+        }
+    }
+
+    fn refreshed(aor: Aor, binding: Binding) -> Change {
+        Change::Refreshed {
+            aor,
+            binding,
+            write: true,
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_each_binding_once_with_its_last_change() {
+        let at = SystemTime::UNIX_EPOCH;
+        let batch = vec![
+            (at, Change::Added(aor("100"), binding("sip:a", 1))),
+            (at, refreshed(aor("100"), binding("sip:a", 2))),
+            (at, Change::Added(aor("101"), binding("sip:b", 1))),
+            (at, refreshed(aor("100"), binding("sip:a", 3))),
+            (
+                at,
+                Change::Removed(aor("101"), binding("sip:b", 1), RemovalReason::Unregistered),
+            ),
+        ];
+        let (changes, events) = to_records(batch.into_iter());
+        assert_eq!(changes.len(), 2);
+        match &changes[0] {
+            BindingChange::Upsert(b) => assert_eq!((b.extension.as_str(), b.cseq), ("100", 3)),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&changes[1], BindingChange::Remove { extension, .. } if extension == "101")
+        );
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [EventKind::Online, EventKind::Online, EventKind::Offline]
+        );
     }
 }

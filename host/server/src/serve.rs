@@ -54,50 +54,32 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     let location = restore_bindings(&store, &config).await?;
     let server_key = store.server_key();
 
-    let udp = Arc::new(
-        UdpSocket::bind(config.sip.udp)
-            .await
-            .with_context(|| format!("binding SIP UDP on {}", config.sip.udp))?,
-    );
-    let tcp = TcpListener::bind(config.sip.tcp)
-        .await
+    // Bound here, so that a taken port fails the start with a clear error;
+    // handed to the SIP thread's runtime below.
+    let udp = bind_udp(config.sip.udp)
+        .with_context(|| format!("binding SIP UDP on {}", config.sip.udp))?;
+    let tcp = std::net::TcpListener::bind(config.sip.tcp)
         .with_context(|| format!("binding SIP TCP on {}", config.sip.tcp))?;
+    udp.set_nonblocking(true)?;
+    tcp.set_nonblocking(true)?;
     let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (inbound_tx, inbound_rx) = mpsc::channel(8_192);
-    let limits = Limits {
-        max_message_bytes: config.sip.max_message_bytes,
-        max_headers: config.sip.max_headers,
-    };
+    // The write-behind task runs here, on the runtime that owns the store.
     let persist = Persist::spawn(store.clone(), &config.store);
-    let core = SipCore::new(
-        config.clone(),
-        directory.clone(),
+    let sip = SipPlane {
+        config: config.clone(),
+        directory: directory.clone(),
         location,
         server_key,
-        Outbound::new(udp.clone()),
         persist,
-        udp_addr.port(),
-        tcp_addr.port(),
-    );
-    let core_task = core::spawn(core, inbound_rx, shutdown_rx.clone());
-    let udp_task = tokio::spawn(transport::run_udp(
         udp,
-        limits.clone(),
-        inbound_tx.clone(),
-        shutdown_rx.clone(),
-    ));
-    let tcp_task = tokio::spawn(transport::run_tcp(
         tcp,
-        TcpSettings {
-            limits,
-            max_connections_per_ip: config.sip.max_connections_per_ip,
-            idle_timeout: Duration::from_secs(u64::from(config.registrar.max_expires) + 60),
-        },
-        inbound_tx,
-        shutdown_rx,
-    ));
+    };
+    let sip_thread = std::thread::Builder::new()
+        .name("sip".into())
+        .spawn(move || sip.run(shutdown_rx))
+        .context("starting the SIP thread")?;
 
     info!(%udp_addr, %tcp_addr, tenants = directory.tenants().count(), "edgepbx listening");
     // The one line on stdout that scripts and tests wait for.
@@ -106,15 +88,101 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     info!("shutting down");
     let _ = shutdown_tx.send(true);
-    let _ = udp_task.await;
-    let _ = tcp_task.await;
-    let _ = core_task.await;
+    // The SIP thread ends when its transports and core have stopped and the
+    // write-behind queue is flushed; wait for it off the async workers.
+    match tokio::task::spawn_blocking(move || sip_thread.join()).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!(error = %e, "the SIP plane stopped with an error"),
+        Ok(Err(_)) | Err(_) => warn!("the SIP thread panicked"),
+    }
     // The write-behind task has ended; this is the last handle.
     if let Err(e) = store.close().await {
         warn!(error = %e, "closing the store");
     }
     info!("stopped");
     Ok(())
+}
+
+/// Receive buffer asked for the SIP UDP socket. Bursts of REGISTERs (a
+/// site's phones after a power cut) must wait in the kernel rather than be
+/// dropped and retransmitted half a second later; the kernel caps it at
+/// `net.core.rmem_max`.
+const UDP_RECV_BUFFER_BYTES: usize = 4 << 20;
+
+/// Binds the SIP UDP socket with a large receive buffer.
+fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(error) = socket.set_recv_buffer_size(UDP_RECV_BUFFER_BYTES) {
+        warn!(%error, "cannot enlarge the SIP UDP receive buffer");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Everything the SIP plane needs: it runs on a runtime of its own (one
+/// worker per core), so that nothing else in the process (above all the
+/// database engine, whose commits can hold a worker for milliseconds) ever
+/// delays a SIP message. It talks to the rest through channels.
+struct SipPlane {
+    config: Config,
+    directory: Arc<Directory>,
+    location: Location,
+    server_key: [u8; 32],
+    persist: Persist,
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+}
+
+impl SipPlane {
+    /// Runs the transports and the SIP core until `shutdown`.
+    fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("sip")
+            .enable_all()
+            .build()
+            .context("building the SIP runtime")?;
+        runtime.block_on(async move {
+            let udp = Arc::new(UdpSocket::from_std(self.udp)?);
+            let tcp = TcpListener::from_std(self.tcp)?;
+            let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+            let (inbound_tx, inbound_rx) = mpsc::channel(8_192);
+            let limits = Limits {
+                max_message_bytes: self.config.sip.max_message_bytes,
+                max_headers: self.config.sip.max_headers,
+            };
+            let tcp_settings = TcpSettings {
+                limits: limits.clone(),
+                max_connections_per_ip: self.config.sip.max_connections_per_ip,
+                idle_timeout: Duration::from_secs(
+                    u64::from(self.config.registrar.max_expires) + 60,
+                ),
+            };
+            let core = SipCore::new(
+                self.config,
+                self.directory,
+                self.location,
+                self.server_key,
+                Outbound::new(udp.clone()),
+                self.persist,
+                udp_addr.port(),
+                tcp_addr.port(),
+            );
+            let core_task = core::spawn(core, inbound_rx, shutdown.clone());
+            let udp_task = tokio::spawn(transport::run_udp(
+                udp,
+                limits,
+                inbound_tx.clone(),
+                shutdown.clone(),
+            ));
+            let tcp_task =
+                tokio::spawn(transport::run_tcp(tcp, tcp_settings, inbound_tx, shutdown));
+            let _ = udp_task.await;
+            let _ = tcp_task.await;
+            let _ = core_task.await;
+            Ok(())
+        })
+    }
 }
 
 async fn wait_for_signal() {
@@ -194,6 +262,7 @@ async fn restore_bindings(store: &Store, config: &Config) -> anyhow::Result<Loca
                 call_id: b.call_id,
                 cseq: b.cseq,
                 expires_at: b.expires_at,
+                stored_expires_at: b.expires_at,
                 deadline: now + left,
                 source,
                 user_agent: b.user_agent,

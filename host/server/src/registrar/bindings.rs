@@ -80,6 +80,13 @@ pub struct Binding {
     pub cseq: u32,
     /// Wall-clock expiry (stored, shown to people).
     pub expires_at: SystemTime,
+    /// The expiry the store was last given. A refresh that moves the expiry
+    /// less than a quarter of the interval past it, and changes nothing a
+    /// restart needs (Call-ID and CSeq only order REGISTERs of a running
+    /// server), is not written: a phone re-registering every few seconds
+    /// costs no disk writes, and after a crash its restored binding expires
+    /// at most that much early.
+    pub stored_expires_at: SystemTime,
     /// Monotonic expiry (drives removal).
     pub deadline: Instant,
     /// Where the REGISTER came from.
@@ -126,7 +133,14 @@ pub enum Change {
     /// A new binding (an online transition).
     Added(Aor, Binding),
     /// An existing binding refreshed.
-    Refreshed(Aor, Binding),
+    Refreshed {
+        /// Whose.
+        aor: Aor,
+        /// The binding as it is now.
+        binding: Binding,
+        /// Whether the store must see it (see [`Binding::stored_expires_at`]).
+        write: bool,
+    },
     /// A binding gone (an offline transition).
     Removed(Aor, Binding, RemovalReason),
 }
@@ -261,14 +275,38 @@ impl Location {
                 call_id: reg.call_id.clone(),
                 cseq: reg.cseq,
                 expires_at: wall + Duration::from_secs(expires.into()),
+                stored_expires_at: wall + Duration::from_secs(expires.into()),
                 deadline: now + Duration::from_secs(expires.into()),
                 source: reg.source.clone(),
                 user_agent: reg.user_agent.clone(),
             };
             match (same_contact, same_device) {
                 (Some(at), _) => {
+                    let old = &current[at];
+                    let moved = binding
+                        .expires_at
+                        .duration_since(old.stored_expires_at)
+                        .unwrap_or_default();
+                    let write = moved > Duration::from_secs(u64::from(expires) / 4)
+                        || old.source != binding.source
+                        || old.user_agent != binding.user_agent
+                        || old.q != binding.q
+                        || old.instance != binding.instance
+                        || old.reg_id != binding.reg_id;
+                    let binding = Binding {
+                        stored_expires_at: if write {
+                            binding.expires_at
+                        } else {
+                            old.stored_expires_at
+                        },
+                        ..binding
+                    };
                     current[at] = binding.clone();
-                    changes.push(Change::Refreshed(reg.aor.clone(), binding));
+                    changes.push(Change::Refreshed {
+                        aor: reg.aor.clone(),
+                        binding,
+                        write,
+                    });
                 }
                 (None, Some(at)) => {
                     let old = std::mem::replace(&mut current[at], binding.clone());
@@ -380,6 +418,40 @@ mod tests {
             max_bindings_per_extension: 2,
             ..RegistrarConfig::default()
         })
+    }
+
+    fn refresh_written(changes: &[Change]) -> Option<bool> {
+        match changes {
+            [Change::Refreshed { write, .. }] => Some(*write),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn refreshes_that_barely_move_the_expiry_are_not_written() {
+        let mut loc = location();
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let uri = "sip:100@192.0.2.10";
+        let first = reg("a", 1, Contacts::List(vec![contact(uri)]));
+        assert!(loc.register(now, wall, &first).is_ok());
+        // Seconds later: nothing the store needs.
+        let soon = wall + Duration::from_secs(5);
+        let again = reg("a", 2, Contacts::List(vec![contact(uri)]));
+        let changes = loc.register(now, soon, &again).unwrap_or_default();
+        assert_eq!(refresh_written(&changes), Some(false));
+        // From another address: written.
+        let mut moved = reg("a", 3, Contacts::List(vec![contact(uri)]));
+        moved.source = Peer::Udp(([192, 0, 2, 99], 5060).into());
+        let changes = loc.register(now, soon, &moved).unwrap_or_default();
+        assert_eq!(refresh_written(&changes), Some(true));
+        // Half an interval later (default 3600 s): written.
+        let later = soon + Duration::from_secs(1800);
+        let mut refresh = reg("a", 4, Contacts::List(vec![contact(uri)]));
+        refresh.source = moved.source.clone();
+        let changes = loc.register(now, later, &refresh).unwrap_or_default();
+        assert_eq!(refresh_written(&changes), Some(true));
+        let stored = loc.bindings(&first.aor)[0].stored_expires_at;
+        assert_eq!(stored, later + Duration::from_secs(3600));
     }
 
     #[test]
