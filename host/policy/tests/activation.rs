@@ -130,13 +130,17 @@ fn hot_swap_loses_no_decision_and_mixes_no_versions() {
 fn a_restart_loads_compiled_modules_from_the_cache() {
     let dir = std::env::temp_dir().join(format!("edgepbx-policy-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let limits = Limits {
+        deadline: std::time::Duration::from_secs(2),
+        ..Limits::default()
+    };
     {
-        let first = PolicyEngine::new(Limits::default(), Some(dir.clone())).expect("engine");
+        let first = PolicyEngine::new(limits.clone(), Some(dir.clone())).expect("engine");
         assert_eq!(first.compilations(), 1, "the built-in policy compiled once");
         first.compile(HOSTILE).expect("valid");
         assert_eq!(first.compilations(), 2);
     }
-    let second = PolicyEngine::new(Limits::default(), Some(dir.clone())).expect("engine");
+    let second = PolicyEngine::new(limits.clone(), Some(dir.clone())).expect("engine");
     let hostile = second.compile(HOSTILE).expect("valid");
     assert_eq!(
         second.compilations(),
@@ -155,7 +159,7 @@ fn a_restart_loads_compiled_modules_from_the_cache() {
             std::fs::write(&path, b"garbage").expect("damage");
         }
     }
-    let third = PolicyEngine::new(Limits::default(), Some(dir.clone())).expect("engine");
+    let third = PolicyEngine::new(limits, Some(dir.clone())).expect("engine");
     third.compile(HOSTILE).expect("valid");
     assert_eq!(third.compilations(), 2);
     let _ = std::fs::remove_dir_all(&dir);

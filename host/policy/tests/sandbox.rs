@@ -107,6 +107,7 @@ fn a_fuel_budget_stops_a_loop_too() {
 fn bad_modules_are_refused_at_upload() {
     let engine = engine_with(Limits {
         max_module_bytes: 1 << 20,
+        deadline: Duration::from_secs(2),
         ..Limits::default()
     });
     let core_module = wat::parse_str("(module)").expect("wat");
@@ -160,6 +161,7 @@ fn bad_modules_are_refused_at_upload() {
 fn faults_fall_back_to_the_builtin_policy_and_repeated_ones_deactivate() {
     let engine = Arc::new(engine_with(Limits {
         fault_limit: 3,
+        deadline: Duration::from_secs(2),
         ..Limits::default()
     }));
     let policies = Policies::new(engine.clone());
@@ -217,6 +219,7 @@ fn faults_outside_the_window_do_not_add_up() {
     let engine = Arc::new(engine_with(Limits {
         fault_limit: 2,
         fault_window: Duration::from_secs(60),
+        deadline: Duration::from_secs(2),
         ..Limits::default()
     }));
     let policies = Policies::new(engine.clone());

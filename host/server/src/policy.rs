@@ -118,9 +118,15 @@ async fn active_version(store: &Store, tenant: &str) -> anyhow::Result<Option<u3
     Ok(versions.iter().find(|v| v.active).map(|v| v.version))
 }
 
-/// An engine with the default limits, for validating and trying modules.
+/// An engine for validating and trying modules: the server's limits, but
+/// a deadline of a second, so that a debug build or a busy laptop does not
+/// turn a slow run into a timeout (the server's deadline is 5 ms).
 fn engine() -> anyhow::Result<PolicyEngine> {
-    Ok(PolicyEngine::new(Limits::default(), None)?)
+    let limits = Limits {
+        deadline: std::time::Duration::from_secs(1),
+        ..Limits::default()
+    };
+    Ok(PolicyEngine::new(limits, None)?)
 }
 
 /// Reads a policy (a component, or a core module built with the SDK, which

@@ -17,9 +17,12 @@
 //!   handler.
 //! - [`transaction`]: client and server transactions, INVITE and
 //!   non-INVITE (RFC 3261 §17), timers A–K, matching (§17.1.3, §17.2.3).
+//! - [`dialog`]: dialogs (RFC 3261 §12): creation at the UAS and the UAC,
+//!   requests inside them with loose and strict routing, ordering checks.
 //! - [`auth`]: server-side digest authentication (RFC 7616, RFC 8760).
 
 pub mod auth;
+pub mod dialog;
 pub mod grammar;
 pub mod message;
 pub mod parse;

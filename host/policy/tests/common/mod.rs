@@ -13,8 +13,14 @@ use edgepbx_policy::{Call, Limits, MemoryKv, PolicyEngine, StaticDirectory};
 /// The misbehaving policy of `guest-policies/hostile`, built by build.rs.
 pub const HOSTILE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hostile-policy.wasm"));
 
+/// An engine with the default limits but a deadline that a debug build on
+/// a busy CI machine never reaches: tests that are not about time must not
+/// fail when the machine is slow.
 pub fn engine() -> PolicyEngine {
-    engine_with(Limits::default())
+    engine_with(Limits {
+        deadline: std::time::Duration::from_secs(2),
+        ..Limits::default()
+    })
 }
 
 pub fn engine_with(limits: Limits) -> PolicyEngine {
