@@ -1,0 +1,8 @@
+//! Sans-IO media for edgepbx.
+//!
+//! Like `edgepbx-sip`, nothing here opens a socket, spawns a task or reads a
+//! clock; the server drives it. Module map:
+//! - [`g711`]: ITU-T G.711 μ-law and A-law, between 16-bit linear PCM and
+//!   one byte per sample (what phones and the relay speak).
+
+pub mod g711;
