@@ -4,11 +4,14 @@
 //! clock; the server drives it. Module map:
 //! - [`g711`]: ITU-T G.711 μ-law and A-law, between 16-bit linear PCM and
 //!   one byte per sample (what phones and the relay speak).
+//! - [`relay`]: the media relay of one call: two legs, symmetric RTP with
+//!   latching, silence detection.
 //! - [`rtp`]: RTP and RTCP headers (RFC 3550) as a relay reads them, and
 //!   RTP/RTCP on one port (RFC 5761).
 //! - [`sdp`]: session descriptions (RFC 8866): parsing within limits, the
 //!   views anchoring and codec negotiation read, rewriting, serialization.
 
 pub mod g711;
+pub mod relay;
 pub mod rtp;
 pub mod sdp;
