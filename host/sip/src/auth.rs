@@ -667,6 +667,141 @@ fn quote(text: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
+// The client side
+
+/// A digest challenge received from a server (`WWW-Authenticate` or
+/// `Proxy-Authenticate`), for when edgepbx is the client: a trunk
+/// registering to a carrier, a call sent through one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChallenge {
+    /// The realm, to hash with the password.
+    pub realm: String,
+    /// The server's nonce.
+    pub nonce: String,
+    /// Returned unchanged, when present.
+    pub opaque: Option<String>,
+    /// The algorithm to answer with.
+    pub algorithm: Algorithm,
+    /// Whether the server offers `qop=auth` (else the RFC 2069 form).
+    pub qop_auth: bool,
+    /// The previous answer used an expired nonce: answering this one with
+    /// the same password is expected to succeed.
+    pub stale: bool,
+}
+
+impl DigestChallenge {
+    /// Parses one challenge. `Ok(None)` for another scheme, an algorithm
+    /// this crate does not implement, or a `qop` without `auth`.
+    pub fn parse(value: &str) -> Result<Option<Self>, AuthError> {
+        if value.len() > MAX_HEADER_LEN {
+            return Err(AuthError::TooLong {
+                len: value.len(),
+                max: MAX_HEADER_LEN,
+            });
+        }
+        let bytes = value.as_bytes();
+        let start = skip_ws(bytes, 0);
+        let scheme_end = skip_while(bytes, start, is_token_byte);
+        if !value
+            .get(start..scheme_end)
+            .is_some_and(|s| s.eq_ignore_ascii_case("Digest"))
+        {
+            return Ok(None);
+        }
+        let params = parse_params(value, scheme_end)?;
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let algorithm = match get("algorithm") {
+            None => Algorithm::Md5,
+            Some(token) => match Algorithm::from_token(&token) {
+                Some(algorithm) => algorithm,
+                None => return Ok(None),
+            },
+        };
+        let qop_auth = match get("qop") {
+            None => false,
+            Some(qops) => {
+                if !qops
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth"))
+                {
+                    return Ok(None);
+                }
+                true
+            }
+        };
+        Ok(Some(DigestChallenge {
+            realm: get("realm").ok_or(AuthError::MissingParam { name: "realm" })?,
+            nonce: get("nonce").ok_or(AuthError::MissingParam { name: "nonce" })?,
+            opaque: get("opaque"),
+            algorithm,
+            qop_auth,
+            stale: get("stale").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        }))
+    }
+
+    /// The strongest challenge this crate can answer among a response's
+    /// values (SHA-256 before MD5, RFC 8760 §2.4); unparsable ones skipped.
+    pub fn pick<'v>(values: impl IntoIterator<Item = &'v str>) -> Option<Self> {
+        let mut best: Option<DigestChallenge> = None;
+        for challenge in values
+            .into_iter()
+            .filter_map(|v| Self::parse(v).ok().flatten())
+        {
+            let better = best.as_ref().is_none_or(|b| {
+                b.algorithm == Algorithm::Md5 && challenge.algorithm == Algorithm::Sha256
+            });
+            if better {
+                best = Some(challenge);
+            }
+        }
+        best
+    }
+
+    /// The `Authorization` (or `Proxy-Authorization`) value answering this
+    /// challenge for `method` on `uri`, with a client nonce and the nonce
+    /// count (1 for the first use of this nonce).
+    pub fn authorization(
+        &self,
+        method: &str,
+        uri: &str,
+        username: &str,
+        password: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
+        let a = self.algorithm;
+        let ha1 = ha1(a, username, &self.realm, password);
+        let ha2 = a.hex_digest(format!("{method}:{uri}").as_bytes());
+        let nc = format!("{nc:08x}");
+        let response = if self.qop_auth {
+            a.hex_digest(format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", self.nonce).as_bytes())
+        } else {
+            a.hex_digest(format!("{ha1}:{}:{ha2}", self.nonce).as_bytes())
+        };
+        let mut value = format!(
+            "Digest username={}, realm={}, nonce={}, uri={}, response=\"{response}\", algorithm={}",
+            quote(username),
+            quote(&self.realm),
+            quote(&self.nonce),
+            quote(uri),
+            a.as_str()
+        );
+        if self.qop_auth {
+            value.push_str(&format!(", qop=auth, nc={nc}, cnonce={}", quote(cnonce)));
+        }
+        if let Some(opaque) = &self.opaque {
+            value.push_str(&format!(", opaque={}", quote(opaque)));
+        }
+        value
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The authenticator
 
 /// What a response must cover: the realm the server protects and the

@@ -19,7 +19,8 @@
 //!   non-INVITE (RFC 3261 §17), timers A–K, matching (§17.1.3, §17.2.3).
 //! - [`dialog`]: dialogs (RFC 3261 §12): creation at the UAS and the UAC,
 //!   requests inside them with loose and strict routing, ordering checks.
-//! - [`auth`]: server-side digest authentication (RFC 7616, RFC 8760).
+//! - [`auth`]: digest authentication (RFC 7616, RFC 8760): the server side,
+//!   and the client side for trunks.
 
 pub mod auth;
 pub mod dialog;

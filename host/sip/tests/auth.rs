@@ -2,8 +2,8 @@
 //! written here from the RFC text answers the server's challenges.
 
 use edgepbx_sip::auth::{
-    Algorithm, AuthError, Credentials, DigestAuthenticator, DigestRequest, DigestResponse,
-    MAX_HEADER_LEN, MAX_PARAMS, RejectReason, Verdict, ha1,
+    Algorithm, AuthError, Credentials, DigestAuthenticator, DigestChallenge, DigestRequest,
+    DigestResponse, MAX_HEADER_LEN, MAX_PARAMS, RejectReason, Verdict, ha1,
 };
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -967,4 +967,103 @@ fn garbage_never_panics() {
     ] {
         let _ = verify(&mut auth, T0, Some(&value));
     }
+}
+
+// ---------------------------------------------------------------------------
+// The client side (edgepbx answering a carrier's challenge)
+
+#[test]
+fn the_client_side_reproduces_rfc7616() {
+    for (algorithm, expected) in [
+        ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        (
+            "SHA-256",
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+        ),
+    ] {
+        let header = format!(
+            "Digest realm=\"{RFC_REALM}\", qop=\"auth, auth-int\", algorithm={algorithm}, \
+             nonce=\"{RFC_NONCE}\", opaque=\"{RFC_OPAQUE}\""
+        );
+        let challenge = DigestChallenge::parse(&header)
+            .expect("valid")
+            .expect("a digest challenge we answer");
+        assert!(challenge.qop_auth && !challenge.stale);
+        let value = challenge.authorization(
+            "GET",
+            "/dir/index.html",
+            "Mufasa",
+            "Circle of Life",
+            RFC_CNONCE,
+            1,
+        );
+        assert!(
+            value.contains(&format!("response=\"{expected}\"")),
+            "{value}"
+        );
+        assert!(value.contains("nc=00000001"), "{value}");
+        assert!(
+            value.contains(&format!("opaque=\"{RFC_OPAQUE}\"")),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn the_client_side_answers_our_own_server() {
+    let mut auth = authenticator();
+    let challenges = auth.challenge(T0, [3; 16], REALM, false);
+    let challenge =
+        DigestChallenge::pick(challenges.iter().map(String::as_str)).expect("a challenge");
+    assert_eq!(
+        challenge.algorithm,
+        Algorithm::Sha256,
+        "the stronger one is picked"
+    );
+    let header = challenge.authorization("REGISTER", URI, USER, PASSWORD, "c1", 1);
+    assert_eq!(
+        verify(&mut auth, T0, Some(&header)),
+        authenticated(Algorithm::Sha256)
+    );
+    let wrong = challenge.authorization("REGISTER", URI, USER, "not it", "c1", 2);
+    assert!(matches!(
+        verify(&mut auth, T0, Some(&wrong)),
+        Verdict::Rejected(_)
+    ));
+}
+
+#[test]
+fn the_client_side_skips_what_it_cannot_answer() {
+    assert_eq!(DigestChallenge::parse("Basic realm=\"x\""), Ok(None));
+    assert_eq!(
+        DigestChallenge::parse("Digest realm=\"x\", nonce=\"n\", algorithm=SHA-512-256"),
+        Ok(None)
+    );
+    assert_eq!(
+        DigestChallenge::parse("Digest realm=\"x\", nonce=\"n\", qop=\"auth-int\""),
+        Ok(None)
+    );
+    assert_eq!(
+        DigestChallenge::parse("Digest realm=\"x\""),
+        Err(AuthError::MissingParam { name: "nonce" })
+    );
+    // RFC 2069 form (no qop), MD5 by default, stale.
+    let old = DigestChallenge::parse("Digest realm=\"x\", nonce=\"n\", stale=TRUE")
+        .expect("valid")
+        .expect("answerable");
+    assert_eq!(
+        (old.algorithm, old.qop_auth, old.stale),
+        (Algorithm::Md5, false, true)
+    );
+    let value = old.authorization("INVITE", "sip:a@b", "u", "p", "c", 1);
+    assert!(!value.contains("qop"), "{value}");
+    let expected = h(
+        "MD5",
+        &format!("{}:n:{}", h("MD5", "u:x:p"), h("MD5", "INVITE:sip:a@b")),
+    );
+    assert!(value.contains(&expected), "{value}");
+    assert_eq!(
+        DigestChallenge::pick(["Basic realm=\"x\"", "Digest nonsense"]),
+        None
+    );
 }
