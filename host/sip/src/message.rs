@@ -220,6 +220,39 @@ impl Request {
         format!("{:016x}", hasher.finish())
     }
 
+    /// The CANCEL of this INVITE (RFC 3261 §9.1): the same Request-URI,
+    /// Call-ID, From, To, Route and top Via, the same CSeq number with
+    /// method CANCEL, no body; with a `Reason` (RFC 3326) when given, e.g.
+    /// `SIP;cause=200;text="Call completed elsewhere"`. `None` for a request
+    /// that is not an INVITE or lacks a header field the CANCEL copies.
+    pub fn cancel(&self, reason: Option<&str>) -> Option<Request> {
+        if !self.method.is_invite() {
+            return None;
+        }
+        let seq = crate::grammar::parse_cseq(self.headers.get("CSeq")?)
+            .ok()?
+            .seq;
+        let mut headers = Headers::default();
+        headers.push("Via", self.headers.get("Via")?);
+        for route in self.headers.get_all("Route") {
+            headers.push("Route", route);
+        }
+        headers.push("Max-Forwards", "70");
+        for name in ["From", "To", "Call-ID"] {
+            headers.push(name, self.headers.get(name)?);
+        }
+        headers.push("CSeq", format!("{seq} CANCEL"));
+        if let Some(reason) = reason {
+            headers.push("Reason", reason);
+        }
+        Some(Request {
+            method: Method::from_token("CANCEL"),
+            uri: self.uri.clone(),
+            headers,
+            body: Vec::new(),
+        })
+    }
+
     /// Serializes the request; Content-Length always matches the body.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body.len());

@@ -206,3 +206,33 @@ Content-Length: 0
         Err(DialogError::NotEstablishing(100))
     );
 }
+
+#[test]
+fn an_invite_is_cancelled_with_its_own_identity() {
+    let invite = request(INVITE);
+    let cancel = invite
+        .cancel(Some("SIP;cause=200;text=\"Call completed elsewhere\""))
+        .expect("an INVITE can be cancelled");
+    assert_eq!(cancel.method.as_str(), "CANCEL");
+    assert_eq!(cancel.uri, invite.uri);
+    for name in ["Via", "From", "To", "Call-ID"] {
+        assert_eq!(cancel.headers.get(name), invite.headers.get(name), "{name}");
+    }
+    assert_eq!(cancel.headers.get("CSeq"), Some("7 CANCEL"));
+    assert_eq!(
+        cancel.headers.get("Reason"),
+        Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+    );
+    // It parses as a valid request.
+    let bytes = cancel.to_bytes();
+    assert!(matches!(
+        parse_datagram(&bytes, &Limits::default()),
+        Ok(Message::Request(_))
+    ));
+    let bye = request(
+        &INVITE
+            .replace("INVITE sip", "BYE sip")
+            .replace("7 INVITE", "7 BYE"),
+    );
+    assert!(bye.cancel(None).is_none());
+}
