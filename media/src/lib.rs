@@ -4,6 +4,8 @@
 //! clock; the server drives it. Module map:
 //! - [`g711`]: ITU-T G.711 μ-law and A-law, between 16-bit linear PCM and
 //!   one byte per sample (what phones and the relay speak).
+//! - [`ports`]: the media port range, RTP/RTCP pairs handed out
+//!   round-robin.
 //! - [`relay`]: the media relay of one call: two legs, symmetric RTP with
 //!   latching, silence detection.
 //! - [`rtp`]: RTP and RTCP headers (RFC 3550) as a relay reads them, and
@@ -12,6 +14,7 @@
 //!   views anchoring and codec negotiation read, rewriting, serialization.
 
 pub mod g711;
+pub mod ports;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;

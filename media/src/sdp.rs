@@ -160,6 +160,27 @@ impl Media {
         })
     }
 
+    /// The formats of this offered stream that an answerer supporting
+    /// `supported` (encoding name, clock rate) accepts, in the offerer's
+    /// order of preference (RFC 3264 §6.1). Empty: reject the stream.
+    pub fn accepted_formats(&self, supported: &[(&str, u32)]) -> Vec<String> {
+        self.formats
+            .iter()
+            .filter(|format| {
+                format
+                    .parse::<u8>()
+                    .ok()
+                    .and_then(|pt| self.rtpmap(pt))
+                    .is_some_and(|map| {
+                        supported.iter().any(|(name, rate)| {
+                            map.encoding.eq_ignore_ascii_case(name) && map.clock_rate == *rate
+                        })
+                    })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The values of every `a=<name>:<value>` (or `a=<name>`, as "").
     pub fn attributes<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.lines
@@ -425,6 +446,17 @@ a=rtpmap:96 H264/90000\r
         assert_eq!(audio.rtpmap(97), None);
         assert_eq!(audio.direction(), Direction::SendRecv);
         assert_eq!(sdp.media[1].port, 0);
+    }
+
+    #[test]
+    fn the_answer_keeps_what_both_sides_speak_in_the_offerers_order() {
+        let sdp = SessionDescription::parse(OFFER.as_bytes()).expect("valid");
+        let audio = &sdp.media[0];
+        let ours = [("PCMA", 8000), ("telephone-event", 8000), ("PCMU", 8000)];
+        assert_eq!(audio.accepted_formats(&ours), ["0", "8", "101"]);
+        assert_eq!(audio.accepted_formats(&[("PCMA", 8000)]), ["8"]);
+        assert!(audio.accepted_formats(&[("opus", 48_000)]).is_empty());
+        assert!(sdp.media[1].accepted_formats(&ours).is_empty());
     }
 
     #[test]
