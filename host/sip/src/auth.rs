@@ -337,23 +337,10 @@ impl DigestResponse {
     /// values may be quoted strings (with `\` escapes) or bare tokens;
     /// empty list elements and unknown parameters are ignored.
     pub fn parse(value: &str) -> Result<Option<Self>, AuthError> {
-        if value.len() > MAX_HEADER_LEN {
-            return Err(AuthError::TooLong {
-                len: value.len(),
-                max: MAX_HEADER_LEN,
-            });
+        match digest_params(value)? {
+            Some(params) => Self::from_params(params),
+            None => Ok(None),
         }
-        let bytes = value.as_bytes();
-        let start = skip_ws(bytes, 0);
-        let scheme_end = skip_while(bytes, start, is_token_byte);
-        let scheme = value.get(start..scheme_end).unwrap_or("");
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return Ok(None);
-        }
-        if bytes.get(scheme_end).is_some_and(|b| !is_ws(*b)) {
-            return Err(AuthError::Unexpected { at: scheme_end });
-        }
-        Self::from_params(parse_params(value, scheme_end)?)
     }
 
     /// Picks the credentials for `realm` among all `Authorization` (or all
@@ -523,6 +510,28 @@ fn skip_ws(bytes: &[u8], i: usize) -> usize {
 /// Parses `#auth-param` from `start` to the end of `value`: comma-separated
 /// `name = (token / quoted-string)` with LWS around `=` and `,`; empty list
 /// elements are skipped (RFC 7230 §7).
+/// The auth-params of a `Digest` credentials or challenge value; `None`
+/// for another scheme.
+fn digest_params(value: &str) -> Result<Option<Vec<(&str, String)>>, AuthError> {
+    if value.len() > MAX_HEADER_LEN {
+        return Err(AuthError::TooLong {
+            len: value.len(),
+            max: MAX_HEADER_LEN,
+        });
+    }
+    let bytes = value.as_bytes();
+    let start = skip_ws(bytes, 0);
+    let scheme_end = skip_while(bytes, start, is_token_byte);
+    let scheme = value.get(start..scheme_end).unwrap_or("");
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return Ok(None);
+    }
+    if bytes.get(scheme_end).is_some_and(|b| !is_ws(*b)) {
+        return Err(AuthError::Unexpected { at: scheme_end });
+    }
+    parse_params(value, scheme_end).map(Some)
+}
+
 fn parse_params(value: &str, start: usize) -> Result<Vec<(&str, String)>, AuthError> {
     let bytes = value.as_bytes();
     let mut params = Vec::new();
@@ -693,22 +702,9 @@ impl DigestChallenge {
     /// Parses one challenge. `Ok(None)` for another scheme, an algorithm
     /// this crate does not implement, or a `qop` without `auth`.
     pub fn parse(value: &str) -> Result<Option<Self>, AuthError> {
-        if value.len() > MAX_HEADER_LEN {
-            return Err(AuthError::TooLong {
-                len: value.len(),
-                max: MAX_HEADER_LEN,
-            });
-        }
-        let bytes = value.as_bytes();
-        let start = skip_ws(bytes, 0);
-        let scheme_end = skip_while(bytes, start, is_token_byte);
-        if !value
-            .get(start..scheme_end)
-            .is_some_and(|s| s.eq_ignore_ascii_case("Digest"))
-        {
+        let Some(params) = digest_params(value)? else {
             return Ok(None);
-        }
-        let params = parse_params(value, scheme_end)?;
+        };
         let get = |name: &str| {
             params
                 .iter()
