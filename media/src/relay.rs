@@ -213,6 +213,16 @@ mod tests {
         text.parse().expect("a literal address")
     }
 
+    /// Alice (A) announced 198.51.100.7:4000, Bob (B) 203.0.113.9:5000.
+    fn alice_and_bob(now: Instant, silence: Duration) -> Relay {
+        Relay::new(
+            now,
+            Some(addr("198.51.100.7:4000")),
+            Some(addr("203.0.113.9:5000")),
+            silence,
+        )
+    }
+
     fn packet(sequence: u16) -> Vec<u8> {
         let mut out = Vec::new();
         rtp::write(
@@ -231,12 +241,7 @@ mod tests {
     fn media_flows_both_ways_after_latching_behind_nat() {
         let t0 = Instant::now();
         // Alice announces her private port; her NAT maps it to 61000.
-        let mut relay = Relay::new(
-            t0,
-            Some(addr("198.51.100.7:4000")),
-            Some(addr("203.0.113.9:5000")),
-            Duration::from_secs(30),
-        );
+        let mut relay = alice_and_bob(t0, Duration::from_secs(30));
         let alice_nat = addr("198.51.100.7:61000");
         let first = packet(1);
         let sent = relay
@@ -271,12 +276,7 @@ mod tests {
     #[test]
     fn strangers_and_garbage_are_dropped() {
         let t0 = Instant::now();
-        let mut relay = Relay::new(
-            t0,
-            Some(addr("198.51.100.7:4000")),
-            Some(addr("203.0.113.9:5000")),
-            Duration::from_secs(30),
-        );
+        let mut relay = alice_and_bob(t0, Duration::from_secs(30));
         let intruder = packet(1);
         assert!(
             relay
@@ -313,12 +313,7 @@ mod tests {
     fn a_silent_party_is_reported_once_per_silence() {
         let t0 = Instant::now();
         let silence = Duration::from_secs(30);
-        let mut relay = Relay::new(
-            t0,
-            Some(addr("198.51.100.7:4000")),
-            Some(addr("203.0.113.9:5000")),
-            silence,
-        );
+        let mut relay = alice_and_bob(t0, silence);
         assert_eq!(relay.poll_timeout(), Some(t0 + silence));
         let t1 = t0 + Duration::from_secs(20);
         let media = packet(1);

@@ -9,6 +9,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::HOW_TO_RUN;
+use crate::sip::{SipClient, UserAgent};
 use crate::workdir::Workdir;
 
 /// How long `serve` may take to print its ready line. Generous: a debug
@@ -60,6 +61,12 @@ impl Extension {
     /// The `<number>-<CODE>` username that works on any address.
     pub fn qualified_user(&self) -> String {
         format!("{}-{}", self.number, self.tenant)
+    }
+
+    /// A user agent registering as this extension (on its domain, with its
+    /// password) over `client`.
+    pub fn agent(&self, client: SipClient) -> UserAgent {
+        UserAgent::new(client, &self.number, &self.domain, &self.password)
     }
 }
 

@@ -6,13 +6,43 @@
 //! challenge, so it talks to the server through [`Md5ChallengeRelay`]
 //! (see `relay.rs`).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use edgepbx_e2e::baresip::{Baresip, SoftphoneAccount};
-use edgepbx_e2e::pbx::Deployment;
+use edgepbx_e2e::pbx::{Deployment, Extension};
 use edgepbx_e2e::relay::Md5ChallengeRelay;
-use edgepbx_e2e::sip::{RegisterParams, SipClient, UserAgent, contact_param, contact_uri};
+use edgepbx_e2e::sip::{RegisterParams, SipClient, contact_param, contact_uri};
 use edgepbx_e2e::wait_for;
+
+/// Starts baresip as `ext`, sending to `outbound`, and waits for the line
+/// in which it reports its registration, e.g.
+/// "100@acme.test: {0/UDP/v4} 200 OK (...) [1 binding]".
+fn registered_phone(
+    deployment: &Deployment,
+    ext: &Extension,
+    outbound: SocketAddr,
+) -> (Baresip, String) {
+    let phone = Baresip::start(
+        deployment.work().path(),
+        &SoftphoneAccount {
+            user: ext.number.clone(),
+            domain: ext.domain.clone(),
+            password: ext.password.clone(),
+            outbound,
+            regint: 600,
+        },
+    );
+    let line = phone
+        .wait_for_line("200 OK", Duration::from_secs(60))
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip never reported a successful registration:\n{}",
+                phone.log()
+            )
+        });
+    (phone, line)
+}
 
 #[test]
 fn baresip_registers_and_unregisters() {
@@ -22,25 +52,7 @@ fn baresip_registers_and_unregisters() {
     let pbx = deployment.start();
     let relay = Md5ChallengeRelay::start(pbx.udp());
 
-    let mut phone = Baresip::start(
-        deployment.work().path(),
-        &SoftphoneAccount {
-            user: ext.number.clone(),
-            domain: ext.domain.clone(),
-            password: ext.password.clone(),
-            outbound: relay.addr(),
-            regint: 600,
-        },
-    );
-    // baresip prints e.g. "100@acme.test: {0/UDP/v4} 200 OK (...) [1 binding]".
-    let line = phone
-        .wait_for_line("200 OK", Duration::from_secs(60))
-        .unwrap_or_else(|| {
-            panic!(
-                "baresip never reported a successful registration:\n{}",
-                phone.log()
-            )
-        });
+    let (mut phone, line) = registered_phone(&deployment, &ext, relay.addr());
     assert!(
         line.contains(&format!("{}@{}", ext.number, ext.domain)),
         "{line}"
@@ -51,12 +63,7 @@ fn baresip_registers_and_unregisters() {
     );
 
     let query = || {
-        let mut ua = UserAgent::new(
-            SipClient::udp(pbx.udp()),
-            &ext.number,
-            &ext.domain,
-            &ext.password,
-        );
+        let mut ua = ext.agent(SipClient::udp(pbx.udp()));
         let response = ua.register(&RegisterParams::query());
         assert_eq!(response.status(), Some(200), "{}", response.text());
         response
@@ -99,31 +106,9 @@ fn baresip_registers_directly_when_only_md5_is_offered() {
     );
     let ext = deployment.acme_with([100]).remove(0);
     let pbx = deployment.start();
-    let mut phone = Baresip::start(
-        deployment.work().path(),
-        &SoftphoneAccount {
-            user: ext.number.clone(),
-            domain: ext.domain.clone(),
-            password: ext.password.clone(),
-            outbound: pbx.udp(),
-            regint: 600,
-        },
-    );
-    let line = phone
-        .wait_for_line("200 OK", Duration::from_secs(60))
-        .unwrap_or_else(|| {
-            panic!(
-                "baresip never reported a successful registration:\n{}",
-                phone.log()
-            )
-        });
+    let (mut phone, line) = registered_phone(&deployment, &ext, pbx.udp());
     assert!(line.contains("[1 binding]"), "{line}");
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let listed = ua.register(&RegisterParams::query());
     assert_eq!(listed.contacts().len(), 1, "{}", listed.text());
     assert!(

@@ -74,12 +74,7 @@ fn sipp_registers_many_extensions_with_digest_auth() {
 
     // The last extension's binding is visible to a SHA-256 client too.
     let last = &extensions[extensions.len() - 1];
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &last.number,
-        &last.domain,
-        &last.password,
-    );
+    let mut ua = last.agent(SipClient::udp(pbx.udp()));
     let query = ua.register(&RegisterParams::query());
     assert_eq!(query.status(), Some(200), "{}", query.text());
     let uris = contact_uris(&query);
@@ -135,12 +130,7 @@ fn second_device_gets_both_bindings_listed() {
     }
 
     // A SHA-256 query from a third socket sees the same two bindings.
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let query = ua.register(&RegisterParams::query());
     assert_eq!(query.status(), Some(200), "{}", query.text());
     assert_eq!(contact_uris(&query).len(), 2, "{}", query.text());
@@ -194,12 +184,7 @@ fn wrong_password_never_gets_200() {
     }
 
     // Nothing was bound.
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let query = ua.register(&RegisterParams::query());
     assert_eq!(query.status(), Some(200), "{}", query.text());
     assert!(query.contacts().is_empty(), "{}", query.text());
@@ -451,12 +436,7 @@ fn star_contact_with_expires_zero_removes_all_bindings() {
     let ext = deployment.acme_with([100]).remove(0);
     let pbx = deployment.start();
     for device in ["a", "b", "c"] {
-        let mut ua = UserAgent::new(
-            SipClient::udp(pbx.udp()),
-            &ext.number,
-            &ext.domain,
-            &ext.password,
-        );
+        let mut ua = ext.agent(SipClient::udp(pbx.udp()));
         let ok = ua.register(&RegisterParams::bind(
             &format!("<sip:{device}@127.0.0.1:9>"),
             600,
@@ -470,12 +450,7 @@ fn star_contact_with_expires_zero_removes_all_bindings() {
         .run(deployment.work().path(), "sipp-star");
     outcome.assert_all_succeeded(1);
 
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let query = ua.register(&RegisterParams::query());
     assert_eq!(query.status(), Some(200), "{}", query.text());
     assert!(
@@ -509,12 +484,7 @@ fn too_brief_expiry_gets_423_with_min_expires() {
     );
 
     // The same through the Contact expires parameter, SHA-256.
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let params = RegisterParams {
         contacts: vec!["<sip:100@127.0.0.1:9>;expires=30".into()],
         expires: None,
@@ -546,12 +516,7 @@ fn replayed_credentials_are_refused() {
     let deployment = Deployment::with_config("register-replay", NO_KEEPALIVE);
     let ext = deployment.acme_with([100]).remove(0);
     let pbx = deployment.start();
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let params = RegisterParams::bind("<sip:desk@127.0.0.1:9>", 600);
     let challenge = ua.send_register(&params, None).expect("a challenge");
     assert_eq!(challenge.status(), Some(401), "{}", challenge.text());
@@ -580,12 +545,7 @@ fn expired_nonce_is_answered_with_stale_true() {
     );
     let ext = deployment.acme_with([100]).remove(0);
     let pbx = deployment.start();
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let params = RegisterParams::bind("<sip:desk@127.0.0.1:9>", 600);
     let challenge = ua.send_register(&params, None).expect("a challenge");
     let authorization = ua.answer(&challenge).expect("a usable challenge");
@@ -621,12 +581,7 @@ fn md5_first_serves_sipp_without_the_relay() {
     let ext = deployment.acme_with([100]).remove(0);
     let pbx = deployment.start();
 
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let first = ua
         .send_register(&RegisterParams::query(), None)
         .expect("a challenge");

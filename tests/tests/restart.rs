@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use edgepbx_e2e::pbx::{Deployment, NO_KEEPALIVE};
 use edgepbx_e2e::relay::Md5ChallengeRelay;
-use edgepbx_e2e::sip::{RegisterParams, SipClient, UserAgent, contact_param, contact_uri};
+use edgepbx_e2e::sip::{RegisterParams, SipClient, contact_param, contact_uri};
 use edgepbx_e2e::sipp::Sipp;
 
 #[test]
@@ -14,20 +14,10 @@ fn bindings_survive_a_graceful_restart() {
     let ext = deployment.acme_with([100, 101]).remove(0);
 
     let pbx = deployment.start();
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let ok = ua.register(&RegisterParams::bind("<sip:desk@127.0.0.1:9>", 3600));
     assert_eq!(ok.status(), Some(200), "{}", ok.text());
-    let mut tcp_ua = UserAgent::new(
-        SipClient::tcp(pbx.tcp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut tcp_ua = ext.agent(SipClient::tcp(pbx.tcp()));
     let ok = tcp_ua.register(&RegisterParams::bind(
         "<sip:mobile@127.0.0.1:9;transport=tcp>",
         3600,
@@ -60,12 +50,7 @@ fn bindings_survive_a_graceful_restart() {
     assert_eq!(stored.len(), 2, "bindings stored at shutdown:\n{list:#}");
 
     let pbx = deployment.start();
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let query = ua.register(&RegisterParams::query());
     assert_eq!(query.status(), Some(200), "{}", query.text());
     let contacts = query.contacts();
@@ -105,12 +90,7 @@ fn bindings_written_behind_survive_a_kill() {
     let ext = deployment.acme_with([100]).remove(0);
 
     let pbx = deployment.start();
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let ok = ua.register(&RegisterParams::bind("<sip:desk@127.0.0.1:9>", 3600));
     assert_eq!(ok.status(), Some(200), "{}", ok.text());
     // Write-behind flushes within write_delay_ms (50 ms by default); give a
@@ -119,12 +99,7 @@ fn bindings_written_behind_survive_a_kill() {
     drop(pbx);
 
     let pbx = deployment.start();
-    let mut ua = UserAgent::new(
-        SipClient::udp(pbx.udp()),
-        &ext.number,
-        &ext.domain,
-        &ext.password,
-    );
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
     let query = ua.register(&RegisterParams::query());
     assert_eq!(query.status(), Some(200), "{}", query.text());
     let uris: Vec<String> = query.contacts().iter().map(|c| contact_uri(c)).collect();
