@@ -6,7 +6,7 @@
 //! built for `wasm32-unknown-unknown`; edgepbx runs it as a WebAssembly
 //! component against the contract in `guest-policies/wit/policy.wit`.
 //!
-//! ```ignore
+//! ```
 //! use edgepbx_policy_sdk::{Call, Decision, Host, Policy};
 //!
 //! struct AlwaysVoicemail;

@@ -1,13 +1,23 @@
 //! Native tests of policies: an in-memory [`TestHost`] and builders for
 //! calls and directory entries.
 //!
-//! ```ignore
+//! ```
 //! use edgepbx_policy_sdk::testing::{extension, CallBuilder, TestHost};
+//! use edgepbx_policy_sdk::{Call, Decision, Host, Policy, Ring};
+//!
+//! struct RingTheDesk;
+//!
+//! impl Policy for RingTheDesk {
+//!     fn decide(call: &Call, _host: &impl Host) -> Decision {
+//!         Decision::ring(Ring::simultaneous().extension(call.dialled.number.clone(), 20))
+//!     }
+//! }
 //!
 //! let alice = extension("100");
 //! let host = TestHost::default().with_extension(alice.clone());
 //! let call = CallBuilder::to_extension(alice).build();
-//! let decision = MyPolicy::decide(&call, &host);
+//! let decision = RingTheDesk::decide(&call, &host);
+//! assert_eq!(decision, Decision::ring(Ring::simultaneous().extension("100", 20)));
 //! ```
 
 use std::cell::RefCell;
