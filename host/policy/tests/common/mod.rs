@@ -1,6 +1,5 @@
 //! Calls and engines for the runtime's tests.
 
-#![allow(dead_code)]
 
 use std::sync::Arc;
 
