@@ -1,6 +1,5 @@
 //! Calls and engines for the runtime's tests.
 
-
 use std::sync::Arc;
 
 use edgepbx_policy::bindings::{
