@@ -2,6 +2,8 @@
 //!
 //! Like `edgepbx-sip`, nothing here opens a socket, spawns a task or reads a
 //! clock; the server drives it. Module map:
+//! - [`anchor`]: rewriting a description so media flows through edgepbx's
+//!   ports, with the codecs the relay carries.
 //! - [`g711`]: ITU-T G.711 μ-law and A-law, between 16-bit linear PCM and
 //!   one byte per sample (what phones and the relay speak).
 //! - [`ports`]: the media port range, RTP/RTCP pairs handed out
@@ -13,6 +15,7 @@
 //! - [`sdp`]: session descriptions (RFC 8866): parsing within limits, the
 //!   views anchoring and codec negotiation read, rewriting, serialization.
 
+pub mod anchor;
 pub mod g711;
 pub mod ports;
 pub mod relay;

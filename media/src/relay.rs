@@ -12,6 +12,11 @@
 //! arrives on the leg from the party's IP address latches the leg to the
 //! exact source (IP and port), and from then on only that source is
 //! relayed, so nobody else can inject media into the call.
+//!
+//! RTCP runs on the port after RTP (RFC 3550 §11; anchoring removes
+//! `rtcp-mux` from the descriptions it forwards) and latches on its own:
+//! behind NAT its source port is unrelated to the RTP one. Until a party's
+//! RTCP has been heard, its RTCP goes to its RTP port plus one.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -83,8 +88,10 @@ pub struct LegStats {
 struct Leg {
     /// Where the party's SDP says it receives RTP.
     announced: Option<SocketAddr>,
-    /// Where it really sends from, once heard.
+    /// Where it really sends RTP from, once heard.
     latched: Option<SocketAddr>,
+    /// Where it really sends RTCP from, once heard.
+    latched_rtcp: Option<SocketAddr>,
     /// When it was last heard.
     last_heard: Instant,
     /// `Silent` already reported for the current silence.
@@ -112,6 +119,7 @@ impl Relay {
         let leg = |announced| Leg {
             announced,
             latched: None,
+            latched_rtcp: None,
             last_heard: now,
             silence_reported: false,
             stats: LegStats::default(),
@@ -129,6 +137,7 @@ impl Relay {
         let leg = &mut self.legs[side.index()];
         leg.announced = Some(address);
         leg.latched = None;
+        leg.latched_rtcp = None;
     }
 
     /// A packet arrived on `side`'s port from `source`. Returns what to send
@@ -142,28 +151,46 @@ impl Relay {
     ) -> Option<Transmit<'a>> {
         let kind = rtp::classify(bytes).ok();
         let leg = &mut self.legs[side.index()];
-        let from_party = match (leg.latched, leg.announced) {
-            (Some(latched), _) => latched == source,
-            // Not latched yet: the party's IP address, any port.
-            (None, Some(announced)) => announced.ip() == source.ip(),
-            (None, None) => false,
+        let party_ip = leg.latched.or(leg.announced).map(|a| a.ip());
+        let from_party = match kind {
+            Some(Kind::Rtp) => match leg.latched {
+                Some(latched) => latched == source,
+                // Not latched yet: the party's IP address, any port.
+                None => party_ip == Some(source.ip()),
+            },
+            Some(Kind::Rtcp) => match leg.latched_rtcp {
+                Some(latched) => latched == source,
+                None => party_ip == Some(source.ip()),
+            },
+            None => false,
         };
         let (true, Some(kind)) = (from_party, kind) else {
             leg.stats.dropped += 1;
             return None;
         };
-        if leg.latched.is_none() {
-            leg.latched = Some(source);
-            self.events.push_back(Event::Latched(side, source));
+        match kind {
+            Kind::Rtp => {
+                if leg.latched.is_none() {
+                    leg.latched = Some(source);
+                    self.events.push_back(Event::Latched(side, source));
+                }
+                leg.stats.rtp_relayed += 1;
+            }
+            Kind::Rtcp => {
+                leg.latched_rtcp.get_or_insert(source);
+                leg.stats.rtcp_relayed += 1;
+            }
         }
         leg.last_heard = now;
         leg.silence_reported = false;
-        match kind {
-            Kind::Rtp => leg.stats.rtp_relayed += 1,
-            Kind::Rtcp => leg.stats.rtcp_relayed += 1,
-        }
         let other = &self.legs[side.other().index()];
-        let to = other.latched.or(other.announced)?;
+        let rtp_to = other.latched.or(other.announced)?;
+        let to = match kind {
+            Kind::Rtp => rtp_to,
+            Kind::Rtcp => other
+                .latched_rtcp
+                .unwrap_or_else(|| SocketAddr::new(rtp_to.ip(), rtp_to.port().wrapping_add(1))),
+        };
         Some(Transmit {
             from: side.other(),
             kind,
@@ -257,12 +284,18 @@ mod tests {
             .expect("relayed");
         assert_eq!((back.from, back.to), (Side::A, alice_nat));
 
-        // RTCP is told apart and relayed too.
+        // RTCP is told apart, latches on its own port and goes to Bob's
+        // RTP port plus one.
         let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 7];
+        let alice_rtcp_nat = addr("198.51.100.7:61001");
         let sent = relay
-            .handle_packet(t0, Side::A, alice_nat, &rtcp)
+            .handle_packet(t0, Side::A, alice_rtcp_nat, &rtcp)
             .expect("relayed");
-        assert_eq!(sent.kind, Kind::Rtcp);
+        assert_eq!((sent.kind, sent.to), (Kind::Rtcp, addr("203.0.113.9:5001")));
+        let back = relay
+            .handle_packet(t0, Side::B, addr("203.0.113.9:5001"), &rtcp)
+            .expect("relayed");
+        assert_eq!(back.to, alice_rtcp_nat);
         assert_eq!(
             relay.stats(Side::A),
             LegStats {
@@ -270,6 +303,12 @@ mod tests {
                 rtcp_relayed: 1,
                 dropped: 0
             }
+        );
+        // RTP never latches on the RTCP port.
+        assert!(
+            relay
+                .handle_packet(t0, Side::A, alice_rtcp_nat, &packet(2))
+                .is_none()
         );
     }
 

@@ -296,7 +296,12 @@ fn parse_trace(trace: &str) -> Vec<TracedMessage> {
         // been normalised to LF. Rebuild CRLF so the parser sees a message.
         let body = rest.trim_start_matches(['\r', '\n']);
         let normalised = body.replace("\r\n", "\n").replace('\n', "\r\n");
+        // The trace ends each message with blank lines: keep a body, drop
+        // the padding.
         let text = match normalised.find("\r\n\r\n") {
+            Some(end) if !normalised[end + 4..].trim().is_empty() => {
+                format!("{}\r\n", normalised.trim_end())
+            }
             Some(end) => normalised[..end + 4].to_owned(),
             None => format!("{}\r\n\r\n", normalised.trim_end()),
         };

@@ -2,7 +2,7 @@
 //! variables and command-line flags on top (flags win). Unknown keys are an
 //! error, so a typo never silently falls back to a default.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -25,6 +25,65 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Embedded database tuning.
     pub store: StoreTuning,
+    /// Call handling.
+    pub calls: CallsConfig,
+    /// Media anchoring.
+    pub media: MediaConfig,
+    /// Routing policies.
+    pub policy: PolicyConfig,
+}
+
+/// Call handling defaults and limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// How long an extension rings when its settings name no time.
+    pub ring_timeout_secs: u32,
+    /// Longest a call may last; a call whose parties vanished without a BYE
+    /// ends then.
+    pub max_duration_secs: u64,
+    /// How long both parties of an answered call (not on hold) may send no
+    /// media before the call is ended; 0 never ends a call for silence.
+    pub media_timeout_secs: u64,
+    /// Most simultaneous calls of one tenant; past it new calls get 503.
+    pub max_calls_per_tenant: usize,
+    /// Most policy decisions (steps) in one call before it is refused.
+    pub max_steps: usize,
+}
+
+/// Where and how media is relayed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// First UDP port of the media range.
+    pub port_min: u16,
+    /// Last UDP port of the media range.
+    pub port_max: u16,
+    /// Address media sockets bind to.
+    pub bind: IpAddr,
+    /// Address written into descriptions; by default the local address
+    /// that routes to each party.
+    pub advertise: Option<IpAddr>,
+    /// Lets two parties whose signalling comes from the same IP address
+    /// (the same site behind one NAT, or the same LAN) send media to each
+    /// other directly instead of through edgepbx.
+    pub direct_same_network: bool,
+}
+
+/// Routing policy runtime limits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Wall-clock budget of one decision, milliseconds.
+    pub deadline_ms: u64,
+    /// Memory a policy instance may use, KiB.
+    pub memory_kib: usize,
+    /// Optional fuel (instruction) budget per decision.
+    pub fuel: Option<u64>,
+    /// Faults after which a tenant's module is deactivated.
+    pub fault_limit: u32,
+    /// Window over which faults are counted, seconds.
+    pub fault_window_secs: u64,
 }
 
 /// SIP listeners, limits and RFC 3261 timer values.
@@ -107,6 +166,60 @@ impl Default for Config {
             registrar: RegistrarConfig::default(),
             security: SecurityConfig::default(),
             store: StoreTuning::default(),
+            calls: CallsConfig::default(),
+            media: MediaConfig::default(),
+            policy: PolicyConfig::default(),
+        }
+    }
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            ring_timeout_secs: 25,
+            max_duration_secs: 4 * 3_600,
+            media_timeout_secs: 120,
+            max_calls_per_tenant: 200,
+            max_steps: 8,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            port_min: 20_000,
+            port_max: 29_999,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            advertise: None,
+            direct_same_network: false,
+        }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        let limits = edgepbx_policy::Limits::default();
+        PolicyConfig {
+            deadline_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(5),
+            memory_kib: limits.max_memory_bytes / 1024,
+            fuel: limits.fuel,
+            fault_limit: limits.fault_limit,
+            fault_window_secs: limits.fault_window.as_secs(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The runtime limits these settings describe.
+    pub fn limits(&self) -> edgepbx_policy::Limits {
+        edgepbx_policy::Limits {
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
+            max_memory_bytes: self.memory_kib.saturating_mul(1024),
+            fuel: self.fuel,
+            fault_limit: self.fault_limit,
+            fault_window: std::time::Duration::from_secs(self.fault_window_secs),
+            ..edgepbx_policy::Limits::default()
         }
     }
 }
@@ -222,6 +335,18 @@ impl Config {
         }
         if self.store.write_batch == 0 {
             bail!("store.write_batch must be at least 1");
+        }
+        let m = &self.media;
+        if edgepbx_media::ports::PortRange::new(m.port_min, m.port_max).is_err() {
+            bail!("media.port_min..media.port_max must hold at least one even/odd port pair");
+        }
+        let c = &self.calls;
+        if c.ring_timeout_secs == 0 || c.max_duration_secs == 0 || c.max_steps == 0 {
+            bail!("calls.ring_timeout_secs, max_duration_secs and max_steps must be at least 1");
+        }
+        let p = &self.policy;
+        if p.deadline_ms == 0 || p.memory_kib < 64 {
+            bail!("policy.deadline_ms must be at least 1 and policy.memory_kib at least 64");
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ use edgepbx_sip::auth::Credentials;
 pub struct Extension {
     /// Extension number.
     pub number: String,
+    /// Display name (caller ID of its calls).
+    pub name: String,
     /// Other numbers that reach it.
     pub aliases: Vec<String>,
 }
@@ -140,6 +142,7 @@ mod tests {
         acme.add_extension(
             Extension {
                 number: "100".into(),
+                name: "Reception".into(),
                 aliases: vec!["5100".into()],
             },
             [],

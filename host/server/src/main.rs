@@ -18,6 +18,8 @@ mod cli;
 mod config;
 mod core;
 mod directory;
+mod lines;
+mod media;
 mod persist;
 mod policy;
 mod registrar;

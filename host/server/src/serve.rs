@@ -1,5 +1,6 @@
-//! `edgepbx serve`: opens the store, loads tenants and bindings into
-//! memory, binds the SIP transports, runs the SIP core, and shuts down
+//! `edgepbx serve`: opens the store, loads tenants, bindings and routing
+//! policies into memory, binds the SIP transports, runs the SIP core with
+//! its call engine, and shuts down
 //! gracefully on SIGINT/SIGTERM (stop reading, flush the write-behind queue,
 //! close the store).
 
@@ -7,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use edgepbx_media::ports::PortRange;
+use edgepbx_policy::{MemoryKv, Policies, PolicyEngine};
 use edgepbx_sip::auth::Credentials;
 use edgepbx_sip::parse::Limits;
 use edgepbx_store::{NewExtension, Store};
@@ -17,8 +20,10 @@ use tracing::{info, warn};
 use crate::admin::{credentials_for, generate_password, open_store, print_registration_hint};
 use crate::cli::{ServeArgs, StorageArgs};
 use crate::config::Config;
-use crate::core::{self, SipCore};
+use crate::core::{self, CallEngine, SipCore};
 use crate::directory::{Directory, Extension, Tenant};
+use crate::lines::Lines;
+use crate::media::MediaPlane;
 use crate::persist::Persist;
 use crate::registrar::{Aor, Binding, Location};
 use crate::transport::{self, Outbound, Peer, TcpSettings};
@@ -52,6 +57,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     }
     let directory = Arc::new(load_directory(&store).await?);
     let location = restore_bindings(&store, &config).await?;
+    let policies = load_policies(&store, &config).await?;
     let server_key = store.server_key();
 
     // Bound here, so that a taken port fails the start with a clear error;
@@ -73,6 +79,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         location,
         server_key,
         persist,
+        policies,
         udp,
         tcp,
     };
@@ -130,6 +137,7 @@ struct SipPlane {
     location: Location,
     server_key: [u8; 32],
     persist: Persist,
+    policies: Arc<Policies>,
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
 }
@@ -158,6 +166,21 @@ impl SipPlane {
                     u64::from(self.config.registrar.max_expires) + 60,
                 ),
             };
+            let (media_tx, media_rx) = mpsc::unbounded_channel();
+            let m = &self.config.media;
+            let ports = PortRange::new(m.port_min, m.port_max)?;
+            let silence = match self.config.calls.media_timeout_secs {
+                0 => Duration::from_secs(u64::from(u32::MAX)),
+                secs => Duration::from_secs(secs),
+            };
+            let calls = CallEngine::new(
+                self.config.calls.clone(),
+                self.config.media.clone(),
+                self.policies,
+                Arc::new(MemoryKv::new(POLICY_KV_KEYS)),
+                Arc::new(Lines::default()),
+                MediaPlane::new(ports, m.bind, silence, media_tx),
+            );
             let core = SipCore::new(
                 self.config,
                 self.directory,
@@ -165,10 +188,11 @@ impl SipPlane {
                 self.server_key,
                 Outbound::new(udp.clone()),
                 self.persist,
+                calls,
                 udp_addr.port(),
                 tcp_addr.port(),
             );
-            let core_task = core::spawn(core, inbound_rx, shutdown.clone());
+            let core_task = core::spawn(core, inbound_rx, media_rx, shutdown.clone());
             let udp_task = tokio::spawn(transport::run_udp(
                 udp,
                 limits,
@@ -209,6 +233,32 @@ async fn wait_for_signal() {
     }
 }
 
+/// Keys a tenant's policy may keep in its key-value store.
+const POLICY_KV_KEYS: usize = 1_000;
+
+/// Starts the policy runtime (its compiled modules cached under the data
+/// directory) with every tenant's active module.
+async fn load_policies(store: &Store, config: &Config) -> anyhow::Result<Arc<Policies>> {
+    let cache = config.data.join("policy-cache");
+    if let Err(error) = std::fs::create_dir_all(&cache) {
+        warn!(%error, dir = %cache.display(), "no policy artifact cache");
+    }
+    let engine = Arc::new(PolicyEngine::new(config.policy.limits(), Some(cache))?);
+    let policies = Arc::new(Policies::new(engine.clone()));
+    for module in store.policies().all_active().await? {
+        let info = &module.info;
+        match engine.compile(&module.wasm) {
+            Ok(compiled) => {
+                info!(tenant = %info.tenant, version = info.version, "routing policy active");
+                policies.activate(&info.tenant, info.version, compiled);
+            }
+            Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
+                "stored policy does not compile; the built-in policy decides"),
+        }
+    }
+    Ok(policies)
+}
+
 /// Reads every tenant and extension into the in-memory directory.
 async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
     let mut tenants = Vec::new();
@@ -227,6 +277,7 @@ async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
             tenant.add_extension(
                 Extension {
                     number: e.number,
+                    name: e.name,
                     aliases: e.aliases,
                 },
                 creds,

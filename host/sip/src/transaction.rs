@@ -1401,6 +1401,11 @@ impl<D: Clone> TransactionLayer<D> {
         }
     }
 
+    /// Whether transmits or events are waiting to be polled.
+    pub fn has_output(&self) -> bool {
+        !self.out.transmits.is_empty() || !self.out.events.is_empty()
+    }
+
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<D>> {
         self.out.transmits.pop_front()

@@ -1,5 +1,6 @@
 //! The SIP core: one task that owns the transaction layer, the registrar's
-//! location service, digest nonces and the brute-force throttle. Transport
+//! location service, the call engine ([`calls`]), digest nonces and the
+//! brute-force throttle. Transport
 //! drivers feed it [`Inbound`] items; it answers through [`Outbound`], asks
 //! bindings whether they are still there with OPTIONS (RFC 3261 §11),
 //! expires them, and hands every binding change to the write-behind task.
@@ -25,8 +26,13 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+mod calls;
+
+pub use calls::CallEngine;
+
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::media::MediaEvent;
 use crate::persist::Persist;
 use crate::registrar::{Aor, Change, Entropy, Location, Registrar, RemovalReason};
 use crate::throttle::{Admission, FailureReply, Throttle};
@@ -37,8 +43,12 @@ fn allowed_methods() -> Vec<Method> {
     vec![
         rsip::Method::Register.into(),
         rsip::Method::Options.into(),
+        rsip::Method::Invite.into(),
         rsip::Method::Ack.into(),
         rsip::Method::Cancel.into(),
+        rsip::Method::Bye.into(),
+        rsip::Method::Update.into(),
+        rsip::Method::Info.into(),
     ]
 }
 
@@ -63,6 +73,7 @@ pub struct SipCore {
     outbound: Outbound,
     persist: Persist,
     uas: UasPolicy,
+    calls: CallEngine,
     /// Keepalive OPTIONS transactions and the binding each one checks.
     pings: HashMap<ClientKey, Ping>,
     /// When each binding was last pinged (or registered).
@@ -84,6 +95,7 @@ impl SipCore {
         server_key: [u8; 32],
         outbound: Outbound,
         persist: Persist,
+        calls: CallEngine,
         udp_port: u16,
         tcp_port: u16,
     ) -> Self {
@@ -111,6 +123,7 @@ impl SipCore {
             location,
             outbound,
             persist,
+            calls,
             pings: HashMap::new(),
             last_ping: HashMap::new(),
             local_ips: HashMap::new(),
@@ -126,14 +139,16 @@ impl SipCore {
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
+        mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let deadline = self
-                .transactions
-                .poll_timeout()
+            let deadline = [self.transactions.poll_timeout(), self.calls.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 item = inbound.recv() => match item {
@@ -149,13 +164,23 @@ impl SipCore {
                     }
                     None => break,
                 },
-                _ = sleep_until(deadline) => self.transactions.handle_timeout(Instant::now()),
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    self.transactions.handle_timeout(now);
+                    self.drain(now);
+                    self.call_timers(now);
+                }
+                Some(event) = media_events.recv() => self.media_event(Instant::now(), event),
                 _ = housekeeping.tick() => self.housekeeping(Instant::now(), SystemTime::now()),
                 _ = shutdown.changed() => break,
             }
             self.drain(Instant::now());
         }
-        info!(bindings = self.location.len(), "sip core stopped");
+        info!(
+            bindings = self.location.len(),
+            calls = self.calls.len(),
+            "sip core stopped"
+        );
         self.persist.close().await;
     }
 
@@ -211,8 +236,9 @@ impl SipCore {
                     let _ = self.outbound.send(&peer, response.to_bytes());
                 }
             }
-            // Retransmissions and ACKs: nothing for the core to do yet.
-            Incoming::Absorbed | Incoming::Ack(_) => {}
+            // The ACK of a 2xx belongs to a call's dialog.
+            Incoming::Ack(request) => self.dialog_ack(&request),
+            Incoming::Absorbed => {}
         }
     }
 
@@ -221,7 +247,15 @@ impl SipCore {
             self.respond(now, key, response);
             return;
         }
+        let in_dialog = edgepbx_sip::dialog::DialogId::of_received(request).is_some();
         let response = match &request.method {
+            Method::Known(rsip::Method::Invite | rsip::Method::Options) if in_dialog => {
+                return self.in_dialog(now, key, request);
+            }
+            Method::Known(rsip::Method::Bye | rsip::Method::Update | rsip::Method::Info) => {
+                return self.in_dialog(now, key, request);
+            }
+            Method::Known(rsip::Method::Invite) => return self.new_call(now, key, request, peer),
             Method::Known(rsip::Method::Register) => {
                 let wall = SystemTime::now();
                 let mut rng = rand::rng();
@@ -266,8 +300,16 @@ impl SipCore {
                 r.headers.push("Accept", "application/sdp");
                 r
             }
-            // A CANCEL that matched no transaction (RFC 3261 §9.2).
-            Method::Known(rsip::Method::Cancel) => Response::for_request(request, 481, None),
+            // RFC 3261 §9.2: a CANCEL is answered at once; the INVITE it
+            // matched then gets its 487.
+            Method::Known(rsip::Method::Cancel) => match self.transactions.cancel_target(request) {
+                Some(invite) => {
+                    self.respond(now, key, Response::for_request(request, 200, None));
+                    self.cancel_call(now, invite, request.headers.get("Reason"));
+                    return;
+                }
+                None => Response::for_request(request, 481, None),
+            },
             _ => Response::for_request(request, 405, None),
         };
         self.respond(now, key, response);
@@ -289,12 +331,18 @@ impl SipCore {
                 } => {
                     self.last_ping.insert((aor.clone(), b.contact.clone()), now);
                     if let Change::Added(..) = change {
+                        self.calls
+                            .lines()
+                            .set_devices(aor, self.location.bindings(aor));
                         info!(tenant = %aor.tenant, extension = %aor.extension,
                             source = %b.source.addr(), "binding online");
                     }
                 }
                 Change::Removed(aor, b, reason) => {
                     self.last_ping.remove(&(aor.clone(), b.contact.clone()));
+                    self.calls
+                        .lines()
+                        .set_devices(aor, self.location.bindings(aor));
                     info!(tenant = %aor.tenant, extension = %aor.extension,
                         reason = reason.as_str(), "binding offline");
                 }
@@ -351,12 +399,6 @@ impl SipCore {
     fn options_request(&mut self, aor: &Aor, contact: &str, peer: &Peer) -> Request {
         let mut rng = rand::rng();
         let local = self.local_ip_for(peer.addr());
-        let port = if peer.reliable() {
-            self.tcp_port
-        } else {
-            self.udp_port
-        };
-        let sent_by = SocketAddr::new(local, port);
         let domain = self
             .directory
             .tenant(&aor.tenant)
@@ -369,16 +411,9 @@ impl SipCore {
             headers: Default::default(),
             body: Vec::new(),
         };
+        let via = self.via_for(peer);
         let h = &mut request.headers;
-        h.push(
-            "Via",
-            format!(
-                "SIP/2.0/{} {};branch=z9hG4bK{:016x};rport",
-                peer.transport(),
-                sent_by,
-                rng.random::<u64>()
-            ),
-        );
+        h.push("Via", via);
         h.push("Max-Forwards", "70");
         h.push(
             "From",
@@ -388,6 +423,37 @@ impl SipCore {
         h.push("Call-ID", format!("{:032x}", rng.random::<u128>()));
         h.push("CSeq", "1 OPTIONS");
         request
+    }
+
+    /// Our address and listening port for messages to `peer`.
+    fn sent_by(&mut self, peer: &Peer) -> SocketAddr {
+        let local = self.local_ip_for(peer.addr());
+        let port = if peer.reliable() {
+            self.tcp_port
+        } else {
+            self.udp_port
+        };
+        SocketAddr::new(local, port)
+    }
+
+    /// A top Via for a request we originate towards `peer`, with a fresh
+    /// branch.
+    fn via_for(&mut self, peer: &Peer) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            peer.transport(),
+            self.sent_by(peer),
+            edgepbx_sip::transaction::new_branch(rand::rng().random())
+        )
+    }
+
+    /// Our Contact for dialogs with `peer`.
+    fn our_contact(&mut self, peer: &Peer) -> String {
+        let sent_by = self.sent_by(peer);
+        match peer {
+            Peer::Udp(_) => format!("<sip:{sent_by}>"),
+            Peer::Tcp { .. } => format!("<sip:{sent_by};transport=tcp>"),
+        }
     }
 
     /// The local address the system would use to reach `remote`.
@@ -406,7 +472,19 @@ impl SipCore {
         })
     }
 
+    /// Sends what the transaction layer queued and handles its events,
+    /// until both are empty: handling an event (a call answered) often
+    /// queues more to send (the CANCELs of the other branches).
     fn drain(&mut self, now: Instant) {
+        loop {
+            self.drain_once(now);
+            if !self.transactions.has_output() {
+                break;
+            }
+        }
+    }
+
+    fn drain_once(&mut self, now: Instant) {
         while let Some(transmit) = self.transactions.poll_transmit() {
             if self
                 .outbound
@@ -419,9 +497,21 @@ impl SipCore {
         }
         while let Some(event) = self.transactions.poll_event() {
             match event {
+                TransactionEvent::Response(key, response) if self.is_call_transaction(key) => {
+                    self.call_response(now, key, response);
+                }
                 // Any final answer proves the device is there.
                 TransactionEvent::Response(key, response) if response.status >= 200 => {
                     self.pings.remove(&key);
+                }
+                TransactionEvent::Timeout(TransactionKey::Client(key))
+                | TransactionEvent::TransportError(TransactionKey::Client(key))
+                    if self.is_call_transaction(key) =>
+                {
+                    self.call_client_failed(now, key);
+                }
+                TransactionEvent::Terminated(TransactionKey::Client(key)) => {
+                    self.call_client_terminated(key);
                 }
                 TransactionEvent::Timeout(TransactionKey::Client(key))
                 | TransactionEvent::TransportError(TransactionKey::Client(key)) => {
@@ -467,7 +557,11 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 pub fn spawn(
     core: SipCore,
     inbound: mpsc::Receiver<Inbound>,
+    media_events: mpsc::UnboundedReceiver<MediaEvent>,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(core.run(inbound, shutdown).instrument(info_span!("sip")))
+    tokio::spawn(
+        core.run(inbound, media_events, shutdown)
+            .instrument(info_span!("sip")),
+    )
 }

@@ -1,0 +1,1675 @@
+//! The call engine: a back-to-back user agent inside the SIP core.
+//!
+//! A call has one dialog with the caller (leg A, where edgepbx is the UAS)
+//! and, once answered, one with the callee device that answered (leg B,
+//! edgepbx the UAC). Before the answer, the tenant's routing policy decides
+//! each step: which targets ring, all at once or one after another, for how
+//! long. Every registered device of a ringing extension gets its own INVITE
+//! (a branch); the first 2xx wins and every other branch is cancelled with
+//! `Reason: SIP;cause=200;text="Call completed elsewhere"`. A step that
+//! does not connect ends with an outcome (busy, no answer, offline,
+//! declined, failed) and the policy is asked again with the history.
+//!
+//! Media is anchored: each party's description is rewritten to point at a
+//! pair of edgepbx ports ([`crate::media`]), unless both parties signal from
+//! the same address and `media.direct_same_network` is on.
+//!
+//! Everything runs on the SIP core's task: state is plain data, and a call
+//! is taken out of the table while it is worked on, so the engine borrows
+//! the transaction layer and the call at the same time without locks.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use edgepbx_media::anchor::{AnchorError, RELAYED_CODECS, anchor};
+use edgepbx_media::relay::{Event as RelayEvent, Side};
+use edgepbx_media::sdp::{Direction, SessionDescription};
+use edgepbx_policy::bindings as policy;
+use edgepbx_policy::{DecidedBy, KeyValue, Policies};
+use edgepbx_sip::auth::{DigestRequest, DigestResponse, Verdict};
+use edgepbx_sip::dialog::{Dialog, DialogId};
+use edgepbx_sip::grammar::{parse_cseq, parse_name_addr};
+use edgepbx_sip::transaction::{ClientKey, ServerKey, TransactionKey};
+use edgepbx_sip::{Method, Request, Response};
+use rand::Rng;
+use tracing::{debug, info, warn};
+
+use super::SipCore;
+use crate::config::{CallsConfig, MediaConfig};
+use crate::directory::Tenant;
+use crate::lines::{Lines, PolicyDirectory, device_id};
+use crate::media::{MediaEvent, MediaPlane, MediaSession};
+use crate::registrar::Aor;
+use crate::registrar::view::civil_from_days;
+use crate::throttle::FailureReply;
+use crate::transport::Peer;
+
+/// The Reason of CANCELs sent to the branches that lost (RFC 3326).
+const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+
+/// Longest number (user part) the engine routes.
+const MAX_NUMBER_LEN: usize = 32;
+
+type CallId = u64;
+
+/// What a client transaction of the engine is for.
+#[derive(Debug, Clone)]
+enum Role {
+    /// An INVITE towards a callee device.
+    Branch(u32),
+    /// A request we relayed from one party to the other; its final answer
+    /// goes back on `server`.
+    Relayed {
+        server: ServerKey,
+        /// The request as the originator sent it (its responses echo it).
+        request: Arc<Request>,
+        /// The side the request was sent to.
+        to: Side,
+    },
+    /// A BYE or CANCEL whose answer changes nothing.
+    Fire,
+}
+
+/// Timers of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// A branch rang for its target's timeout.
+    Branch(u32),
+    /// Retransmit the 2xx awaiting `Side`'s ACK (RFC 3261 §13.3.1.4).
+    Retransmit(Side),
+    /// The call reached its maximum duration.
+    MaxDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BranchState {
+    Calling,
+    Ringing,
+    /// CANCEL sent; `timed_out` when the target rang out.
+    Cancelling {
+        timed_out: bool,
+    },
+    Done(policy::Outcome),
+}
+
+/// One INVITE towards one device.
+#[derive(Debug)]
+struct Branch {
+    id: u32,
+    invite: Request,
+    peer: Peer,
+    aor: Option<Aor>,
+    /// Media goes directly between the parties.
+    direct: bool,
+    state: BranchState,
+    /// The 2xx's ACK, re-sent when the 2xx is retransmitted.
+    ack: Option<Request>,
+}
+
+/// A ring step under way.
+#[derive(Debug)]
+struct Step {
+    action: policy::Action,
+    /// Targets not yet rung (sequential mode).
+    pending: VecDeque<policy::RingTarget>,
+}
+
+/// A 2xx we sent that awaits its ACK.
+#[derive(Debug)]
+struct PendingOk {
+    server: ServerKey,
+    response: Response,
+    cseq: u32,
+    interval: Duration,
+    give_up: Instant,
+    /// The ACK to forward to the other side once this ACK arrives
+    /// (offerless INVITE: it carries the answer).
+    forward_ack: Option<u32>,
+}
+
+/// One established dialog with a party.
+#[derive(Debug)]
+struct LegDialog {
+    dialog: Dialog,
+    peer: Peer,
+    /// Our Contact towards the party.
+    contact: String,
+}
+
+/// Which extension each side is, for line state.
+#[derive(Debug, Default)]
+struct Parties {
+    caller: Option<Aor>,
+    callee: Option<Aor>,
+}
+
+/// A call.
+#[derive(Debug)]
+struct Call {
+    id: CallId,
+    tenant: Arc<Tenant>,
+    caller: policy::Caller,
+    /// The number being routed (changes on forward).
+    dialled: String,
+    /// The caller's INVITE.
+    invite: Request,
+    /// Its server transaction while unanswered.
+    server: Option<ServerKey>,
+    a_peer: Peer,
+    a_tag: String,
+    a_contact: String,
+    /// The caller's offer (None: offerless INVITE).
+    offer: Option<SessionDescription>,
+    presentation: Option<policy::Presentation>,
+    history: Vec<policy::Attempt>,
+    decisions: usize,
+    step: Option<Step>,
+    branches: Vec<Branch>,
+    /// Outcomes of the step's targets that could not be rung at all.
+    unreachable: Vec<policy::Outcome>,
+    next_branch: u32,
+    /// Provisional response with a description already sent to A.
+    early_media_sent: bool,
+    a: Option<LegDialog>,
+    b: Option<LegDialog>,
+    media: Option<MediaSession>,
+    pending_ok: [Option<PendingOk>; 2],
+    /// Each party's media went silent (relay reports).
+    silent: [bool; 2],
+    /// A party put the call on hold: silence is expected.
+    held: bool,
+    started: SystemTime,
+    answered: Option<SystemTime>,
+    decided_by: String,
+    parties: Parties,
+}
+
+/// Why a call ended, for logs and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndCause {
+    CallerCancelled,
+    Rejected(u16),
+    HangUp(Side),
+    MaxDuration,
+    MediaTimeout,
+    NoAck,
+    Failure,
+}
+
+impl EndCause {
+    fn as_str(self) -> String {
+        match self {
+            EndCause::CallerCancelled => "caller cancelled".into(),
+            EndCause::Rejected(status) => format!("rejected with {status}"),
+            EndCause::HangUp(Side::A) => "caller hung up".into(),
+            EndCause::HangUp(Side::B) => "callee hung up".into(),
+            EndCause::MaxDuration => "maximum duration".into(),
+            EndCause::MediaTimeout => "no media".into(),
+            EndCause::NoAck => "no ACK".into(),
+            EndCause::Failure => "signalling failure".into(),
+        }
+    }
+}
+
+/// The engine's state inside the SIP core.
+pub struct CallEngine {
+    config: CallsConfig,
+    media_config: MediaConfig,
+    policies: Arc<Policies>,
+    kv: Arc<dyn KeyValue>,
+    lines: Arc<Lines>,
+    media: MediaPlane,
+    calls: HashMap<CallId, Call>,
+    next_id: CallId,
+    by_server: HashMap<ServerKey, CallId>,
+    by_client: HashMap<ClientKey, (CallId, Role)>,
+    by_dialog: HashMap<DialogId, (CallId, Side)>,
+    timers: BTreeMap<(Instant, u64), (CallId, Timer)>,
+    timer_seq: u64,
+    per_tenant: HashMap<String, usize>,
+}
+
+impl CallEngine {
+    /// An engine with no calls.
+    pub fn new(
+        config: CallsConfig,
+        media_config: MediaConfig,
+        policies: Arc<Policies>,
+        kv: Arc<dyn KeyValue>,
+        lines: Arc<Lines>,
+        media: MediaPlane,
+    ) -> CallEngine {
+        CallEngine {
+            config,
+            media_config,
+            policies,
+            kv,
+            lines,
+            media,
+            calls: HashMap::new(),
+            next_id: 0,
+            by_server: HashMap::new(),
+            by_client: HashMap::new(),
+            by_dialog: HashMap::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            per_tenant: HashMap::new(),
+        }
+    }
+
+    /// Calls in progress.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The earliest call timer.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.keys().next().map(|(at, _)| *at)
+    }
+
+    /// The lines the engine keeps current.
+    pub fn lines(&self) -> &Arc<Lines> {
+        &self.lines
+    }
+
+    fn arm(&mut self, at: Instant, call: CallId, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), (call, timer));
+    }
+
+    fn disarm(&mut self, call: CallId, timer: Timer) {
+        self.timers.retain(|_, v| *v != (call, timer));
+    }
+}
+
+impl SipCore {
+    /// The client transaction `key` belongs to a call.
+    pub(super) fn is_call_transaction(&self, key: ClientKey) -> bool {
+        self.calls.by_client.contains_key(&key)
+    }
+
+    /// A new INVITE outside any dialog.
+    pub(super) fn new_call(
+        &mut self,
+        now: Instant,
+        key: ServerKey,
+        request: &Request,
+        peer: &Peer,
+    ) {
+        let Some((tenant, caller)) = self.authenticate_caller(now, key, request, peer) else {
+            return;
+        };
+        let respond = |core: &mut SipCore, status: u16| {
+            let r = Response::for_request(request, status, Some(&request.stateless_tag()));
+            core.respond(now, key, r);
+        };
+        let Some(number) = dialled_number(request) else {
+            return respond(self, 404);
+        };
+        let max_forwards = request
+            .headers
+            .get("Max-Forwards")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(70);
+        if max_forwards == 0 {
+            return respond(self, 483);
+        }
+        let busy = self
+            .calls
+            .per_tenant
+            .get(&tenant.code)
+            .copied()
+            .unwrap_or(0);
+        if busy >= self.calls.config.max_calls_per_tenant {
+            warn!(tenant = %tenant.code, "tenant at its limit of concurrent calls");
+            return respond(self, 503);
+        }
+        let offer = match sdp_body(request) {
+            Ok(offer) => offer,
+            Err(status) => return respond(self, status),
+        };
+        if let Some(offer) = &offer
+            && let Err(error) = anchor(offer, IpAddr::from([0, 0, 0, 0]), 0, RELAYED_CODECS)
+        {
+            debug!(%error, "offer refused");
+            let mut r = Response::for_request(request, 488, Some(&request.stateless_tag()));
+            r.headers
+                .push("Warning", format!("304 edgepbx \"{error}\""));
+            return self.respond(now, key, r);
+        }
+        self.calls.next_id += 1;
+        let id = self.calls.next_id;
+        let a_contact = self.our_contact(peer);
+        let caller_aor = Aor {
+            tenant: tenant.code.clone(),
+            extension: caller.number.clone(),
+        };
+        self.calls.lines.adjust(&caller_aor, 0, 1);
+        let call = Call {
+            id,
+            tenant: tenant.clone(),
+            caller,
+            dialled: number,
+            invite: request.clone(),
+            server: Some(key),
+            a_peer: peer.clone(),
+            a_tag: format!("{:016x}", rand::rng().random::<u64>()),
+            a_contact,
+            offer,
+            presentation: None,
+            history: Vec::new(),
+            decisions: 0,
+            step: None,
+            branches: Vec::new(),
+            unreachable: Vec::new(),
+            next_branch: 0,
+            early_media_sent: false,
+            a: None,
+            b: None,
+            media: None,
+            pending_ok: [None, None],
+            silent: [false, false],
+            held: false,
+            started: SystemTime::now(),
+            answered: None,
+            decided_by: String::new(),
+            parties: Parties {
+                caller: Some(caller_aor),
+                callee: None,
+            },
+        };
+        *self
+            .calls
+            .per_tenant
+            .entry(tenant.code.clone())
+            .or_default() += 1;
+        self.calls.by_server.insert(key, id);
+        info!(call = id, tenant = %tenant.code, caller = %call.caller.number,
+            dialled = %call.dialled, "call started");
+        let trying = Response::for_request(request, 100, None);
+        self.respond(now, key, trying);
+        let mut call = call;
+        self.next_step(now, &mut call);
+        self.put_back(call);
+    }
+
+    /// Digest authentication of a caller (RFC 3261 §22.3, 407): the same
+    /// challenge for unknown users, tenants and wrong passwords. Returns
+    /// the tenant and the caller, or answers the request itself.
+    fn authenticate_caller(
+        &mut self,
+        now: Instant,
+        key: ServerKey,
+        request: &Request,
+        peer: &Peer,
+    ) -> Option<(Arc<Tenant>, policy::Caller)> {
+        let from = request
+            .headers
+            .get("From")
+            .and_then(|v| parse_name_addr(v).ok());
+        let (user, host) = from
+            .as_ref()
+            .and_then(|f| f.uri.as_sip())
+            .map(|u| (u.user().unwrap_or("").to_owned(), u.host().to_string()))
+            .unwrap_or_default();
+        let addressed = self.directory.address(&user, &host);
+        let realm = addressed
+            .as_ref()
+            .map(|a| a.tenant.domain.clone())
+            .unwrap_or_else(|| host.to_ascii_lowercase());
+        let wall = SystemTime::now();
+        let unix = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let verdict =
+            match DigestResponse::select(request.headers.get_all("Proxy-Authorization"), &realm) {
+                Err(verdict) => verdict,
+                Ok(digest) => {
+                    let credentials = addressed
+                        .as_ref()
+                        .and_then(|a| a.tenant.credentials.get(digest.username()))
+                        .map(|(_, creds)| creds);
+                    let target = DigestRequest {
+                        realm: &realm,
+                        method: "INVITE",
+                        request_uri: Some(&request.uri),
+                    };
+                    self.auth.verify(unix, &target, &digest, credentials)
+                }
+            };
+        let tag = request.stateless_tag();
+        let (stale, failed) = match verdict {
+            Verdict::Authenticated { username, .. } => {
+                let addressed = addressed?;
+                let tenant = addressed.tenant;
+                let Some((number, _)) = tenant.credentials.get(&username) else {
+                    self.respond(now, key, Response::for_request(request, 403, Some(&tag)));
+                    return None;
+                };
+                let extension = tenant.extensions.get(number)?;
+                let caller = policy::Caller {
+                    number: extension.number.clone(),
+                    name: Some(extension.name.clone()).filter(|n| !n.is_empty()),
+                    kind: policy::CallerKind::Internal,
+                    source: peer.addr().to_string(),
+                };
+                return Some((tenant, caller));
+            }
+            Verdict::NoCredentials => (false, false),
+            Verdict::Stale => (true, false),
+            Verdict::Rejected(_) => (false, true),
+        };
+        if failed {
+            let ip = peer.addr().ip();
+            let (reply, blocked) = self.throttle.record_failure(now, ip);
+            if blocked {
+                warn!(%ip, "source blocked after repeated authentication failures");
+            }
+            if reply == FailureReply::Suppress {
+                self.transactions.abandon(TransactionKey::Server(key));
+                return None;
+            }
+        }
+        let mut response = Response::for_request(request, 407, Some(&tag));
+        let nonce: [u8; 16] = rand::rng().random();
+        for value in self.auth.challenge(unix, nonce, &realm, stale) {
+            response.headers.push("Proxy-Authenticate", value);
+        }
+        self.respond(now, key, response);
+        None
+    }
+
+    /// Asks the policy for the next step and carries it out, until a step
+    /// is under way or the call has ended.
+    fn next_step(&mut self, now: Instant, call: &mut Call) {
+        loop {
+            if call.decisions >= self.calls.config.max_steps {
+                warn!(call = call.id, "too many routing steps; refusing the call");
+                return self.end(now, call, EndCause::Rejected(480));
+            }
+            call.decisions += 1;
+            let directory = Arc::new(PolicyDirectory {
+                tenant: call.tenant.clone(),
+                lines: self.calls.lines.clone(),
+                ring_timeout_secs: self.calls.config.ring_timeout_secs,
+            });
+            let context = policy_call(call, &directory);
+            let decided = self.calls.policies.decide(
+                now,
+                &call.tenant.code,
+                &context,
+                directory,
+                self.calls.kv.clone(),
+            );
+            call.decided_by = describe(&decided.by);
+            if let Some(presentation) = decided.decision.presentation {
+                call.presentation = Some(presentation);
+            }
+            debug!(call = call.id, action = ?decided.decision.action, by = %call.decided_by, "decision");
+            match decided.decision.action {
+                policy::Action::Reject(reject) => {
+                    return self.end(now, call, EndCause::Rejected(reject.status));
+                }
+                policy::Action::Forward(number) => {
+                    if call.tenant.resolve(&number).is_none() {
+                        // External numbers need a trunk.
+                        info!(call = call.id, %number, "forward to a number no trunk reaches");
+                        return self.end(now, call, EndCause::Rejected(404));
+                    }
+                    call.history.push(policy::Attempt {
+                        action: policy::Action::Forward(number.clone()),
+                        outcome: policy::Outcome::Failed,
+                    });
+                    call.dialled = number;
+                    call.history.clear();
+                }
+                policy::Action::Voicemail(_) => {
+                    // Voicemail boxes arrive with the voicemail service.
+                    return self.end(now, call, EndCause::Rejected(480));
+                }
+                policy::Action::Ring(ring) => {
+                    let action = policy::Action::Ring(ring.clone());
+                    let targets: VecDeque<policy::RingTarget> = ring.targets.into();
+                    match ring.mode {
+                        policy::RingMode::Simultaneous => {
+                            call.step = Some(Step {
+                                action,
+                                pending: VecDeque::new(),
+                            });
+                            for target in targets {
+                                self.ring_target(now, call, &target);
+                            }
+                        }
+                        policy::RingMode::Sequential => {
+                            call.step = Some(Step {
+                                action,
+                                pending: targets,
+                            });
+                            self.ring_next_sequential(now, call);
+                        }
+                    }
+                    if ringing(call) {
+                        return;
+                    }
+                    // Nothing could be rung.
+                    let outcome = step_outcome(call);
+                    self.finish_step(call, outcome);
+                }
+            }
+        }
+    }
+
+    /// Rings the next target of a sequential step that has a device.
+    fn ring_next_sequential(&mut self, now: Instant, call: &mut Call) {
+        while let Some(target) = call.step.as_mut().and_then(|s| s.pending.pop_front()) {
+            if self.ring_target(now, call, &target) > 0 {
+                return;
+            }
+        }
+    }
+
+    /// Sends INVITEs to every device of one target; returns how many.
+    fn ring_target(&mut self, now: Instant, call: &mut Call, target: &policy::RingTarget) -> usize {
+        let timeout = Duration::from_secs(u64::from(target.timeout_secs.clamp(1, 600)));
+        let (extension, device) = match &target.target {
+            policy::Target::Extension(number) => (number.clone(), None),
+            policy::Target::Device(d) => (d.extension.clone(), Some(d.device.clone())),
+            policy::Target::External(number) => {
+                info!(call = call.id, %number, "external target skipped: no trunk");
+                call.unreachable.push(policy::Outcome::Failed);
+                return 0;
+            }
+        };
+        let Some(ext) = call.tenant.resolve(&extension).cloned() else {
+            call.unreachable.push(policy::Outcome::Failed);
+            return 0;
+        };
+        let aor = Aor {
+            tenant: call.tenant.code.clone(),
+            extension: ext.number.clone(),
+        };
+        let bindings: Vec<_> = self
+            .location
+            .bindings(&aor)
+            .iter()
+            .filter(|b| device.as_ref().is_none_or(|d| *d == device_id(b)))
+            .cloned()
+            .collect();
+        if bindings.is_empty() {
+            call.unreachable.push(policy::Outcome::Offline);
+            return 0;
+        }
+        let mut sent = 0;
+        for binding in bindings {
+            let direct = self.calls.media_config.direct_same_network
+                && binding.source.addr().ip() == call.a_peer.addr().ip();
+            let body = match self.offer_for_branch(call, &binding.source, direct) {
+                Ok(body) => body,
+                Err(error) => {
+                    warn!(call = call.id, %error, "no media for the call");
+                    call.unreachable.push(policy::Outcome::Failed);
+                    continue;
+                }
+            };
+            let mut invite =
+                self.branch_invite(call, &binding.contact, &binding.source, &ext.number, body);
+            let Some(key) = self.send_request(now, &mut invite, &binding.source) else {
+                call.unreachable.push(policy::Outcome::Failed);
+                continue;
+            };
+            let id = call.next_branch;
+            call.next_branch += 1;
+            self.calls
+                .by_client
+                .insert(key, (call.id, Role::Branch(id)));
+            self.calls.arm(now + timeout, call.id, Timer::Branch(id));
+            self.calls.lines.adjust(&aor, 1, 0);
+            call.branches.push(Branch {
+                id,
+                invite,
+                peer: binding.source.clone(),
+                aor: Some(aor.clone()),
+                direct,
+                state: BranchState::Calling,
+                ack: None,
+            });
+            sent += 1;
+        }
+        sent
+    }
+
+    /// The description a branch is offered: the caller's own (direct
+    /// media), or anchored on the call's B-side port.
+    fn offer_for_branch(
+        &mut self,
+        call: &mut Call,
+        peer: &Peer,
+        direct: bool,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if direct {
+            return Ok(call.offer.as_ref().map(SessionDescription::to_bytes));
+        }
+        if call.media.is_none() {
+            let session = self.calls.media.start(call.id).map_err(|e| e.to_string())?;
+            call.media = Some(session);
+        }
+        let (Some(offer), Some(media)) = (&call.offer, &call.media) else {
+            // Offerless INVITE: the callee offers in its 2xx.
+            return Ok(None);
+        };
+        let anchored = anchor(offer, self.media_ip(peer), media.b_port, RELAYED_CODECS)
+            .map_err(|e| e.to_string())?;
+        if let Some(party) = anchored.party {
+            media.announce(Side::A, party);
+        }
+        Ok(Some(anchored.description.to_bytes()))
+    }
+
+    /// The address written into descriptions sent to `peer`.
+    fn media_ip(&mut self, peer: &Peer) -> IpAddr {
+        match self.calls.media_config.advertise {
+            Some(ip) => ip,
+            None => self.local_ip_for(peer.addr()),
+        }
+    }
+
+    /// The INVITE of one branch.
+    fn branch_invite(
+        &mut self,
+        call: &Call,
+        contact: &str,
+        peer: &Peer,
+        extension: &str,
+        body: Option<Vec<u8>>,
+    ) -> Request {
+        let mut rng = rand::rng();
+        let domain = &call.tenant.domain;
+        let (mut number, mut name) = (call.caller.number.clone(), call.caller.name.clone());
+        if let Some(p) = &call.presentation {
+            if let Some(prefix) = &p.number_prefix {
+                number = format!("{prefix}{number}");
+            }
+            if let Some(prefix) = &p.name_prefix {
+                name = Some(format!("{prefix}{}", name.unwrap_or_default()));
+            }
+        }
+        let display = name
+            .map(|n| format!("\"{}\" ", n.replace(['"', '\\', '\r', '\n'], "")))
+            .unwrap_or_default();
+        let max_forwards = call
+            .invite
+            .headers
+            .get("Max-Forwards")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(70)
+            .saturating_sub(1);
+        let mut request = Request {
+            method: Method::from_token("INVITE"),
+            uri: contact.to_owned(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let h = &mut request.headers;
+        h.push("Max-Forwards", max_forwards.to_string());
+        h.push(
+            "From",
+            format!(
+                "{display}<sip:{number}@{domain}>;tag={:016x}",
+                rng.random::<u64>()
+            ),
+        );
+        h.push("To", format!("<sip:{extension}@{domain}>"));
+        h.push("Call-ID", format!("{:032x}", rng.random::<u128>()));
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", self.our_contact(peer));
+        h.push("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE, INFO, OPTIONS");
+        h.push("User-Agent", concat!("edgepbx/", env!("CARGO_PKG_VERSION")));
+        if let Some(body) = body {
+            h.push("Content-Type", "application/sdp");
+            request.body = body;
+        }
+        request
+    }
+
+    /// Starts a client transaction for `request`, adding our Via to it
+    /// (CANCEL copies it later).
+    fn send_request(
+        &mut self,
+        now: Instant,
+        request: &mut Request,
+        peer: &Peer,
+    ) -> Option<ClientKey> {
+        let via = self.via_for(peer);
+        request.headers.0.insert(
+            0,
+            edgepbx_sip::message::Header {
+                name: "Via".into(),
+                value: via,
+            },
+        );
+        match self
+            .transactions
+            .start_client(now, request.clone(), peer.clone(), peer.reliable())
+        {
+            Ok(key) => Some(key),
+            Err(error) => {
+                warn!(%error, "request not sent");
+                None
+            }
+        }
+    }
+
+    /// Sends an ACK (no transaction) with our Via.
+    fn send_ack(&mut self, mut ack: Request, peer: &Peer) -> Request {
+        let via = self.via_for(peer);
+        ack.headers.0.insert(
+            0,
+            edgepbx_sip::message::Header {
+                name: "Via".into(),
+                value: via,
+            },
+        );
+        let _ = self.outbound.send(peer, ack.to_bytes());
+        ack
+    }
+
+    /// A response of a client transaction of the engine.
+    pub(super) fn call_response(&mut self, now: Instant, key: ClientKey, response: Response) {
+        let Some((id, role)) = self.calls.by_client.get(&key).cloned() else {
+            return;
+        };
+        let Some(mut call) = self.calls.calls.remove(&id) else {
+            return;
+        };
+        match role {
+            Role::Branch(branch) => self.branch_response(now, &mut call, branch, response),
+            Role::Relayed {
+                server,
+                request,
+                to,
+            } => self.relayed_response(now, &mut call, server, &request, to, response),
+            Role::Fire => {}
+        }
+        self.put_back(call);
+    }
+
+    /// A client transaction of the engine failed (timeout, transport).
+    pub(super) fn call_client_failed(&mut self, now: Instant, key: ClientKey) {
+        let Some((id, role)) = self.calls.by_client.get(&key).cloned() else {
+            return;
+        };
+        let Some(mut call) = self.calls.calls.remove(&id) else {
+            return;
+        };
+        match role {
+            Role::Branch(branch) => {
+                let response = Response {
+                    status: 408,
+                    reason: "Request Timeout".into(),
+                    headers: Default::default(),
+                    body: Vec::new(),
+                };
+                self.branch_response(now, &mut call, branch, response);
+            }
+            Role::Relayed {
+                server, request, ..
+            } => {
+                self.respond(now, server, Response::for_request(&request, 408, None));
+                // A party that no longer answers inside its dialog is gone.
+                if call.answered.is_some() {
+                    self.end(now, &mut call, EndCause::Failure);
+                }
+            }
+            Role::Fire => {}
+        }
+        self.put_back(call);
+    }
+
+    /// A client transaction of the engine is gone.
+    pub(super) fn call_client_terminated(&mut self, key: ClientKey) {
+        self.calls.by_client.remove(&key);
+    }
+
+    fn branch_response(&mut self, now: Instant, call: &mut Call, branch: u32, response: Response) {
+        let Some(index) = call.branches.iter().position(|b| b.id == branch) else {
+            return;
+        };
+        let status = response.status;
+        match status {
+            100 => {}
+            101..=199 => self.branch_provisional(now, call, index, &response),
+            200..=299 => self.branch_answered(now, call, index, response),
+            _ => {
+                let state = call.branches[index].state;
+                if matches!(state, BranchState::Done(_)) {
+                    return;
+                }
+                let outcome = match (state, status) {
+                    (BranchState::Cancelling { timed_out: true }, _) => policy::Outcome::NoAnswer,
+                    (_, 486 | 600) => policy::Outcome::Busy,
+                    (_, 603) => policy::Outcome::Declined,
+                    (_, 408 | 480) => policy::Outcome::NoAnswer,
+                    _ => policy::Outcome::Failed,
+                };
+                self.branch_done(now, call, index, outcome);
+            }
+        }
+    }
+
+    fn branch_provisional(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        index: usize,
+        response: &Response,
+    ) {
+        let branch = &mut call.branches[index];
+        if branch.state == BranchState::Calling {
+            branch.state = BranchState::Ringing;
+        }
+        if call.b.is_some() || call.server.is_none() {
+            return;
+        }
+        // Relay the ringing to the caller, with early media once.
+        let mut relayed = Response::for_request(&call.invite, response.status, Some(&call.a_tag));
+        relayed.reason = response.reason.clone();
+        relayed.headers.push("Contact", call.a_contact.clone());
+        let direct = call.branches[index].direct;
+        if !call.early_media_sent
+            && let Some(answer) = self.answer_for_a(call, direct, &response.body)
+        {
+            relayed.headers.push("Content-Type", "application/sdp");
+            relayed.body = answer;
+            call.early_media_sent = true;
+        }
+        if let Some(server) = call.server {
+            self.respond(now, server, relayed);
+        }
+    }
+
+    /// The description sent to A for a callee's description `body`.
+    fn answer_for_a(&mut self, call: &mut Call, direct: bool, body: &[u8]) -> Option<Vec<u8>> {
+        if body.is_empty() {
+            return None;
+        }
+        let description = SessionDescription::parse(body).ok()?;
+        if direct {
+            return Some(body.to_vec());
+        }
+        let a_ip = self.media_ip(&call.a_peer);
+        let media = call.media.as_ref()?;
+        let anchored = anchor(&description, a_ip, media.a_port, RELAYED_CODECS).ok()?;
+        if let Some(party) = anchored.party {
+            media.announce(Side::B, party);
+        }
+        Some(anchored.description.to_bytes())
+    }
+
+    fn branch_answered(&mut self, now: Instant, call: &mut Call, index: usize, response: Response) {
+        let branch = &call.branches[index];
+        // A retransmitted 2xx: our ACK was lost.
+        if let Some(ack) = branch.ack.clone() {
+            let _ = self.outbound.send(&branch.peer, ack.to_bytes());
+            return;
+        }
+        let Ok(mut dialog) = Dialog::as_uac(&branch.invite, &response) else {
+            warn!(call = call.id, "a 2xx that creates no dialog; ignoring it");
+            return;
+        };
+        dialog.early = false;
+        let peer = branch.peer.clone();
+        let contact = self.our_contact(&peer);
+        if call.b.is_some() || call.server.is_none() {
+            // Another branch won, or the caller gave up: acknowledge and
+            // hang up this one (RFC 3261 §13.2.2.4).
+            let ack = self.send_ack(dialog.ack(1), &peer);
+            call.branches[index].ack = Some(ack);
+            let mut bye = dialog.request(Method::from_token("BYE"), None);
+            if let Some(key) = self.send_request(now, &mut bye, &peer) {
+                self.calls.by_client.insert(key, (call.id, Role::Fire));
+            }
+            self.branch_done(now, call, index, policy::Outcome::Answered);
+            return;
+        }
+        let direct = call.branches[index].direct;
+        // The callee's answer, or its offer when the caller's INVITE had
+        // none: either way anchored for the caller.
+        let answer = self.answer_for_a(call, direct, &response.body);
+        if call.offer.is_some() {
+            let ack = self.send_ack(dialog.ack(1), &peer);
+            call.branches[index].ack = Some(ack);
+        }
+        if direct && let Some(media) = call.media.take() {
+            self.calls.media.release(media);
+        }
+        self.calls
+            .by_dialog
+            .insert(dialog.id.clone(), (call.id, Side::B));
+        call.b = Some(LegDialog {
+            dialog,
+            peer,
+            contact,
+        });
+        call.branches[index].state = BranchState::Done(policy::Outcome::Answered);
+        let aor = call.branches[index].aor.clone();
+        if let Some(aor) = &aor {
+            self.calls.lines.adjust(aor, -1, 1);
+        }
+        call.parties.callee = aor;
+        self.calls
+            .disarm(call.id, Timer::Branch(call.branches[index].id));
+        // Everyone else stops ringing.
+        for i in 0..call.branches.len() {
+            if i != index {
+                self.cancel_branch(now, call, i, false, Some(COMPLETED_ELSEWHERE));
+            }
+        }
+        if let Some(step) = call.step.take() {
+            call.history.push(policy::Attempt {
+                action: step.action,
+                outcome: policy::Outcome::Answered,
+            });
+        }
+        // Answer the caller.
+        let Some(server) = call.server.take() else {
+            return;
+        };
+        self.calls.by_server.remove(&server);
+        let mut ok = Response::for_request(&call.invite, 200, Some(&call.a_tag));
+        ok.headers.push("Contact", call.a_contact.clone());
+        ok.headers
+            .push("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE, INFO, OPTIONS");
+        if let Some(answer) = answer {
+            ok.headers.push("Content-Type", "application/sdp");
+            ok.body = answer;
+        }
+        match Dialog::as_uas(&call.invite, &call.a_tag, false) {
+            Ok(dialog) => {
+                self.calls
+                    .by_dialog
+                    .insert(dialog.id.clone(), (call.id, Side::A));
+                call.a = Some(LegDialog {
+                    dialog,
+                    peer: call.a_peer.clone(),
+                    contact: call.a_contact.clone(),
+                });
+            }
+            Err(error) => warn!(call = call.id, %error, "caller's INVITE makes no dialog"),
+        }
+        call.answered = Some(SystemTime::now());
+        call.silent = [false, false];
+        info!(call = call.id, "call answered");
+        let forward_ack = call.offer.is_none().then_some(1);
+        self.send_ok(now, call, server, Side::A, ok, 1, forward_ack);
+        let max = Duration::from_secs(self.calls.config.max_duration_secs);
+        self.calls.arm(now + max, call.id, Timer::MaxDuration);
+    }
+
+    /// Sends a 2xx to an INVITE from `side` and retransmits it until the
+    /// ACK arrives (RFC 3261 §13.3.1.4).
+    #[allow(clippy::too_many_arguments)]
+    fn send_ok(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        server: ServerKey,
+        side: Side,
+        ok: Response,
+        cseq: u32,
+        forward_ack: Option<u32>,
+    ) {
+        self.respond(now, server, ok.clone());
+        let t1 = self.transactions.config().timers.t1;
+        call.pending_ok[side_index(side)] = Some(PendingOk {
+            server,
+            response: ok,
+            cseq,
+            interval: t1,
+            give_up: now + t1 * 64,
+            forward_ack,
+        });
+        self.calls.arm(now + t1, call.id, Timer::Retransmit(side));
+    }
+
+    fn cancel_branch(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        index: usize,
+        timed_out: bool,
+        reason: Option<&str>,
+    ) {
+        let branch = &mut call.branches[index];
+        match branch.state {
+            BranchState::Calling | BranchState::Ringing => {}
+            _ => return,
+        }
+        branch.state = BranchState::Cancelling { timed_out };
+        let (cancel, peer, id) = (branch.invite.cancel(reason), branch.peer.clone(), branch.id);
+        self.calls.disarm(call.id, Timer::Branch(id));
+        if let Some(cancel) = cancel
+            && let Ok(key) =
+                self.transactions
+                    .start_client(now, cancel, peer.clone(), peer.reliable())
+        {
+            self.calls.by_client.insert(key, (call.id, Role::Fire));
+        }
+    }
+
+    /// A branch ended without connecting.
+    fn branch_done(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        index: usize,
+        outcome: policy::Outcome,
+    ) {
+        let branch = &mut call.branches[index];
+        let was_ringing = !matches!(branch.state, BranchState::Done(_));
+        branch.state = BranchState::Done(outcome);
+        let id = branch.id;
+        if was_ringing && let Some(aor) = &branch.aor {
+            self.calls.lines.adjust(aor, -1, 0);
+        }
+        self.calls.disarm(call.id, Timer::Branch(id));
+        if call.b.is_some() || call.server.is_none() || call.step.is_none() {
+            return;
+        }
+        if ringing(call) {
+            return;
+        }
+        // Sequential: on to the next target.
+        if call.step.as_ref().is_some_and(|s| !s.pending.is_empty()) {
+            self.ring_next_sequential(now, call);
+            if ringing(call) {
+                return;
+            }
+        }
+        let outcome = step_outcome(call);
+        self.finish_step(call, outcome);
+        self.next_step(now, call);
+    }
+
+    /// Closes the current step with `outcome`.
+    fn finish_step(&mut self, call: &mut Call, outcome: policy::Outcome) {
+        call.branches.clear();
+        call.unreachable.clear();
+        if let Some(step) = call.step.take() {
+            call.history.push(policy::Attempt {
+                action: step.action,
+                outcome,
+            });
+        }
+    }
+
+    /// CANCEL from the caller (the CANCEL itself is answered already).
+    pub(super) fn cancel_call(
+        &mut self,
+        now: Instant,
+        invite: ServerKey,
+        reason: Option<&str>,
+    ) -> bool {
+        let Some(id) = self.calls.by_server.get(&invite).copied() else {
+            return false;
+        };
+        let Some(mut call) = self.calls.calls.remove(&id) else {
+            return false;
+        };
+        for i in 0..call.branches.len() {
+            self.cancel_branch(now, &mut call, i, false, reason);
+        }
+        self.end(now, &mut call, EndCause::CallerCancelled);
+        self.put_back(call);
+        true
+    }
+
+    /// A request inside a dialog (To tag present).
+    pub(super) fn in_dialog(&mut self, now: Instant, key: ServerKey, request: &Request) {
+        let found =
+            DialogId::of_received(request).and_then(|id| self.calls.by_dialog.get(&id).copied());
+        let Some((id, side)) = found else {
+            return self.respond(now, key, Response::for_request(request, 481, None));
+        };
+        let Some(mut call) = self.calls.calls.remove(&id) else {
+            return self.respond(now, key, Response::for_request(request, 481, None));
+        };
+        self.dialog_request(now, &mut call, side, key, request);
+        self.put_back(call);
+    }
+
+    fn dialog_request(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        side: Side,
+        key: ServerKey,
+        request: &Request,
+    ) {
+        let leg = match side {
+            Side::A => call.a.as_mut(),
+            Side::B => call.b.as_mut(),
+        };
+        let Some(leg) = leg else {
+            return self.respond(now, key, Response::for_request(request, 481, None));
+        };
+        if let Err(error) = leg.dialog.receive(request) {
+            let status = match error {
+                edgepbx_sip::dialog::DialogError::OutOfOrder { .. } => 500,
+                _ => 481,
+            };
+            return self.respond(now, key, Response::for_request(request, status, None));
+        }
+        let method = request.method.as_str().to_ascii_uppercase();
+        match method.as_str() {
+            "BYE" => {
+                self.respond(now, key, Response::for_request(request, 200, None));
+                self.end(now, call, EndCause::HangUp(side));
+            }
+            "OPTIONS" => {
+                let mut ok = Response::for_request(request, 200, None);
+                ok.headers
+                    .push("Allow", "INVITE, ACK, CANCEL, BYE, UPDATE, INFO, OPTIONS");
+                self.respond(now, key, ok);
+            }
+            "INVITE" | "UPDATE" | "INFO" => self.relay_request(now, call, side, key, request),
+            _ => self.respond(now, key, Response::for_request(request, 405, None)),
+        }
+    }
+
+    /// Passes a re-INVITE, UPDATE or INFO to the other party.
+    fn relay_request(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        from: Side,
+        key: ServerKey,
+        request: &Request,
+    ) {
+        let to = from.other();
+        let body = if request.body.is_empty() || !is_sdp(request) {
+            Ok(request.body.clone())
+        } else {
+            self.anchor_for(call, to, &request.body)
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(status) => {
+                return self.respond(now, key, Response::for_request(request, status, None));
+            }
+        };
+        let target_leg = match to {
+            Side::A => call.a.as_mut(),
+            Side::B => call.b.as_mut(),
+        };
+        let Some(target_leg) = target_leg else {
+            return self.respond(now, key, Response::for_request(request, 491, None));
+        };
+        let mut out = target_leg
+            .dialog
+            .request(request.method.clone(), Some(&target_leg.contact));
+        for name in ["Content-Type", "Supported", "Session-Expires", "Min-SE"] {
+            if let Some(value) = request.headers.get(name) {
+                out.headers.push(name, value);
+            }
+        }
+        out.body = body;
+        let peer = target_leg.peer.clone();
+        match self.send_request(now, &mut out, &peer) {
+            Some(client) => {
+                let role = Role::Relayed {
+                    server: key,
+                    request: Arc::new(request.clone()),
+                    to,
+                };
+                self.calls.by_client.insert(client, (call.id, role));
+            }
+            None => self.respond(now, key, Response::for_request(request, 500, None)),
+        }
+    }
+
+    /// Rewrites a description from the party opposite `to` for `to`.
+    fn anchor_for(&mut self, call: &mut Call, to: Side, body: &[u8]) -> Result<Vec<u8>, u16> {
+        let Some(media) = &call.media else {
+            // Direct media: descriptions pass unchanged.
+            return Ok(body.to_vec());
+        };
+        let description = SessionDescription::parse(body).map_err(|_| 400u16)?;
+        let (peer, port) = match to {
+            Side::A => (call.a_peer.clone(), media.a_port),
+            Side::B => (
+                call.b
+                    .as_ref()
+                    .map_or(call.a_peer.clone(), |b| b.peer.clone()),
+                media.b_port,
+            ),
+        };
+        let ip = self.media_ip(&peer);
+        let media = call.media.as_ref().ok_or(500u16)?;
+        let anchored = anchor(&description, ip, port, RELAYED_CODECS).map_err(|e| match e {
+            AnchorError::Address => 400u16,
+            _ => 488,
+        })?;
+        if let Some(party) = anchored.party {
+            media.announce(to.other(), party);
+        }
+        call.held = description
+            .media
+            .iter()
+            .find(|m| m.kind == "audio")
+            .is_some_and(|m| m.direction() != Direction::SendRecv);
+        Ok(anchored.description.to_bytes())
+    }
+
+    /// The answer to a request relayed to `to` goes back to the
+    /// originator, its description anchored.
+    fn relayed_response(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        server: ServerKey,
+        request: &Request,
+        to: Side,
+        response: Response,
+    ) {
+        if response.status < 101 {
+            return;
+        }
+        let from = to.other();
+        let body = if response.body.is_empty() {
+            Vec::new()
+        } else {
+            self.anchor_for(call, from, &response.body)
+                .unwrap_or_default()
+        };
+        let Some(contact) = leg(call, from).map(|l| l.contact.clone()) else {
+            return;
+        };
+        let mut relayed = Response::for_request(request, response.status, None);
+        relayed.reason = response.reason.clone();
+        relayed.headers.push("Contact", contact);
+        if !body.is_empty() {
+            relayed.headers.push("Content-Type", "application/sdp");
+            relayed.body = body;
+        }
+        if !(request.method.is_invite() && (200..300).contains(&response.status)) {
+            return self.respond(now, server, relayed);
+        }
+        // A re-INVITE's 2xx: acknowledge the party that answered now, unless
+        // its offer must be answered by the originator's ACK.
+        let offerless = request.body.is_empty();
+        let Some((seq, ack, peer)) = leg(call, to).map(|l| {
+            let seq = l.dialog.local_seq.unwrap_or(1);
+            (seq, l.dialog.ack(seq), l.peer.clone())
+        }) else {
+            return;
+        };
+        if !offerless {
+            self.send_ack(ack, &peer);
+        }
+        let cseq = leg(call, from)
+            .and_then(|l| l.dialog.remote_seq)
+            .unwrap_or(1);
+        self.send_ok(
+            now,
+            call,
+            server,
+            from,
+            relayed,
+            cseq,
+            offerless.then_some(seq),
+        );
+    }
+
+    /// An ACK outside any transaction: the ACK of a 2xx we sent.
+    pub(super) fn dialog_ack(&mut self, request: &Request) {
+        let Some((id, side)) =
+            DialogId::of_received(request).and_then(|d| self.calls.by_dialog.get(&d).copied())
+        else {
+            return;
+        };
+        let Some(mut call) = self.calls.calls.remove(&id) else {
+            return;
+        };
+        let cseq = request
+            .headers
+            .get("CSeq")
+            .and_then(|v| parse_cseq(v).ok())
+            .map(|c| c.seq);
+        let slot = side_index(side);
+        if call.pending_ok[slot]
+            .as_ref()
+            .is_some_and(|p| Some(p.cseq) == cseq)
+        {
+            let pending = call.pending_ok[slot].take();
+            self.calls.disarm(call.id, Timer::Retransmit(side));
+            if let Some(PendingOk {
+                forward_ack: Some(seq),
+                ..
+            }) = pending
+            {
+                self.forward_ack(&mut call, side.other(), seq, &request.body);
+            }
+        }
+        self.put_back(call);
+    }
+
+    /// Sends the ACK carrying the answer of an offerless INVITE to `to`.
+    fn forward_ack(&mut self, call: &mut Call, to: Side, seq: u32, body: &[u8]) {
+        let body = if body.is_empty() {
+            Vec::new()
+        } else {
+            self.anchor_for(call, to, body).unwrap_or_default()
+        };
+        let Some(leg) = leg(call, to) else { return };
+        let mut ack = leg.dialog.ack(seq);
+        if !body.is_empty() {
+            ack.headers.push("Content-Type", "application/sdp");
+            ack.body = body;
+        }
+        let peer = leg.peer.clone();
+        self.send_ack(ack, &peer);
+    }
+
+    /// Fires due call timers.
+    pub(super) fn call_timers(&mut self, now: Instant) {
+        while let Some(entry) = self.calls.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (id, timer) = entry.remove();
+            let Some(mut call) = self.calls.calls.remove(&id) else {
+                continue;
+            };
+            self.call_timer(now, &mut call, timer);
+            self.put_back(call);
+        }
+    }
+
+    fn call_timer(&mut self, now: Instant, call: &mut Call, timer: Timer) {
+        match timer {
+            Timer::Branch(id) => {
+                if let Some(index) = call.branches.iter().position(|b| b.id == id) {
+                    debug!(call = call.id, branch = id, "target rang out");
+                    self.cancel_branch(now, call, index, true, None);
+                }
+            }
+            Timer::Retransmit(side) => {
+                let slot = side_index(side);
+                let peer = leg(call, side).map(|l| l.peer.clone());
+                let Some(pending) = call.pending_ok[slot].as_mut() else {
+                    return;
+                };
+                if now >= pending.give_up {
+                    call.pending_ok[slot] = None;
+                    warn!(call = call.id, "no ACK for the 2xx; ending the call");
+                    return self.end(now, call, EndCause::NoAck);
+                }
+                let t2 = self.transactions.config().timers.t2;
+                pending.interval = (pending.interval * 2).min(t2);
+                let (server, response, next) = (
+                    pending.server,
+                    pending.response.clone(),
+                    now + pending.interval,
+                );
+                if peer.as_ref().is_some_and(|p| !p.reliable()) {
+                    self.respond(now, server, response);
+                }
+                self.calls.arm(next, call.id, Timer::Retransmit(side));
+            }
+            Timer::MaxDuration => {
+                info!(call = call.id, "call reached its maximum duration");
+                self.end(now, call, EndCause::MaxDuration);
+            }
+        }
+    }
+
+    /// A media relay event.
+    pub(super) fn media_event(&mut self, now: Instant, event: MediaEvent) {
+        let Some(mut call) = self.calls.calls.remove(&event.call) else {
+            return;
+        };
+        match event.event {
+            RelayEvent::Latched(side, address) => {
+                debug!(call = call.id, ?side, %address, "media latched");
+            }
+            RelayEvent::Silent(side) => {
+                call.silent[side_index(side)] = true;
+                let limit = self.calls.config.media_timeout_secs;
+                // A held call is silent on purpose.
+                if limit > 0 && call.answered.is_some() && call.silent == [true, true] && !call.held
+                {
+                    info!(
+                        call = call.id,
+                        "no media from either party; ending the call"
+                    );
+                    self.end(now, &mut call, EndCause::MediaTimeout);
+                }
+            }
+        }
+        self.put_back(call);
+    }
+
+    /// Ends a call: answers or hangs up every party still there, frees its
+    /// media and counts it out. The call stays in the table until its
+    /// branches have finished cancelling.
+    fn end(&mut self, now: Instant, call: &mut Call, cause: EndCause) {
+        if let Some(server) = call.server.take() {
+            self.calls.by_server.remove(&server);
+            let status = match cause {
+                EndCause::CallerCancelled => 487,
+                EndCause::Rejected(status) if (300..700).contains(&status) => status,
+                _ => 500,
+            };
+            let response = Response::for_request(&call.invite, status, Some(&call.a_tag));
+            self.respond(now, server, response);
+        }
+        for i in 0..call.branches.len() {
+            self.cancel_branch(now, call, i, false, None);
+        }
+        call.step = None;
+        for side in [Side::A, Side::B] {
+            let hung_up = cause == EndCause::HangUp(side);
+            let leg = match side {
+                Side::A => call.a.take(),
+                Side::B => call.b.take(),
+            };
+            let Some(mut leg) = leg else { continue };
+            self.calls.by_dialog.remove(&leg.dialog.id);
+            if !hung_up {
+                let mut bye = leg.dialog.request(Method::from_token("BYE"), None);
+                if let Some(key) = self.send_request(now, &mut bye, &leg.peer) {
+                    self.calls.by_client.insert(key, (call.id, Role::Fire));
+                }
+            }
+        }
+        call.pending_ok = [None, None];
+        let mut relayed = (0, 0);
+        if let Some(media) = call.media.take() {
+            relayed = (
+                media.counters.from_a.load(Ordering::Relaxed),
+                media.counters.from_b.load(Ordering::Relaxed),
+            );
+            self.calls.media.release(media);
+        }
+        let answered = call.answered.is_some();
+        if let Some(aor) = call.parties.caller.take() {
+            self.calls.lines.adjust(&aor, 0, -1);
+        }
+        if let Some(aor) = call.parties.callee.take() {
+            self.calls.lines.adjust(&aor, 0, -1);
+        }
+        if let Some(count) = self.calls.per_tenant.get_mut(&call.tenant.code) {
+            *count = count.saturating_sub(1);
+        }
+        let duration = call
+            .answered
+            .and_then(|a| SystemTime::now().duration_since(a).ok())
+            .map_or(0, |d| d.as_secs());
+        let total = SystemTime::now()
+            .duration_since(call.started)
+            .map_or(0, |d| d.as_secs());
+        info!(call = call.id, tenant = %call.tenant.code, caller = %call.caller.number,
+            dialled = %call.dialled, answered, duration_secs = duration, total_secs = total,
+            packets_from_caller = relayed.0, packets_from_callee = relayed.1,
+            cause = %cause.as_str(), policy = %call.decided_by, "call ended");
+        call.answered = None;
+        call.decisions = usize::MAX;
+    }
+
+    /// Returns a call to the table, unless it has ended and nothing of it
+    /// is left to finish.
+    fn put_back(&mut self, call: Call) {
+        let ended = call.decisions == usize::MAX;
+        if ended {
+            self.calls.timers.retain(|_, (id, _)| *id != call.id);
+            self.calls.by_client.retain(|_, (id, _)| *id != call.id);
+            return;
+        }
+        self.calls.calls.insert(call.id, call);
+    }
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+/// Whether a branch of the current step is still ringing.
+fn ringing(call: &Call) -> bool {
+    call.branches
+        .iter()
+        .any(|b| !matches!(b.state, BranchState::Done(_)))
+}
+
+/// The dialog with one party, once established.
+fn leg(call: &Call, side: Side) -> Option<&LegDialog> {
+    match side {
+        Side::A => call.a.as_ref(),
+        Side::B => call.b.as_ref(),
+    }
+}
+
+/// The outcome of a step from its branches' outcomes: someone who let it
+/// ring beats a busy device, which beats a refusal.
+fn step_outcome(call: &Call) -> policy::Outcome {
+    let outcomes: Vec<policy::Outcome> = call
+        .branches
+        .iter()
+        .filter_map(|b| match b.state {
+            BranchState::Done(o) => Some(o),
+            _ => None,
+        })
+        .chain(call.unreachable.iter().copied())
+        .collect();
+    for wanted in [
+        policy::Outcome::NoAnswer,
+        policy::Outcome::Busy,
+        policy::Outcome::Declined,
+        policy::Outcome::Failed,
+    ] {
+        if outcomes.contains(&wanted) {
+            return wanted;
+        }
+    }
+    policy::Outcome::Offline
+}
+
+/// The number the caller dialled: the Request-URI's user part without a
+/// `-TENANT` suffix, digits and `*#+` only.
+fn dialled_number(request: &Request) -> Option<String> {
+    let uri: edgepbx_sip::grammar::Uri = request.uri.parse().ok()?;
+    let user = uri.as_sip()?.user()?;
+    let user = user.split(';').next().unwrap_or(user);
+    let number = user.rsplit_once('-').map_or(user, |(n, _)| n);
+    let valid = !number.is_empty()
+        && number.len() <= MAX_NUMBER_LEN
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '+'));
+    valid.then(|| number.to_owned())
+}
+
+fn is_sdp(request: &Request) -> bool {
+    request
+        .headers
+        .get("Content-Type")
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/sdp"))
+}
+
+/// The offer of an INVITE: none, a valid description, or the status that
+/// refuses it.
+fn sdp_body(request: &Request) -> Result<Option<SessionDescription>, u16> {
+    if request.body.is_empty() {
+        return Ok(None);
+    }
+    if !is_sdp(request) {
+        return Err(415);
+    }
+    SessionDescription::parse(&request.body)
+        .map(Some)
+        .map_err(|_| 400)
+}
+
+/// The context a policy decides on.
+fn policy_call(call: &Call, directory: &PolicyDirectory) -> policy::Call {
+    let destination = match directory.extension(&call.dialled) {
+        Some(extension) => policy::Destination::Extension(extension),
+        None => policy::Destination::Unknown,
+    };
+    let alias_of = call
+        .tenant
+        .resolve(&call.dialled)
+        .filter(|e| e.number != call.dialled)
+        .map(|e| e.number.clone());
+    policy::Call {
+        id: call.id.to_string(),
+        tenant: call.tenant.code.clone(),
+        caller: call.caller.clone(),
+        dialled: policy::Dialled {
+            number: call.dialled.clone(),
+            alias_of,
+            destination,
+        },
+        now: local_time(SystemTime::now()),
+        entropy: rand::rng().random(),
+        history: call.history.clone(),
+    }
+}
+
+/// The time of day a policy sees (UTC until tenants have time zones).
+fn local_time(at: SystemTime) -> policy::LocalTime {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let weekday = match days % 7 {
+        0 => policy::Weekday::Thursday,
+        1 => policy::Weekday::Friday,
+        2 => policy::Weekday::Saturday,
+        3 => policy::Weekday::Sunday,
+        4 => policy::Weekday::Monday,
+        5 => policy::Weekday::Tuesday,
+        _ => policy::Weekday::Wednesday,
+    };
+    policy::LocalTime {
+        year: u16::try_from(year).unwrap_or(u16::MAX),
+        month: u8::try_from(month).unwrap_or(1),
+        day: u8::try_from(day).unwrap_or(1),
+        weekday,
+        hour: u8::try_from(secs % 86_400 / 3_600).unwrap_or(0),
+        minute: u8::try_from(secs % 3_600 / 60).unwrap_or(0),
+        time_zone: "UTC".into(),
+    }
+}
+
+/// Who decided, for logs and records.
+fn describe(by: &DecidedBy) -> String {
+    match by {
+        DecidedBy::Builtin => "builtin".into(),
+        DecidedBy::Tenant { version, .. } => format!("v{version}"),
+        DecidedBy::Fallback { version, .. } => format!("builtin (v{version} faulted)"),
+        DecidedBy::LastResort { .. } => "none (builtin faulted)".into(),
+    }
+}
