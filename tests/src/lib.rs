@@ -19,6 +19,8 @@
 //! - [`relay`]: [`relay::Md5ChallengeRelay`], a UDP relay that removes
 //!   non-MD5 digest challenges for peers that cannot handle them (Debian's
 //!   SIPp 3.6 and baresip 1.0; see the module docs).
+//! - [`phones`]: SIPp devices (answering, ringing, busy) and callers for
+//!   call tests.
 //! - [`baresip`]: runs baresip as a softphone with a throwaway config.
 //! - [`policies`]: the example routing policies, built for WebAssembly.
 //!
@@ -27,6 +29,7 @@
 
 pub mod baresip;
 pub mod pbx;
+pub mod phones;
 pub mod policies;
 pub mod relay;
 pub mod sip;

@@ -5,11 +5,15 @@
 
 use anyhow::{Context, bail};
 use edgepbx_sip::auth::Credentials;
-use edgepbx_store::{CredentialEntry, NewExtension, SipCredentials, Store, StoreConfig};
+use edgepbx_store::{
+    AllowedDestinations, CallSettings, CredentialEntry, FollowMe, FollowMeDestination,
+    ForwardTarget, Group, GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store,
+    StoreConfig,
+};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use crate::cli::{ExtCommand, StorageArgs, TenantCommand};
+use crate::cli::{ExtCommand, ExtSettingsArgs, GroupCommand, StorageArgs, TenantCommand};
 use crate::config::Config;
 
 /// Length of generated SIP passwords: long enough that guessing is hopeless.
@@ -155,6 +159,7 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
                             "name": e.name,
                             "aliases": e.aliases,
                             "username": format!("{}-{}", e.number, t.code),
+                            "settings": settings_json(&e.settings),
                             "bindings": bindings
                                 .iter()
                                 .filter(|b| b.tenant == t.code && b.extension == e.number)
@@ -202,6 +207,20 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
                 println!("new password: {password}");
             }
         }
+        ExtCommand::Set(args) => {
+            let t = find_tenant(&store, &args.tenant).await?;
+            let current = store
+                .extensions()
+                .get(&t.code, &args.number)
+                .await?
+                .with_context(|| format!("no extension {} in {}", args.number, t.code))?;
+            let settings = apply_settings(current.settings, &args)?;
+            store
+                .extensions()
+                .set_settings(&t.code, &args.number, &settings)
+                .await?;
+            println!("settings of {} in {} changed", args.number, t.code);
+        }
         ExtCommand::Rm { tenant, number } => {
             let t = find_tenant(&store, &tenant).await?;
             store.extensions().remove(&t.code, &number).await?;
@@ -209,6 +228,204 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `edgepbx group ...`
+pub async fn group(storage: &StorageArgs, cmd: GroupCommand) -> anyhow::Result<()> {
+    with_store(storage, |store| group_command(store, cmd)).await
+}
+
+async fn group_command(store: Store, cmd: GroupCommand) -> anyhow::Result<()> {
+    match cmd {
+        GroupCommand::Add {
+            tenant,
+            number,
+            name,
+            members,
+            strategy,
+            ring_timeout,
+            no_answer,
+            is_virtual,
+        } => {
+            let t = find_tenant(&store, &tenant).await?;
+            let group = Group {
+                tenant: t.code.clone(),
+                number: number.clone(),
+                name,
+                kind: if is_virtual {
+                    GroupKind::Virtual
+                } else {
+                    GroupKind::Ring
+                },
+                strategy: if is_virtual {
+                    GroupStrategy::RingAll
+                } else {
+                    GroupStrategy::parse(&strategy)?
+                },
+                members,
+                ring_timeout_secs: ring_timeout,
+                no_answer: no_answer
+                    .map(|n| ForwardTarget::parse("no_answer", &n))
+                    .transpose()?,
+            };
+            store.groups().add(&t.code, group).await?;
+            let what = if is_virtual {
+                "virtual extension"
+            } else {
+                "group"
+            };
+            println!("{what} {number} added to {}", t.code);
+        }
+        GroupCommand::List { tenant, json } => {
+            let t = find_tenant(&store, &tenant).await?;
+            let groups = store.groups().list(&t.code).await?;
+            let kind = |g: &Group| match g.kind {
+                GroupKind::Ring => "group",
+                GroupKind::Virtual => "virtual",
+            };
+            if json {
+                let rows: Vec<_> = groups
+                    .iter()
+                    .map(|g| {
+                        serde_json::json!({
+                            "number": g.number,
+                            "name": g.name,
+                            "kind": kind(g),
+                            "strategy": g.strategy.as_str(),
+                            "members": g.members,
+                            "ring_timeout_secs": g.ring_timeout_secs,
+                            "no_answer": g.no_answer.as_ref().map(ToString::to_string),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<8} {:<24} {:<8} {:<13} {:>5}  MEMBERS",
+                    "NUMBER", "NAME", "KIND", "STRATEGY", "RING"
+                );
+                for g in &groups {
+                    println!(
+                        "{:<8} {:<24} {:<8} {:<13} {:>5}  {}",
+                        g.number,
+                        g.name,
+                        kind(g),
+                        g.strategy.as_str(),
+                        g.ring_timeout_secs,
+                        g.members.join(",")
+                    );
+                }
+            }
+        }
+        GroupCommand::Rm { tenant, number } => {
+            let t = find_tenant(&store, &tenant).await?;
+            store.groups().remove(&t.code, &number).await?;
+            println!("group {number} removed from {}", t.code);
+        }
+    }
+    Ok(())
+}
+
+/// `settings` with the options of `ext set` applied.
+fn apply_settings(mut s: CallSettings, a: &ExtSettingsArgs) -> anyhow::Result<CallSettings> {
+    let off = |v: &str| v.eq_ignore_ascii_case("off");
+    let switch = |name: &str, v: &str| match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => bail!("--{name} takes on or off"),
+    };
+    let rule = |field: &'static str, v: &str| -> anyhow::Result<Option<ForwardTarget>> {
+        Ok((!off(v))
+            .then(|| ForwardTarget::parse(field, v))
+            .transpose()?)
+    };
+    if let Some(v) = &a.ring_timeout {
+        s.ring_timeout_secs = if off(v) {
+            None
+        } else {
+            Some(v.parse().context("--ring-timeout takes seconds or off")?)
+        };
+    }
+    if let Some(v) = &a.dnd {
+        s.dnd = switch("dnd", v)?;
+    }
+    if let Some(v) = &a.forward_unconditional {
+        s.forward_unconditional = rule("forward_unconditional", v)?;
+    }
+    if let Some(v) = &a.forward_busy {
+        s.forward_busy = rule("forward_busy", v)?;
+    }
+    if let Some(v) = &a.forward_no_answer {
+        s.forward_no_answer = rule("forward_no_answer", v)?;
+    }
+    if let Some(v) = &a.forward_offline {
+        s.forward_offline = rule("forward_offline", v)?;
+    }
+    if let Some(v) = &a.follow_me {
+        s.follow_me = if off(v) {
+            None
+        } else {
+            Some(parse_follow_me(v)?)
+        };
+    }
+    if let Some(v) = &a.voicemail {
+        s.voicemail = switch("voicemail", v)?;
+    }
+    if let Some(v) = &a.outbound_caller_id {
+        s.outbound_caller_id = (!off(v)).then(|| v.clone());
+    }
+    if let Some(v) = &a.inbound_prefix {
+        s.inbound_prefix = (!off(v)).then(|| v.clone());
+    }
+    if let Some(v) = &a.allowed_destinations {
+        s.allowed_destinations = AllowedDestinations::parse(v)?;
+    }
+    s.validate()?;
+    Ok(s)
+}
+
+/// `sequential:0612345678/20,102/15`.
+fn parse_follow_me(text: &str) -> anyhow::Result<FollowMe> {
+    let usage = "--follow-me takes simultaneous: or sequential: and NUMBER/SECONDS items";
+    let (mode, list) = text.split_once(':').context(usage)?;
+    let destinations = list
+        .split(',')
+        .map(|item| {
+            let (number, secs) = item.trim().split_once('/').context(usage)?;
+            Ok(FollowMeDestination {
+                number: number.to_owned(),
+                timeout_secs: secs.parse().context(usage)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(FollowMe {
+        mode: RingMode::parse(mode)?,
+        destinations,
+    })
+}
+
+/// An extension's settings as `ext list --json` shows them.
+fn settings_json(s: &CallSettings) -> serde_json::Value {
+    let text = |t: &Option<ForwardTarget>| t.as_ref().map(ToString::to_string);
+    serde_json::json!({
+        "ring_timeout_secs": s.ring_timeout_secs,
+        "dnd": s.dnd,
+        "forward_unconditional": text(&s.forward_unconditional),
+        "forward_busy": text(&s.forward_busy),
+        "forward_no_answer": text(&s.forward_no_answer),
+        "forward_offline": text(&s.forward_offline),
+        "follow_me": s.follow_me.as_ref().map(|f| serde_json::json!({
+            "mode": f.mode.as_str(),
+            "destinations": f.destinations.iter().map(|d| serde_json::json!({
+                "number": d.number,
+                "timeout_secs": d.timeout_secs,
+            })).collect::<Vec<_>>(),
+        })),
+        "voicemail": s.voicemail,
+        "outbound_caller_id": s.outbound_caller_id,
+        "inbound_prefix": s.inbound_prefix,
+        "allowed_destinations": s.allowed_destinations.to_string(),
+    })
 }
 
 /// The tenant with this code, or an error naming it.

@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage extensions.
     #[command(subcommand)]
     Ext(ExtCommand),
+    /// Manage ring groups and virtual extensions.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Check, try and manage tenants' routing policies (WebAssembly).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -118,11 +121,104 @@ pub enum ExtCommand {
         #[arg(long, env = "EDGEPBX_EXT_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Change how an extension's calls are handled. Only the options given
+    /// change; `off` clears a setting.
+    Set(ExtSettingsArgs),
     /// Remove an extension and its registrations.
     Rm {
         /// Tenant code.
         tenant: String,
         /// Extension number.
+        number: String,
+    },
+}
+
+/// `edgepbx ext set`
+#[derive(Debug, Args)]
+pub struct ExtSettingsArgs {
+    /// Tenant code.
+    pub tenant: String,
+    /// Extension number.
+    pub number: String,
+    /// Seconds its devices ring (`off`: the server default).
+    #[arg(long)]
+    pub ring_timeout: Option<String>,
+    /// Do not disturb: `on` or `off`.
+    #[arg(long)]
+    pub dnd: Option<String>,
+    /// Forward every call: a number, `voicemail` or `off`.
+    #[arg(long)]
+    pub forward_unconditional: Option<String>,
+    /// Forward when busy: a number, `voicemail` or `off`.
+    #[arg(long)]
+    pub forward_busy: Option<String>,
+    /// Forward when unanswered: a number, `voicemail` or `off`.
+    #[arg(long)]
+    pub forward_no_answer: Option<String>,
+    /// Forward when no device is registered: a number, `voicemail` or `off`.
+    #[arg(long)]
+    pub forward_offline: Option<String>,
+    /// Find-me/follow-me: `simultaneous:` or `sequential:` then
+    /// `NUMBER/SECONDS` items separated by commas, or `off`.
+    #[arg(long)]
+    pub follow_me: Option<String>,
+    /// Voicemail for unanswered calls: `on` or `off`.
+    #[arg(long)]
+    pub voicemail: Option<String>,
+    /// Number shown on external calls (`off`: the tenant's).
+    #[arg(long)]
+    pub outbound_caller_id: Option<String>,
+    /// Text put before the caller's name on calls to this extension, or
+    /// `off`.
+    #[arg(long)]
+    pub inbound_prefix: Option<String>,
+    /// External numbers it may call: `all`, `none`, or patterns such as
+    /// `0X.,+33X.` (X any digit, Z 1-9, N 2-9, final `.` one or more).
+    #[arg(long)]
+    pub allowed_destinations: Option<String>,
+}
+
+/// `edgepbx group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add a ring group (or, with --virtual, a virtual extension).
+    Add {
+        /// Tenant code.
+        tenant: String,
+        /// Its number (shares the namespace of extension numbers).
+        number: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Member extensions, in order, separated by commas.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+        /// ring-all, hunt, round-robin, random or least-recent.
+        #[arg(long, default_value = "ring-all")]
+        strategy: String,
+        /// Seconds each member (all, for ring-all) rings.
+        #[arg(long, default_value_t = 20)]
+        ring_timeout: u32,
+        /// Where unanswered calls go: a number or `voicemail`.
+        #[arg(long)]
+        no_answer: Option<String>,
+        /// A virtual extension: rings all members, has no devices itself.
+        #[arg(long = "virtual")]
+        is_virtual: bool,
+    },
+    /// List a tenant's groups.
+    List {
+        /// Tenant code.
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a group.
+    Rm {
+        /// Tenant code.
+        tenant: String,
+        /// Its number.
         number: String,
     },
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use edgepbx_sip::auth::Credentials;
+use edgepbx_store::{CallSettings, Group};
 
 /// One extension as signalling sees it.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct Extension {
     pub name: String,
     /// Other numbers that reach it.
     pub aliases: Vec<String>,
+    /// How its calls are handled.
+    pub settings: CallSettings,
 }
 
 /// One tenant with everything signalling needs about it.
@@ -29,6 +32,8 @@ pub struct Tenant {
     pub extensions: HashMap<String, Arc<Extension>>,
     /// Alias → extension number.
     pub aliases: HashMap<String, String>,
+    /// Ring groups and virtual extensions by number.
+    pub groups: HashMap<String, Arc<Group>>,
     /// Digest username (`100` or `100-ACME`) → (extension number, HA1s).
     pub credentials: HashMap<String, (String, Credentials)>,
 }
@@ -41,6 +46,7 @@ impl Tenant {
             domain: domain.to_ascii_lowercase(),
             extensions: HashMap::new(),
             aliases: HashMap::new(),
+            groups: HashMap::new(),
             credentials: HashMap::new(),
         }
     }
@@ -60,6 +66,11 @@ impl Tenant {
         }
         self.extensions
             .insert(extension.number.clone(), Arc::new(extension));
+    }
+
+    /// Adds a ring group or virtual extension.
+    pub fn add_group(&mut self, group: Group) {
+        self.groups.insert(group.number.clone(), Arc::new(group));
     }
 
     /// The extension a number or alias reaches.
@@ -144,6 +155,7 @@ mod tests {
                 number: "100".into(),
                 name: "Reception".into(),
                 aliases: vec!["5100".into()],
+                settings: CallSettings::default(),
             },
             [],
         );

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use edgepbx_policy::bindings as policy;
+use edgepbx_store::{ForwardTarget, Group, GroupKind, GroupStrategy, RingMode};
 
 use crate::directory::Tenant;
 use crate::registrar::{Aor, Binding};
@@ -109,7 +110,7 @@ impl Lines {
 }
 
 /// One tenant's directory as its routing policy sees it: extensions with
-/// their settings and live state.
+/// their settings and live state, ring groups and virtual extensions.
 pub struct PolicyDirectory {
     /// The tenant.
     pub tenant: Arc<Tenant>,
@@ -127,20 +128,35 @@ impl PolicyDirectory {
             tenant: self.tenant.code.clone(),
             extension: extension.number.clone(),
         });
+        let s = &extension.settings;
+        let presence = match line.presence() {
+            policy::Presence::Available if s.dnd => policy::Presence::Dnd,
+            other => other,
+        };
         Some(policy::Extension {
             number: extension.number.clone(),
             name: extension.name.clone(),
-            ring_timeout_secs: self.ring_timeout_secs,
-            dnd: false,
+            ring_timeout_secs: s.ring_timeout_secs.unwrap_or(self.ring_timeout_secs),
+            dnd: s.dnd,
             forwarding: policy::Forwarding {
-                unconditional: None,
-                busy: None,
-                no_answer: None,
-                offline: None,
+                unconditional: s.forward_unconditional.as_ref().map(forward_to),
+                busy: s.forward_busy.as_ref().map(forward_to),
+                no_answer: s.forward_no_answer.as_ref().map(forward_to),
+                offline: s.forward_offline.as_ref().map(forward_to),
             },
-            follow_me: None,
-            voicemail: false,
-            presence: line.presence(),
+            follow_me: s.follow_me.as_ref().map(|f| policy::FollowMe {
+                mode: ring_mode(f.mode),
+                destinations: f
+                    .destinations
+                    .iter()
+                    .map(|d| policy::FollowMeDestination {
+                        number: d.number.clone(),
+                        timeout_secs: d.timeout_secs,
+                    })
+                    .collect(),
+            }),
+            voicemail: s.voicemail,
+            presence,
             devices: line
                 .devices
                 .into_iter()
@@ -151,6 +167,57 @@ impl PolicyDirectory {
                 .collect(),
         })
     }
+
+    /// What a dialled number of the tenant is, as the policy sees it.
+    pub fn destination(&self, number: &str) -> policy::Destination {
+        if let Some(extension) = self.extension(number) {
+            return policy::Destination::Extension(extension);
+        }
+        match self.tenant.groups.get(number) {
+            Some(g) if g.kind == GroupKind::Virtual => {
+                policy::Destination::VirtualExtension(policy::VirtualExtension {
+                    number: g.number.clone(),
+                    name: g.name.clone(),
+                    members: g.members.clone(),
+                    ring_timeout_secs: g.ring_timeout_secs,
+                    no_answer: g.no_answer.as_ref().map(forward_to),
+                })
+            }
+            Some(g) => policy::Destination::Group(policy_group(g)),
+            None => policy::Destination::Unknown,
+        }
+    }
+}
+
+fn policy_group(g: &Group) -> policy::Group {
+    policy::Group {
+        number: g.number.clone(),
+        name: g.name.clone(),
+        strategy: match g.strategy {
+            GroupStrategy::RingAll => policy::GroupStrategy::RingAll,
+            GroupStrategy::Hunt => policy::GroupStrategy::Hunt,
+            GroupStrategy::RoundRobin => policy::GroupStrategy::RoundRobin,
+            GroupStrategy::Random => policy::GroupStrategy::Random,
+            GroupStrategy::LeastRecent => policy::GroupStrategy::LeastRecent,
+        },
+        members: g.members.clone(),
+        ring_timeout_secs: g.ring_timeout_secs,
+        no_answer: g.no_answer.as_ref().map(forward_to),
+    }
+}
+
+fn forward_to(target: &ForwardTarget) -> policy::ForwardTo {
+    match target {
+        ForwardTarget::Number(n) => policy::ForwardTo::Number(n.clone()),
+        ForwardTarget::Voicemail => policy::ForwardTo::Voicemail,
+    }
+}
+
+fn ring_mode(mode: RingMode) -> policy::RingMode {
+    match mode {
+        RingMode::Simultaneous => policy::RingMode::Simultaneous,
+        RingMode::Sequential => policy::RingMode::Sequential,
+    }
 }
 
 impl edgepbx_policy::Directory for PolicyDirectory {
@@ -158,11 +225,23 @@ impl edgepbx_policy::Directory for PolicyDirectory {
         PolicyDirectory::extension(self, number)
     }
 
-    fn group(&self, _number: &str) -> Option<policy::Group> {
-        None
+    fn group(&self, number: &str) -> Option<policy::Group> {
+        self.tenant
+            .groups
+            .get(number)
+            .filter(|g| g.kind == GroupKind::Ring)
+            .map(|g| policy_group(g))
     }
 
-    fn groups_of(&self, _extension: &str) -> Vec<String> {
-        Vec::new()
+    fn groups_of(&self, extension: &str) -> Vec<String> {
+        let mut numbers: Vec<String> = self
+            .tenant
+            .groups
+            .values()
+            .filter(|g| g.kind == GroupKind::Ring && g.members.iter().any(|m| m == extension))
+            .map(|g| g.number.clone())
+            .collect();
+        numbers.sort();
+        numbers
     }
 }

@@ -63,6 +63,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::run(&cli.storage, args).await,
         cli::Command::Tenant(cmd) => admin::tenant(&cli.storage, cmd).await,
         cli::Command::Ext(cmd) => admin::ext(&cli.storage, cmd).await,
+        cli::Command::Group(cmd) => admin::group(&cli.storage, cmd).await,
         cli::Command::Policy(cmd) => policy::command(&cli.storage, cmd).await,
     }
 }

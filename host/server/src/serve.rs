@@ -259,7 +259,7 @@ async fn load_policies(store: &Store, config: &Config) -> anyhow::Result<Arc<Pol
     Ok(policies)
 }
 
-/// Reads every tenant and extension into the in-memory directory.
+/// Reads every tenant, extension and group into the in-memory directory.
 async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
     let mut tenants = Vec::new();
     for (t, extensions) in store.extensions().all().await? {
@@ -279,11 +279,17 @@ async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
                     number: e.number,
                     name: e.name,
                     aliases: e.aliases,
+                    settings: e.settings,
                 },
                 creds,
             );
         }
         tenants.push(tenant);
+    }
+    for group in store.groups().all().await? {
+        if let Some(tenant) = tenants.iter_mut().find(|t| t.code == group.tenant) {
+            tenant.add_group(group);
+        }
     }
     Ok(Directory::new(tenants))
 }

@@ -13,6 +13,7 @@ use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::db::{from_datetime, run};
+use crate::settings::{CallSettings, SettingsRow};
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
 use crate::{StoreError, Tenant};
 
@@ -85,6 +86,8 @@ pub struct Extension {
     pub aliases: Vec<String>,
     /// Digest credentials.
     pub credentials: SipCredentials,
+    /// Call handling settings.
+    pub settings: CallSettings,
     /// When it was added.
     pub created_at: SystemTime,
     /// When it last changed.
@@ -120,6 +123,7 @@ struct ExtensionRow {
     name: String,
     aliases: Vec<String>,
     credentials: Vec<CredentialRow>,
+    settings: Option<SettingsRow>,
     created_at: Datetime,
     updated_at: Datetime,
 }
@@ -142,6 +146,7 @@ impl ExtensionRow {
                     })
                     .collect(),
             },
+            settings: self.settings.unwrap_or_default().into_settings()?,
             created_at: from_datetime(&self.created_at),
             updated_at: from_datetime(&self.updated_at),
         })
@@ -271,20 +276,46 @@ impl Extensions<'_> {
         let code = tenant_code(tenant)?;
         let number = extension_number(number)?;
         let credentials = credential_rows(&code, &number, credentials)?;
+        self.update(code, number, "credentials", credentials).await
+    }
+
+    /// Replaces an extension's call settings (checked first; nothing is
+    /// written when a value is invalid).
+    pub async fn set_settings(
+        &self,
+        tenant: &str,
+        number: &str,
+        settings: &CallSettings,
+    ) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(number)?;
+        settings.validate()?;
+        self.update(code, number, "settings", SettingsRow::from(settings))
+            .await
+    }
+
+    /// Sets one field of an existing extension.
+    async fn update<T: SurrealValue>(
+        &self,
+        code: String,
+        number: String,
+        field: &'static str,
+        value: T,
+    ) -> Result<(), StoreError> {
         run(self
             .db
-            .query(
+            .query(format!(
                 "BEGIN TRANSACTION;
                 LET $ext = type::record('extension', [$code, $number]);
-                IF !record::exists($ext) {
+                IF !record::exists($ext) {{
                     THROW 'edgepbx:not_found:extension ' + $number + ' in tenant ' + $code;
-                };
-                UPDATE $ext SET credentials = $credentials;
-                COMMIT TRANSACTION;",
-            )
+                }};
+                UPDATE $ext SET {field} = $value;
+                COMMIT TRANSACTION;"
+            ))
             .bind(("code", code))
             .bind(("number", number))
-            .bind(("credentials", credentials)))
+            .bind(("value", value)))
         .await?;
         Ok(())
     }
@@ -302,6 +333,7 @@ impl Extensions<'_> {
                     THROW 'edgepbx:not_found:extension ' + $number + ' in tenant ' + $code;
                 };
                 DELETE dial_name WHERE extension = $ext;
+                UPDATE ring_group SET members -= $number WHERE tenant = $tenant;
                 DELETE binding WHERE tenant = $tenant AND extension = $number;
                 DELETE $ext;
                 COMMIT TRANSACTION;",

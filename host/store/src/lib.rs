@@ -22,6 +22,9 @@
 //! - `db`: running SurrealQL, mapping its errors, timestamps.
 //! - `tenants`: [`Tenants`], [`Tenant`], [`TenantLimits`].
 //! - `extensions`: [`Extensions`], numbers, aliases, [`SipCredentials`].
+//! - `settings`: [`CallSettings`] of an extension (forwarding, DND,
+//!   find-me/follow-me, caller ID, allowed destinations).
+//! - `groups`: [`Groups`], ring groups and virtual extensions.
 //! - `bindings`: [`Bindings`], the registrar's write-behind copy.
 //! - `events`: [`RegistrationEvents`], registration history.
 //! - `policies`: [`PolicyModules`], tenants' routing policy modules and the
@@ -42,9 +45,11 @@ mod db;
 mod error;
 mod events;
 mod extensions;
+mod groups;
 mod lock;
 mod policies;
 mod schema;
+mod settings;
 mod tenants;
 
 use std::path::{Path, PathBuf};
@@ -61,8 +66,12 @@ pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
 pub use extensions::{CredentialEntry, Extension, Extensions, NewExtension, SipCredentials};
+pub use groups::{Group, GroupKind, GroupStrategy, Groups, MAX_MEMBERS};
 pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
+pub use settings::{
+    AllowedDestinations, CallSettings, FollowMe, FollowMeDestination, ForwardTarget, RingMode,
+};
 pub use tenants::{Tenant, TenantLimits, Tenants};
 
 use crate::db::run;
@@ -187,6 +196,11 @@ impl Store {
     /// The binding repository.
     pub fn bindings(&self) -> Bindings<'_> {
         Bindings { db: &self.inner.db }
+    }
+
+    /// The ring group and virtual extension repository.
+    pub fn groups(&self) -> Groups<'_> {
+        Groups { db: &self.inner.db }
     }
 
     /// The policy module repository (with the policies' key-value store).

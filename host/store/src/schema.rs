@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "policy modules and the policies' key-value store",
         surql: V2_POLICIES,
+    },
+    Migration {
+        version: 3,
+        name: "extension call settings, ring groups and virtual extensions",
+        surql: V3_CALL_ROUTING,
     },
 ];
 
@@ -165,6 +170,47 @@ DEFINE FIELD tenant ON policy_kv TYPE record<tenant>;
 DEFINE FIELD key ON policy_kv TYPE string ASSERT string::len($value) <= 128;
 DEFINE FIELD value ON policy_kv TYPE string ASSERT string::len($value) <= 1024;
 DEFINE INDEX policy_kv_tenant ON policy_kv FIELDS tenant;
+"#;
+
+const V3_CALL_ROUTING: &str = r#"
+-- Call settings; every field optional so that older rows read as defaults.
+DEFINE FIELD settings ON extension TYPE object DEFAULT {};
+DEFINE FIELD settings.ring_timeout_secs ON extension TYPE option<int>
+    ASSERT $value = NONE OR ($value >= 1 AND $value <= 600);
+DEFINE FIELD settings.dnd ON extension TYPE option<bool>;
+DEFINE FIELD settings.forward_unconditional ON extension TYPE option<string>;
+DEFINE FIELD settings.forward_busy ON extension TYPE option<string>;
+DEFINE FIELD settings.forward_no_answer ON extension TYPE option<string>;
+DEFINE FIELD settings.forward_offline ON extension TYPE option<string>;
+DEFINE FIELD settings.follow_me_mode ON extension TYPE option<string>
+    ASSERT $value = NONE OR $value IN ['simultaneous', 'sequential'];
+DEFINE FIELD settings.follow_me ON extension TYPE option<array<object>>;
+DEFINE FIELD settings.follow_me[*].number ON extension TYPE string;
+DEFINE FIELD settings.follow_me[*].timeout_secs ON extension TYPE int;
+DEFINE FIELD settings.voicemail ON extension TYPE option<bool>;
+DEFINE FIELD settings.outbound_caller_id ON extension TYPE option<string>;
+DEFINE FIELD settings.inbound_prefix ON extension TYPE option<string>;
+DEFINE FIELD settings.allowed_destinations ON extension TYPE option<string>;
+UPDATE extension SET settings = {} WHERE settings = NONE;
+
+-- Record id: ring_group:[<TENANT CODE>, <number>].
+DEFINE TABLE ring_group SCHEMAFULL;
+DEFINE FIELD tenant ON ring_group TYPE record<tenant> READONLY;
+DEFINE FIELD number ON ring_group TYPE string READONLY
+    ASSERT string::matches($value, '^[0-9]{1,15}$');
+DEFINE FIELD name ON ring_group TYPE string ASSERT string::len($value) <= 100;
+DEFINE FIELD kind ON ring_group TYPE string ASSERT $value IN ['ring', 'virtual'];
+DEFINE FIELD strategy ON ring_group TYPE string
+    ASSERT $value IN ['ring-all', 'hunt', 'round-robin', 'random', 'least-recent'];
+DEFINE FIELD members ON ring_group TYPE array<string>;
+DEFINE FIELD ring_timeout_secs ON ring_group TYPE int ASSERT $value >= 1 AND $value <= 600;
+DEFINE FIELD no_answer ON ring_group TYPE option<string>;
+DEFINE INDEX ring_group_tenant ON ring_group FIELDS tenant;
+
+-- A dialled name reaches an extension or a group.
+DEFINE FIELD OVERWRITE extension ON dial_name TYPE option<record<extension>>;
+DEFINE FIELD group ON dial_name TYPE option<record<ring_group>>;
+DEFINE INDEX dial_name_group ON dial_name FIELDS group;
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

@@ -512,15 +512,16 @@ impl SipCore {
                     return self.end(now, call, EndCause::Rejected(reject.status));
                 }
                 policy::Action::Forward(number) => {
-                    if call.tenant.resolve(&number).is_none() {
+                    let internal = call.tenant.resolve(&number).is_some()
+                        || call.tenant.groups.contains_key(&number);
+                    if !internal {
                         // External numbers need a trunk.
                         info!(call = call.id, %number, "forward to a number no trunk reaches");
                         return self.end(now, call, EndCause::Rejected(404));
                     }
-                    call.history.push(policy::Attempt {
-                        action: policy::Action::Forward(number.clone()),
-                        outcome: policy::Outcome::Failed,
-                    });
+                    // The call now belongs to the new number: its policy
+                    // decides from a fresh history.
+                    info!(call = call.id, from = %call.dialled, to = %number, "forwarded");
                     call.dialled = number;
                     call.history.clear();
                 }
@@ -693,6 +694,17 @@ impl SipCore {
             if let Some(prefix) = &p.name_prefix {
                 name = Some(format!("{prefix}{}", name.unwrap_or_default()));
             }
+        }
+        // The callee's phone may show which of its lines rings.
+        if let Some(prefix) = call
+            .tenant
+            .resolve(extension)
+            .and_then(|e| e.settings.inbound_prefix.as_ref())
+        {
+            name = Some(format!(
+                "{prefix}{}",
+                name.unwrap_or_else(|| number.clone())
+            ));
         }
         let display = name
             .map(|n| format!("\"{}\" ", n.replace(['"', '\\', '\r', '\n'], "")))
@@ -1615,10 +1627,7 @@ fn sdp_body(request: &Request) -> Result<Option<SessionDescription>, u16> {
 
 /// The context a policy decides on.
 fn policy_call(call: &Call, directory: &PolicyDirectory) -> policy::Call {
-    let destination = match directory.extension(&call.dialled) {
-        Some(extension) => policy::Destination::Extension(extension),
-        None => policy::Destination::Unknown,
-    };
+    let destination = directory.destination(&call.dialled);
     let alias_of = call
         .tenant
         .resolve(&call.dialled)

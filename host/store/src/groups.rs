@@ -1,0 +1,282 @@
+//! Ring groups and virtual extensions: numbers that ring other extensions.
+//!
+//! A ring group hunts through its members by a strategy; a virtual
+//! extension rings all its members at once and has no device of its own.
+//! Their numbers share the tenant's dialling namespace with extension
+//! numbers and aliases (`dial_name`), so every dialled number reaches
+//! exactly one thing.
+
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::types::{RecordId, SurrealValue};
+
+use crate::StoreError;
+use crate::db::run;
+use crate::extensions::extension_number;
+use crate::settings::{ForwardTarget, MAX_RING_SECS};
+use crate::tenants::{code_of, tenant_code, tenant_id};
+
+/// Most members of one group.
+pub const MAX_MEMBERS: usize = 100;
+
+/// A group's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    /// A ring group with a strategy.
+    Ring,
+    /// A virtual extension: rings all members, has no devices.
+    Virtual,
+}
+
+/// How a ring group picks whom to ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStrategy {
+    /// Every available member at once.
+    RingAll,
+    /// Members in list order, one after another.
+    Hunt,
+    /// One after another, starting one further along each call.
+    RoundRobin,
+    /// One after another in random order.
+    Random,
+    /// One after another, the member offered a call longest ago first.
+    LeastRecent,
+}
+
+impl GroupStrategy {
+    /// Every strategy, for help texts.
+    pub const ALL: [GroupStrategy; 5] = [
+        GroupStrategy::RingAll,
+        GroupStrategy::Hunt,
+        GroupStrategy::RoundRobin,
+        GroupStrategy::Random,
+        GroupStrategy::LeastRecent,
+    ];
+
+    /// `ring-all`, `hunt`, `round-robin`, `random` or `least-recent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupStrategy::RingAll => "ring-all",
+            GroupStrategy::Hunt => "hunt",
+            GroupStrategy::RoundRobin => "round-robin",
+            GroupStrategy::Random => "random",
+            GroupStrategy::LeastRecent => "least-recent",
+        }
+    }
+
+    /// Parses [`GroupStrategy::as_str`]'s words.
+    pub fn parse(text: &str) -> Result<GroupStrategy, StoreError> {
+        GroupStrategy::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                StoreError::invalid(
+                    "strategy",
+                    "must be ring-all, hunt, round-robin, random or least-recent",
+                )
+            })
+    }
+}
+
+/// A ring group or virtual extension as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Code of the owning tenant.
+    pub tenant: String,
+    /// Its number.
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// Ring group or virtual extension.
+    pub kind: GroupKind,
+    /// How members are rung (virtual extensions ring all).
+    pub strategy: GroupStrategy,
+    /// Member extension numbers, in order.
+    pub members: Vec<String>,
+    /// How long each member (or all, for ring-all) rings, seconds.
+    pub ring_timeout_secs: u32,
+    /// Where an unanswered call goes; `None` ends it.
+    pub no_answer: Option<ForwardTarget>,
+}
+
+/// Group repository; get one from [`Store::groups`](crate::Store::groups).
+#[derive(Debug, Clone, Copy)]
+pub struct Groups<'a> {
+    pub(crate) db: &'a Surreal<Any>,
+}
+
+#[derive(SurrealValue)]
+struct GroupRow {
+    tenant: RecordId,
+    number: String,
+    name: String,
+    kind: String,
+    strategy: String,
+    members: Vec<String>,
+    ring_timeout_secs: u32,
+    no_answer: Option<String>,
+}
+
+impl GroupRow {
+    fn into_group(self) -> Result<Group, StoreError> {
+        let bad = |e: StoreError| StoreError::InvalidRecord {
+            table: "ring_group",
+            reason: e.to_string(),
+        };
+        Ok(Group {
+            tenant: code_of("ring_group", self.tenant)?,
+            number: self.number,
+            name: self.name,
+            kind: if self.kind == "virtual" {
+                GroupKind::Virtual
+            } else {
+                GroupKind::Ring
+            },
+            strategy: GroupStrategy::parse(&self.strategy).map_err(bad)?,
+            members: self.members,
+            ring_timeout_secs: self.ring_timeout_secs,
+            no_answer: self
+                .no_answer
+                .map(|t| ForwardTarget::parse("no_answer", &t))
+                .transpose()
+                .map_err(bad)?,
+        })
+    }
+}
+
+impl Groups<'_> {
+    /// Adds a group (or virtual extension) to a tenant.
+    ///
+    /// The number must be free in the tenant's dialling namespace and every
+    /// member an existing extension; nothing is written on failure.
+    pub async fn add(&self, tenant: &str, group: Group) -> Result<Group, StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(&group.number)?;
+        validate(&group)?;
+        let row = GroupRow {
+            tenant: tenant_id(&code),
+            number: number.clone(),
+            name: group.name.clone(),
+            kind: match group.kind {
+                GroupKind::Ring => "ring".into(),
+                GroupKind::Virtual => "virtual".into(),
+            },
+            strategy: group.strategy.as_str().into(),
+            members: group.members.clone(),
+            ring_timeout_secs: group.ring_timeout_secs,
+            no_answer: group.no_answer.as_ref().map(ToString::to_string),
+        };
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
+                IF record::exists(type::record('dial_name', [$code, $number])) {
+                    THROW 'edgepbx:conflict:number or alias ' + $number + ' in tenant ' + $code;
+                };
+                FOR $m IN $members {
+                    IF !record::exists(type::record('extension', [$code, $m])) {
+                        THROW 'edgepbx:not_found:member extension ' + $m + ' in tenant ' + $code;
+                    };
+                };
+                LET $group = type::record('ring_group', [$code, $number]);
+                CREATE $group CONTENT $row;
+                CREATE type::record('dial_name', [$code, $number])
+                    CONTENT { tenant: $tenant, name: $number, group: $group };
+                COMMIT TRANSACTION;",
+            )
+            .bind(("tenant", tenant_id(&code)))
+            .bind(("code", code.clone()))
+            .bind(("number", number.clone()))
+            .bind(("members", group.members.clone()))
+            .bind(("row", row)))
+        .await?;
+        Ok(Group {
+            tenant: code,
+            number,
+            ..group
+        })
+    }
+
+    /// The tenant's groups, by number.
+    pub async fn list(&self, tenant: &str) -> Result<Vec<Group>, StoreError> {
+        let code = tenant_code(tenant)?;
+        let mut res = run(self
+            .db
+            .query("SELECT * FROM ring_group WHERE tenant = $tenant")
+            .bind(("tenant", tenant_id(&code))))
+        .await?;
+        let rows: Vec<GroupRow> = res.take(0)?;
+        let mut groups = rows
+            .into_iter()
+            .map(GroupRow::into_group)
+            .collect::<Result<Vec<_>, _>>()?;
+        groups.sort_by(|a, b| (a.number.len(), &a.number).cmp(&(b.number.len(), &b.number)));
+        Ok(groups)
+    }
+
+    /// Every group of every tenant: what the server loads at start.
+    pub async fn all(&self) -> Result<Vec<Group>, StoreError> {
+        let mut res = run(self.db.query("SELECT * FROM ring_group")).await?;
+        let rows: Vec<GroupRow> = res.take(0)?;
+        rows.into_iter().map(GroupRow::into_group).collect()
+    }
+
+    /// Removes a group and frees its number.
+    pub async fn remove(&self, tenant: &str, number: &str) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(number)?;
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                LET $group = type::record('ring_group', [$code, $number]);
+                IF !record::exists($group) {
+                    THROW 'edgepbx:not_found:group ' + $number + ' in tenant ' + $code;
+                };
+                DELETE dial_name WHERE group = $group;
+                DELETE $group;
+                COMMIT TRANSACTION;",
+            )
+            .bind(("code", code))
+            .bind(("number", number)))
+        .await?;
+        Ok(())
+    }
+}
+
+fn validate(group: &Group) -> Result<(), StoreError> {
+    if group.name.chars().count() > 100 || group.name.chars().any(char::is_control) {
+        return Err(StoreError::invalid(
+            "name",
+            "must be at most 100 characters without control characters",
+        ));
+    }
+    if group.members.is_empty() || group.members.len() > MAX_MEMBERS {
+        return Err(StoreError::invalid(
+            "members",
+            format!("needs 1 to {MAX_MEMBERS} member extensions"),
+        ));
+    }
+    for (i, member) in group.members.iter().enumerate() {
+        extension_number(member).map_err(|_| {
+            StoreError::invalid("members", format!("{member:?} is not an extension number"))
+        })?;
+        if group.members[..i].contains(member) {
+            return Err(StoreError::invalid(
+                "members",
+                format!("{member} is listed twice"),
+            ));
+        }
+    }
+    if !(1..=MAX_RING_SECS).contains(&group.ring_timeout_secs) {
+        return Err(StoreError::invalid(
+            "ring_timeout_secs",
+            format!("must be 1 to {MAX_RING_SECS}"),
+        ));
+    }
+    if let Some(ForwardTarget::Number(n)) = &group.no_answer {
+        crate::settings::dialable("no_answer", n)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Extension call settings, ring groups and virtual extensions against a
+//! real embedded SurrealDB.
+
+use std::path::Path;
+
+use edgepbx_store::{
+    AllowedDestinations, CallSettings, DbSpec, FollowMe, FollowMeDestination, ForwardTarget, Group,
+    GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store, StoreConfig,
+    StoreError,
+};
+
+mod common;
+
+use common::TempDir;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+async fn open(dir: &Path) -> Result<Store, StoreError> {
+    Store::open(StoreConfig::new(DbSpec::embedded(dir))).await
+}
+
+/// ACME with extensions 100–103 and GLOBEX with 100.
+async fn seeded(dir: &Path) -> Result<Store, StoreError> {
+    let store = open(dir).await?;
+    store.tenants().add("ACME", "acme.test").await?;
+    store.tenants().add("GLOBEX", "globex.test").await?;
+    for (tenant, number) in [
+        ("ACME", "100"),
+        ("ACME", "101"),
+        ("ACME", "102"),
+        ("ACME", "103"),
+        ("GLOBEX", "100"),
+    ] {
+        store
+            .extensions()
+            .add(
+                tenant,
+                NewExtension {
+                    number: number.into(),
+                    name: format!("Ext {number}"),
+                    aliases: if number == "103" {
+                        vec!["sales".into()]
+                    } else {
+                        Vec::new()
+                    },
+                    credentials: SipCredentials::default(),
+                },
+            )
+            .await?;
+    }
+    Ok(store)
+}
+
+fn group(number: &str, members: &[&str]) -> Group {
+    Group {
+        tenant: String::new(),
+        number: number.into(),
+        name: format!("Group {number}"),
+        kind: GroupKind::Ring,
+        strategy: GroupStrategy::Hunt,
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        ring_timeout_secs: 15,
+        no_answer: Some(ForwardTarget::Voicemail),
+    }
+}
+
+fn field_of(error: StoreError) -> &'static str {
+    match error {
+        StoreError::InvalidField { field, .. } => field,
+        other => panic!("expected an invalid field, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn call_settings_are_kept_and_bad_ones_change_nothing() -> TestResult {
+    let dir = TempDir::new("settings");
+    let store = seeded(&dir.0).await?;
+    let fresh = store.extensions().get("ACME", "101").await?;
+    assert_eq!(fresh.map(|e| e.settings), Some(CallSettings::default()));
+
+    let settings = CallSettings {
+        ring_timeout_secs: Some(12),
+        dnd: true,
+        forward_busy: Some(ForwardTarget::Number("102".into())),
+        forward_no_answer: Some(ForwardTarget::Voicemail),
+        follow_me: Some(FollowMe {
+            mode: RingMode::Sequential,
+            destinations: vec![FollowMeDestination {
+                number: "+33612345678".into(),
+                timeout_secs: 20,
+            }],
+        }),
+        voicemail: true,
+        outbound_caller_id: Some("+33140000000".into()),
+        inbound_prefix: Some("Sales: ".into()),
+        allowed_destinations: AllowedDestinations::parse("0X.,+33X.")?,
+        ..CallSettings::default()
+    };
+    store
+        .extensions()
+        .set_settings("ACME", "101", &settings)
+        .await?;
+    let read = store.extensions().get("ACME", "101").await?;
+    assert_eq!(read.map(|e| e.settings), Some(settings.clone()));
+
+    // A bad value names its field and leaves the stored settings alone.
+    let bad = CallSettings {
+        forward_busy: Some(ForwardTarget::Number("10x".into())),
+        ..settings.clone()
+    };
+    let error = store.extensions().set_settings("ACME", "101", &bad).await;
+    assert_eq!(field_of(error.err().ok_or("accepted")?), "forward_busy");
+    let read = store.extensions().get("ACME", "101").await?;
+    assert_eq!(read.map(|e| e.settings), Some(settings));
+
+    // Another tenant's extension of the same number is untouched.
+    let other = store.extensions().get("GLOBEX", "100").await?;
+    assert_eq!(other.map(|e| e.settings), Some(CallSettings::default()));
+    let missing = store
+        .extensions()
+        .set_settings("GLOBEX", "101", &CallSettings::default())
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+    store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn groups_share_the_dialling_namespace_and_stay_in_their_tenant() -> TestResult {
+    let dir = TempDir::new("groups");
+    let store = seeded(&dir.0).await?;
+    let groups = store.groups();
+    let added = groups.add("ACME", group("600", &["101", "102"])).await?;
+    assert_eq!(added.tenant, "ACME");
+    groups
+        .add(
+            "ACME",
+            Group {
+                kind: GroupKind::Virtual,
+                strategy: GroupStrategy::RingAll,
+                no_answer: None,
+                ..group("700", &["100", "103"])
+            },
+        )
+        .await?;
+
+    // Numbers and aliases are taken; members must exist in this tenant.
+    for taken in ["101", "sales", "600"] {
+        let number = if taken == "sales" { "103" } else { taken };
+        let clash = groups.add("ACME", group(number, &["100"])).await;
+        assert!(
+            matches!(clash, Err(StoreError::Conflict { .. })),
+            "{taken}: {clash:?}"
+        );
+    }
+    let foreign = groups.add("GLOBEX", group("600", &["101"])).await;
+    assert!(
+        matches!(foreign, Err(StoreError::NotFound { .. })),
+        "{foreign:?}"
+    );
+    let doubled = groups.add("ACME", group("601", &["101", "101"])).await;
+    assert_eq!(field_of(doubled.err().ok_or("accepted")?), "members");
+    let empty = groups.add("ACME", group("602", &[])).await;
+    assert_eq!(field_of(empty.err().ok_or("accepted")?), "members");
+
+    // A group number is not an extension, and GLOBEX sees none of ACME's.
+    assert!(store.extensions().resolve("ACME", "600").await?.is_none());
+    assert!(store.groups().list("GLOBEX").await?.is_empty());
+    let listed = store.groups().list("ACME").await?;
+    assert_eq!(
+        listed.iter().map(|g| g.number.as_str()).collect::<Vec<_>>(),
+        ["600", "700"]
+    );
+    assert_eq!(listed[1].kind, GroupKind::Virtual);
+
+    // Removing an extension takes it out of its groups; removing a group
+    // frees its number.
+    store.extensions().remove("ACME", "101").await?;
+    let listed = store.groups().list("ACME").await?;
+    assert_eq!(listed[0].members, ["102"]);
+    store.groups().remove("ACME", "600").await?;
+    groups.add("ACME", group("600", &["102"])).await?;
+    assert_eq!(store.groups().all().await?.len(), 2);
+    store.close().await?;
+    Ok(())
+}
