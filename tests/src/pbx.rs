@@ -121,11 +121,24 @@ impl Deployment {
     }
 
     /// Runs an administration command (`tenant ...`, `ext ...`) on the data
-    /// directory; the server must be stopped.
+    /// directory, through the running server when there is one.
     pub fn admin_output(&self, args: &[&str]) -> Output {
         let mut cmd = self.command();
         cmd.args(args).arg("--data").arg(self.data_dir());
         cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", edgepbx_bin().display()))
+    }
+
+    /// Starts a long-running administration command (`events`) with its
+    /// stdout piped.
+    pub fn admin_child(&self, args: &[&str]) -> Child {
+        let mut cmd = self.command();
+        cmd.args(args)
+            .arg("--data")
+            .arg(self.data_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd.spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", edgepbx_bin().display()))
     }
 

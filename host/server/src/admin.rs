@@ -1,7 +1,11 @@
-//! Administration commands on the data directory (`tenant`, `ext`). They
-//! open the store themselves, so they run while the server is stopped (the
-//! embedded database admits one process at a time) or against a remote
-//! SurrealDB at any time.
+//! Administration commands (`tenant`, `ext`, `group`, `policy`, `calls`).
+//! A command goes to the running server through its control socket when
+//! one answers (the server applies the change at once); otherwise it opens
+//! the store itself (the embedded database admits one process at a time).
+//! Commands write their output into a string, so that the same code serves
+//! both paths.
+
+use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
 use edgepbx_sip::auth::Credentials;
@@ -13,7 +17,10 @@ use edgepbx_store::{
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use crate::cli::{ExtCommand, ExtSettingsArgs, GroupCommand, StorageArgs, TenantCommand};
+use crate::cli::{
+    CallsArgs, Command, ExtCommand, ExtSettingsArgs, GroupCommand, PolicyCommand, StorageArgs,
+    TenantCommand,
+};
 use crate::config::Config;
 
 /// Length of generated SIP passwords: long enough that guessing is hopeless.
@@ -58,32 +65,149 @@ pub fn credentials_for(tenant: &str, domain: &str, number: &str, password: &str)
     SipCredentials { entries }
 }
 
-/// Runs `command` on the store named by the flags, then closes the store
-/// (waiting for the embedded engine to let go of the data directory).
-pub async fn with_store<F, Fut>(storage: &StorageArgs, command: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Store) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let store = open_store(storage, &Config::default()).await?;
-    let result = command(store.clone()).await;
+/// Runs an administration command: in the running server when one
+/// answers on the data directory's control socket, else on the store.
+pub async fn execute(storage: &StorageArgs, command: Command) -> anyhow::Result<()> {
+    if let Command::Policy(cmd) = &command
+        && let Some(result) = crate::policy::local(cmd)
+    {
+        return result;
+    }
+    let config = Config::default();
+    let data = storage.data.clone().unwrap_or_else(|| config.data.clone());
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if crate::control::forward(&data, args).await?.is_some() {
+        return Ok(());
+    }
+    if let Command::Events(_) = command {
+        bail!("no edgepbx is running on {}", data.display());
+    }
+    let store = open_store(storage, &config).await?;
+    let mut out = String::new();
+    let result = execute_on(&store, command, &mut out).await;
+    print!("{out}");
     store.close().await?;
     result
 }
 
-/// `edgepbx tenant ...`
-pub async fn tenant(storage: &StorageArgs, cmd: TenantCommand) -> anyhow::Result<()> {
-    with_store(storage, |store| tenant_command(store, cmd)).await
+/// Runs an administration command on `store`, writing what it prints to
+/// `out`.
+pub async fn execute_on(store: &Store, command: Command, out: &mut String) -> anyhow::Result<()> {
+    match command {
+        Command::Tenant(cmd) => tenant_command(store, cmd, out).await,
+        Command::Ext(cmd) => ext_command(store, cmd, out).await,
+        Command::Group(cmd) => group_command(store, cmd, out).await,
+        Command::Policy(cmd) => crate::policy::store_command(store, cmd, out).await,
+        Command::Calls(args) => calls_command(store, args, out).await,
+        Command::Serve(_) | Command::Events(_) => bail!("not an administration command"),
+    }
 }
 
-async fn tenant_command(store: Store, cmd: TenantCommand) -> anyhow::Result<()> {
+/// Whether a command changes what the running server must know.
+pub fn changes_configuration(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Tenant(TenantCommand::List { .. })
+            | Command::Ext(ExtCommand::List { .. })
+            | Command::Group(GroupCommand::List { .. })
+            | Command::Policy(PolicyCommand::List { .. })
+            | Command::Calls(_)
+    )
+}
+
+/// `edgepbx calls` on the store: the latest records; calls in progress
+/// only exist in a running server.
+async fn calls_command(store: &Store, args: CallsArgs, out: &mut String) -> anyhow::Result<()> {
+    let t = find_tenant(store, &args.tenant).await?;
+    let Some(limit) = args.recent else {
+        writeln!(out, "edgepbx is not running here: no calls in progress")?;
+        return Ok(());
+    };
+    let records = store.calls().recent(&t.code, limit).await?;
+    if args.json {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "caller": r.caller,
+                    "dialled": r.dialled,
+                    "answered_by": r.answered_by,
+                    "started_at": crate::policy::humantime(r.started_at),
+                    "duration_secs": r.duration_secs,
+                    "outcome": r.outcome,
+                    "cause": r.cause,
+                    "policy": r.policy,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<20} {:<8} {:<8} {:<8} {:>6}  {:<10} CAUSE",
+        "STARTED (UTC)", "CALLER", "DIALLED", "ANSWER", "SECS", "OUTCOME"
+    )?;
+    for r in &records {
+        writeln!(
+            out,
+            "{:<20} {:<8} {:<8} {:<8} {:>6}  {:<10} {}",
+            crate::policy::humantime(r.started_at),
+            r.caller,
+            r.dialled,
+            r.answered_by.as_deref().unwrap_or("-"),
+            r.duration_secs,
+            r.outcome,
+            r.cause
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints the calls in progress.
+pub fn print_active_calls(
+    calls: &[crate::core::ActiveCall],
+    json: bool,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(calls)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<16} {:<8} {:<8} {:<9} {:<8} {:>6}  POLICY",
+        "CALL", "CALLER", "DIALLED", "STATE", "ANSWER", "SECS"
+    )?;
+    for c in calls {
+        writeln!(
+            out,
+            "{:<16} {:<8} {:<8} {:<9} {:<8} {:>6}  {}",
+            c.id,
+            c.caller,
+            c.dialled,
+            c.state,
+            c.answered_by.as_deref().unwrap_or("-"),
+            c.secs,
+            c.policy
+        )?;
+    }
+    Ok(())
+}
+
+async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> anyhow::Result<()> {
     match cmd {
         TenantCommand::Add { code, domain } => {
             let tenant = store.tenants().add(&code, &domain).await?;
-            println!(
+            writeln!(
+                out,
                 "tenant {} added (SIP domain {})",
                 tenant.code, tenant.sip_domain
-            );
+            )?;
         }
         TenantCommand::List { json } => {
             let tenants = store.tenants().list().await?;
@@ -92,11 +216,11 @@ async fn tenant_command(store: Store, cmd: TenantCommand) -> anyhow::Result<()> 
                     .iter()
                     .map(|t| serde_json::json!({"code": t.code, "domain": t.sip_domain}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
-                println!("{:<16} DOMAIN", "CODE");
+                writeln!(out, "{:<16} DOMAIN", "CODE")?;
                 for t in tenants {
-                    println!("{:<16} {}", t.code, t.sip_domain);
+                    writeln!(out, "{:<16} {}", t.code, t.sip_domain)?;
                 }
             }
         }
@@ -104,12 +228,7 @@ async fn tenant_command(store: Store, cmd: TenantCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `edgepbx ext ...`
-pub async fn ext(storage: &StorageArgs, cmd: ExtCommand) -> anyhow::Result<()> {
-    with_store(storage, |store| ext_command(store, cmd)).await
-}
-
-async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
+async fn ext_command(store: &Store, cmd: ExtCommand, out: &mut String) -> anyhow::Result<()> {
     match cmd {
         ExtCommand::Add {
             tenant,
@@ -118,7 +237,7 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
             password,
             aliases,
         } => {
-            let t = find_tenant(&store, &tenant).await?;
+            let t = find_tenant(store, &tenant).await?;
             let (credentials, password, generated) = credentials_from(&t, &number, password)?;
             store
                 .extensions()
@@ -132,16 +251,17 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            println!("extension {number} added to {}", t.code);
+            writeln!(out, "extension {number} added to {}", t.code)?;
             print_registration_hint(
                 &t.code,
                 &t.sip_domain,
                 &number,
                 generated.then_some(&password),
-            );
+                out,
+            )?;
         }
         ExtCommand::List { tenant, json } => {
-            let t = find_tenant(&store, &tenant).await?;
+            let t = find_tenant(store, &tenant).await?;
             let extensions = store.extensions().list(&t.code).await?;
             let bindings = store.bindings().load_all().await?;
             let count = |n: &str| {
@@ -173,21 +293,23 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
-                println!(
+                writeln!(
+                    out,
                     "{:<8} {:<24} {:<16} {:>8}  ALIASES",
                     "NUMBER", "NAME", "USERNAME", "DEVICES"
-                );
+                )?;
                 for e in &extensions {
-                    println!(
+                    writeln!(
+                        out,
                         "{:<8} {:<24} {:<16} {:>8}  {}",
                         e.number,
                         e.name,
                         format!("{}-{}", e.number, t.code),
                         count(&e.number),
                         e.aliases.join(",")
-                    );
+                    )?;
                 }
             }
         }
@@ -196,19 +318,19 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
             number,
             password,
         } => {
-            let t = find_tenant(&store, &tenant).await?;
+            let t = find_tenant(store, &tenant).await?;
             let (credentials, password, generated) = credentials_from(&t, &number, password)?;
             store
                 .extensions()
                 .set_credentials(&t.code, &number, credentials)
                 .await?;
-            println!("password of {number} in {} changed", t.code);
+            writeln!(out, "password of {number} in {} changed", t.code)?;
             if generated {
-                println!("new password: {password}");
+                writeln!(out, "new password: {password}")?;
             }
         }
         ExtCommand::Set(args) => {
-            let t = find_tenant(&store, &args.tenant).await?;
+            let t = find_tenant(store, &args.tenant).await?;
             let current = store
                 .extensions()
                 .get(&t.code, &args.number)
@@ -219,23 +341,18 @@ async fn ext_command(store: Store, cmd: ExtCommand) -> anyhow::Result<()> {
                 .extensions()
                 .set_settings(&t.code, &args.number, &settings)
                 .await?;
-            println!("settings of {} in {} changed", args.number, t.code);
+            writeln!(out, "settings of {} in {} changed", args.number, t.code)?;
         }
         ExtCommand::Rm { tenant, number } => {
-            let t = find_tenant(&store, &tenant).await?;
+            let t = find_tenant(store, &tenant).await?;
             store.extensions().remove(&t.code, &number).await?;
-            println!("extension {number} removed from {}", t.code);
+            writeln!(out, "extension {number} removed from {}", t.code)?;
         }
     }
     Ok(())
 }
 
-/// `edgepbx group ...`
-pub async fn group(storage: &StorageArgs, cmd: GroupCommand) -> anyhow::Result<()> {
-    with_store(storage, |store| group_command(store, cmd)).await
-}
-
-async fn group_command(store: Store, cmd: GroupCommand) -> anyhow::Result<()> {
+async fn group_command(store: &Store, cmd: GroupCommand, out: &mut String) -> anyhow::Result<()> {
     match cmd {
         GroupCommand::Add {
             tenant,
@@ -247,7 +364,7 @@ async fn group_command(store: Store, cmd: GroupCommand) -> anyhow::Result<()> {
             no_answer,
             is_virtual,
         } => {
-            let t = find_tenant(&store, &tenant).await?;
+            let t = find_tenant(store, &tenant).await?;
             let group = Group {
                 tenant: t.code.clone(),
                 number: number.clone(),
@@ -274,10 +391,10 @@ async fn group_command(store: Store, cmd: GroupCommand) -> anyhow::Result<()> {
             } else {
                 "group"
             };
-            println!("{what} {number} added to {}", t.code);
+            writeln!(out, "{what} {number} added to {}", t.code)?;
         }
         GroupCommand::List { tenant, json } => {
-            let t = find_tenant(&store, &tenant).await?;
+            let t = find_tenant(store, &tenant).await?;
             let groups = store.groups().list(&t.code).await?;
             let kind = |g: &Group| match g.kind {
                 GroupKind::Ring => "group",
@@ -298,14 +415,16 @@ async fn group_command(store: Store, cmd: GroupCommand) -> anyhow::Result<()> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
-                println!(
+                writeln!(
+                    out,
                     "{:<8} {:<24} {:<8} {:<13} {:>5}  MEMBERS",
                     "NUMBER", "NAME", "KIND", "STRATEGY", "RING"
-                );
+                )?;
                 for g in &groups {
-                    println!(
+                    writeln!(
+                        out,
                         "{:<8} {:<24} {:<8} {:<13} {:>5}  {}",
                         g.number,
                         g.name,
@@ -313,14 +432,14 @@ async fn group_command(store: Store, cmd: GroupCommand) -> anyhow::Result<()> {
                         g.strategy.as_str(),
                         g.ring_timeout_secs,
                         g.members.join(",")
-                    );
+                    )?;
                 }
             }
         }
         GroupCommand::Rm { tenant, number } => {
-            let t = find_tenant(&store, &tenant).await?;
+            let t = find_tenant(store, &tenant).await?;
             store.groups().remove(&t.code, &number).await?;
-            println!("group {number} removed from {}", t.code);
+            writeln!(out, "group {number} removed from {}", t.code)?;
         }
     }
     Ok(())
@@ -461,11 +580,19 @@ fn check_password(password: &str) -> anyhow::Result<()> {
 }
 
 /// Tells a person how to register a phone to an extension.
-pub fn print_registration_hint(code: &str, domain: &str, number: &str, password: Option<&String>) {
-    println!(
+pub fn print_registration_hint(
+    code: &str,
+    domain: &str,
+    number: &str,
+    password: Option<&String>,
+    out: &mut String,
+) -> std::fmt::Result {
+    writeln!(
+        out,
         "  register as {number}@{domain} (or username {number}-{code} at the server's address)"
-    );
+    )?;
     if let Some(password) = password {
-        println!("  password: {password}");
+        writeln!(out, "  password: {password}")?;
     }
+    Ok(())
 }

@@ -1,5 +1,6 @@
-//! Command-line interface: `serve` and the administration commands that
-//! work on the data directory while the server is stopped.
+//! Command-line interface: `serve` and the administration commands. An
+//! administration command is carried out by the running server when there
+//! is one (see `control`), else on the data directory directly.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,33 @@ pub enum Command {
     /// Check, try and manage tenants' routing policies (WebAssembly).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// A tenant's calls in progress (from the running server), or its
+    /// latest call records with --recent.
+    Calls(CallsArgs),
+    /// Follow the running server's events (devices, call legs) as JSON
+    /// lines.
+    Events(EventsArgs),
+}
+
+/// `edgepbx calls`
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    /// Tenant code.
+    pub tenant: String,
+    /// Show the latest N call records instead of the calls in progress.
+    #[arg(long)]
+    pub recent: Option<u32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `edgepbx events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this tenant's events.
+    #[arg(long)]
+    pub tenant: Option<String>,
 }
 
 /// Options of `edgepbx serve`; each overrides the config file.

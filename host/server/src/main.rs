@@ -11,13 +11,20 @@
 //! - [`persist`]: write-behind of bindings and registration events.
 //! - [`throttle`]: brute-force protection per source address.
 //! - [`admin`]: the administration commands.
+//! - [`control`]: the control socket through which they reach a running
+//!   server.
+//! - [`events`]: the event bus (devices, call legs).
+//! - [`lines`]: live line state and the policies' view of the directory.
+//! - [`media`]: the media relay's socket driver.
 //! - [`policy`]: the policy commands (check, try, upload, list, activate).
 
 mod admin;
 mod cli;
 mod config;
+mod control;
 mod core;
 mod directory;
+mod events;
 mod lines;
 mod media;
 mod persist;
@@ -61,9 +68,6 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Serve(args) => serve::run(&cli.storage, args).await,
-        cli::Command::Tenant(cmd) => admin::tenant(&cli.storage, cmd).await,
-        cli::Command::Ext(cmd) => admin::ext(&cli.storage, cmd).await,
-        cli::Command::Group(cmd) => admin::group(&cli.storage, cmd).await,
-        cli::Command::Policy(cmd) => policy::command(&cli.storage, cmd).await,
+        command => admin::execute(&cli.storage, command).await,
     }
 }

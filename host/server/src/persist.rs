@@ -1,5 +1,6 @@
-//! Write-behind of registration state: the SIP core never waits on the
-//! database. Binding changes and registration events are queued, gathered
+//! Write-behind of registration state and call records: the SIP core never
+//! waits on the database. Binding changes, registration events and call
+//! detail records are queued, gathered
 //! into batches (by size or after a short delay) and written in one store
 //! transaction each, so a restart restores bindings and history without a
 //! disk write in the path of every REGISTER.
@@ -7,7 +8,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use edgepbx_store::{BindingChange, EventKind, RegistrationEvent, Store, StoredBinding, Transport};
+use edgepbx_store::{
+    BindingChange, CallRecord, EventKind, RegistrationEvent, Store, StoredBinding, Transport,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
@@ -19,9 +22,24 @@ use crate::transport::Peer;
 /// Most changes queued before new ones are dropped (and logged).
 const QUEUE: usize = 65_536;
 
+/// One queued write. Binding changes are by far the most frequent and are
+/// kept inline (no allocation per REGISTER); the rare ones are small.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Binding(SystemTime, Change),
+    Call(Box<CallRecord>),
+    /// The runtime took a tenant's policy version out of service.
+    PolicyDeactivated {
+        tenant: String,
+        version: u32,
+        reason: String,
+    },
+}
+
 /// The SIP core's handle on the write-behind task.
 pub struct Persist {
-    queue: mpsc::Sender<(SystemTime, Change)>,
+    queue: mpsc::Sender<Item>,
     task: JoinHandle<()>,
 }
 
@@ -40,8 +58,31 @@ impl Persist {
 
     /// Queues one change; never waits.
     pub fn record(&self, at: SystemTime, change: Change) {
-        if self.queue.try_send((at, change)).is_err() {
+        if self.queue.try_send(Item::Binding(at, change)).is_err() {
             warn!("store write-behind queue full; a binding change was not persisted");
+        }
+    }
+
+    /// Queues the record of an ended call; never waits.
+    pub fn record_call(&self, record: CallRecord) {
+        if self.queue.try_send(Item::Call(Box::new(record))).is_err() {
+            warn!("store write-behind queue full; a call record was not persisted");
+        }
+    }
+
+    /// Queues the deactivation of a faulty policy version, with the reason
+    /// its administrator will read; never waits.
+    pub fn record_policy_deactivation(&self, tenant: &str, version: u32, reason: String) {
+        let item = Item::PolicyDeactivated {
+            tenant: tenant.to_owned(),
+            version,
+            reason,
+        };
+        if self.queue.try_send(item).is_err() {
+            warn!(
+                tenant,
+                version, "store write-behind queue full; a policy deactivation was not persisted"
+            );
         }
     }
 
@@ -52,12 +93,7 @@ impl Persist {
     }
 }
 
-async fn write_loop(
-    store: Store,
-    mut rx: mpsc::Receiver<(SystemTime, Change)>,
-    batch: usize,
-    delay: Duration,
-) {
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Item>, batch: usize, delay: Duration) {
     let mut pending = Vec::with_capacity(batch);
     while let Some(first) = rx.recv().await {
         pending.push(first);
@@ -68,9 +104,39 @@ async fn write_loop(
                 Ok(None) | Err(_) => break,
             }
         }
-        let (changes, events) = to_records(pending.drain(..));
-        if let Err(e) = store.bindings().apply(changes).await {
+        let (mut calls, mut deactivations) = (Vec::new(), Vec::new());
+        let bindings = pending.drain(..).filter_map(|item| match item {
+            Item::Binding(at, change) => Some((at, change)),
+            Item::Call(record) => {
+                calls.push(*record);
+                None
+            }
+            Item::PolicyDeactivated {
+                tenant,
+                version,
+                reason,
+            } => {
+                deactivations.push((tenant, version, reason));
+                None
+            }
+        });
+        let (changes, events) = to_records(bindings);
+        if !changes.is_empty()
+            && let Err(e) = store.bindings().apply(changes).await
+        {
             error!(error = %e, "writing bindings failed");
+        }
+        if let Err(e) = store.calls().append(calls).await {
+            error!(error = %e, "writing call records failed");
+        }
+        for (tenant, version, reason) in deactivations {
+            if let Err(e) = store
+                .policies()
+                .deactivate(&tenant, version, Some(&reason))
+                .await
+            {
+                error!(error = %e, %tenant, version, "recording a policy deactivation failed");
+            }
         }
         if !events.is_empty()
             && let Err(e) = store.events().append(events).await

@@ -5,43 +5,63 @@
 //! component, only the contract's imports, the world's export) before it is
 //! stored or activated, so a stored version always loads.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use edgepbx_policy::{Limits, PolicyEngine, module_hash, playground, to_component};
 use edgepbx_store::{PolicyModuleInfo, Store};
 
-use crate::admin::{find_tenant, with_store};
-use crate::cli::{PolicyCommand, StorageArgs};
+use crate::admin::find_tenant;
+use crate::cli::PolicyCommand;
 
-/// `edgepbx policy ...`
-pub async fn command(storage: &StorageArgs, cmd: PolicyCommand) -> anyhow::Result<()> {
+/// `policy check` and `policy try`, which need no store; `None` for the
+/// other policy commands.
+pub fn local(cmd: &PolicyCommand) -> Option<anyhow::Result<()>> {
     match cmd {
-        PolicyCommand::Check { file } => {
-            let wasm = read_module(&file)?;
-            let engine = engine()?;
-            let policy = engine.compile(&wasm)?;
-            println!(
-                "{}: a valid edgepbx:policy@0.1.0 component, {} bytes, sha256 {}",
-                file.display(),
-                policy.size(),
-                policy.hash()
-            );
-            Ok(())
-        }
-        PolicyCommand::Try { file, context } => {
-            let engine = engine()?;
-            let policy = if file.as_os_str() == "builtin" {
-                engine.builtin().clone()
-            } else {
-                engine.compile(&read_module(&file)?)?
-            };
-            let json = std::fs::read_to_string(&context)
-                .with_context(|| format!("reading {}", context.display()))?;
-            let context = playground::parse_context(&json)?;
-            let outcome = playground::run(&engine, &policy, context)?;
-            println!("{}", serde_json::to_string_pretty(&outcome)?);
-            Ok(())
+        PolicyCommand::Check { file } => Some(check(file)),
+        PolicyCommand::Try { file, context } => Some(try_policy(file, context)),
+        _ => None,
+    }
+}
+
+fn check(file: &Path) -> anyhow::Result<()> {
+    let wasm = read_module(file)?;
+    let policy = engine()?.compile(&wasm)?;
+    println!(
+        "{}: a valid edgepbx:policy@0.1.0 component, {} bytes, sha256 {}",
+        file.display(),
+        policy.size(),
+        policy.hash()
+    );
+    Ok(())
+}
+
+fn try_policy(file: &Path, context: &Path) -> anyhow::Result<()> {
+    let engine = engine()?;
+    let policy = if file.as_os_str() == "builtin" {
+        engine.builtin().clone()
+    } else {
+        engine.compile(&read_module(file)?)?
+    };
+    let json = std::fs::read_to_string(context)
+        .with_context(|| format!("reading {}", context.display()))?;
+    let context = playground::parse_context(&json)?;
+    let outcome = playground::run(&engine, &policy, context)?;
+    println!("{}", serde_json::to_string_pretty(&outcome)?);
+    Ok(())
+}
+
+/// The policy commands that work on the store (upload, list, activate,
+/// deactivate).
+pub async fn store_command(
+    store: &Store,
+    cmd: PolicyCommand,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCommand::Check { .. } | PolicyCommand::Try { .. } => {
+            bail!("policy check and try need no store")
         }
         PolicyCommand::Upload {
             tenant,
@@ -50,67 +70,52 @@ pub async fn command(storage: &StorageArgs, cmd: PolicyCommand) -> anyhow::Resul
             activate,
         } => {
             let wasm = read_module(&file)?;
-            let engine = engine()?;
-            let policy = engine.compile(&wasm)?;
-            with_store(storage, |store| async move {
-                let t = find_tenant(&store, &tenant).await?;
-                let info = store
-                    .policies()
-                    .upload(&t.code, wasm, policy.hash(), &uploader)
-                    .await?;
-                println!(
-                    "policy version {} stored for {} (sha256 {})",
-                    info.version, t.code, info.hash
-                );
-                if activate {
-                    store.policies().activate(&t.code, info.version).await?;
-                    println!("version {} is now active", info.version);
-                }
-                Ok(())
-            })
-            .await
+            let policy = engine()?.compile(&wasm)?;
+            let t = find_tenant(store, &tenant).await?;
+            let info = store
+                .policies()
+                .upload(&t.code, wasm, policy.hash(), &uploader)
+                .await?;
+            writeln!(
+                out,
+                "policy version {} stored for {} (sha256 {})",
+                info.version, t.code, info.hash
+            )?;
+            if activate {
+                store.policies().activate(&t.code, info.version).await?;
+                writeln!(out, "version {} is now active", info.version)?;
+            }
         }
         PolicyCommand::List { tenant, json } => {
-            with_store(storage, |store| async move {
-                let t = find_tenant(&store, &tenant).await?;
-                let versions = store.policies().list(&t.code).await?;
-                print_versions(&versions, json)
-            })
-            .await
+            let t = find_tenant(store, &tenant).await?;
+            let versions = store.policies().list(&t.code).await?;
+            print_versions(&versions, json, out)?;
         }
         PolicyCommand::Activate { tenant, version } => {
-            with_store(storage, |store| async move {
-                let t = find_tenant(&store, &tenant).await?;
-                let Some(module) = store.policies().get(&t.code, version).await? else {
-                    bail!("tenant {} has no policy version {version}", t.code);
-                };
-                // Stored versions were validated on upload; a newer edgepbx
-                // may be stricter, so check again before activating.
-                engine()?
-                    .compile(&module.wasm)
-                    .with_context(|| format!("version {version} no longer validates"))?;
-                store.policies().activate(&t.code, version).await?;
-                println!("policy version {version} is now active for {}", t.code);
-                Ok(())
-            })
-            .await
+            let t = find_tenant(store, &tenant).await?;
+            let Some(module) = store.policies().get(&t.code, version).await? else {
+                bail!("tenant {} has no policy version {version}", t.code);
+            };
+            // Stored versions were validated on upload; a newer edgepbx
+            // may be stricter, so check again before activating.
+            engine()?
+                .compile(&module.wasm)
+                .with_context(|| format!("version {version} no longer validates"))?;
+            store.policies().activate(&t.code, version).await?;
+            writeln!(out, "policy version {version} is now active for {}", t.code)?;
         }
         PolicyCommand::Deactivate { tenant } => {
-            with_store(storage, |store| async move {
-                let t = find_tenant(&store, &tenant).await?;
-                let active = active_version(&store, &t.code).await?;
-                match active {
-                    Some(version) => {
-                        store.policies().deactivate(&t.code, version, None).await?;
-                        println!("{} uses the built-in policy again", t.code);
-                    }
-                    None => println!("{} already uses the built-in policy", t.code),
+            let t = find_tenant(store, &tenant).await?;
+            match active_version(store, &t.code).await? {
+                Some(version) => {
+                    store.policies().deactivate(&t.code, version, None).await?;
+                    writeln!(out, "{} uses the built-in policy again", t.code)?;
                 }
-                Ok(())
-            })
-            .await
+                None => writeln!(out, "{} already uses the built-in policy", t.code)?,
+            }
         }
     }
+    Ok(())
 }
 
 async fn active_version(store: &Store, tenant: &str) -> anyhow::Result<Option<u32>> {
@@ -149,7 +154,11 @@ fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(wasm)
 }
 
-fn print_versions(versions: &[PolicyModuleInfo], json: bool) -> anyhow::Result<()> {
+fn print_versions(
+    versions: &[PolicyModuleInfo],
+    json: bool,
+    out: &mut String,
+) -> anyhow::Result<()> {
     if json {
         let rows: Vec<_> = versions
             .iter()
@@ -165,19 +174,21 @@ fn print_versions(versions: &[PolicyModuleInfo], json: bool) -> anyhow::Result<(
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     if versions.is_empty() {
-        println!("no policy versions: the built-in policy decides");
+        writeln!(out, "no policy versions: the built-in policy decides")?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{:>7}  {:<6}  {:<12}  {:>8}  {:<16}  {:<20}  NOTE",
         "VERSION", "ACTIVE", "SHA256", "BYTES", "UPLOADER", "UPLOADED (UTC)"
-    );
+    )?;
     for v in versions {
-        println!(
+        writeln!(
+            out,
             "{:>7}  {:<6}  {:<12}  {:>8}  {:<16}  {:<20}  {}",
             v.version,
             if v.active { "yes" } else { "" },
@@ -189,13 +200,13 @@ fn print_versions(versions: &[PolicyModuleInfo], json: bool) -> anyhow::Result<(
                 .as_deref()
                 .map(|r| format!("deactivated: {r}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
     Ok(())
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
-fn humantime(t: std::time::SystemTime) -> String {
+pub fn humantime(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

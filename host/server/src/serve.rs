@@ -20,8 +20,10 @@ use tracing::{info, warn};
 use crate::admin::{credentials_for, generate_password, open_store, print_registration_hint};
 use crate::cli::{ServeArgs, StorageArgs};
 use crate::config::Config;
-use crate::core::{self, CallEngine, SipCore};
+use crate::control::{self, ControlContext};
+use crate::core::{self, CallEngine, CoreInputs, SipCore};
 use crate::directory::{Directory, Extension, Tenant};
+use crate::events::EventBus;
 use crate::lines::Lines;
 use crate::media::MediaPlane;
 use crate::persist::Persist;
@@ -73,20 +75,37 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The write-behind task runs here, on the runtime that owns the store.
     let persist = Persist::spawn(store.clone(), &config.store);
+    let events = EventBus::default();
+    let (control_tx, control_rx) = mpsc::channel(64);
     let sip = SipPlane {
         config: config.clone(),
         directory: directory.clone(),
         location,
         server_key,
         persist,
-        policies,
+        policies: policies.clone(),
+        events: events.clone(),
+        control: control_rx,
         udp,
         tcp,
     };
+    let sip_shutdown = shutdown_rx.clone();
     let sip_thread = std::thread::Builder::new()
         .name("sip".into())
-        .spawn(move || sip.run(shutdown_rx))
+        .spawn(move || sip.run(sip_shutdown))
         .context("starting the SIP thread")?;
+    let control = ControlContext {
+        store: store.clone(),
+        core: control_tx,
+        policies,
+        events,
+    };
+    let data = config.data.clone();
+    let control_task = tokio::spawn(async move {
+        if let Err(error) = control::serve(&data, control, shutdown_rx).await {
+            warn!(%error, "no control socket: administration needs the server stopped");
+        }
+    });
 
     info!(%udp_addr, %tcp_addr, tenants = directory.tenants().count(), "edgepbx listening");
     // The one line on stdout that scripts and tests wait for.
@@ -95,6 +114,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     info!("shutting down");
     let _ = shutdown_tx.send(true);
+    let _ = control_task.await;
     // The SIP thread ends when its transports and core have stopped and the
     // write-behind queue is flushed; wait for it off the async workers.
     match tokio::task::spawn_blocking(move || sip_thread.join()).await {
@@ -138,6 +158,8 @@ struct SipPlane {
     server_key: [u8; 32],
     persist: Persist,
     policies: Arc<Policies>,
+    events: EventBus,
+    control: mpsc::Receiver<core::Control>,
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
 }
@@ -189,10 +211,17 @@ impl SipPlane {
                 Outbound::new(udp.clone()),
                 self.persist,
                 calls,
+                self.events,
                 udp_addr.port(),
                 tcp_addr.port(),
             );
-            let core_task = core::spawn(core, inbound_rx, media_rx, shutdown.clone());
+            let inputs = CoreInputs {
+                inbound: inbound_rx,
+                media: media_rx,
+                control: self.control,
+                shutdown: shutdown.clone(),
+            };
+            let core_task = core::spawn(core, inputs);
             let udp_task = tokio::spawn(transport::run_udp(
                 udp,
                 limits,
@@ -244,23 +273,43 @@ async fn load_policies(store: &Store, config: &Config) -> anyhow::Result<Arc<Pol
         warn!(%error, dir = %cache.display(), "no policy artifact cache");
     }
     let engine = Arc::new(PolicyEngine::new(config.policy.limits(), Some(cache))?);
-    let policies = Arc::new(Policies::new(engine.clone()));
-    for module in store.policies().all_active().await? {
+    let policies = Arc::new(Policies::new(engine));
+    sync_policies(store, &policies).await?;
+    Ok(policies)
+}
+
+/// Brings the running policies in line with the store: activates each
+/// tenant's active version if another (or none) runs, and returns tenants
+/// without one to the built-in policy.
+pub async fn sync_policies(store: &Store, policies: &Policies) -> anyhow::Result<()> {
+    let active = store.policies().all_active().await?;
+    for module in &active {
         let info = &module.info;
-        match engine.compile(&module.wasm) {
+        let running = policies.active(&info.tenant).map(|a| a.version);
+        if running == Some(info.version) {
+            continue;
+        }
+        match policies.engine().compile(&module.wasm) {
             Ok(compiled) => {
-                info!(tenant = %info.tenant, version = info.version, "routing policy active");
+                info!(tenant = %info.tenant, version = info.version, "routing policy activated");
                 policies.activate(&info.tenant, info.version, compiled);
             }
             Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
                 "stored policy does not compile; the built-in policy decides"),
         }
     }
-    Ok(policies)
+    for tenant in store.tenants().list().await? {
+        let stored = active.iter().any(|m| m.info.tenant == tenant.code);
+        if !stored && policies.active(&tenant.code).is_some() {
+            info!(tenant = %tenant.code, "the built-in policy decides again");
+            policies.deactivate(&tenant.code);
+        }
+    }
+    Ok(())
 }
 
 /// Reads every tenant, extension and group into the in-memory directory.
-async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
+pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
     let mut tenants = Vec::new();
     for (t, extensions) in store.extensions().all().await? {
         let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
@@ -357,7 +406,9 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
                 },
             )
             .await?;
-        print_registration_hint(code, domain, &number, Some(&password));
+        let mut hint = String::new();
+        print_registration_hint(code, domain, &number, Some(&password), &mut hint)?;
+        print!("{hint}");
     }
     Ok(())
 }

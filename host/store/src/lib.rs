@@ -25,6 +25,7 @@
 //! - `settings`: [`CallSettings`] of an extension (forwarding, DND,
 //!   find-me/follow-me, caller ID, allowed destinations).
 //! - `groups`: [`Groups`], ring groups and virtual extensions.
+//! - `calls`: [`CallRecords`], call detail records.
 //! - `bindings`: [`Bindings`], the registrar's write-behind copy.
 //! - `events`: [`RegistrationEvents`], registration history.
 //! - `policies`: [`PolicyModules`], tenants' routing policy modules and the
@@ -40,6 +41,7 @@
 //! per REGISTER. A remote database's durability is the server's setting.
 
 mod bindings;
+mod calls;
 mod config;
 mod db;
 mod error;
@@ -62,6 +64,7 @@ use surrealdb::opt::auth::Root;
 use tracing::info;
 
 pub use bindings::{BindingChange, Bindings, StoredBinding, Transport};
+pub use calls::{CallRecord, CallRecords, MAX_LISTED_CALLS};
 pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
@@ -196,6 +199,11 @@ impl Store {
     /// The binding repository.
     pub fn bindings(&self) -> Bindings<'_> {
         Bindings { db: &self.inner.db }
+    }
+
+    /// The call detail record repository.
+    pub fn calls(&self) -> CallRecords<'_> {
+        CallRecords { db: &self.inner.db }
     }
 
     /// The ring group and virtual extension repository.

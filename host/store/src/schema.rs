@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "extension call settings, ring groups and virtual extensions",
         surql: V3_CALL_ROUTING,
+    },
+    Migration {
+        version: 4,
+        name: "call detail records",
+        surql: V4_CALL_RECORDS,
     },
 ];
 
@@ -211,6 +216,25 @@ DEFINE INDEX ring_group_tenant ON ring_group FIELDS tenant;
 DEFINE FIELD OVERWRITE extension ON dial_name TYPE option<record<extension>>;
 DEFINE FIELD group ON dial_name TYPE option<record<ring_group>>;
 DEFINE INDEX dial_name_group ON dial_name FIELDS group;
+"#;
+
+const V4_CALL_RECORDS: &str = r#"
+DEFINE TABLE call_record SCHEMAFULL;
+DEFINE FIELD tenant ON call_record TYPE record<tenant>;
+DEFINE FIELD call_id ON call_record TYPE string;
+DEFINE FIELD caller ON call_record TYPE string;
+DEFINE FIELD dialled ON call_record TYPE string;
+DEFINE FIELD answered_by ON call_record TYPE option<string>;
+DEFINE FIELD started_at ON call_record TYPE datetime;
+DEFINE FIELD answered_at ON call_record TYPE option<datetime>;
+DEFINE FIELD ended_at ON call_record TYPE datetime;
+DEFINE FIELD duration_secs ON call_record TYPE int;
+DEFINE FIELD outcome ON call_record TYPE string;
+DEFINE FIELD cause ON call_record TYPE string;
+DEFINE FIELD policy ON call_record TYPE string;
+-- Unix nanoseconds of the end, for ordering (see registration_event.at_ns).
+DEFINE FIELD ended_ns ON call_record TYPE int VALUE time::nano(ended_at);
+DEFINE INDEX call_record_tenant_ended ON call_record FIELDS tenant, ended_ns;
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

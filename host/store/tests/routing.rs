@@ -1,12 +1,13 @@
-//! Extension call settings, ring groups and virtual extensions against a
-//! real embedded SurrealDB.
+//! Extension call settings, ring groups, virtual extensions and call
+//! records against a real embedded SurrealDB.
 
 use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
 use edgepbx_store::{
-    AllowedDestinations, CallSettings, DbSpec, FollowMe, FollowMeDestination, ForwardTarget, Group,
-    GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store, StoreConfig,
-    StoreError,
+    AllowedDestinations, CallRecord, CallSettings, DbSpec, FollowMe, FollowMeDestination,
+    ForwardTarget, Group, GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store,
+    StoreConfig, StoreError,
 };
 
 mod common;
@@ -184,6 +185,57 @@ async fn groups_share_the_dialling_namespace_and_stay_in_their_tenant() -> TestR
     store.groups().remove("ACME", "600").await?;
     groups.add("ACME", group("600", &["102"])).await?;
     assert_eq!(store.groups().all().await?.len(), 2);
+    store.close().await?;
+    Ok(())
+}
+
+fn record(tenant: &str, id: &str, ended_secs: u64) -> CallRecord {
+    let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+    CallRecord {
+        tenant: tenant.into(),
+        id: id.into(),
+        caller: "100".into(),
+        dialled: "101".into(),
+        answered_by: Some("101".into()),
+        started_at: at(ended_secs - 30),
+        answered_at: Some(at(ended_secs - 20)),
+        ended_at: at(ended_secs),
+        duration_secs: 20,
+        outcome: "answered".into(),
+        cause: "caller hung up".into(),
+        policy: "builtin".into(),
+    }
+}
+
+#[tokio::test]
+async fn call_records_are_listed_newest_first_per_tenant() -> TestResult {
+    let dir = TempDir::new("calls");
+    let store = seeded(&dir.0).await?;
+    let calls = store.calls();
+    calls
+        .append(vec![
+            record("ACME", "a1", 1_900_000_000),
+            record("ACME", "a2", 1_900_000_100),
+            record("GLOBEX", "g1", 1_900_000_050),
+        ])
+        .await?;
+    let acme = calls.recent("ACME", 10).await?;
+    assert_eq!(
+        acme.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["a2", "a1"]
+    );
+    assert_eq!(acme[1], record("ACME", "a1", 1_900_000_000));
+    assert_eq!(calls.recent("GLOBEX", 10).await?.len(), 1);
+    assert_eq!(calls.recent("ACME", 1).await?.len(), 1);
+
+    // One bad record and nothing of the batch is written.
+    let mut bad = record("ACME", "a3", 1_900_000_200);
+    bad.cause = "x".repeat(500);
+    let refused = calls
+        .append(vec![record("ACME", "a4", 1_900_000_300), bad])
+        .await;
+    assert_eq!(field_of(refused.err().ok_or("accepted")?), "cause");
+    assert_eq!(calls.recent("ACME", 10).await?.len(), 2);
     store.close().await?;
     Ok(())
 }

@@ -40,12 +40,14 @@ use tracing::{debug, info, warn};
 use super::SipCore;
 use crate::config::{CallsConfig, MediaConfig};
 use crate::directory::Tenant;
+use crate::events::{Event, LegRole, LegState};
 use crate::lines::{Lines, PolicyDirectory, device_id};
 use crate::media::{MediaEvent, MediaPlane, MediaSession};
 use crate::registrar::Aor;
 use crate::registrar::view::civil_from_days;
 use crate::throttle::FailureReply;
 use crate::transport::Peer;
+use edgepbx_store::CallRecord;
 
 /// The Reason of CANCELs sent to the branches that lost (RFC 3326).
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
@@ -146,10 +148,31 @@ struct Parties {
     callee: Option<Aor>,
 }
 
+/// A call in progress, as `edgepbx calls` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActiveCall {
+    /// The call's id (as in its record and events).
+    pub id: String,
+    /// The calling extension.
+    pub caller: String,
+    /// The number being routed.
+    pub dialled: String,
+    /// `ringing` or `answered`.
+    pub state: &'static str,
+    /// The extension that answered.
+    pub answered_by: Option<String>,
+    /// Seconds since it started.
+    pub secs: u64,
+    /// Who decided its routing.
+    pub policy: String,
+}
+
 /// A call.
 #[derive(Debug)]
 struct Call {
     id: CallId,
+    /// Unique across restarts: records and events name the call by it.
+    uid: String,
     tenant: Arc<Tenant>,
     caller: policy::Caller,
     /// The number being routed (changes on forward).
@@ -350,6 +373,7 @@ impl SipCore {
         self.calls.lines.adjust(&caller_aor, 0, 1);
         let call = Call {
             id,
+            uid: format!("{:016x}", rand::rng().random::<u64>()),
             tenant: tenant.clone(),
             caller,
             dialled: number,
@@ -392,6 +416,14 @@ impl SipCore {
         let trying = Response::for_request(request, 100, None);
         self.respond(now, key, trying);
         let mut call = call;
+        let caller_number = call.caller.number.clone();
+        self.leg_event(
+            &call,
+            LegRole::Caller,
+            Some(caller_number),
+            LegState::Calling,
+            None,
+        );
         self.next_step(now, &mut call);
         self.put_back(call);
     }
@@ -503,6 +535,13 @@ impl SipCore {
                 self.calls.kv.clone(),
             );
             call.decided_by = describe(&decided.by);
+            if let Some(gone) = decided.deactivated {
+                self.persist.record_policy_deactivation(
+                    &call.tenant.code,
+                    gone.version,
+                    gone.reason,
+                );
+            }
             if let Some(presentation) = decided.decision.presentation {
                 call.presentation = Some(presentation);
             }
@@ -626,6 +665,13 @@ impl SipCore {
                 .insert(key, (call.id, Role::Branch(id)));
             self.calls.arm(now + timeout, call.id, Timer::Branch(id));
             self.calls.lines.adjust(&aor, 1, 0);
+            self.leg_event(
+                call,
+                LegRole::Callee,
+                Some(aor.extension.clone()),
+                LegState::Ringing,
+                None,
+            );
             call.branches.push(Branch {
                 id,
                 invite,
@@ -1012,6 +1058,16 @@ impl SipCore {
         call.answered = Some(SystemTime::now());
         call.silent = [false, false];
         info!(call = call.id, "call answered");
+        let callee = call.parties.callee.as_ref().map(|a| a.extension.clone());
+        self.leg_event(call, LegRole::Callee, callee, LegState::Answered, None);
+        let caller = call.caller.number.clone();
+        self.leg_event(
+            call,
+            LegRole::Caller,
+            Some(caller),
+            LegState::Answered,
+            None,
+        );
         let forward_ack = call.offer.is_none().then_some(1);
         self.send_ok(now, call, server, Side::A, ok, 1, forward_ack);
         let max = Duration::from_secs(self.calls.config.max_duration_secs);
@@ -1080,9 +1136,23 @@ impl SipCore {
         let branch = &mut call.branches[index];
         let was_ringing = !matches!(branch.state, BranchState::Done(_));
         branch.state = BranchState::Done(outcome);
-        let id = branch.id;
-        if was_ringing && let Some(aor) = &branch.aor {
+        let (id, aor) = (branch.id, branch.aor.clone());
+        if was_ringing && let Some(aor) = &aor {
             self.calls.lines.adjust(aor, -1, 0);
+            let cause = if call.b.is_some() {
+                "answered elsewhere"
+            } else if call.server.is_none() {
+                "caller gave up"
+            } else {
+                outcome_name(outcome)
+            };
+            self.leg_event(
+                call,
+                LegRole::Callee,
+                Some(aor.extension.clone()),
+                LegState::Ended,
+                Some(cause),
+            );
         }
         self.calls.disarm(call.id, Timer::Branch(id));
         if call.b.is_some() || call.server.is_none() || call.step.is_none() {
@@ -1505,6 +1575,27 @@ impl SipCore {
             self.calls.media.release(media);
         }
         let answered = call.answered.is_some();
+        let record = self.call_record(call, cause);
+        let cause_text = cause.as_str();
+        let caller = call.caller.number.clone();
+        self.leg_event(
+            call,
+            LegRole::Caller,
+            Some(caller),
+            LegState::Ended,
+            Some(&cause_text),
+        );
+        if answered {
+            let callee = record.answered_by.clone();
+            self.leg_event(
+                call,
+                LegRole::Callee,
+                callee,
+                LegState::Ended,
+                Some(&cause_text),
+            );
+        }
+        self.persist.record_call(record);
         if let Some(aor) = call.parties.caller.take() {
             self.calls.lines.adjust(&aor, 0, -1);
         }
@@ -1527,6 +1618,81 @@ impl SipCore {
             cause = %cause.as_str(), policy = %call.decided_by, "call ended");
         call.answered = None;
         call.decisions = usize::MAX;
+    }
+
+    /// The record of a call that ends now with `cause`.
+    fn call_record(&self, call: &Call, cause: EndCause) -> CallRecord {
+        let ended_at = SystemTime::now();
+        let outcome = match cause {
+            _ if call.answered.is_some() => "answered",
+            EndCause::CallerCancelled => "cancelled",
+            EndCause::Rejected(486 | 600) => "busy",
+            EndCause::Rejected(408 | 480) => "no-answer",
+            EndCause::Rejected(_) => "rejected",
+            _ => "failed",
+        };
+        CallRecord {
+            tenant: call.tenant.code.clone(),
+            id: call.uid.clone(),
+            caller: call.caller.number.clone(),
+            dialled: call.dialled.clone(),
+            answered_by: call.parties.callee.as_ref().map(|a| a.extension.clone()),
+            started_at: call.started,
+            answered_at: call.answered,
+            ended_at,
+            duration_secs: call
+                .answered
+                .and_then(|a| ended_at.duration_since(a).ok())
+                .map_or(0, |d| d.as_secs()),
+            outcome: outcome.to_owned(),
+            cause: cause.as_str(),
+            policy: call.decided_by.clone(),
+        }
+    }
+
+    /// Publishes a leg's new state on the event bus.
+    fn leg_event(
+        &self,
+        call: &Call,
+        role: LegRole,
+        extension: Option<String>,
+        state: LegState,
+        cause: Option<&str>,
+    ) {
+        self.events.publish(Event::Leg {
+            tenant: call.tenant.code.clone(),
+            call: call.uid.clone(),
+            role,
+            extension,
+            state,
+            cause: cause.map(str::to_owned),
+        });
+    }
+
+    /// The calls in progress of `tenant`.
+    pub(super) fn active_calls(&self, tenant: &str) -> Vec<ActiveCall> {
+        let now = SystemTime::now();
+        let mut list: Vec<ActiveCall> = self
+            .calls
+            .calls
+            .values()
+            .filter(|c| c.tenant.code == tenant)
+            .map(|c| ActiveCall {
+                id: c.uid.clone(),
+                caller: c.caller.number.clone(),
+                dialled: c.dialled.clone(),
+                state: if c.answered.is_some() {
+                    "answered"
+                } else {
+                    "ringing"
+                },
+                answered_by: c.parties.callee.as_ref().map(|a| a.extension.clone()),
+                secs: now.duration_since(c.started).map_or(0, |d| d.as_secs()),
+                policy: c.decided_by.clone(),
+            })
+            .collect();
+        list.sort_by_key(|c| std::cmp::Reverse(c.secs));
+        list
     }
 
     /// Returns a call to the table, unless it has ended and nothing of it
@@ -1670,6 +1836,18 @@ fn local_time(at: SystemTime) -> policy::LocalTime {
         hour: u8::try_from(secs % 86_400 / 3_600).unwrap_or(0),
         minute: u8::try_from(secs % 3_600 / 60).unwrap_or(0),
         time_zone: "UTC".into(),
+    }
+}
+
+/// An outcome as events name it.
+fn outcome_name(outcome: policy::Outcome) -> &'static str {
+    match outcome {
+        policy::Outcome::Answered => "answered",
+        policy::Outcome::Busy => "busy",
+        policy::Outcome::NoAnswer => "no answer",
+        policy::Outcome::Offline => "offline",
+        policy::Outcome::Declined => "declined",
+        policy::Outcome::Failed => "failed",
     }
 }
 

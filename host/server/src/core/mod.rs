@@ -23,15 +23,16 @@ use edgepbx_sip::transaction::{
 use edgepbx_sip::uas::{UasPolicy, inspect};
 use edgepbx_sip::{Message, Method, Request, Response};
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 mod calls;
 
-pub use calls::CallEngine;
+pub use calls::{ActiveCall, CallEngine};
 
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::events::{Event, EventBus};
 use crate::media::MediaEvent;
 use crate::persist::Persist;
 use crate::registrar::{Aor, Change, Entropy, Location, Registrar, RemovalReason};
@@ -59,6 +60,33 @@ struct Ping {
     contact: String,
 }
 
+/// What the rest of the server asks of the SIP core.
+#[derive(Debug)]
+pub enum Control {
+    /// Configuration changed in the store: use this directory for new
+    /// requests (calls under way keep the tenant they started with).
+    Directory(Arc<Directory>),
+    /// The calls in progress of a tenant.
+    Calls {
+        /// Tenant code.
+        tenant: String,
+        /// Where to send them.
+        reply: oneshot::Sender<Vec<ActiveCall>>,
+    },
+}
+
+/// The channels the SIP core listens on besides the transports.
+pub struct CoreInputs {
+    /// Messages from the transports.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// Relay events of calls' media.
+    pub media: mpsc::UnboundedReceiver<MediaEvent>,
+    /// Requests of the control socket.
+    pub control: mpsc::Receiver<Control>,
+    /// Becomes true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
 /// Messages handled in a row before timers and housekeeping get a look.
 const INBOUND_BATCH: usize = 64;
 
@@ -74,6 +102,7 @@ pub struct SipCore {
     persist: Persist,
     uas: UasPolicy,
     calls: CallEngine,
+    events: EventBus,
     /// Keepalive OPTIONS transactions and the binding each one checks.
     pings: HashMap<ClientKey, Ping>,
     /// When each binding was last pinged (or registered).
@@ -96,6 +125,7 @@ impl SipCore {
         outbound: Outbound,
         persist: Persist,
         calls: CallEngine,
+        events: EventBus,
         udp_port: u16,
         tcp_port: u16,
     ) -> Self {
@@ -124,6 +154,7 @@ impl SipCore {
             outbound,
             persist,
             calls,
+            events,
             pings: HashMap::new(),
             last_ping: HashMap::new(),
             local_ips: HashMap::new(),
@@ -136,12 +167,13 @@ impl SipCore {
     ///
     /// Timers are checked between batches of at most [`INBOUND_BATCH`]
     /// messages, so a flood cannot starve retransmissions.
-    pub async fn run(
-        mut self,
-        mut inbound: mpsc::Receiver<Inbound>,
-        mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    pub async fn run(mut self, inputs: CoreInputs) {
+        let CoreInputs {
+            mut inbound,
+            media: mut media_events,
+            mut control,
+            mut shutdown,
+        } = inputs;
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -171,6 +203,7 @@ impl SipCore {
                     self.call_timers(now);
                 }
                 Some(event) = media_events.recv() => self.media_event(Instant::now(), event),
+                Some(request) = control.recv() => self.control(request),
                 _ = housekeeping.tick() => self.housekeeping(Instant::now(), SystemTime::now()),
                 _ = shutdown.changed() => break,
             }
@@ -182,6 +215,21 @@ impl SipCore {
             "sip core stopped"
         );
         self.persist.close().await;
+    }
+
+    fn control(&mut self, request: Control) {
+        match request {
+            Control::Directory(directory) => {
+                info!(
+                    tenants = directory.tenants().count(),
+                    "configuration reloaded"
+                );
+                self.directory = directory;
+            }
+            Control::Calls { tenant, reply } => {
+                let _ = reply.send(self.active_calls(&tenant));
+            }
+        }
     }
 
     fn handle_inbound(&mut self, now: Instant, item: Inbound) {
@@ -334,6 +382,13 @@ impl SipCore {
                         self.calls
                             .lines()
                             .set_devices(aor, self.location.bindings(aor));
+                        self.events.publish(Event::Device {
+                            tenant: aor.tenant.clone(),
+                            extension: aor.extension.clone(),
+                            contact: b.contact.clone(),
+                            online: true,
+                            reason: None,
+                        });
                         info!(tenant = %aor.tenant, extension = %aor.extension,
                             source = %b.source.addr(), "binding online");
                     }
@@ -343,6 +398,13 @@ impl SipCore {
                     self.calls
                         .lines()
                         .set_devices(aor, self.location.bindings(aor));
+                    self.events.publish(Event::Device {
+                        tenant: aor.tenant.clone(),
+                        extension: aor.extension.clone(),
+                        contact: b.contact.clone(),
+                        online: false,
+                        reason: Some(reason.as_str().to_owned()),
+                    });
                     info!(tenant = %aor.tenant, extension = %aor.extension,
                         reason = reason.as_str(), "binding offline");
                 }
@@ -554,14 +616,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Wraps a future in the span of the SIP core.
-pub fn spawn(
-    core: SipCore,
-    inbound: mpsc::Receiver<Inbound>,
-    media_events: mpsc::UnboundedReceiver<MediaEvent>,
-    shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(
-        core.run(inbound, media_events, shutdown)
-            .instrument(info_span!("sip")),
-    )
+pub fn spawn(core: SipCore, inputs: CoreInputs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(core.run(inputs).instrument(info_span!("sip")))
 }

@@ -1,0 +1,271 @@
+//! The control socket: how administration commands reach a running server.
+//!
+//! `edgepbx serve` listens on a Unix socket in its data directory (only its
+//! user may connect). An administration command (`edgepbx ext set ...`)
+//! first tries that socket: when a server answers, the server runs the
+//! command on its own store and applies the change at once (new
+//! configuration for the SIP core, policy activations); otherwise the
+//! command opens the store itself. The embedded database admits one process
+//! at a time, so this is also the only way to administer a running server.
+//!
+//! Protocol: the client sends one JSON line `{"args": [...]}` (the command
+//! line without the program name); the server answers JSON lines: one
+//! `{"ok": bool, "output": "..."}` for a command, or a stream of events for
+//! `edgepbx events` until the client hangs up.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use edgepbx_policy::Policies;
+use edgepbx_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::admin;
+use crate::cli::{CallsArgs, Cli, Command, EventsArgs};
+use crate::core::Control;
+use crate::events::EventBus;
+
+/// The socket's file name in the data directory.
+pub const SOCKET_NAME: &str = "edgepbx.ctl";
+
+/// Longest request line accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    args: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    /// What the command printed.
+    output: String,
+    /// Why it failed, if it did.
+    error: Option<String>,
+}
+
+/// What the control socket works with.
+#[derive(Clone)]
+pub struct ControlContext {
+    /// The server's store.
+    pub store: Store,
+    /// The SIP core.
+    pub core: mpsc::Sender<Control>,
+    /// Routing policies, for activations.
+    pub policies: Arc<Policies>,
+    /// The event bus, for `edgepbx events`.
+    pub events: EventBus,
+}
+
+/// Listens on `<data>/edgepbx.ctl` until `shutdown`.
+pub async fn serve(
+    data: &Path,
+    context: ControlContext,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let path = data.join(SOCKET_NAME);
+    // A socket file left by a server that died; the data directory lock
+    // already proved that no other server runs here.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    restrict(&path)?;
+    info!(path = %path.display(), "control socket listening");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let context = context.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = session(stream, context).await {
+                            debug!(%error, "control session ended");
+                        }
+                    });
+                }
+                Err(error) => warn!(%error, "control socket accept failed"),
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+/// Only the server's user may connect.
+fn restrict(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))
+}
+
+async fn session(stream: UnixStream, context: ControlContext) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let request: Request = serde_json::from_str(&line).context("malformed control request")?;
+    let argv = std::iter::once("edgepbx".to_owned()).chain(request.args);
+    let command = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli.command,
+        Err(error) => return reply(&mut write, String::new(), Some(error.to_string())).await,
+    };
+    match command {
+        Command::Events(args) => stream_events(&mut write, &context.events, args).await,
+        command => match run(command, &context).await {
+            Ok(output) => reply(&mut write, output, None).await,
+            Err((output, error)) => reply(&mut write, output, Some(format!("{error:#}"))).await,
+        },
+    }
+}
+
+async fn reply(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    output: String,
+    error: Option<String>,
+) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string(&Reply { output, error })?;
+    text.push('\n');
+    write.write_all(text.as_bytes()).await?;
+    Ok(())
+}
+
+/// Runs one command in the server; the output so far comes with an error.
+async fn run(
+    command: Command,
+    context: &ControlContext,
+) -> Result<String, (String, anyhow::Error)> {
+    let mut out = String::new();
+    let result = match command {
+        Command::Serve(_) => Err(anyhow::anyhow!("edgepbx is already running here")),
+        Command::Calls(CallsArgs {
+            tenant,
+            recent: None,
+            json,
+        }) => active_calls(context, &tenant, json, &mut out).await,
+        command => {
+            let changes = admin::changes_configuration(&command);
+            let result = admin::execute_on(&context.store, command, &mut out).await;
+            if result.is_ok() && changes {
+                reload(context).await
+            } else {
+                result
+            }
+        }
+    };
+    match result {
+        Ok(()) => Ok(out),
+        Err(error) => Err((out, error)),
+    }
+}
+
+/// Reads the configuration again and hands it to the SIP core; brings the
+/// active policies in line with the store.
+async fn reload(context: &ControlContext) -> anyhow::Result<()> {
+    let directory = crate::serve::load_directory(&context.store).await?;
+    context
+        .core
+        .send(Control::Directory(Arc::new(directory)))
+        .await
+        .context("the SIP core has stopped")?;
+    crate::serve::sync_policies(&context.store, &context.policies).await
+}
+
+async fn active_calls(
+    context: &ControlContext,
+    tenant: &str,
+    json: bool,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let tenant = admin::find_tenant(&context.store, tenant).await?;
+    let (reply, answer) = oneshot::channel();
+    context
+        .core
+        .send(Control::Calls {
+            tenant: tenant.code.clone(),
+            reply,
+        })
+        .await
+        .context("the SIP core has stopped")?;
+    let calls = answer.await.context("the SIP core has stopped")?;
+    admin::print_active_calls(&calls, json, out)
+}
+
+async fn stream_events(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    bus: &EventBus,
+    args: EventsArgs,
+) -> anyhow::Result<()> {
+    let mut events = bus.subscribe();
+    let tenant = args.tenant.map(|t| t.to_ascii_uppercase());
+    reply(write, String::new(), None).await?;
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                warn!(lost, "an events subscriber fell behind");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        if tenant.as_deref().is_some_and(|t| t != event.event.tenant()) {
+            continue;
+        }
+        let mut line = serde_json::to_string(&*event)?;
+        line.push('\n');
+        // The client hung up: the subscription ends.
+        write.write_all(line.as_bytes()).await?;
+    }
+}
+
+/// Sends the command to a server running on `data`, if one answers.
+/// Returns `None` when none does (no socket, or nobody listening).
+pub async fn forward(data: &Path, args: Vec<String>) -> anyhow::Result<Option<()>> {
+    let path: PathBuf = data.join(SOCKET_NAME);
+    let Ok(stream) = UnixStream::connect(&path).await else {
+        return Ok(None);
+    };
+    let (read, mut write) = stream.into_split();
+    let mut request = serde_json::to_string(&Request {
+        args: absolute_paths(args),
+    })?;
+    request.push('\n');
+    write.write_all(request.as_bytes()).await?;
+    let mut lines = BufReader::new(read).lines();
+    let first = lines
+        .next_line()
+        .await?
+        .context("the server closed the control connection")?;
+    let reply: Reply = serde_json::from_str(&first).context("malformed control reply")?;
+    print!("{}", reply.output);
+    if let Some(error) = reply.error {
+        bail!("{error}");
+    }
+    // `edgepbx events`: the rest is the stream.
+    while let Some(line) = lines.next_line().await? {
+        println!("{line}");
+    }
+    Ok(Some(()))
+}
+
+/// The server has another working directory: relative paths of files the
+/// command names (a policy module) become absolute.
+fn absolute_paths(args: Vec<String>) -> Vec<String> {
+    args.into_iter()
+        .map(|arg| {
+            let path = Path::new(&arg);
+            if path.is_relative() && path.is_file() {
+                std::path::absolute(path)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or(arg)
+            } else {
+                arg
+            }
+        })
+        .collect()
+}

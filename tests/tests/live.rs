@@ -1,0 +1,175 @@
+//! Administration of a running server: configuration and routing policies
+//! change without a restart (the commands reach the server through its
+//! control socket), calls in progress and call records are listed, and the
+//! event bus reports every leg.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
+use edgepbx_e2e::phones::{
+    Behaviour, CALL_CONFIG, Device, caller, final_status, received_requests, wait_for_bindings,
+};
+use edgepbx_e2e::policies::example_module;
+use edgepbx_e2e::wait_for;
+use serde_json::Value;
+
+/// Alice calls `number` and talks for `talk_ms`; the call must connect.
+fn call(
+    deployment: &Deployment,
+    pbx: &RunningPbx,
+    alice: &Extension,
+    number: &str,
+    talk_ms: u64,
+    label: &str,
+) {
+    caller("call", pbx, alice, number)
+        .arg("-d")
+        .arg(&talk_ms.to_string())
+        .run(deployment.work().path(), label)
+        .assert_all_succeeded(1);
+}
+
+#[test]
+fn configuration_and_policies_change_while_the_server_runs() {
+    let deployment = Deployment::with_config("live", CALL_CONFIG);
+    let exts = deployment.acme_with([100, 101, 102, 103, 104]);
+    let sales = example_module("edgepbx_policy_example_sales_round_robin");
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let hold = Duration::from_secs(40);
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Answer, hold);
+    let carol = Device::start(dir, &pbx, &exts[2], "carol", Behaviour::Answer, hold);
+    wait_for_bindings(&pbx, &exts[1], 1);
+    wait_for_bindings(&pbx, &exts[2], 1);
+
+    // Follow the event bus.
+    let mut follower = deployment.admin_child(&["events", "--tenant", "ACME"]);
+    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let stdout = follower.stdout.take().expect("piped stdout");
+    let sink = events.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str(&line) {
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+            }
+        }
+    });
+
+    // With the built-in policy, 600 is nobody.
+    let before = caller("call_refused", &pbx, &exts[0], "600").run(dir, "600-builtin");
+    before.assert_all_succeeded(1);
+    assert_eq!(final_status(&before), Some(404), "{}", before.report());
+
+    // The sales round-robin policy, uploaded and activated on the running
+    // server, takes the next call to 600: the one available salesperson
+    // (101) rings with "Sales: " before the caller's name.
+    let out = deployment.admin(&[
+        "policy",
+        "upload",
+        "ACME",
+        &sales.to_string_lossy(),
+        "--activate",
+    ]);
+    assert!(out.contains("version 1 is now active"), "{out}");
+    call(&deployment, &pbx, &exts[0], "600", 1000, "600-sales");
+
+    // A forwarding rule set now applies to the next call, which is listed
+    // while it lasts.
+    deployment.admin(&[
+        "ext",
+        "set",
+        "ACME",
+        "101",
+        "--forward-unconditional",
+        "102",
+    ]);
+    let during = std::thread::scope(|scope| {
+        let talk = scope.spawn(|| call(&deployment, &pbx, &exts[0], "101", 4000, "101-forwarded"));
+        let listed = wait_for(Duration::from_secs(10), || {
+            let out = deployment.admin(&["calls", "ACME", "--json"]);
+            let calls: Value = serde_json::from_str(&out).ok()?;
+            let first = calls.as_array()?.first()?.clone();
+            (first["state"] == "answered").then_some(first)
+        });
+        talk.join().expect("the caller thread");
+        listed
+    });
+    let during = during.expect("the call was never listed as answered");
+    assert_eq!(during["dialled"], "102", "{during}");
+    assert_eq!(during["answered_by"], "102", "{during}");
+
+    // Back to the built-in policy: 600 is nobody again.
+    deployment.admin(&["policy", "deactivate", "ACME"]);
+    let after = caller("call_refused", &pbx, &exts[0], "600").run(dir, "600-again");
+    assert_eq!(final_status(&after), Some(404), "{}", after.report());
+
+    let (bob, carol) = (bob.finish(), carol.finish());
+    let invites = received_requests(&bob, "INVITE");
+    assert_eq!(invites.len(), 1, "{}", bob.report());
+    let from = invites[0].header("From").unwrap_or_default();
+    assert!(from.contains("\"Sales: Test 100\""), "{from}");
+    assert_eq!(
+        received_requests(&carol, "INVITE").len(),
+        1,
+        "{}",
+        carol.report()
+    );
+
+    // The records, newest first, name the policy that routed each call.
+    let records: Value =
+        serde_json::from_str(&deployment.admin(&["calls", "ACME", "--recent", "10", "--json"]))
+            .expect("JSON records");
+    let summary: Vec<(String, String, String)> = records
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| {
+            (
+                r["dialled"].as_str().unwrap_or_default().to_owned(),
+                r["outcome"].as_str().unwrap_or_default().to_owned(),
+                r["policy"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("600", "rejected", "builtin"),
+        // The sales policy was still active: it passed this call to the
+        // built-in rules it embeds.
+        ("102", "answered", "v1"),
+        ("600", "answered", "v1"),
+        ("600", "rejected", "builtin"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+        .collect();
+    assert_eq!(summary, expected);
+
+    // The event bus told the story of the sales call: the caller calling,
+    // 101 ringing, both answered, both ended.
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let events = events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let legs: Vec<(String, String, String)> = events
+        .iter()
+        .filter(|e| e["type"] == "leg" && e["extension"] == "101")
+        .map(|e| {
+            (
+                e["role"].as_str().unwrap_or_default().to_owned(),
+                e["state"].as_str().unwrap_or_default().to_owned(),
+                e["cause"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            ("callee".into(), "ringing".into(), String::new()),
+            ("callee".into(), "answered".into(), String::new()),
+            ("callee".into(), "ended".into(), "caller hung up".into()),
+        ],
+        "{events:#?}"
+    );
+}
