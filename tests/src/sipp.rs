@@ -24,6 +24,8 @@ pub struct Sipp {
     args: Vec<String>,
     calls: u32,
     timeout: Duration,
+    port: Option<u16>,
+    ip: &'static str,
 }
 
 impl Sipp {
@@ -36,7 +38,23 @@ impl Sipp {
             args: Vec::new(),
             calls: 1,
             timeout: Duration::from_secs(60),
+            port: None,
+            ip: "127.0.0.1",
         }
+    }
+
+    /// Sends from this loopback address instead of 127.0.0.1 (a carrier is
+    /// known to edgepbx by its address).
+    pub fn local_ip(mut self, ip: &'static str) -> Sipp {
+        self.ip = ip;
+        self
+    }
+
+    /// Listens on this local port (for a SIPp server other parties must
+    /// know in advance) instead of a fresh one.
+    pub fn local_port(mut self, port: u16) -> Sipp {
+        self.port = Some(port);
+        self
     }
 
     /// Sets a `[name]` keyword of the scenario (`-key name value`).
@@ -125,8 +143,8 @@ impl Sipp {
             .arg(self.target.to_string())
             .arg("-sf")
             .arg(&scenario)
-            .args(["-i", "127.0.0.1", "-p"])
-            .arg(free_port(self.tcp).to_string())
+            .args(["-i", self.ip, "-p"])
+            .arg(self.port.unwrap_or_else(|| free_port(self.tcp)).to_string())
             .args(["-t", if self.tcp { "t1" } else { "u1" }])
             .args(["-m", &self.calls.to_string()])
             .args(["-nostdin", "-trace_msg", "-message_file"])
@@ -179,7 +197,7 @@ impl Sipp {
 
 /// A port that was free a moment ago. SIPp's own default is 5060, which
 /// another server on the machine may hold.
-fn free_port(tcp: bool) -> u16 {
+pub fn free_port(tcp: bool) -> u16 {
     let port = if tcp {
         TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr())
     } else {

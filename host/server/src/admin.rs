@@ -10,16 +10,16 @@ use std::fmt::Write as _;
 use anyhow::{Context, bail};
 use edgepbx_sip::auth::Credentials;
 use edgepbx_store::{
-    AllowedDestinations, CallSettings, CredentialEntry, FollowMe, FollowMeDestination,
+    AllowedDestinations, CallSettings, CredentialEntry, Did, FollowMe, FollowMeDestination,
     ForwardTarget, Group, GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store,
-    StoreConfig,
+    StoreConfig, Trunk,
 };
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use crate::cli::{
     CallsArgs, Command, ExtCommand, ExtSettingsArgs, GroupCommand, PolicyCommand, StorageArgs,
-    TenantCommand,
+    TenantCommand, TrunkCommand,
 };
 use crate::config::Config;
 
@@ -100,6 +100,7 @@ pub async fn execute_on(store: &Store, command: Command, out: &mut String) -> an
         Command::Tenant(cmd) => tenant_command(store, cmd, out).await,
         Command::Ext(cmd) => ext_command(store, cmd, out).await,
         Command::Group(cmd) => group_command(store, cmd, out).await,
+        Command::Trunk(cmd) => trunk_command(store, cmd, out).await,
         Command::Policy(cmd) => crate::policy::store_command(store, cmd, out).await,
         Command::Calls(args) => calls_command(store, args, out).await,
         Command::Serve(_) | Command::Events(_) => bail!("not an administration command"),
@@ -113,6 +114,7 @@ pub fn changes_configuration(command: &Command) -> bool {
         Command::Tenant(TenantCommand::List { .. })
             | Command::Ext(ExtCommand::List { .. })
             | Command::Group(GroupCommand::List { .. })
+            | Command::Trunk(TrunkCommand::List { .. })
             | Command::Policy(PolicyCommand::List { .. })
             | Command::Calls(_)
     )
@@ -440,6 +442,97 @@ async fn group_command(store: &Store, cmd: GroupCommand, out: &mut String) -> an
             let t = find_tenant(store, &tenant).await?;
             store.groups().remove(&t.code, &number).await?;
             writeln!(out, "group {number} removed from {}", t.code)?;
+        }
+    }
+    Ok(())
+}
+
+async fn trunk_command(store: &Store, cmd: TrunkCommand, out: &mut String) -> anyhow::Result<()> {
+    match cmd {
+        TrunkCommand::Add {
+            tenant,
+            name,
+            host,
+            username,
+            password,
+            register,
+            caller_id,
+            dids,
+        } => {
+            let t = find_tenant(store, &tenant).await?;
+            let dids = dids
+                .iter()
+                .map(|d| {
+                    let (number, destination) = d
+                        .split_once('=')
+                        .with_context(|| format!("--did {d:?}: expected DID=NUMBER"))?;
+                    Ok(Did {
+                        number: number.trim().to_owned(),
+                        destination: destination.trim().to_owned(),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let trunk = Trunk {
+                tenant: t.code.clone(),
+                name: name.clone(),
+                host,
+                username,
+                password,
+                register,
+                caller_id,
+                dids,
+            };
+            store.trunks().put(&t.code, trunk).await?;
+            writeln!(out, "trunk {name} of {} saved", t.code)?;
+        }
+        TrunkCommand::List { tenant, json } => {
+            let t = find_tenant(store, &tenant).await?;
+            let trunks = store.trunks().list(&t.code).await?;
+            if json {
+                let rows: Vec<_> = trunks
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "name": k.name,
+                            "host": k.host,
+                            "username": k.username,
+                            "register": k.register,
+                            "caller_id": k.caller_id,
+                            "dids": k.dids.iter().map(|d| serde_json::json!({
+                                "number": d.number,
+                                "destination": d.destination,
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<16} {:<28} {:<9} {:<16} DIDS",
+                    "NAME", "HOST", "REGISTER", "CALLER ID"
+                )?;
+                for k in &trunks {
+                    writeln!(
+                        out,
+                        "{:<16} {:<28} {:<9} {:<16} {}",
+                        k.name,
+                        k.host,
+                        if k.register { "yes" } else { "no" },
+                        k.caller_id.as_deref().unwrap_or("-"),
+                        k.dids
+                            .iter()
+                            .map(|d| format!("{}={}", d.number, d.destination))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )?;
+                }
+            }
+        }
+        TrunkCommand::Rm { tenant, name } => {
+            let t = find_tenant(store, &tenant).await?;
+            store.trunks().remove(&t.code, &name).await?;
+            writeln!(out, "trunk {name} removed from {}", t.code)?;
         }
     }
     Ok(())

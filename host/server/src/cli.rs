@@ -44,6 +44,9 @@ pub enum Command {
     /// Manage ring groups and virtual extensions.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Manage SIP trunks to carriers.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
     /// Check, try and manage tenants' routing policies (WebAssembly).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -204,6 +207,52 @@ pub struct ExtSettingsArgs {
     /// `0X.,+33X.` (X any digit, Z 1-9, N 2-9, final `.` one or more).
     #[arg(long)]
     pub allowed_destinations: Option<String>,
+}
+
+/// `edgepbx trunk ...`
+#[derive(Debug, Subcommand)]
+pub enum TrunkCommand {
+    /// Add a trunk, or replace the tenant's trunk of that name.
+    Add {
+        /// Tenant code.
+        tenant: String,
+        /// Its name (a-z, 0-9, '-').
+        name: String,
+        /// The carrier: host or host:port.
+        #[arg(long)]
+        host: String,
+        /// Digest username at the carrier.
+        #[arg(long)]
+        username: Option<String>,
+        /// Digest password at the carrier.
+        #[arg(long, env = "EDGEPBX_TRUNK_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Register with the carrier (else it is authenticated by address).
+        #[arg(long)]
+        register: bool,
+        /// The tenant's number shown on outbound calls.
+        #[arg(long)]
+        caller_id: Option<String>,
+        /// An inbound number and the tenant number it rings, as DID=NUMBER;
+        /// repeat for each.
+        #[arg(long = "did")]
+        dids: Vec<String>,
+    },
+    /// List a tenant's trunks (passwords are never shown).
+    List {
+        /// Tenant code.
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a trunk.
+    Rm {
+        /// Tenant code.
+        tenant: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 /// `edgepbx group ...`

@@ -3,10 +3,11 @@
 //! REGISTER waits on the database.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use edgepbx_sip::auth::Credentials;
-use edgepbx_store::{CallSettings, Group};
+use edgepbx_store::{CallSettings, Group, Trunk};
 
 /// One extension as signalling sees it.
 #[derive(Debug, Clone)]
@@ -19,6 +20,40 @@ pub struct Extension {
     pub aliases: Vec<String>,
     /// How its calls are handled.
     pub settings: CallSettings,
+}
+
+/// A trunk with the carrier's address resolved.
+#[derive(Debug, Clone)]
+pub struct TrunkLink {
+    /// The trunk as configured.
+    pub trunk: Trunk,
+    /// Where the carrier is; `None` when its name did not resolve (the
+    /// trunk is then unusable until the next reload).
+    pub addr: Option<SocketAddr>,
+}
+
+impl TrunkLink {
+    /// The carrier's host name without the port, for URIs.
+    pub fn host_name(&self) -> &str {
+        let host = &self.trunk.host;
+        match host.rsplit_once(':') {
+            Some((name, port))
+                if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') =>
+            {
+                name
+            }
+            _ => host,
+        }
+    }
+
+    /// The tenant number an inbound call to `did` rings.
+    pub fn route(&self, did: &str) -> Option<&str> {
+        self.trunk
+            .dids
+            .iter()
+            .find(|d| d.number == did)
+            .map(|d| d.destination.as_str())
+    }
 }
 
 /// One tenant with everything signalling needs about it.
@@ -34,6 +69,8 @@ pub struct Tenant {
     pub aliases: HashMap<String, String>,
     /// Ring groups and virtual extensions by number.
     pub groups: HashMap<String, Arc<Group>>,
+    /// Trunks to carriers, in name order.
+    pub trunks: Vec<Arc<TrunkLink>>,
     /// Digest username (`100` or `100-ACME`) → (extension number, HA1s).
     pub credentials: HashMap<String, (String, Credentials)>,
 }
@@ -47,6 +84,7 @@ impl Tenant {
             extensions: HashMap::new(),
             aliases: HashMap::new(),
             groups: HashMap::new(),
+            trunks: Vec::new(),
             credentials: HashMap::new(),
         }
     }
@@ -73,6 +111,23 @@ impl Tenant {
         self.groups.insert(group.number.clone(), Arc::new(group));
     }
 
+    /// Adds a trunk.
+    pub fn add_trunk(&mut self, link: TrunkLink) {
+        self.trunks.push(Arc::new(link));
+    }
+
+    /// The trunk calls to external numbers go out through: the first one
+    /// whose carrier resolved.
+    pub fn outbound_trunk(&self) -> Option<&Arc<TrunkLink>> {
+        self.trunks.iter().find(|t| t.addr.is_some())
+    }
+
+    /// Whether `number` is one of the tenant's own (extension, alias,
+    /// group).
+    pub fn is_internal(&self, number: &str) -> bool {
+        self.resolve(number).is_some() || self.groups.contains_key(number)
+    }
+
     /// The extension a number or alias reaches.
     pub fn resolve(&self, number: &str) -> Option<&Arc<Extension>> {
         self.extensions.get(number).or_else(|| {
@@ -88,6 +143,8 @@ impl Tenant {
 pub struct Directory {
     tenants: HashMap<String, Arc<Tenant>>,
     by_domain: HashMap<String, String>,
+    /// Carrier address → (tenant code, trunk index).
+    by_trunk_ip: HashMap<IpAddr, (String, usize)>,
 }
 
 /// The tenant and extension a SIP user part and host name.
@@ -106,6 +163,13 @@ impl Directory {
         for tenant in tenants {
             dir.by_domain
                 .insert(tenant.domain.clone(), tenant.code.clone());
+            for (i, link) in tenant.trunks.iter().enumerate() {
+                if let Some(addr) = link.addr {
+                    dir.by_trunk_ip
+                        .entry(addr.ip())
+                        .or_insert_with(|| (tenant.code.clone(), i));
+                }
+            }
             dir.tenants.insert(tenant.code.clone(), Arc::new(tenant));
         }
         dir
@@ -114,6 +178,14 @@ impl Directory {
     /// A tenant by code.
     pub fn tenant(&self, code: &str) -> Option<&Arc<Tenant>> {
         self.tenants.get(code)
+    }
+
+    /// The trunk whose carrier is at `ip`, with its tenant.
+    pub fn trunk_at(&self, ip: IpAddr) -> Option<(Arc<Tenant>, Arc<TrunkLink>)> {
+        let (code, index) = self.by_trunk_ip.get(&ip)?;
+        let tenant = self.tenants.get(code)?;
+        let link = tenant.trunks.get(*index)?.clone();
+        Some((tenant.clone(), link))
     }
 
     /// Every tenant.

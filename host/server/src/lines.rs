@@ -184,6 +184,10 @@ impl PolicyDirectory {
                 })
             }
             Some(g) => policy::Destination::Group(policy_group(g)),
+            // Numbers outside the tenant go out through its trunk.
+            None if self.tenant.outbound_trunk().is_some() => {
+                policy::Destination::External(number.to_owned())
+            }
             None => policy::Destination::Unknown,
         }
     }

@@ -22,7 +22,7 @@ use crate::cli::{ServeArgs, StorageArgs};
 use crate::config::Config;
 use crate::control::{self, ControlContext};
 use crate::core::{self, CallEngine, CoreInputs, SipCore};
-use crate::directory::{Directory, Extension, Tenant};
+use crate::directory::{Directory, Extension, Tenant, TrunkLink};
 use crate::events::EventBus;
 use crate::lines::Lines;
 use crate::media::MediaPlane;
@@ -308,7 +308,24 @@ pub async fn sync_policies(store: &Store, policies: &Policies) -> anyhow::Result
     Ok(())
 }
 
-/// Reads every tenant, extension and group into the in-memory directory.
+/// The address of a carrier given as `host[:port]` (port 5060 by default).
+async fn resolve_carrier(host: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(addr) = host.parse() {
+        return Some(addr);
+    }
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return Some((ip, 5060).into());
+    }
+    let with_port = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5060")
+    };
+    tokio::net::lookup_host(with_port).await.ok()?.next()
+}
+
+/// Reads every tenant, extension, group and trunk into the in-memory
+/// directory.
 pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
     let mut tenants = Vec::new();
     for (t, extensions) in store.extensions().all().await? {
@@ -338,6 +355,16 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
     for group in store.groups().all().await? {
         if let Some(tenant) = tenants.iter_mut().find(|t| t.code == group.tenant) {
             tenant.add_group(group);
+        }
+    }
+    for trunk in store.trunks().all().await? {
+        let addr = resolve_carrier(&trunk.host).await;
+        if addr.is_none() {
+            warn!(tenant = %trunk.tenant, trunk = %trunk.name, host = %trunk.host,
+                "the carrier's address does not resolve; the trunk is unusable");
+        }
+        if let Some(tenant) = tenants.iter_mut().find(|t| t.code == trunk.tenant) {
+            tenant.add_trunk(TrunkLink { trunk, addr });
         }
     }
     Ok(Directory::new(tenants))

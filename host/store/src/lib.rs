@@ -26,6 +26,7 @@
 //!   find-me/follow-me, caller ID, allowed destinations).
 //! - `groups`: [`Groups`], ring groups and virtual extensions.
 //! - `calls`: [`CallRecords`], call detail records.
+//! - `trunks`: [`Trunks`], connections to carriers with their DIDs.
 //! - `bindings`: [`Bindings`], the registrar's write-behind copy.
 //! - `events`: [`RegistrationEvents`], registration history.
 //! - `policies`: [`PolicyModules`], tenants' routing policy modules and the
@@ -53,6 +54,7 @@ mod policies;
 mod schema;
 mod settings;
 mod tenants;
+mod trunks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +78,7 @@ pub use settings::{
     AllowedDestinations, CallSettings, FollowMe, FollowMeDestination, ForwardTarget, RingMode,
 };
 pub use tenants::{Tenant, TenantLimits, Tenants};
+pub use trunks::{Did, MAX_DIDS, MAX_TRUNKS, Trunk, Trunks};
 
 use crate::db::run;
 use crate::lock::DataDirLock;
@@ -199,6 +202,11 @@ impl Store {
     /// The binding repository.
     pub fn bindings(&self) -> Bindings<'_> {
         Bindings { db: &self.inner.db }
+    }
+
+    /// The SIP trunk repository.
+    pub fn trunks(&self) -> Trunks<'_> {
+        Trunks { db: &self.inner.db }
     }
 
     /// The call detail record repository.

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "call detail records",
         surql: V4_CALL_RECORDS,
+    },
+    Migration {
+        version: 5,
+        name: "SIP trunks",
+        surql: V5_TRUNKS,
     },
 ];
 
@@ -235,6 +240,22 @@ DEFINE FIELD policy ON call_record TYPE string;
 -- Unix nanoseconds of the end, for ordering (see registration_event.at_ns).
 DEFINE FIELD ended_ns ON call_record TYPE int VALUE time::nano(ended_at);
 DEFINE INDEX call_record_tenant_ended ON call_record FIELDS tenant, ended_ns;
+"#;
+
+const V5_TRUNKS: &str = r#"
+-- Record id: trunk:[<TENANT CODE>, <name>].
+DEFINE TABLE trunk SCHEMAFULL;
+DEFINE FIELD tenant ON trunk TYPE record<tenant>;
+DEFINE FIELD name ON trunk TYPE string ASSERT string::matches($value, '^[a-z0-9-]{1,32}$');
+DEFINE FIELD host ON trunk TYPE string ASSERT string::len($value) >= 1 AND string::len($value) <= 255;
+DEFINE FIELD username ON trunk TYPE option<string>;
+DEFINE FIELD password ON trunk TYPE option<string>;
+DEFINE FIELD register ON trunk TYPE bool;
+DEFINE FIELD caller_id ON trunk TYPE option<string>;
+DEFINE FIELD dids ON trunk TYPE array<object>;
+DEFINE FIELD dids[*].number ON trunk TYPE string;
+DEFINE FIELD dids[*].destination ON trunk TYPE string;
+DEFINE INDEX trunk_tenant ON trunk FIELDS tenant;
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

@@ -1,13 +1,13 @@
-//! Extension call settings, ring groups, virtual extensions and call
-//! records against a real embedded SurrealDB.
+//! Extension call settings, ring groups, virtual extensions, call records
+//! and trunks against a real embedded SurrealDB.
 
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgepbx_store::{
-    AllowedDestinations, CallRecord, CallSettings, DbSpec, FollowMe, FollowMeDestination,
+    AllowedDestinations, CallRecord, CallSettings, DbSpec, Did, FollowMe, FollowMeDestination,
     ForwardTarget, Group, GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store,
-    StoreConfig, StoreError,
+    StoreConfig, StoreError, Trunk,
 };
 
 mod common;
@@ -236,6 +236,72 @@ async fn call_records_are_listed_newest_first_per_tenant() -> TestResult {
         .await;
     assert_eq!(field_of(refused.err().ok_or("accepted")?), "cause");
     assert_eq!(calls.recent("ACME", 10).await?.len(), 2);
+    store.close().await?;
+    Ok(())
+}
+
+fn trunk(name: &str, dids: &[(&str, &str)]) -> Trunk {
+    Trunk {
+        tenant: String::new(),
+        name: name.into(),
+        host: "carrier.example:5060".into(),
+        username: Some("acme".into()),
+        password: Some("carrier-secret".into()),
+        register: true,
+        caller_id: Some("+33140000000".into()),
+        dids: dids
+            .iter()
+            .map(|(n, d)| Did {
+                number: (*n).into(),
+                destination: (*d).into(),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn trunks_keep_their_dids_apart_and_hide_the_password() -> TestResult {
+    let dir = TempDir::new("trunks");
+    let store = seeded(&dir.0).await?;
+    let trunks = store.trunks();
+    trunks
+        .put("ACME", trunk("carrier", &[("+33140000001", "101")]))
+        .await?;
+    // A DID belongs to one trunk of the tenant; other tenants are apart.
+    let clash = trunks
+        .put("ACME", trunk("backup", &[("+33140000001", "102")]))
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict { .. })),
+        "{clash:?}"
+    );
+    trunks
+        .put("GLOBEX", trunk("carrier", &[("+33140000001", "100")]))
+        .await?;
+    // Registering needs credentials; bad values name their field.
+    let mut anonymous = trunk("ip", &[]);
+    anonymous.username = None;
+    let refused = trunks.put("ACME", anonymous.clone()).await;
+    assert_eq!(field_of(refused.err().ok_or("accepted")?), "register");
+    anonymous.register = false;
+    trunks.put("ACME", anonymous).await?;
+    let bad = trunks.put("ACME", trunk("Bad Name", &[])).await;
+    assert_eq!(field_of(bad.err().ok_or("accepted")?), "name");
+
+    let listed = trunks.list("ACME").await?;
+    assert_eq!(
+        listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["carrier", "ip"]
+    );
+    assert_eq!(listed[0].dids[0].destination, "101");
+    assert!(!format!("{listed:?}").contains("carrier-secret"));
+    // Put replaces by name; remove removes.
+    trunks
+        .put("ACME", trunk("carrier", &[("+33140000002", "102")]))
+        .await?;
+    assert_eq!(trunks.list("ACME").await?[0].dids[0].number, "+33140000002");
+    trunks.remove("ACME", "ip").await?;
+    assert_eq!(trunks.all().await?.len(), 2);
     store.close().await?;
     Ok(())
 }

@@ -29,7 +29,7 @@ use edgepbx_media::relay::{Event as RelayEvent, Side};
 use edgepbx_media::sdp::{Direction, SessionDescription};
 use edgepbx_policy::bindings as policy;
 use edgepbx_policy::{DecidedBy, KeyValue, Policies};
-use edgepbx_sip::auth::{DigestRequest, DigestResponse, Verdict};
+use edgepbx_sip::auth::{DigestChallenge, DigestRequest, DigestResponse, Verdict};
 use edgepbx_sip::dialog::{Dialog, DialogId};
 use edgepbx_sip::grammar::{parse_cseq, parse_name_addr};
 use edgepbx_sip::transaction::{ClientKey, ServerKey, TransactionKey};
@@ -39,7 +39,7 @@ use tracing::{debug, info, warn};
 
 use super::SipCore;
 use crate::config::{CallsConfig, MediaConfig};
-use crate::directory::Tenant;
+use crate::directory::{Tenant, TrunkLink};
 use crate::events::{Event, LegRole, LegState};
 use crate::lines::{Lines, PolicyDirectory, device_id};
 use crate::media::{MediaEvent, MediaPlane, MediaSession};
@@ -104,6 +104,9 @@ struct Branch {
     invite: Request,
     peer: Peer,
     aor: Option<Aor>,
+    /// The trunk of a branch to an external number, and whether its
+    /// INVITE already answered the carrier's challenge.
+    trunk: Option<(Arc<TrunkLink>, bool)>,
     /// Media goes directly between the parties.
     direct: bool,
     state: BranchState,
@@ -322,16 +325,44 @@ impl SipCore {
         request: &Request,
         peer: &Peer,
     ) {
-        let Some((tenant, caller)) = self.authenticate_caller(now, key, request, peer) else {
-            return;
-        };
         let respond = |core: &mut SipCore, status: u16| {
             let r = Response::for_request(request, status, Some(&request.stateless_tag()));
             core.respond(now, key, r);
         };
-        let Some(number) = dialled_number(request) else {
-            return respond(self, 404);
+        // A carrier's call comes in on a trunk (recognised by its address)
+        // for one of the tenant's numbers; everyone else authenticates.
+        let (tenant, caller, number) = match self.directory.trunk_at(peer.addr().ip()) {
+            Some((tenant, link)) => {
+                let Some(number) = inbound_did(request).and_then(|did| link.route(&did)) else {
+                    return respond(self, 404);
+                };
+                let caller = external_caller(request, &link.trunk.name);
+                (tenant, caller, number.to_owned())
+            }
+            None => {
+                let Some((tenant, caller)) = self.authenticate_caller(now, key, request, peer)
+                else {
+                    return;
+                };
+                let Some(number) = dialled_number(request) else {
+                    return respond(self, 404);
+                };
+                (tenant, caller, number)
+            }
         };
+        if !tenant.is_internal(&number) {
+            if tenant.outbound_trunk().is_none() {
+                return respond(self, 404);
+            }
+            let allowed = tenant
+                .resolve(&caller.number)
+                .is_none_or(|e| e.settings.allowed_destinations.permits(&number));
+            if !allowed {
+                info!(tenant = %tenant.code, caller = %caller.number, %number,
+                    "destination not allowed for this extension");
+                return respond(self, 403);
+            }
+        }
         let max_forwards = request
             .headers
             .get("Max-Forwards")
@@ -366,11 +397,13 @@ impl SipCore {
         self.calls.next_id += 1;
         let id = self.calls.next_id;
         let a_contact = self.our_contact(peer);
-        let caller_aor = Aor {
+        let caller_aor = (caller.kind == policy::CallerKind::Internal).then(|| Aor {
             tenant: tenant.code.clone(),
             extension: caller.number.clone(),
-        };
-        self.calls.lines.adjust(&caller_aor, 0, 1);
+        });
+        if let Some(aor) = &caller_aor {
+            self.calls.lines.adjust(aor, 0, 1);
+        }
         let call = Call {
             id,
             uid: format!("{:016x}", rand::rng().random::<u64>()),
@@ -401,7 +434,7 @@ impl SipCore {
             answered: None,
             decided_by: String::new(),
             parties: Parties {
-                caller: Some(caller_aor),
+                caller: caller_aor,
                 callee: None,
             },
         };
@@ -551,10 +584,9 @@ impl SipCore {
                     return self.end(now, call, EndCause::Rejected(reject.status));
                 }
                 policy::Action::Forward(number) => {
-                    let internal = call.tenant.resolve(&number).is_some()
-                        || call.tenant.groups.contains_key(&number);
-                    if !internal {
-                        // External numbers need a trunk.
+                    let reachable = call.tenant.is_internal(&number)
+                        || (call.tenant.outbound_trunk().is_some() && is_dialable(&number));
+                    if !reachable {
                         info!(call = call.id, %number, "forward to a number no trunk reaches");
                         return self.end(now, call, EndCause::Rejected(404));
                     }
@@ -616,9 +648,7 @@ impl SipCore {
             policy::Target::Extension(number) => (number.clone(), None),
             policy::Target::Device(d) => (d.extension.clone(), Some(d.device.clone())),
             policy::Target::External(number) => {
-                info!(call = call.id, %number, "external target skipped: no trunk");
-                call.unreachable.push(policy::Outcome::Failed);
-                return 0;
+                return self.ring_external(now, call, number, timeout);
             }
         };
         let Some(ext) = call.tenant.resolve(&extension).cloned() else {
@@ -677,6 +707,7 @@ impl SipCore {
                 invite,
                 peer: binding.source.clone(),
                 aor: Some(aor.clone()),
+                trunk: None,
                 direct,
                 state: BranchState::Calling,
                 ack: None,
@@ -684,6 +715,113 @@ impl SipCore {
             sent += 1;
         }
         sent
+    }
+
+    /// Sends the INVITE of an external number through the tenant's trunk;
+    /// returns 1 when it left, 0 when there is no way out.
+    fn ring_external(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        number: &str,
+        timeout: Duration,
+    ) -> usize {
+        let link = call.tenant.outbound_trunk().cloned();
+        let (Some(link), true) = (link, is_dialable(number)) else {
+            info!(call = call.id, %number, "external number skipped: no usable trunk");
+            call.unreachable.push(policy::Outcome::Failed);
+            return 0;
+        };
+        let Some(addr) = link.addr else {
+            call.unreachable.push(policy::Outcome::Failed);
+            return 0;
+        };
+        let peer = Peer::Udp(addr);
+        let body = match self.offer_for_branch(call, &peer, false) {
+            Ok(body) => body,
+            Err(error) => {
+                warn!(call = call.id, %error, "no media for the call");
+                call.unreachable.push(policy::Outcome::Failed);
+                return 0;
+            }
+        };
+        let host = link.host_name().to_owned();
+        let uri = format!("sip:{number}@{}", link.trunk.host);
+        // Shown to the called party: the caller's own outbound number, else
+        // the tenant's; a caller from outside keeps its number.
+        let shown = match call.caller.kind {
+            policy::CallerKind::External => call.caller.number.clone(),
+            policy::CallerKind::Internal => call
+                .tenant
+                .resolve(&call.caller.number)
+                .and_then(|e| e.settings.outbound_caller_id.clone())
+                .or_else(|| link.trunk.caller_id.clone())
+                .unwrap_or_else(|| call.caller.number.clone()),
+        };
+        let mut invite = self.branch_invite(call, &uri, &peer, number, body);
+        invite.headers.set("To", format!("<sip:{number}@{host}>"));
+        let from = invite.headers.get("From").unwrap_or_default().to_owned();
+        let tag = from.rsplit_once(";tag=").map_or("", |(_, t)| t).to_owned();
+        invite
+            .headers
+            .set("From", format!("<sip:{shown}@{host}>;tag={tag}"));
+        let Some(key) = self.send_request(now, &mut invite, &peer) else {
+            call.unreachable.push(policy::Outcome::Failed);
+            return 0;
+        };
+        let id = call.next_branch;
+        call.next_branch += 1;
+        self.calls
+            .by_client
+            .insert(key, (call.id, Role::Branch(id)));
+        self.calls.arm(now + timeout, call.id, Timer::Branch(id));
+        self.leg_event(call, LegRole::Callee, None, LegState::Ringing, None);
+        info!(call = call.id, trunk = %link.trunk.name, %number, "calling out");
+        call.branches.push(Branch {
+            id,
+            invite,
+            peer,
+            aor: None,
+            trunk: Some((link, false)),
+            direct: false,
+            state: BranchState::Calling,
+            ack: None,
+        });
+        1
+    }
+
+    /// Answers a carrier's digest challenge to a branch's INVITE with a new
+    /// INVITE; `true` when one left.
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        index: usize,
+        response: &Response,
+    ) -> bool {
+        let branch = &call.branches[index];
+        let Some((link, false)) = &branch.trunk else {
+            return false;
+        };
+        let (Some(user), Some(password)) = (&link.trunk.username, &link.trunk.password) else {
+            return false;
+        };
+        let Some(mut invite) = authorized(&branch.invite, response, user, password) else {
+            return false;
+        };
+        let (peer, id) = (branch.peer.clone(), branch.id);
+        let Some(key) = self.send_request(now, &mut invite, &peer) else {
+            return false;
+        };
+        self.calls
+            .by_client
+            .insert(key, (call.id, Role::Branch(id)));
+        let branch = &mut call.branches[index];
+        branch.invite = invite;
+        if let Some((_, answered)) = &mut branch.trunk {
+            *answered = true;
+        }
+        true
     }
 
     /// The description a branch is offered: the caller's own (direct
@@ -898,6 +1036,7 @@ impl SipCore {
             100 => {}
             101..=199 => self.branch_provisional(now, call, index, &response),
             200..=299 => self.branch_answered(now, call, index, response),
+            401 | 407 if self.retry_with_credentials(now, call, index, &response) => {}
             _ => {
                 let state = call.branches[index].state;
                 if matches!(state, BranchState::Done(_)) {
@@ -1753,6 +1892,86 @@ fn step_outcome(call: &Call) -> policy::Outcome {
         }
     }
     policy::Outcome::Offline
+}
+
+/// Whether `number` can be dialled out: 1 to 32 digits, `+*#`.
+fn is_dialable(number: &str) -> bool {
+    (1..=MAX_NUMBER_LEN).contains(&number.len())
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+*#".contains(&b))
+}
+
+/// The number a carrier's INVITE is for: the Request-URI's user part, or
+/// the To's when the Request-URI names the registration (carriers differ).
+fn inbound_did(request: &Request) -> Option<String> {
+    let user_of = |uri: &str| -> Option<String> {
+        let uri: edgepbx_sip::grammar::Uri = uri.parse().ok()?;
+        let user = uri.as_sip()?.user()?.to_owned();
+        is_dialable(&user).then_some(user)
+    };
+    user_of(&request.uri).or_else(|| {
+        let to = parse_name_addr(request.headers.get("To")?).ok()?;
+        user_of(&to.uri.to_string())
+    })
+}
+
+/// The caller of a carrier's INVITE, from its From.
+fn external_caller(request: &Request, trunk: &str) -> policy::Caller {
+    let from = request
+        .headers
+        .get("From")
+        .and_then(|v| parse_name_addr(v).ok());
+    let number = from
+        .as_ref()
+        .and_then(|f| f.uri.as_sip().and_then(|u| u.user().map(str::to_owned)))
+        .filter(|n| is_dialable(n))
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let name = from
+        .and_then(|f| f.display)
+        .map(|d| d.chars().filter(|c| !c.is_control()).take(64).collect());
+    policy::Caller {
+        number,
+        name,
+        kind: policy::CallerKind::External,
+        source: trunk.to_owned(),
+    }
+}
+
+/// `request` again with credentials answering `challenge` (a 401 or 407):
+/// the next CSeq, no Via (the transaction adds one). `None` when the
+/// challenge cannot be answered.
+pub(super) fn authorized(
+    request: &Request,
+    challenge: &Response,
+    user: &str,
+    password: &str,
+) -> Option<Request> {
+    let (offered, answer) = if challenge.status == 407 {
+        ("Proxy-Authenticate", "Proxy-Authorization")
+    } else {
+        ("WWW-Authenticate", "Authorization")
+    };
+    let digest = DigestChallenge::pick(challenge.headers.get_all(offered))?;
+    let cseq = parse_cseq(request.headers.get("CSeq")?).ok()?;
+    let cnonce = format!("{:016x}", rand::rng().random::<u64>());
+    let value = digest.authorization(
+        request.method.as_str().as_ref(),
+        &request.uri,
+        user,
+        password,
+        &cnonce,
+        1,
+    );
+    let mut next = request.clone();
+    next.headers.remove("Via");
+    next.headers.remove(answer);
+    next.headers.set(
+        "CSeq",
+        format!("{} {}", cseq.seq.saturating_add(1), request.method.as_str()),
+    );
+    next.headers.push(answer, value);
+    Some(next)
 }
 
 /// The number the caller dialled: the Request-URI's user part without a

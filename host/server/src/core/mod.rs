@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 mod calls;
+mod trunks;
 
 pub use calls::{ActiveCall, CallEngine};
 
@@ -103,6 +104,7 @@ pub struct SipCore {
     uas: UasPolicy,
     calls: CallEngine,
     events: EventBus,
+    trunks: trunks::TrunkRegistrations,
     /// Keepalive OPTIONS transactions and the binding each one checks.
     pings: HashMap<ClientKey, Ping>,
     /// When each binding was last pinged (or registered).
@@ -155,6 +157,7 @@ impl SipCore {
             persist,
             calls,
             events,
+            trunks: Default::default(),
             pings: HashMap::new(),
             last_ping: HashMap::new(),
             local_ips: HashMap::new(),
@@ -225,6 +228,7 @@ impl SipCore {
                     "configuration reloaded"
                 );
                 self.directory = directory;
+                self.trunk_housekeeping(Instant::now());
             }
             Control::Calls { tenant, reply } => {
                 let _ = reply.send(self.active_calls(&tenant));
@@ -416,6 +420,7 @@ impl SipCore {
     }
 
     fn housekeeping(&mut self, now: Instant, wall: SystemTime) {
+        self.trunk_housekeeping(now);
         let expired = self.location.expire(now);
         self.apply_changes(now, wall, expired);
         self.throttle.evict(now);
@@ -561,6 +566,17 @@ impl SipCore {
             match event {
                 TransactionEvent::Response(key, response) if self.is_call_transaction(key) => {
                     self.call_response(now, key, response);
+                }
+                TransactionEvent::Response(key, response)
+                    if self.is_trunk_transaction(key) && response.status >= 200 =>
+                {
+                    self.trunk_response(now, key, Some(response));
+                }
+                TransactionEvent::Timeout(TransactionKey::Client(key))
+                | TransactionEvent::TransportError(TransactionKey::Client(key))
+                    if self.is_trunk_transaction(key) =>
+                {
+                    self.trunk_response(now, key, None);
                 }
                 // Any final answer proves the device is there.
                 TransactionEvent::Response(key, response) if response.status >= 200 => {
