@@ -7,11 +7,16 @@
 //! [`Relay::handle_timeout`] to learn when a party has gone silent.
 //!
 //! Symmetric RTP (RFC 4961) with latching: a party behind NAT sends from an
-//! address its SDP does not show. Until a leg has heard from its party,
-//! packets go to the address the SDP gave; the first valid packet that
-//! arrives on the leg from the party's IP address latches the leg to the
-//! exact source (IP and port), and from then on only that source is
-//! relayed, so nobody else can inject media into the call.
+//! address its SDP does not show (a private address in the description, the
+//! NAT's public address and port on the wire). Until a leg has heard from
+//! its party, packets go to the address the SDP gave; the first valid RTP
+//! packet that arrives on the leg's port latches the leg to its exact
+//! source (IP and port), and from then on only that source is relayed, so
+//! nobody else can inject media into the call. The window for a stranger
+//! to latch first is the time between the answer and the party's first
+//! packet, on a port it would have to guess; this is the usual trade of
+//! media relays for NAT traversal (rtpengine and Asterisk's `comedia` make
+//! it too).
 //!
 //! RTCP runs on the port after RTP (RFC 3550 §11; anchoring removes
 //! `rtcp-mux` from the descriptions it forwards) and latches on its own:
@@ -151,16 +156,14 @@ impl Relay {
     ) -> Option<Transmit<'a>> {
         let kind = rtp::classify(bytes).ok();
         let leg = &mut self.legs[side.index()];
-        let party_ip = leg.latched.or(leg.announced).map(|a| a.ip());
         let from_party = match kind {
-            Some(Kind::Rtp) => match leg.latched {
-                Some(latched) => latched == source,
-                // Not latched yet: the party's IP address, any port.
-                None => party_ip == Some(source.ip()),
-            },
-            Some(Kind::Rtcp) => match leg.latched_rtcp {
-                Some(latched) => latched == source,
-                None => party_ip == Some(source.ip()),
+            // Not latched yet: whoever sends first is the party.
+            Some(Kind::Rtp) => leg.latched.is_none_or(|latched| latched == source),
+            // RTCP comes from the party's address once RTP has latched.
+            Some(Kind::Rtcp) => match (leg.latched_rtcp, leg.latched) {
+                (Some(latched), _) => latched == source,
+                (None, Some(rtp)) => rtp.ip() == source.ip(),
+                (None, None) => leg.announced.is_some_and(|a| a.ip() == source.ip()),
             },
             None => false,
         };
@@ -316,34 +319,41 @@ mod tests {
     fn strangers_and_garbage_are_dropped() {
         let t0 = Instant::now();
         let mut relay = alice_and_bob(t0, Duration::from_secs(30));
-        let intruder = packet(1);
-        assert!(
-            relay
-                .handle_packet(t0, Side::A, addr("192.0.2.66:4000"), &intruder)
-                .is_none()
-        );
+        let media = packet(1);
         assert!(
             relay
                 .handle_packet(t0, Side::A, addr("198.51.100.7:4000"), b"not rtp")
                 .is_none()
         );
-        // Latched: another port of the same IP is a stranger now.
+        // RTCP alone does not latch a stranger.
+        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 7];
         assert!(
             relay
-                .handle_packet(t0, Side::A, addr("198.51.100.7:4000"), &intruder)
-                .is_some()
-        );
-        assert!(
-            relay
-                .handle_packet(t0, Side::A, addr("198.51.100.7:4001"), &intruder)
+                .handle_packet(t0, Side::A, addr("192.0.2.66:4001"), &rtcp)
                 .is_none()
         );
-        assert_eq!(relay.stats(Side::A).dropped, 3);
+        // The first RTP latches (behind NAT it comes from elsewhere than
+        // the description said); then another port, or another address,
+        // is a stranger.
+        assert!(
+            relay
+                .handle_packet(t0, Side::A, addr("203.0.113.50:61000"), &media)
+                .is_some()
+        );
+        for stranger in ["203.0.113.50:61001", "198.51.100.7:4000"] {
+            assert!(
+                relay
+                    .handle_packet(t0, Side::A, addr(stranger), &media)
+                    .is_none(),
+                "{stranger}"
+            );
+        }
+        assert_eq!(relay.stats(Side::A).dropped, 4);
         // A re-INVITE moves Alice: the latch starts again.
         relay.handle_announcement(Side::A, addr("198.51.100.8:4100"));
         assert!(
             relay
-                .handle_packet(t0, Side::A, addr("198.51.100.8:4200"), &intruder)
+                .handle_packet(t0, Side::A, addr("198.51.100.8:4200"), &media)
                 .is_some()
         );
     }

@@ -1,6 +1,7 @@
 //! baresip, a real softphone, registers to an extension: the server's 200
 //! is what baresip reports, the binding shows in a query REGISTER while
-//! baresip runs, and baresip's unregistration on exit removes it.
+//! baresip runs, and baresip's unregistration on exit removes it. Two
+//! baresips call each other through edgepbx and hear each other.
 //!
 //! baresip 1.0.0 (Debian 12) gives up on any 401 that offers a non-MD5
 //! challenge, so it talks to the server through [`Md5ChallengeRelay`]
@@ -9,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use edgepbx_e2e::baresip::{Baresip, SoftphoneAccount};
+use edgepbx_e2e::baresip::{Baresip, Calling, SoftphoneAccount, write_tone};
 use edgepbx_e2e::pbx::{Deployment, Extension};
 use edgepbx_e2e::relay::Md5ChallengeRelay;
 use edgepbx_e2e::sip::{RegisterParams, SipClient, contact_param, contact_uri};
@@ -116,4 +117,89 @@ fn baresip_registers_directly_when_only_md5_is_offered() {
         "baresip did not exit:\n{}",
         phone.log()
     );
+}
+
+#[test]
+fn two_softphones_talk_through_the_media_relay() {
+    // baresip 1.0 answers MD5 challenges only.
+    let deployment = Deployment::with_config(
+        "baresip-call",
+        "[security]\ndigest_algorithms = [\"MD5\"]\n",
+    );
+    let mut exts = deployment.acme_with([100, 101]);
+    let (alice, bob) = (exts.remove(0), exts.remove(0));
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 10);
+    let account = |ext: &Extension| SoftphoneAccount {
+        user: ext.number.clone(),
+        domain: ext.domain.clone(),
+        password: ext.password.clone(),
+        outbound: pbx.udp(),
+        regint: 600,
+    };
+    let mut bob_phone = Baresip::start_calling(
+        dir,
+        "bob",
+        &account(&bob),
+        &Calling {
+            microphone: tone.clone(),
+            auto_answer: true,
+            dial: None,
+        },
+    );
+    assert!(
+        bob_phone
+            .wait_for_line("200 OK", Duration::from_secs(30))
+            .is_some(),
+        "bob never registered:\n{}",
+        bob_phone.log()
+    );
+    let mut alice_phone = Baresip::start_calling(
+        dir,
+        "alice",
+        &account(&alice),
+        &Calling {
+            microphone: tone,
+            auto_answer: false,
+            dial: Some(bob.number.clone()),
+        },
+    );
+    for (name, phone) in [("alice", &alice_phone), ("bob", &bob_phone)] {
+        assert!(
+            phone
+                .wait_for_line("Call established", Duration::from_secs(30))
+                .is_some(),
+            "{name}'s call was never established:\n{}",
+            phone.log()
+        );
+        // Each side hears the other: RTP arrives through edgepbx's relay
+        // at G.711's 64 kbit/s.
+        let heard = wait_for(Duration::from_secs(15), || {
+            (phone.audio_received_bits() >= 48_000).then_some(())
+        });
+        assert!(
+            heard.is_some(),
+            "{name} received no audio:\n{}",
+            phone.log()
+        );
+        assert!(
+            phone.log().contains("incoming rtp for 'audio' established"),
+            "{}",
+            phone.log()
+        );
+    }
+    assert!(alice_phone.stop(Duration::from_secs(30)));
+    assert!(bob_phone.stop(Duration::from_secs(30)));
+
+    // The call's record: answered by Bob.
+    let record = wait_for(Duration::from_secs(10), || {
+        let out = deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]);
+        let records: serde_json::Value = serde_json::from_str(&out).ok()?;
+        records.get(0).cloned()
+    })
+    .expect("a call record");
+    assert_eq!(record["answered_by"], "101", "{record}");
+    assert_eq!(record["outcome"], "answered", "{record}");
 }
