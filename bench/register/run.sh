@@ -40,28 +40,13 @@ KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
 DOMAIN=bench.test
 TENANT=BENCH
 
-die() { echo "run.sh: $*" >&2; exit 1; }
-for tool in sipp kamailio md5sum ss awk sort; do
-    command -v "$tool" >/dev/null || die "$tool is missing (Debian: sip-tester, kamailio, coreutils, iproute2, gawk)"
-done
+# shellcheck source=../common.sh
+. "$ROOT/bench/common.sh"
+require sipp kamailio md5sum ss awk sort
 kamailio -v | grep -q '^version: kamailio 5\.6' || echo "note: not Kamailio 5.6: $(kamailio -v | head -1)" >&2
 
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-# The server binary: EDGEPBX_BIN, else the bench-server profile if the
-# workspace defines one, else release.
-if [ -n "${EDGEPBX_BIN:-}" ]; then
-    BUILD_NOTE="edgepbx binary given as EDGEPBX_BIN=$EDGEPBX_BIN"
-elif grep -q '^\[profile\.bench-server\]' Cargo.toml; then
-    cargo build --profile bench-server -p edgepbx >&2
-    EDGEPBX_BIN=$TARGET/bench-server/edgepbx
-    BUILD_NOTE="edgepbx built with --profile bench-server"
-else
-    cargo build --release -p edgepbx >&2
-    EDGEPBX_BIN=$TARGET/release/edgepbx
-    BUILD_NOTE="edgepbx built with --release (no bench-server profile defined)"
-fi
-[ -x "$EDGEPBX_BIN" ] || die "no edgepbx binary at $EDGEPBX_BIN"
-case "$EDGEPBX_BIN" in */debug/*) BUILD_NOTE="$BUILD_NOTE (a DEBUG build: numbers understate edgepbx)";; esac
+select_edgepbx
 cargo build --release -p edgepbx-e2e --bin md5-challenge-relay >&2
 RELAY_BIN=$TARGET/release/md5-challenge-relay
 
@@ -73,17 +58,6 @@ cleanup() {
     if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
 }
 trap cleanup EXIT
-
-# A UDP port nobody listens on (checked, not reserved: good enough here).
-free_udp_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 30000))
-        if [ -z "$(ss -Hlun "sport = :$port")" ] && [ -z "$(ss -Hltn "sport = :$port")" ]; then
-            echo "$port"; return
-        fi
-    done
-}
 
 # ---- users -------------------------------------------------------------
 echo "preparing $USERS users..." >&2
@@ -113,18 +87,10 @@ cat > "$WORK/edgepbx.toml" <<EOF
 # Kamailio does no reachability pings either.
 keepalive_interval_secs = 0
 EOF
-"$EDGEPBX_BIN" serve --config "$WORK/edgepbx.toml" --data "$WORK/edgepbx-data" \
-    --sip-udp 127.0.0.1:0 --sip-tcp 127.0.0.1:0 >"$WORK/edgepbx.out" 2>"$WORK/edgepbx.log" &
-PIDS+=($!)
-EDGEPBX_PID=$!
-EDGEPBX_ADDR=""
-for _ in $(seq 1 600); do
-    EDGEPBX_ADDR=$(sed -n 's/^edgepbx ready sip-udp=\([^ ]*\) .*/\1/p' "$WORK/edgepbx.out")
-    [ -n "$EDGEPBX_ADDR" ] && break
-    kill -0 "$EDGEPBX_PID" 2>/dev/null || die "edgepbx exited: $(tail -5 "$WORK/edgepbx.log")"
-    sleep 0.1
-done
-[ -n "$EDGEPBX_ADDR" ] || die "edgepbx not ready after 60 s"
+start_edgepbx "$WORK/edgepbx.toml" "$WORK/edgepbx-data" "$WORK/edgepbx.out" "$WORK/edgepbx.log"
+EDGEPBX_ADDR=$STARTED_ADDR
+PIDS+=("$LAST_PID")
+EDGEPBX_PID=$LAST_PID
 
 KAM_PORT=$(free_udp_port)
 KAM_ADDR=127.0.0.1:$KAM_PORT
@@ -136,8 +102,6 @@ sleep 1
 grep -q 'ERROR' "$WORK/kamailio.log" && die "kamailio: $(grep ERROR "$WORK/kamailio.log" | head -3)"
 
 # ---- load --------------------------------------------------------------
-# percentile P (0-100) of the numbers on stdin
-percentile() { sort -n | awk -v p="$1" '{v[NR]=$1} END {if (NR==0) {print "-"; exit} i=int((p/100)*NR+0.999999); if (i<1) i=1; print v[i]}'; }
 
 # run NAME ADDR RATE CALLS -> prints "regs_per_s p50_200 p99_200 p50_401 p99_401 failed"
 run_step() {
@@ -197,7 +161,7 @@ for rate in $RATES; do
 done
 
 # ---- report ------------------------------------------------------------
-CPU=$(awk -F: '/model name/ {gsub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo)
+CPU=$(cpu_model)
 echo
 echo "### Registration benchmark ($(date -u +%Y-%m-%d))"
 echo
