@@ -30,6 +30,9 @@ pub enum Behaviour {
     Ring,
     /// Refuses with 486 Busy Here.
     Busy,
+    /// Answers like [`Behaviour::Answer`], then accepts a re-INVITE that
+    /// puts it on hold.
+    Hold,
 }
 
 impl Behaviour {
@@ -38,6 +41,7 @@ impl Behaviour {
             Behaviour::Answer => "device_answer",
             Behaviour::Ring => "device_ring",
             Behaviour::Busy => "device_busy",
+            Behaviour::Hold => "device_hold",
         }
     }
 }
@@ -103,7 +107,7 @@ pub fn wait_for_bindings(pbx: &RunningPbx, ext: &Extension, count: usize) {
 }
 
 /// A SIPp caller as `caller` dialling `number` with `scenario` (`call`,
-/// `call_cancel` or `call_refused`).
+/// `call_cancel`, `call_refused`, `call_hold` or `call_until_bye`).
 pub fn caller(scenario: &str, pbx: &RunningPbx, caller: &Extension, number: &str) -> Sipp {
     Sipp::new(scenario, pbx.udp())
         .key("domain", &caller.domain)

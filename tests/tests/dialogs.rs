@@ -1,0 +1,120 @@
+//! Inside an answered call: a re-INVITE puts the other party on hold with
+//! descriptions still anchored on the relay, a call that outlives the
+//! maximum duration is ended on both sides, and parties on the same
+//! network may send media to each other directly.
+
+use std::time::Duration;
+
+use edgepbx_e2e::pbx::Deployment;
+use edgepbx_e2e::phones::{
+    Behaviour, CALL_CONFIG, Device, audio_port, caller, received_requests, wait_for_bindings,
+};
+use edgepbx_e2e::sip::SipMessage;
+use edgepbx_e2e::wait_for;
+
+const HOLD: Duration = Duration::from_secs(10);
+
+fn body(message: &SipMessage) -> String {
+    String::from_utf8_lossy(&message.body).into_owned()
+}
+
+#[test]
+fn a_re_invite_puts_the_other_party_on_hold_through_the_relay() {
+    let deployment = Deployment::with_config("hold", CALL_CONFIG);
+    let exts = deployment.acme_with([100, 101]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Hold, HOLD);
+    wait_for_bindings(&pbx, &exts[1], 1);
+
+    let call = caller("call_hold", &pbx, &exts[0], "101").run(dir, "alice");
+    call.assert_all_succeeded(1);
+    let bob = bob.finish();
+    let invites = received_requests(&bob, "INVITE");
+    assert_eq!(invites.len(), 2, "{}", bob.report());
+    // Bob is told to hold, with edgepbx's address, not Alice's port.
+    let hold = body(invites[1]);
+    assert!(hold.contains("a=sendonly"), "{hold}");
+    let relay_port = audio_port(invites[1]);
+    assert!((20_000..30_000).contains(&relay_port), "{hold}");
+    assert_eq!(relay_port, audio_port(invites[0]), "the relay port stays");
+    // Alice gets Bob's answer, anchored too.
+    let answer = call
+        .responses()
+        .filter(|m| {
+            m.status() == Some(200) && m.header("CSeq").is_some_and(|c| c.contains("3 INVITE"))
+        })
+        .last()
+        .unwrap_or_else(|| panic!("no 200 for the re-INVITE\n{}", call.report()));
+    assert!(body(answer).contains("a=recvonly"), "{}", answer.text());
+    assert!((20_000..30_000).contains(&audio_port(answer)));
+    assert_eq!(received_requests(&bob, "BYE").len(), 1);
+}
+
+#[test]
+fn a_call_past_its_maximum_duration_is_ended_on_both_sides() {
+    let deployment = Deployment::with_config(
+        "max-duration",
+        &format!("{CALL_CONFIG}[calls]\nmax_duration_secs = 2\n"),
+    );
+    let exts = deployment.acme_with([100, 101]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Answer, HOLD);
+    wait_for_bindings(&pbx, &exts[1], 1);
+
+    // Alice never hangs up: edgepbx sends her (and Bob) a BYE.
+    caller("call_until_bye", &pbx, &exts[0], "101")
+        .timeout(Duration::from_secs(20))
+        .run(dir, "alice")
+        .assert_all_succeeded(1);
+    let bob = bob.finish();
+    assert_eq!(received_requests(&bob, "BYE").len(), 1, "{}", bob.report());
+    let record = wait_for(Duration::from_secs(10), || {
+        let out = deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]);
+        let records: serde_json::Value = serde_json::from_str(&out).ok()?;
+        records.get(0).cloned()
+    })
+    .expect("a call record");
+    assert_eq!(record["cause"], "maximum duration", "{record}");
+}
+
+#[test]
+fn parties_on_the_same_network_may_exchange_media_directly() {
+    let deployment = Deployment::with_config(
+        "direct-media",
+        &format!("{CALL_CONFIG}[media]\ndirect_same_network = true\n"),
+    );
+    let exts = deployment.acme_with([100, 101]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Answer, HOLD);
+    wait_for_bindings(&pbx, &exts[1], 1);
+
+    let call = caller("call", &pbx, &exts[0], "101")
+        .arg("-d")
+        .arg("500")
+        .run(dir, "alice");
+    call.assert_all_succeeded(1);
+    let bob = bob.finish();
+    // Both signal from 127.0.0.1: each gets the other's own description.
+    let offer = received_requests(&bob, "INVITE")[0];
+    let alice_invite = call
+        .messages
+        .iter()
+        .find(|m| !m.received && m.message.method() == Some("INVITE"))
+        .map(|m| &m.message)
+        .expect("Alice's INVITE");
+    assert_eq!(audio_port(offer), audio_port(alice_invite));
+    let answered = call
+        .responses()
+        .find(|m| m.status() == Some(200) && !m.body.is_empty())
+        .expect("the answer");
+    let bob_answer = bob
+        .messages
+        .iter()
+        .find(|m| !m.received && m.message.status() == Some(200) && !m.message.body.is_empty())
+        .map(|m| &m.message)
+        .expect("Bob's answer");
+    assert_eq!(audio_port(answered), audio_port(bob_answer));
+}
