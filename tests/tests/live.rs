@@ -173,3 +173,42 @@ fn configuration_and_policies_change_while_the_server_runs() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn a_policys_round_robin_counter_survives_a_restart() {
+    let deployment = Deployment::with_config("kv-restart", CALL_CONFIG);
+    let exts = deployment.acme_with([100, 101, 102]);
+    let sales = example_module("edgepbx_policy_example_sales_round_robin");
+    // Uploaded while the server is stopped: straight into the store.
+    deployment.admin(&[
+        "policy",
+        "upload",
+        "ACME",
+        &sales.to_string_lossy(),
+        "--activate",
+    ]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let hold = Duration::from_secs(30);
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Answer, hold);
+    let carol = Device::start(dir, &pbx, &exts[2], "carol", Behaviour::Answer, hold);
+    wait_for_bindings(&pbx, &exts[1], 1);
+    wait_for_bindings(&pbx, &exts[2], 1);
+
+    // The first call's turn goes to 101.
+    call(&deployment, &pbx, &exts[0], "600", 500, "before-restart");
+    assert!(pbx.stop().success(), "graceful stop");
+    // After the restart (bindings and the counter restored), the next turn
+    // is 102's.
+    let pbx = deployment.start();
+    call(&deployment, &pbx, &exts[0], "600", 500, "after-restart");
+    for (name, device) in [("bob", bob), ("carol", carol)] {
+        let outcome = device.finish();
+        assert_eq!(
+            received_requests(&outcome, "INVITE").len(),
+            1,
+            "{name}: {}",
+            outcome.report()
+        );
+    }
+}

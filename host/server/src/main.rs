@@ -14,6 +14,7 @@
 //! - [`control`]: the control socket through which they reach a running
 //!   server.
 //! - [`events`]: the event bus (devices, call legs).
+//! - [`kv`]: the policies' key-value store, written behind.
 //! - [`lines`]: live line state and the policies' view of the directory.
 //! - [`media`]: the media relay's socket driver.
 //! - [`policy`]: the policy commands (check, try, upload, list, activate).
@@ -25,6 +26,7 @@ mod control;
 mod core;
 mod directory;
 mod events;
+mod kv;
 mod lines;
 mod media;
 mod persist;

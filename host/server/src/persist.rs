@@ -29,6 +29,12 @@ const QUEUE: usize = 65_536;
 enum Item {
     Binding(SystemTime, Change),
     Call(Box<CallRecord>),
+    /// A policy changed its tenant's key-value store (`None`: removed).
+    Kv {
+        tenant: String,
+        key: String,
+        value: Option<String>,
+    },
     /// The runtime took a tenant's policy version out of service.
     PolicyDeactivated {
         tenant: String,
@@ -86,10 +92,41 @@ impl Persist {
         }
     }
 
+    /// A handle for the policies' key-value store to queue its changes.
+    /// Every handle must be dropped before [`Persist::close`] can finish.
+    pub fn kv_writer(&self) -> KvWriter {
+        KvWriter {
+            queue: self.queue.clone(),
+        }
+    }
+
     /// Flushes everything queued and stops the writer.
     pub async fn close(self) {
         drop(self.queue);
         let _ = self.task.await;
+    }
+}
+
+/// Queues key-value changes of routing policies.
+#[derive(Debug, Clone)]
+pub struct KvWriter {
+    queue: mpsc::Sender<Item>,
+}
+
+impl KvWriter {
+    /// Queues one change; never waits.
+    pub fn write(&self, tenant: &str, key: &str, value: Option<String>) {
+        let item = Item::Kv {
+            tenant: tenant.to_owned(),
+            key: key.to_owned(),
+            value,
+        };
+        if self.queue.try_send(item).is_err() {
+            warn!(
+                tenant,
+                key, "store write-behind queue full; a policy key-value change was not persisted"
+            );
+        }
     }
 }
 
@@ -105,10 +142,15 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Item>, batch: usize, de
             }
         }
         let (mut calls, mut deactivations) = (Vec::new(), Vec::new());
+        let mut kv: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
         let bindings = pending.drain(..).filter_map(|item| match item {
             Item::Binding(at, change) => Some((at, change)),
             Item::Call(record) => {
                 calls.push(*record);
+                None
+            }
+            Item::Kv { tenant, key, value } => {
+                kv.entry(tenant).or_default().push((key, value));
                 None
             }
             Item::PolicyDeactivated {
@@ -128,6 +170,17 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Item>, batch: usize, de
         }
         if let Err(e) = store.calls().append(calls).await {
             error!(error = %e, "writing call records failed");
+        }
+        for (tenant, changes) in kv {
+            // Later changes of a key replace earlier ones of the batch.
+            let mut last: Vec<(String, Option<String>)> = Vec::new();
+            for (key, value) in changes {
+                last.retain(|(k, _)| *k != key);
+                last.push((key, value));
+            }
+            if let Err(e) = store.policies().write_kv(&tenant, last).await {
+                error!(error = %e, %tenant, "writing policy key-value changes failed");
+            }
         }
         for (tenant, version, reason) in deactivations {
             if let Err(e) = store

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use edgepbx_media::ports::PortRange;
-use edgepbx_policy::{MemoryKv, Policies, PolicyEngine};
+use edgepbx_policy::{Policies, PolicyEngine};
 use edgepbx_sip::auth::Credentials;
 use edgepbx_sip::parse::Limits;
 use edgepbx_store::{NewExtension, Store};
@@ -24,6 +24,7 @@ use crate::control::{self, ControlContext};
 use crate::core::{self, CallEngine, CoreInputs, SipCore};
 use crate::directory::{Directory, Extension, Tenant, TrunkLink};
 use crate::events::EventBus;
+use crate::kv::PersistentKv;
 use crate::lines::Lines;
 use crate::media::MediaPlane;
 use crate::persist::Persist;
@@ -84,6 +85,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         server_key,
         persist,
         policies: policies.clone(),
+        kv: load_kv(&store, &directory).await?,
         events: events.clone(),
         control: control_rx,
         udp,
@@ -158,6 +160,8 @@ struct SipPlane {
     server_key: [u8; 32],
     persist: Persist,
     policies: Arc<Policies>,
+    /// Every tenant's policy key-value entries.
+    kv: Vec<(String, std::collections::BTreeMap<String, String>)>,
     events: EventBus,
     control: mpsc::Receiver<core::Control>,
     udp: std::net::UdpSocket,
@@ -195,11 +199,15 @@ impl SipPlane {
                 0 => Duration::from_secs(u64::from(u32::MAX)),
                 secs => Duration::from_secs(secs),
             };
+            let kv = PersistentKv::new(POLICY_KV_KEYS, self.persist.kv_writer());
+            for (tenant, entries) in self.kv {
+                kv.load(&tenant, entries);
+            }
             let calls = CallEngine::new(
                 self.config.calls.clone(),
                 self.config.media.clone(),
                 self.policies,
-                Arc::new(MemoryKv::new(POLICY_KV_KEYS)),
+                Arc::new(kv),
                 Arc::new(Lines::default()),
                 MediaPlane::new(ports, m.bind, silence, media_tx),
             );
@@ -276,6 +284,21 @@ async fn load_policies(store: &Store, config: &Config) -> anyhow::Result<Arc<Pol
     let policies = Arc::new(Policies::new(engine));
     sync_policies(store, &policies).await?;
     Ok(policies)
+}
+
+/// Every tenant's policy key-value entries.
+async fn load_kv(
+    store: &Store,
+    directory: &Directory,
+) -> anyhow::Result<Vec<(String, std::collections::BTreeMap<String, String>)>> {
+    let mut all = Vec::new();
+    for tenant in directory.tenants() {
+        all.push((
+            tenant.code.clone(),
+            store.policies().kv(&tenant.code).await?,
+        ));
+    }
+    Ok(all)
 }
 
 /// Brings the running policies in line with the store: activates each

@@ -350,10 +350,11 @@ impl SipCore {
                 (tenant, caller, number)
             }
         };
-        if !tenant.is_internal(&number) {
-            if tenant.outbound_trunk().is_none() {
-                return respond(self, 404);
-            }
+        // A number the tenant does not have goes to the policy as external
+        // (through the trunk) or unknown (the built-in policy answers 404;
+        // a tenant's policy may know better). Calling out is subject to the
+        // caller's allowed destinations.
+        if !tenant.is_internal(&number) && tenant.outbound_trunk().is_some() {
             let allowed = tenant
                 .resolve(&caller.number)
                 .is_none_or(|e| e.settings.allowed_destinations.permits(&number));

@@ -141,6 +141,10 @@ impl SipCore {
             max_transactions: config.sip.max_transactions,
             ..TransactionConfig::default()
         });
+        // Restored bindings are the lines' devices from the start.
+        for (aor, bindings) in location.iter() {
+            calls.lines().set_devices(aor, bindings);
+        }
         SipCore {
             auth: DigestAuthenticator::new(server_key, config.security.nonce_ttl_secs, 100_000)
                 .with_algorithms(&config.security.digest_algorithms_parsed()),
@@ -217,7 +221,11 @@ impl SipCore {
             calls = self.calls.len(),
             "sip core stopped"
         );
-        self.persist.close().await;
+        // The call engine holds the policies' key-value writer: it goes
+        // first, so that the write-behind queue can close.
+        let SipCore { persist, calls, .. } = self;
+        drop(calls);
+        persist.close().await;
     }
 
     fn control(&mut self, request: Control) {
