@@ -53,6 +53,14 @@ impl PortRange {
         })
     }
 
+    /// Starts the round-robin at the pair `seed` selects (modulo the number
+    /// of pairs): servers sharing a range (or one restarted) do not all
+    /// begin with its first port, and a call's ports are harder to guess.
+    pub fn starting_at(mut self, seed: u64) -> PortRange {
+        self.next = u16::try_from(seed % u64::from(self.pairs)).unwrap_or(0);
+        self
+    }
+
     /// A free pair: its RTP port (RTCP is the next one).
     pub fn allocate(&mut self) -> Result<u16, PortError> {
         for step in 0..self.pairs {
@@ -83,6 +91,16 @@ impl PortRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seed_moves_the_start() {
+        let mut range = PortRange::new(10_000, 10_009)
+            .expect("a range")
+            .starting_at(7);
+        // Five pairs: 7 % 5 = 2, so 10004 first, then on round the range.
+        let ports: Vec<u16> = (0..5).filter_map(|_| range.allocate().ok()).collect();
+        assert_eq!(ports, [10_004, 10_006, 10_008, 10_000, 10_002]);
+    }
 
     #[test]
     fn pairs_are_even_round_robin_and_limited() {

@@ -21,7 +21,7 @@ const MAX_PACKET: usize = 2_048;
 
 /// Pairs tried before giving up when ports of the range are taken by
 /// other programs.
-const BIND_ATTEMPTS: usize = 16;
+const BIND_ATTEMPTS: usize = 64;
 
 /// A relay event of one call, for the SIP core.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +79,7 @@ impl MediaPlane {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaPlane {
         MediaPlane {
-            ports,
+            ports: ports.starting_at(rand::random()),
             bind,
             silence,
             events,
