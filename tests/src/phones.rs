@@ -33,6 +33,8 @@ pub enum Behaviour {
     /// Answers like [`Behaviour::Answer`], then accepts a re-INVITE that
     /// puts it on hold.
     Hold,
+    /// Answers like [`Behaviour::Answer`], then takes an INFO.
+    Info,
 }
 
 impl Behaviour {
@@ -42,6 +44,7 @@ impl Behaviour {
             Behaviour::Ring => "device_ring",
             Behaviour::Busy => "device_busy",
             Behaviour::Hold => "device_hold",
+            Behaviour::Info => "device_info",
         }
     }
 }
@@ -107,7 +110,8 @@ pub fn wait_for_bindings(pbx: &RunningPbx, ext: &Extension, count: usize) {
 }
 
 /// A SIPp caller as `caller` dialling `number` with `scenario` (`call`,
-/// `call_cancel`, `call_refused`, `call_hold` or `call_until_bye`).
+/// `call_cancel`, `call_refused`, `call_hold`, `call_info` or
+/// `call_until_bye`).
 pub fn caller(scenario: &str, pbx: &RunningPbx, caller: &Extension, number: &str) -> Sipp {
     Sipp::new(scenario, pbx.udp())
         .key("domain", &caller.domain)

@@ -1,5 +1,6 @@
 //! Inside an answered call: a re-INVITE puts the other party on hold with
-//! descriptions still anchored on the relay, a call that outlives the
+//! descriptions still anchored on the relay, INFO (DTMF) is passed on, a
+//! call that outlives the
 //! maximum duration is ended on both sides, and parties on the same
 //! network may send media to each other directly.
 
@@ -49,6 +50,28 @@ fn a_re_invite_puts_the_other_party_on_hold_through_the_relay() {
     assert!(body(answer).contains("a=recvonly"), "{}", answer.text());
     assert!((20_000..30_000).contains(&audio_port(answer)));
     assert_eq!(received_requests(&bob, "BYE").len(), 1);
+}
+
+#[test]
+fn info_inside_the_call_reaches_the_other_party() {
+    let deployment = Deployment::with_config("info", CALL_CONFIG);
+    let exts = deployment.acme_with([100, 101]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Info, HOLD);
+    wait_for_bindings(&pbx, &exts[1], 1);
+
+    caller("call_info", &pbx, &exts[0], "101")
+        .run(dir, "alice")
+        .assert_all_succeeded(1);
+    let bob = bob.finish();
+    let infos = received_requests(&bob, "INFO");
+    assert_eq!(infos.len(), 1, "{}", bob.report());
+    assert_eq!(
+        infos[0].header("Content-Type"),
+        Some("application/dtmf-relay")
+    );
+    assert!(body(infos[0]).contains("Signal=5"), "{}", infos[0].text());
 }
 
 #[test]

@@ -54,6 +54,16 @@ fn allowed_methods() -> Vec<Method> {
     ]
 }
 
+/// Body types accepted in requests: session descriptions, and what phones
+/// put in the INFO requests a B2BUA passes between parties (DTMF digits,
+/// video picture requests).
+const RELAYED_BODIES: &[&str] = &[
+    "application/sdp",
+    "application/dtmf-relay",
+    "application/dtmf",
+    "application/media_control+xml",
+];
+
 /// A keepalive OPTIONS in flight.
 #[derive(Debug)]
 struct Ping {
@@ -151,6 +161,7 @@ impl SipCore {
             throttle: Throttle::new(&config.security),
             uas: UasPolicy {
                 allowed_methods: allowed_methods(),
+                accepted_content_types: RELAYED_BODIES.iter().map(|t| (*t).to_owned()).collect(),
                 ..UasPolicy::default()
             },
             config,
