@@ -146,3 +146,33 @@ fn unknown_numbers_and_extensions_without_devices_are_refused() {
         assert_eq!(final_status(&call), Some(expected), "{}", call.report());
     }
 }
+
+#[test]
+fn a_tenant_at_its_limit_of_simultaneous_calls_gets_503() {
+    let deployment = Deployment::with_config("call-limit", CALL_CONFIG);
+    let mut exts = deployment.acme_with([100, 101, 102]);
+    deployment.admin(&["tenant", "limits", "ACME", "--max-calls", "1"]);
+    let (alice, bob, carol) = (exts.remove(0), exts.remove(0), exts.remove(0));
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let desk = Device::start(dir, &pbx, &bob, "desk", Behaviour::Answer, HOLD);
+    wait_for_bindings(&pbx, &bob, 1);
+
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            caller("call", &pbx, &alice, &bob.number)
+                .arg("-d")
+                .arg("4000")
+                .run(dir, "first")
+        });
+        // While the first call lasts, the tenant has no call left.
+        std::thread::sleep(Duration::from_secs(2));
+        let second = caller("call_refused", &pbx, &carol, &alice.number).run(dir, "second");
+        assert_eq!(final_status(&second), Some(503), "{}", second.report());
+        first
+            .join()
+            .expect("the first caller")
+            .assert_all_succeeded(1);
+    });
+    desk.finish();
+}

@@ -211,6 +211,30 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
                 tenant.code, tenant.sip_domain
             )?;
         }
+        TenantCommand::Limits {
+            code,
+            max_extensions,
+            max_calls,
+        } => {
+            let t = find_tenant(store, &code).await?;
+            let mut limits = t.limits;
+            let value = |name: &str, v: &str| -> anyhow::Result<Option<u32>> {
+                if v == "off" {
+                    return Ok(None);
+                }
+                Ok(Some(v.parse().with_context(|| {
+                    format!("--{name} takes a number or off")
+                })?))
+            };
+            if let Some(v) = &max_extensions {
+                limits.max_extensions = value("max-extensions", v)?;
+            }
+            if let Some(v) = &max_calls {
+                limits.max_calls = value("max-calls", v)?;
+            }
+            store.tenants().set_limits(&t.code, limits).await?;
+            writeln!(out, "limits of {} changed", t.code)?;
+        }
         TenantCommand::List { json } => {
             let tenants = store.tenants().list().await?;
             if json {

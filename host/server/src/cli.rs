@@ -107,6 +107,19 @@ pub enum TenantCommand {
         #[arg(long)]
         domain: String,
     },
+    /// Set a tenant's limits; `off` removes one (the server's default
+    /// applies).
+    Limits {
+        /// Tenant code.
+        code: String,
+        /// Most extensions.
+        #[arg(long)]
+        max_extensions: Option<String>,
+        /// Most simultaneous calls (default: the server's
+        /// calls.max_calls_per_tenant).
+        #[arg(long)]
+        max_calls: Option<String>,
+    },
     /// List tenants.
     List {
         /// Print JSON instead of a table.

@@ -71,6 +71,8 @@ pub struct Tenant {
     pub groups: HashMap<String, Arc<Group>>,
     /// Trunks to carriers, in name order.
     pub trunks: Vec<Arc<TrunkLink>>,
+    /// Most simultaneous calls, when the tenant has its own limit.
+    pub max_calls: Option<usize>,
     /// Digest username (`100` or `100-ACME`) → (extension number, HA1s).
     pub credentials: HashMap<String, (String, Credentials)>,
 }
@@ -85,6 +87,7 @@ impl Tenant {
             aliases: HashMap::new(),
             groups: HashMap::new(),
             trunks: Vec::new(),
+            max_calls: None,
             credentials: HashMap::new(),
         }
     }

@@ -353,6 +353,10 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
     let mut tenants = Vec::new();
     for (t, extensions) in store.extensions().all().await? {
         let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
+        tenant.max_calls = t
+            .limits
+            .max_calls
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         for e in extensions {
             let creds = e.credentials.entries.into_iter().map(|c| {
                 (

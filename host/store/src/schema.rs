@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "SIP trunks",
         surql: V5_TRUNKS,
+    },
+    Migration {
+        version: 6,
+        name: "a tenant's limit on simultaneous calls",
+        surql: V6_CALL_LIMIT,
     },
 ];
 
@@ -256,6 +261,11 @@ DEFINE FIELD dids ON trunk TYPE array<object>;
 DEFINE FIELD dids[*].number ON trunk TYPE string;
 DEFINE FIELD dids[*].destination ON trunk TYPE string;
 DEFINE INDEX trunk_tenant ON trunk FIELDS tenant;
+"#;
+
+const V6_CALL_LIMIT: &str = r#"
+DEFINE FIELD limits.max_calls ON tenant TYPE option<int>
+    ASSERT $value = NONE OR $value >= 0;
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

@@ -34,6 +34,9 @@ pub struct TenantLimits {
     pub max_extensions: Option<u32>,
     /// Most registered contacts per extension; enforced by the registrar.
     pub max_bindings_per_extension: Option<u32>,
+    /// Most simultaneous calls; enforced by the call engine (the server's
+    /// `calls.max_calls_per_tenant` when `None`).
+    pub max_calls: Option<u32>,
 }
 
 /// Tenant repository; get one from [`Store::tenants`](crate::Store::tenants).
@@ -46,6 +49,7 @@ pub struct Tenants<'a> {
 struct LimitsRow {
     max_extensions: Option<u32>,
     max_bindings_per_extension: Option<u32>,
+    max_calls: Option<u32>,
 }
 
 #[derive(SurrealValue)]
@@ -68,6 +72,7 @@ impl From<TenantLimits> for LimitsRow {
         LimitsRow {
             max_extensions: l.max_extensions,
             max_bindings_per_extension: l.max_bindings_per_extension,
+            max_calls: l.max_calls,
         }
     }
 }
@@ -81,6 +86,7 @@ impl From<TenantRow> for Tenant {
             limits: TenantLimits {
                 max_extensions: row.limits.max_extensions,
                 max_bindings_per_extension: row.limits.max_bindings_per_extension,
+                max_calls: row.limits.max_calls,
             },
         }
     }

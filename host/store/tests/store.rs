@@ -329,6 +329,7 @@ async fn max_extensions_is_enforced() -> TestResult {
     let limits = TenantLimits {
         max_extensions: Some(1),
         max_bindings_per_extension: Some(4),
+        max_calls: Some(2),
     };
     store.tenants().set_limits("ACME", limits).await?;
     assert_eq!(

@@ -378,7 +378,10 @@ impl SipCore {
             .get(&tenant.code)
             .copied()
             .unwrap_or(0);
-        if busy >= self.calls.config.max_calls_per_tenant {
+        let limit = tenant
+            .max_calls
+            .unwrap_or(self.calls.config.max_calls_per_tenant);
+        if busy >= limit {
             warn!(tenant = %tenant.code, "tenant at its limit of concurrent calls");
             return respond(self, 503);
         }
