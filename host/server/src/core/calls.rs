@@ -1885,6 +1885,11 @@ fn step_outcome(call: &Call) -> policy::Outcome {
         })
         .chain(call.unreachable.iter().copied())
         .collect();
+    combined_outcome(&outcomes)
+}
+
+/// The step's outcome from its targets' outcomes (see [`step_outcome`]).
+fn combined_outcome(outcomes: &[policy::Outcome]) -> policy::Outcome {
     for wanted in [
         policy::Outcome::NoAnswer,
         policy::Outcome::Busy,
@@ -2081,5 +2086,98 @@ fn describe(by: &DecidedBy) -> String {
         DecidedBy::Tenant { version, .. } => format!("v{version}"),
         DecidedBy::Fallback { version, .. } => format!("builtin (v{version} faulted)"),
         DecidedBy::LastResort { .. } => "none (builtin faulted)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> Request {
+        let mut r = Request {
+            method: Method::from_token("INVITE"),
+            uri: uri.to_owned(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        for (name, value) in headers {
+            r.headers.push(*name, *value);
+        }
+        r
+    }
+
+    #[test]
+    fn dialled_numbers_are_digits_without_the_tenant_suffix() {
+        for (uri, expected) in [
+            ("sip:101@acme.test", Some("101")),
+            ("sip:101-ACME@192.0.2.1", Some("101")),
+            (
+                "sip:+33612345678@acme.test;user=phone",
+                Some("+33612345678"),
+            ),
+            ("sip:*97@acme.test", Some("*97")),
+            ("sip:alice@acme.test", None),
+            ("sip:acme.test", None),
+            ("tel:101", None),
+        ] {
+            assert_eq!(
+                dialled_number(&request(uri, &[])).as_deref(),
+                expected,
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_carriers_did_comes_from_the_request_uri_or_the_to() {
+        let by_uri = request("sip:0140000102@pbx.example", &[("To", "<sip:x@y>")]);
+        assert_eq!(inbound_did(&by_uri).as_deref(), Some("0140000102"));
+        let by_to = request(
+            "sip:acme-trunk@192.0.2.1:5060",
+            &[("To", "<sip:0140000102@carrier.example>")],
+        );
+        assert_eq!(inbound_did(&by_to).as_deref(), Some("0140000102"));
+    }
+
+    #[test]
+    fn a_challenge_is_answered_with_the_next_cseq() {
+        let invite = request(
+            "sip:0612345678@carrier.example",
+            &[
+                ("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"),
+                ("CSeq", "1 INVITE"),
+            ],
+        );
+        let mut challenge = Response::for_request(&invite, 407, Some("t"));
+        challenge.headers.push(
+            "Proxy-Authenticate",
+            "Digest realm=\"carrier\", nonce=\"abc\", qop=\"auth\", algorithm=MD5",
+        );
+        let next = authorized(&invite, &challenge, "acme", "secret").expect("answered");
+        assert_eq!(next.headers.get("CSeq"), Some("2 INVITE"));
+        assert_eq!(
+            next.headers.get("Via"),
+            None,
+            "the transaction adds its own"
+        );
+        let answer = next.headers.get("Proxy-Authorization").unwrap_or_default();
+        assert!(answer.contains("username=\"acme\""), "{answer}");
+        assert!(
+            answer.contains("uri=\"sip:0612345678@carrier.example\""),
+            "{answer}"
+        );
+        // No challenge, no answer.
+        let refusal = Response::for_request(&invite, 403, Some("t"));
+        assert!(authorized(&invite, &refusal, "acme", "secret").is_none());
+    }
+
+    #[test]
+    fn someone_who_let_it_ring_outweighs_a_busy_device() {
+        use policy::Outcome::*;
+        assert_eq!(combined_outcome(&[Busy, NoAnswer]), NoAnswer);
+        assert_eq!(combined_outcome(&[Busy, Failed]), Busy);
+        assert_eq!(combined_outcome(&[Declined, Offline]), Declined);
+        assert_eq!(combined_outcome(&[Offline]), Offline);
+        assert_eq!(combined_outcome(&[]), Offline);
     }
 }
