@@ -69,6 +69,20 @@ fn both_devices_ring_the_first_answer_wins_and_the_other_is_cancelled() {
         reason.contains("cause=200") && reason.contains("Call completed elsewhere"),
         "CANCEL without the RFC 3326 reason: {reason:?}"
     );
+    // The caller's ACK stopped the 200's retransmissions (its talk time
+    // outlasts the first retransmission interval).
+    let oks = call
+        .responses()
+        .filter(|m| {
+            m.status() == Some(200) && m.header("CSeq").is_some_and(|c| c.contains("INVITE"))
+        })
+        .count();
+    assert_eq!(
+        oks,
+        1,
+        "the 200 was retransmitted after the ACK\n{}",
+        call.report()
+    );
     // The caller heard the ringing, then got an answer whose media address
     // is edgepbx's relay port, not the desk phone's.
     assert!(call.last_response(180).is_some(), "{}", call.report());

@@ -1120,11 +1120,12 @@ impl SipCore {
         };
         dialog.early = false;
         let peer = branch.peer.clone();
+        let b_seq = cseq_of(&branch.invite);
         let contact = self.our_contact(&peer);
         if call.b.is_some() || call.server.is_none() {
             // Another branch won, or the caller gave up: acknowledge and
             // hang up this one (RFC 3261 §13.2.2.4).
-            let ack = self.send_ack(dialog.ack(1), &peer);
+            let ack = self.send_ack(dialog.ack(b_seq), &peer);
             call.branches[index].ack = Some(ack);
             let mut bye = dialog.request(Method::from_token("BYE"), None);
             if let Some(key) = self.send_request(now, &mut bye, &peer) {
@@ -1138,7 +1139,7 @@ impl SipCore {
         // none: either way anchored for the caller.
         let answer = self.answer_for_a(call, direct, &response.body);
         if call.offer.is_some() {
-            let ack = self.send_ack(dialog.ack(1), &peer);
+            let ack = self.send_ack(dialog.ack(b_seq), &peer);
             call.branches[index].ack = Some(ack);
         }
         if direct && let Some(media) = call.media.take() {
@@ -1211,8 +1212,11 @@ impl SipCore {
             LegState::Answered,
             None,
         );
-        let forward_ack = call.offer.is_none().then_some(1);
-        self.send_ok(now, call, server, Side::A, ok, 1, forward_ack);
+        // The ACKs carry the CSeq of the INVITE they acknowledge (the
+        // caller's is 2 after a 407, a carrier's 2 after its challenge).
+        let forward_ack = call.offer.is_none().then_some(b_seq);
+        let a_seq = cseq_of(&call.invite);
+        self.send_ok(now, call, server, Side::A, ok, a_seq, forward_ack);
         let max = Duration::from_secs(self.calls.config.max_duration_secs);
         self.calls.arm(now + max, call.id, Timer::MaxDuration);
     }
@@ -1901,6 +1905,16 @@ fn combined_outcome(outcomes: &[policy::Outcome]) -> policy::Outcome {
         }
     }
     policy::Outcome::Offline
+}
+
+/// The sequence number of a request's CSeq (1 if it has none: never for a
+/// request that passed the transaction layer).
+fn cseq_of(request: &Request) -> u32 {
+    request
+        .headers
+        .get("CSeq")
+        .and_then(|v| parse_cseq(v).ok())
+        .map_or(1, |c| c.seq)
 }
 
 /// Whether `number` can be dialled out: 1 to 32 digits, `+*#`.
