@@ -35,6 +35,11 @@ pub enum Behaviour {
     Hold,
     /// Answers like [`Behaviour::Answer`], then takes an INFO.
     Info,
+    /// Answers, talks for a second and hangs up itself.
+    Hangup,
+    /// Answers like [`Behaviour::Answer`], then accepts a codec change by
+    /// UPDATE.
+    Update,
 }
 
 impl Behaviour {
@@ -45,6 +50,8 @@ impl Behaviour {
             Behaviour::Busy => "device_busy",
             Behaviour::Hold => "device_hold",
             Behaviour::Info => "device_info",
+            Behaviour::Hangup => "device_hangup",
+            Behaviour::Update => "device_update",
         }
     }
 }
@@ -110,8 +117,8 @@ pub fn wait_for_bindings(pbx: &RunningPbx, ext: &Extension, count: usize) {
 }
 
 /// A SIPp caller as `caller` dialling `number` with `scenario` (`call`,
-/// `call_cancel`, `call_refused`, `call_hold`, `call_info` or
-/// `call_until_bye`).
+/// `call_cancel`, `call_refused`, `call_looped`, `call_hold`, `call_info`,
+/// `call_update` or `call_until_bye`).
 pub fn caller(scenario: &str, pbx: &RunningPbx, caller: &Extension, number: &str) -> Sipp {
     Sipp::new(scenario, pbx.udp())
         .key("domain", &caller.domain)

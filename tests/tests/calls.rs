@@ -1,8 +1,8 @@
 //! Calls through edgepbx between SIPp phones: an extension with two
 //! registered devices rings on both, the first to answer gets the call and
 //! the other is cancelled with the RFC 3326 reason; a caller who gives up
-//! cancels every device; numbers nobody has and extensions with no device
-//! are refused.
+//! cancels every device; numbers nobody has, extensions with no device and
+//! looping requests are refused.
 
 use std::time::Duration;
 
@@ -147,7 +147,7 @@ fn a_caller_who_gives_up_cancels_every_device() {
 }
 
 #[test]
-fn unknown_numbers_and_extensions_without_devices_are_refused() {
+fn unknown_numbers_devices_missing_and_loops_are_refused() {
     let deployment = Deployment::with_config("call-refused", CALL_CONFIG);
     let mut exts = deployment.acme_with([100, 101]);
     let (alice, bob) = (exts.remove(0), exts.remove(0));
@@ -159,6 +159,10 @@ fn unknown_numbers_and_extensions_without_devices_are_refused() {
         call.assert_all_succeeded(1);
         assert_eq!(final_status(&call), Some(expected), "{}", call.report());
     }
+    // A request that has used up its Max-Forwards is looping: 483.
+    let looped = caller("call_looped", &pbx, &alice, &bob.number).run(dir, "looped");
+    looped.assert_all_succeeded(1);
+    assert_eq!(final_status(&looped), Some(483), "{}", looped.report());
 }
 
 #[test]

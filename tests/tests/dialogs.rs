@@ -1,6 +1,7 @@
 //! Inside an answered call: a re-INVITE puts the other party on hold with
-//! descriptions still anchored on the relay, INFO (DTMF) is passed on, a
-//! call that outlives the
+//! descriptions still anchored on the relay, UPDATE changes the codec the
+//! same way, INFO (DTMF) is passed on, the callee may hang up, a call that
+//! outlives the
 //! maximum duration is ended on both sides, and parties on the same
 //! network may send media to each other directly.
 
@@ -56,6 +57,8 @@ fn a_re_invite_puts_the_other_party_on_hold_through_the_relay() {
 fn info_inside_the_call_reaches_the_other_party() {
     let deployment = Deployment::with_config("info", CALL_CONFIG);
     let exts = deployment.acme_with([100, 101]);
+    // Bob's phone shows which of his lines rings.
+    deployment.admin(&["ext", "set", "ACME", "101", "--inbound-prefix", "Ops: "]);
     let pbx = deployment.start();
     let dir = deployment.work().path();
     let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Info, HOLD);
@@ -72,6 +75,67 @@ fn info_inside_the_call_reaches_the_other_party() {
         Some("application/dtmf-relay")
     );
     assert!(body(infos[0]).contains("Signal=5"), "{}", infos[0].text());
+    let from = received_requests(&bob, "INVITE")[0]
+        .header("From")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(from.contains("\"Ops: Test 100\""), "{from}");
+}
+
+#[test]
+fn an_update_changes_the_codec_through_the_relay() {
+    let deployment = Deployment::with_config("update", CALL_CONFIG);
+    let exts = deployment.acme_with([100, 101]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Update, HOLD);
+    wait_for_bindings(&pbx, &exts[1], 1);
+
+    let call = caller("call_update", &pbx, &exts[0], "101").run(dir, "alice");
+    call.assert_all_succeeded(1);
+    let bob = bob.finish();
+    let updates = received_requests(&bob, "UPDATE");
+    assert_eq!(updates.len(), 1, "{}", bob.report());
+    let offer = body(updates[0]);
+    assert!(
+        offer.contains("m=audio") && offer.contains("RTP/AVP 8"),
+        "{offer}"
+    );
+    assert!(
+        (20_000..30_000).contains(&audio_port(updates[0])),
+        "{offer}"
+    );
+    let answer = call
+        .responses()
+        .find(|m| m.header("CSeq").is_some_and(|c| c.contains("UPDATE")))
+        .unwrap_or_else(|| panic!("no answer to the UPDATE\n{}", call.report()));
+    assert_eq!(answer.status(), Some(200));
+    assert!(body(answer).contains("PCMA/8000"), "{}", answer.text());
+    assert!((20_000..30_000).contains(&audio_port(answer)));
+}
+
+#[test]
+fn the_callee_hangs_up_and_the_caller_gets_the_bye() {
+    let deployment = Deployment::with_config("callee-bye", CALL_CONFIG);
+    let exts = deployment.acme_with([100, 101]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Hangup, HOLD);
+    wait_for_bindings(&pbx, &exts[1], 1);
+
+    caller("call_until_bye", &pbx, &exts[0], "101")
+        .timeout(Duration::from_secs(20))
+        .run(dir, "alice")
+        .assert_all_succeeded(1);
+    let bob = bob.finish();
+    assert!(bob.last_response(200).is_some(), "{}", bob.report());
+    let record = wait_for(Duration::from_secs(10), || {
+        let out = deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]);
+        let records: serde_json::Value = serde_json::from_str(&out).ok()?;
+        records.get(0).cloned()
+    })
+    .expect("a call record");
+    assert_eq!(record["cause"], "callee hung up", "{record}");
 }
 
 #[test]
