@@ -202,6 +202,17 @@ impl Deployment {
             .collect()
     }
 
+    /// The latest call record of `tenant` (`edgepbx calls <tenant> --recent
+    /// 1 --json`), waiting up to ten seconds for it to be written.
+    pub fn last_call_record(&self, tenant: &str) -> serde_json::Value {
+        crate::wait_for(std::time::Duration::from_secs(10), || {
+            let out = self.admin(&["calls", tenant, "--recent", "1", "--json"]);
+            let records: serde_json::Value = serde_json::from_str(&out).ok()?;
+            records.get(0).cloned()
+        })
+        .unwrap_or_else(|| panic!("no call record for {tenant}"))
+    }
+
     /// `edgepbx ext list <tenant> --json`, parsed.
     pub fn extension_list(&self, tenant: &str) -> serde_json::Value {
         let out = self.admin(&["ext", "list", tenant, "--json"]);

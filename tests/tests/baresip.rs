@@ -194,12 +194,7 @@ fn two_softphones_talk_through_the_media_relay() {
     assert!(bob_phone.stop(Duration::from_secs(30)));
 
     // The call's record: answered by Bob.
-    let record = wait_for(Duration::from_secs(10), || {
-        let out = deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]);
-        let records: serde_json::Value = serde_json::from_str(&out).ok()?;
-        records.get(0).cloned()
-    })
-    .expect("a call record");
+    let record = deployment.last_call_record("ACME");
     assert_eq!(record["answered_by"], "101", "{record}");
     assert_eq!(record["outcome"], "answered", "{record}");
 }

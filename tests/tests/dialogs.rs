@@ -1,20 +1,46 @@
 //! Inside an answered call: a re-INVITE puts the other party on hold with
 //! descriptions still anchored on the relay, UPDATE changes the codec the
 //! same way, INFO (DTMF) is passed on, the callee may hang up, a call that
-//! outlives the
-//! maximum duration is ended on both sides, and parties on the same
-//! network may send media to each other directly.
+//! outlives the maximum duration is ended on both sides, and parties on
+//! the same network may send media to each other directly.
 
 use std::time::Duration;
 
-use edgepbx_e2e::pbx::Deployment;
+use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
 use edgepbx_e2e::phones::{
     Behaviour, CALL_CONFIG, Device, audio_port, caller, received_requests, wait_for_bindings,
 };
 use edgepbx_e2e::sip::SipMessage;
-use edgepbx_e2e::wait_for;
 
 const HOLD: Duration = Duration::from_secs(10);
+
+/// ACME with Alice (100) and Bob (101, settings from `ext set` options),
+/// the server running with `config`, and Bob's device behaving as told.
+fn alice_calls_bob(
+    name: &str,
+    config: &str,
+    settings: &[&str],
+    behaviour: Behaviour,
+) -> (Deployment, Vec<Extension>, RunningPbx, Device) {
+    let deployment = Deployment::with_config(name, config);
+    let exts = deployment.acme_with([100, 101]);
+    if !settings.is_empty() {
+        let mut args = vec!["ext", "set", "ACME", "101"];
+        args.extend_from_slice(settings);
+        deployment.admin(&args);
+    }
+    let pbx = deployment.start();
+    let bob = Device::start(
+        deployment.work().path(),
+        &pbx,
+        &exts[1],
+        "bob",
+        behaviour,
+        HOLD,
+    );
+    wait_for_bindings(&pbx, &exts[1], 1);
+    (deployment, exts, pbx, bob)
+}
 
 fn body(message: &SipMessage) -> String {
     String::from_utf8_lossy(&message.body).into_owned()
@@ -22,12 +48,8 @@ fn body(message: &SipMessage) -> String {
 
 #[test]
 fn a_re_invite_puts_the_other_party_on_hold_through_the_relay() {
-    let deployment = Deployment::with_config("hold", CALL_CONFIG);
-    let exts = deployment.acme_with([100, 101]);
-    let pbx = deployment.start();
+    let (deployment, exts, pbx, bob) = alice_calls_bob("hold", CALL_CONFIG, &[], Behaviour::Hold);
     let dir = deployment.work().path();
-    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Hold, HOLD);
-    wait_for_bindings(&pbx, &exts[1], 1);
 
     let call = caller("call_hold", &pbx, &exts[0], "101").run(dir, "alice");
     call.assert_all_succeeded(1);
@@ -55,14 +77,14 @@ fn a_re_invite_puts_the_other_party_on_hold_through_the_relay() {
 
 #[test]
 fn info_inside_the_call_reaches_the_other_party() {
-    let deployment = Deployment::with_config("info", CALL_CONFIG);
-    let exts = deployment.acme_with([100, 101]);
     // Bob's phone shows which of his lines rings.
-    deployment.admin(&["ext", "set", "ACME", "101", "--inbound-prefix", "Ops: "]);
-    let pbx = deployment.start();
+    let (deployment, exts, pbx, bob) = alice_calls_bob(
+        "info",
+        CALL_CONFIG,
+        &["--inbound-prefix", "Ops: "],
+        Behaviour::Info,
+    );
     let dir = deployment.work().path();
-    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Info, HOLD);
-    wait_for_bindings(&pbx, &exts[1], 1);
 
     caller("call_info", &pbx, &exts[0], "101")
         .run(dir, "alice")
@@ -84,12 +106,9 @@ fn info_inside_the_call_reaches_the_other_party() {
 
 #[test]
 fn an_update_changes_the_codec_through_the_relay() {
-    let deployment = Deployment::with_config("update", CALL_CONFIG);
-    let exts = deployment.acme_with([100, 101]);
-    let pbx = deployment.start();
+    let (deployment, exts, pbx, bob) =
+        alice_calls_bob("update", CALL_CONFIG, &[], Behaviour::Update);
     let dir = deployment.work().path();
-    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Update, HOLD);
-    wait_for_bindings(&pbx, &exts[1], 1);
 
     let call = caller("call_update", &pbx, &exts[0], "101").run(dir, "alice");
     call.assert_all_succeeded(1);
@@ -116,12 +135,9 @@ fn an_update_changes_the_codec_through_the_relay() {
 
 #[test]
 fn the_callee_hangs_up_and_the_caller_gets_the_bye() {
-    let deployment = Deployment::with_config("callee-bye", CALL_CONFIG);
-    let exts = deployment.acme_with([100, 101]);
-    let pbx = deployment.start();
+    let (deployment, exts, pbx, bob) =
+        alice_calls_bob("callee-bye", CALL_CONFIG, &[], Behaviour::Hangup);
     let dir = deployment.work().path();
-    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Hangup, HOLD);
-    wait_for_bindings(&pbx, &exts[1], 1);
 
     caller("call_until_bye", &pbx, &exts[0], "101")
         .timeout(Duration::from_secs(20))
@@ -129,26 +145,19 @@ fn the_callee_hangs_up_and_the_caller_gets_the_bye() {
         .assert_all_succeeded(1);
     let bob = bob.finish();
     assert!(bob.last_response(200).is_some(), "{}", bob.report());
-    let record = wait_for(Duration::from_secs(10), || {
-        let out = deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]);
-        let records: serde_json::Value = serde_json::from_str(&out).ok()?;
-        records.get(0).cloned()
-    })
-    .expect("a call record");
+    let record = deployment.last_call_record("ACME");
     assert_eq!(record["cause"], "callee hung up", "{record}");
 }
 
 #[test]
 fn a_call_past_its_maximum_duration_is_ended_on_both_sides() {
-    let deployment = Deployment::with_config(
+    let (deployment, exts, pbx, bob) = alice_calls_bob(
         "max-duration",
         &format!("{CALL_CONFIG}[calls]\nmax_duration_secs = 2\n"),
+        &[],
+        Behaviour::Answer,
     );
-    let exts = deployment.acme_with([100, 101]);
-    let pbx = deployment.start();
     let dir = deployment.work().path();
-    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Answer, HOLD);
-    wait_for_bindings(&pbx, &exts[1], 1);
 
     // Alice never hangs up: edgepbx sends her (and Bob) a BYE.
     caller("call_until_bye", &pbx, &exts[0], "101")
@@ -157,26 +166,19 @@ fn a_call_past_its_maximum_duration_is_ended_on_both_sides() {
         .assert_all_succeeded(1);
     let bob = bob.finish();
     assert_eq!(received_requests(&bob, "BYE").len(), 1, "{}", bob.report());
-    let record = wait_for(Duration::from_secs(10), || {
-        let out = deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]);
-        let records: serde_json::Value = serde_json::from_str(&out).ok()?;
-        records.get(0).cloned()
-    })
-    .expect("a call record");
+    let record = deployment.last_call_record("ACME");
     assert_eq!(record["cause"], "maximum duration", "{record}");
 }
 
 #[test]
 fn parties_on_the_same_network_may_exchange_media_directly() {
-    let deployment = Deployment::with_config(
+    let (deployment, exts, pbx, bob) = alice_calls_bob(
         "direct-media",
         &format!("{CALL_CONFIG}[media]\ndirect_same_network = true\n"),
+        &[],
+        Behaviour::Answer,
     );
-    let exts = deployment.acme_with([100, 101]);
-    let pbx = deployment.start();
     let dir = deployment.work().path();
-    let bob = Device::start(dir, &pbx, &exts[1], "bob", Behaviour::Answer, HOLD);
-    wait_for_bindings(&pbx, &exts[1], 1);
 
     let call = caller("call", &pbx, &exts[0], "101")
         .arg("-d")
