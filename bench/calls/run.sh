@@ -23,7 +23,7 @@
 # Usage: bench/calls/run.sh
 # Environment (all optional):
 #   CALLS=3000            calls per rate step
-#   RATES="100 200 400 800"  offered calls per second
+#   RATES="100 200 400 800"  offered calls per second (BENCHMARKS.md used 200 400 800 1200)
 #   EDGEPBX_BIN=path      edgepbx binary to use instead of building one
 #   KAMAILIO_CHILDREN=2   Kamailio UDP worker processes
 #   KEEP=1                keep the work directory
