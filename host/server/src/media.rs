@@ -2,6 +2,11 @@
 //! four UDP sockets (RTP and RTCP facing each party) around the sans-IO
 //! [`Relay`]. The SIP core starts and stops sessions and tells them where
 //! each party announced its media; sessions report silence back.
+//!
+//! Sessions run on a runtime of their own (the media runtime), so that
+//! relaying thousands of packets a second never delays a SIP message on the
+//! SIP plane's workers; the SIP core only binds the sockets (to know the
+//! ports are free before it offers them) and hands them over.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
@@ -13,7 +18,7 @@ use edgepbx_media::relay::{Event, Relay, Side};
 use edgepbx_media::rtp::Kind;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Largest datagram relayed; RTP of G.711 is 172 bytes, anything much
 /// larger is not a voice packet.
@@ -67,22 +72,26 @@ pub struct MediaPlane {
     bind: IpAddr,
     silence: Duration,
     events: mpsc::UnboundedSender<MediaEvent>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl MediaPlane {
-    /// A plane handing out ports of `ports`, binding on `bind`, reporting
-    /// silence after `silence` to `events`.
+    /// A plane handing out ports of `ports`, binding on `bind`, running
+    /// sessions on `runtime` and reporting silence after `silence` to
+    /// `events`.
     pub fn new(
         ports: PortRange,
         bind: IpAddr,
         silence: Duration,
         events: mpsc::UnboundedSender<MediaEvent>,
+        runtime: tokio::runtime::Handle,
     ) -> MediaPlane {
         MediaPlane {
             ports: ports.starting_at(rand::random()),
             bind,
             silence,
             events,
+            runtime,
         }
     }
 
@@ -107,7 +116,7 @@ impl MediaPlane {
             events: self.events.clone(),
             counters: counters.clone(),
         };
-        tokio::spawn(task.run());
+        self.runtime.spawn(task.run());
         Ok(MediaSession {
             a_port,
             b_port,
@@ -124,7 +133,7 @@ impl MediaPlane {
     }
 
     /// Allocates a pair and binds both of its sockets.
-    fn bind_pair(&mut self) -> Result<(u16, UdpSocket, UdpSocket), PortError> {
+    fn bind_pair(&mut self) -> Result<(u16, StdUdpSocket, StdUdpSocket), PortError> {
         for _ in 0..BIND_ATTEMPTS {
             let port = self.ports.allocate()?;
             match (bind(self.bind, port), bind(self.bind, port.wrapping_add(1))) {
@@ -139,17 +148,18 @@ impl MediaPlane {
     }
 }
 
-fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<StdUdpSocket> {
     let socket = StdUdpSocket::bind(SocketAddr::new(ip, port))?;
     socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
+    Ok(socket)
 }
 
 /// The task of one session.
 struct Task {
     call: u64,
-    /// A RTP, A RTCP, B RTP, B RTCP.
-    sockets: [UdpSocket; 4],
+    /// A RTP, A RTCP, B RTP, B RTCP, registered with the media runtime's
+    /// reactor when the task starts.
+    sockets: [StdUdpSocket; 4],
     relay: Relay,
     control: mpsc::UnboundedReceiver<(Side, SocketAddr)>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -157,27 +167,47 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self) {
+    async fn run(self) {
+        let Task {
+            call,
+            sockets,
+            mut relay,
+            mut control,
+            events,
+            counters,
+        } = self;
+        let registered: std::io::Result<Vec<UdpSocket>> =
+            sockets.into_iter().map(UdpSocket::from_std).collect();
+        let sockets: [UdpSocket; 4] = match registered.map(<[UdpSocket; 4]>::try_from) {
+            Ok(Ok(sockets)) => sockets,
+            _ => {
+                warn!(
+                    call,
+                    "media sockets could not be registered; no media for this call"
+                );
+                return;
+            }
+        };
         let mut bufs = [[0u8; MAX_PACKET]; 4];
         loop {
-            let deadline = self.relay.poll_timeout();
+            let deadline = relay.poll_timeout();
             let [b0, b1, b2, b3] = &mut bufs;
-            let [s0, s1, s2, s3] = &self.sockets;
+            let [s0, s1, s2, s3] = &sockets;
             let received = tokio::select! {
                 r = s0.recv_from(b0) => r.ok().map(|(n, from)| (0, n, from)),
                 r = s1.recv_from(b1) => r.ok().map(|(n, from)| (1, n, from)),
                 r = s2.recv_from(b2) => r.ok().map(|(n, from)| (2, n, from)),
                 r = s3.recv_from(b3) => r.ok().map(|(n, from)| (3, n, from)),
-                announced = self.control.recv() => match announced {
+                announced = control.recv() => match announced {
                     Some((side, address)) => {
-                        self.relay.handle_announcement(side, address);
+                        relay.handle_announcement(side, address);
                         None
                     }
                     // The session was dropped: the call is over.
                     None => break,
                 },
                 _ = sleep_until(deadline) => {
-                    self.relay.handle_timeout(std::time::Instant::now());
+                    relay.handle_timeout(std::time::Instant::now());
                     None
                 }
             };
@@ -185,28 +215,24 @@ impl Task {
                 let side = if index < 2 { Side::A } else { Side::B };
                 let packet = &bufs[index][..len];
                 if let Some(out) =
-                    self.relay
-                        .handle_packet(std::time::Instant::now(), side, from, packet)
+                    relay.handle_packet(std::time::Instant::now(), side, from, packet)
                 {
                     let socket = match (out.from, out.kind) {
-                        (Side::A, Kind::Rtp) => &self.sockets[0],
-                        (Side::A, Kind::Rtcp) => &self.sockets[1],
-                        (Side::B, Kind::Rtp) => &self.sockets[2],
-                        (Side::B, Kind::Rtcp) => &self.sockets[3],
+                        (Side::A, Kind::Rtp) => &sockets[0],
+                        (Side::A, Kind::Rtcp) => &sockets[1],
+                        (Side::B, Kind::Rtp) => &sockets[2],
+                        (Side::B, Kind::Rtcp) => &sockets[3],
                     };
                     let _ = socket.try_send_to(out.bytes, out.to);
                     let counter = match side {
-                        Side::A => &self.counters.from_a,
-                        Side::B => &self.counters.from_b,
+                        Side::A => &counters.from_a,
+                        Side::B => &counters.from_b,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            while let Some(event) = self.relay.poll_event() {
-                let _ = self.events.send(MediaEvent {
-                    call: self.call,
-                    event,
-                });
+            while let Some(event) = relay.poll_event() {
+                let _ = events.send(MediaEvent { call, event });
             }
         }
     }

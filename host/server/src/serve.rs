@@ -176,7 +176,16 @@ impl SipPlane {
             .enable_all()
             .build()
             .context("building the SIP runtime")?;
-        runtime.block_on(async move {
+        // Media relay sessions run apart from signalling: one worker of its
+        // own, so that relaying never delays a SIP message.
+        let media_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("media")
+            .enable_all()
+            .build()
+            .context("building the media runtime")?;
+        let media_handle = media_runtime.handle().clone();
+        let result = runtime.block_on(async move {
             let udp = Arc::new(UdpSocket::from_std(self.udp)?);
             let tcp = TcpListener::from_std(self.tcp)?;
             let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
@@ -209,7 +218,7 @@ impl SipPlane {
                 self.policies,
                 Arc::new(kv),
                 Arc::new(Lines::default()),
-                MediaPlane::new(ports, m.bind, silence, media_tx),
+                MediaPlane::new(ports, m.bind, silence, media_tx, media_handle),
             );
             let core = SipCore::new(
                 self.config,
@@ -242,7 +251,10 @@ impl SipPlane {
             let _ = tcp_task.await;
             let _ = core_task.await;
             Ok(())
-        })
+        });
+        // Sessions of calls still up when the server stopped end with it.
+        media_runtime.shutdown_background();
+        result
     }
 }
 
