@@ -2,7 +2,7 @@
 //! registered devices rings on both, the first to answer gets the call and
 //! the other is cancelled with the RFC 3326 reason; a caller who gives up
 //! cancels every device; numbers nobody has, extensions with no device and
-//! looping requests are refused.
+//! looping requests are refused; callers cannot tell which users exist.
 
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use edgepbx_e2e::phones::{
     Behaviour, CALL_CONFIG, Device, audio_port, caller, final_status, received_requests,
     wait_for_bindings,
 };
-use edgepbx_e2e::sip::SipMessage;
-use edgepbx_e2e::sipp::SippOutcome;
+use edgepbx_e2e::sip::{SipMessage, normalise};
+use edgepbx_e2e::sipp::{Sipp, SippOutcome};
 
 /// How long a device stays registered and on line.
 const HOLD: Duration = Duration::from_secs(10);
@@ -193,4 +193,48 @@ fn a_tenant_at_its_limit_of_simultaneous_calls_gets_503() {
             .assert_all_succeeded(1);
     });
     desk.finish();
+}
+
+#[test]
+fn unknown_callers_and_wrong_passwords_get_the_same_answers() {
+    let deployment = Deployment::with_config("call-enumeration", CALL_CONFIG);
+    let mut exts = deployment.acme_with([100, 101]);
+    let (alice, bob) = (exts.remove(0), exts.remove(0));
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    // Alice with a wrong password, and a user ACME does not have.
+    let mut answers = Vec::new();
+    for user in [alice.number.as_str(), "999"] {
+        let run = Sipp::new("call_wrong_password", pbx.udp())
+            .key("domain", &alice.domain)
+            .key("user", user)
+            .key("password", "not-the-password")
+            .arg("-s")
+            .arg(&bob.number)
+            .auth_uri(&format!("{}@{}", bob.number, alice.domain))
+            .run(dir, &format!("as-{user}"));
+        run.assert_all_succeeded(1);
+        let challenges: Vec<String> = run
+            .responses()
+            .filter(|m| m.status() == Some(407))
+            .map(|m| {
+                let call_id = m.header("Call-ID").unwrap_or_default().to_owned();
+                // Each SIPp run has its own port, echoed in the Via.
+                let port = m
+                    .header("Via")
+                    .and_then(|v| v.split("rport=").nth(1))
+                    .map(|p| p.split(';').next().unwrap_or(p).to_owned())
+                    .unwrap_or_default();
+                normalise(m, user, &call_id)
+                    .replace(&format!("{user}@"), "<user>@")
+                    .replace(&port, "<port>")
+            })
+            .collect();
+        assert_eq!(challenges.len(), 2, "{}", run.report());
+        answers.push(challenges);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a caller can tell a known user from an unknown one"
+    );
 }
