@@ -16,7 +16,10 @@
 //!
 //! Everything runs on the SIP core's task: state is plain data, and a call
 //! is taken out of the table while it is worked on, so the engine borrows
-//! the transaction layer and the call at the same time without locks.
+//! the transaction layer and the call at the same time without locks. The
+//! one exception is the policy decision: it runs on the blocking pool (a
+//! tenant's module may use its whole deadline) and comes back to the task
+//! as a message; a call whose caller gave up meanwhile ignores it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -28,13 +31,14 @@ use edgepbx_media::anchor::{AnchorError, RELAYED_CODECS, anchor};
 use edgepbx_media::relay::{Event as RelayEvent, Side};
 use edgepbx_media::sdp::{Direction, SessionDescription};
 use edgepbx_policy::bindings as policy;
-use edgepbx_policy::{DecidedBy, KeyValue, Policies};
+use edgepbx_policy::{Decided, DecidedBy, KeyValue, Policies};
 use edgepbx_sip::auth::{DigestChallenge, DigestRequest, DigestResponse, Verdict};
 use edgepbx_sip::dialog::{Dialog, DialogId};
 use edgepbx_sip::grammar::{parse_cseq, parse_name_addr};
 use edgepbx_sip::transaction::{ClientKey, ServerKey, TransactionKey};
 use edgepbx_sip::{Method, Request, Response};
 use rand::Rng;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::SipCore;
@@ -73,6 +77,13 @@ enum Role {
     },
     /// A BYE or CANCEL whose answer changes nothing.
     Fire,
+}
+
+/// A routing decision made off the SIP core's task, for call `call`.
+#[derive(Debug)]
+pub struct DecisionDone {
+    call: CallId,
+    decided: Decided,
 }
 
 /// Timers of a call.
@@ -256,6 +267,8 @@ pub struct CallEngine {
     timers: BTreeMap<(Instant, u64), (CallId, Timer)>,
     timer_seq: u64,
     per_tenant: HashMap<String, usize>,
+    decided_tx: mpsc::UnboundedSender<DecisionDone>,
+    decided_rx: Option<mpsc::UnboundedReceiver<DecisionDone>>,
 }
 
 impl CallEngine {
@@ -268,6 +281,7 @@ impl CallEngine {
         lines: Arc<Lines>,
         media: MediaPlane,
     ) -> CallEngine {
+        let (decided_tx, decided_rx) = mpsc::unbounded_channel();
         CallEngine {
             config,
             media_config,
@@ -283,7 +297,14 @@ impl CallEngine {
             timers: BTreeMap::new(),
             timer_seq: 0,
             per_tenant: HashMap::new(),
+            decided_tx,
+            decided_rx: Some(decided_rx),
         }
+    }
+
+    /// Where decisions come back; the SIP core takes it once.
+    pub fn take_decisions(&mut self) -> Option<mpsc::UnboundedReceiver<DecisionDone>> {
+        self.decided_rx.take()
     }
 
     /// Calls in progress.
@@ -549,89 +570,102 @@ impl SipCore {
         None
     }
 
-    /// Asks the policy for the next step and carries it out, until a step
-    /// is under way or the call has ended.
+    /// Asks the policy for the call's next step. The decision is made on
+    /// the blocking pool and comes back through [`SipCore::decision_done`],
+    /// which carries it out.
     fn next_step(&mut self, now: Instant, call: &mut Call) {
-        loop {
-            if call.decisions >= self.calls.config.max_steps {
-                warn!(call = call.id, "too many routing steps; refusing the call");
-                return self.end(now, call, EndCause::Rejected(480));
+        if call.decisions >= self.calls.config.max_steps {
+            warn!(call = call.id, "too many routing steps; refusing the call");
+            return self.end(now, call, EndCause::Rejected(480));
+        }
+        call.decisions += 1;
+        let directory = Arc::new(PolicyDirectory {
+            tenant: call.tenant.clone(),
+            lines: self.calls.lines.clone(),
+            ring_timeout_secs: self.calls.config.ring_timeout_secs,
+        });
+        let context = policy_call(call, &directory);
+        let policies = self.calls.policies.clone();
+        let kv = self.calls.kv.clone();
+        let tenant = call.tenant.code.clone();
+        let reply = self.calls.decided_tx.clone();
+        let id = call.id;
+        // Off this task: a tenant's module may take its whole deadline, and
+        // signalling for everyone else must not wait meanwhile.
+        tokio::task::spawn_blocking(move || {
+            let decided = policies.decide(Instant::now(), &tenant, &context, directory, kv);
+            let _ = reply.send(DecisionDone { call: id, decided });
+        });
+    }
+
+    /// A decision came back; the call may have ended meanwhile.
+    pub(super) fn decision_done(&mut self, now: Instant, done: DecisionDone) {
+        let Some(mut call) = self.calls.calls.remove(&done.call) else {
+            return;
+        };
+        self.apply_decision(now, &mut call, done.decided);
+        self.put_back(call);
+    }
+
+    /// Carries out the policy's decision for the call's next step.
+    fn apply_decision(&mut self, now: Instant, call: &mut Call, decided: Decided) {
+        call.decided_by = describe(&decided.by);
+        if let Some(gone) = decided.deactivated {
+            self.persist
+                .record_policy_deactivation(&call.tenant.code, gone.version, gone.reason);
+        }
+        if let Some(presentation) = decided.decision.presentation {
+            call.presentation = Some(presentation);
+        }
+        debug!(call = call.id, action = ?decided.decision.action, by = %call.decided_by, "decision");
+        match decided.decision.action {
+            policy::Action::Reject(reject) => {
+                self.end(now, call, EndCause::Rejected(reject.status))
             }
-            call.decisions += 1;
-            let directory = Arc::new(PolicyDirectory {
-                tenant: call.tenant.clone(),
-                lines: self.calls.lines.clone(),
-                ring_timeout_secs: self.calls.config.ring_timeout_secs,
-            });
-            let context = policy_call(call, &directory);
-            let decided = self.calls.policies.decide(
-                now,
-                &call.tenant.code,
-                &context,
-                directory,
-                self.calls.kv.clone(),
-            );
-            call.decided_by = describe(&decided.by);
-            if let Some(gone) = decided.deactivated {
-                self.persist.record_policy_deactivation(
-                    &call.tenant.code,
-                    gone.version,
-                    gone.reason,
-                );
+            policy::Action::Forward(number) => {
+                let reachable = call.tenant.is_internal(&number)
+                    || (call.tenant.outbound_trunk().is_some() && is_dialable(&number));
+                if !reachable {
+                    info!(call = call.id, %number, "forward to a number no trunk reaches");
+                    return self.end(now, call, EndCause::Rejected(404));
+                }
+                // The call now belongs to the new number: its policy
+                // decides from a fresh history.
+                info!(call = call.id, from = %call.dialled, to = %number, "forwarded");
+                call.dialled = number;
+                call.history.clear();
+                self.next_step(now, call);
             }
-            if let Some(presentation) = decided.decision.presentation {
-                call.presentation = Some(presentation);
-            }
-            debug!(call = call.id, action = ?decided.decision.action, by = %call.decided_by, "decision");
-            match decided.decision.action {
-                policy::Action::Reject(reject) => {
-                    return self.end(now, call, EndCause::Rejected(reject.status));
-                }
-                policy::Action::Forward(number) => {
-                    let reachable = call.tenant.is_internal(&number)
-                        || (call.tenant.outbound_trunk().is_some() && is_dialable(&number));
-                    if !reachable {
-                        info!(call = call.id, %number, "forward to a number no trunk reaches");
-                        return self.end(now, call, EndCause::Rejected(404));
-                    }
-                    // The call now belongs to the new number: its policy
-                    // decides from a fresh history.
-                    info!(call = call.id, from = %call.dialled, to = %number, "forwarded");
-                    call.dialled = number;
-                    call.history.clear();
-                }
-                policy::Action::Voicemail(_) => {
-                    // Voicemail boxes arrive with the voicemail service.
-                    return self.end(now, call, EndCause::Rejected(480));
-                }
-                policy::Action::Ring(ring) => {
-                    let action = policy::Action::Ring(ring.clone());
-                    let targets: VecDeque<policy::RingTarget> = ring.targets.into();
-                    match ring.mode {
-                        policy::RingMode::Simultaneous => {
-                            call.step = Some(Step {
-                                action,
-                                pending: VecDeque::new(),
-                            });
-                            for target in targets {
-                                self.ring_target(now, call, &target);
-                            }
+            // Voicemail boxes arrive with the voicemail service.
+            policy::Action::Voicemail(_) => self.end(now, call, EndCause::Rejected(480)),
+            policy::Action::Ring(ring) => {
+                let action = policy::Action::Ring(ring.clone());
+                let targets: VecDeque<policy::RingTarget> = ring.targets.into();
+                match ring.mode {
+                    policy::RingMode::Simultaneous => {
+                        call.step = Some(Step {
+                            action,
+                            pending: VecDeque::new(),
+                        });
+                        for target in targets {
+                            self.ring_target(now, call, &target);
                         }
-                        policy::RingMode::Sequential => {
-                            call.step = Some(Step {
-                                action,
-                                pending: targets,
-                            });
-                            self.ring_next_sequential(now, call);
-                        }
                     }
-                    if ringing(call) {
-                        return;
+                    policy::RingMode::Sequential => {
+                        call.step = Some(Step {
+                            action,
+                            pending: targets,
+                        });
+                        self.ring_next_sequential(now, call);
                     }
-                    // Nothing could be rung.
-                    let outcome = step_outcome(call);
-                    self.finish_step(call, outcome);
                 }
+                if ringing(call) {
+                    return;
+                }
+                // Nothing could be rung.
+                let outcome = step_outcome(call);
+                self.finish_step(call, outcome);
+                self.next_step(now, call);
             }
         }
     }

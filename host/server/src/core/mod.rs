@@ -192,6 +192,10 @@ impl SipCore {
             mut control,
             mut shutdown,
         } = inputs;
+        let Some(mut decisions) = self.calls.take_decisions() else {
+            warn!("the SIP core runs once");
+            return;
+        };
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -222,6 +226,7 @@ impl SipCore {
                 }
                 Some(event) = media_events.recv() => self.media_event(Instant::now(), event),
                 Some(request) = control.recv() => self.control(request),
+                Some(done) = decisions.recv() => self.decision_done(Instant::now(), done),
                 _ = housekeeping.tick() => self.housekeeping(Instant::now(), SystemTime::now()),
                 _ = shutdown.changed() => break,
             }
