@@ -64,3 +64,17 @@ start_edgepbx() {
 
 # The machine, for report headers.
 cpu_model() { awk -F: '/model name/ {gsub(/^ /,"",$2); print $2; exit}' /proc/cpuinfo; }
+
+# make_workdir NAME: a fresh work directory in WORK, the PIDS array, and a
+# trap that stops those processes and removes the directory on exit
+# (KEEP=1 keeps it).
+make_workdir() {
+    WORK=$(mktemp -d "/tmp/edgepbx-bench-$1.XXXXXX")
+    PIDS=()
+    trap cleanup EXIT
+}
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
+}

@@ -23,21 +23,14 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 # shellcheck source=../common.sh
 . "$ROOT/bench/common.sh"
-require sipp ss awk sort
+require sipp ss awk sort python3
 COUNTS=${COUNTS:-"250 500 1000"}
 TALK=${TALK:-40}
 WINDOW=${WINDOW:-10}
-DOMAIN=bench.test
 select_edgepbx
-
-WORK=$(mktemp -d /tmp/edgepbx-bench-concurrent.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
-}
-trap cleanup EXIT
+make_workdir concurrent
+# shellcheck source=lib.sh
+. "$ROOT/bench/calls/lib.sh"
 
 # 10 s of G.711 u-law silence in a WAV file (format 7), for SIPp's stream.
 tone() {
@@ -52,41 +45,13 @@ PY
 }
 
 export EDGEPBX_LOG=info NO_COLOR=1
-DATA=$WORK/data
-mkdir -p "$DATA"
-"$EDGEPBX_BIN" tenant add BENCH --domain "$DOMAIN" --data "$DATA" >/dev/null
-for number in 1001 2001; do
-    "$EDGEPBX_BIN" ext add BENCH "$number" --name "Bench $number" --password "pw-$number-Bench" --data "$DATA" >/dev/null
-done
-cat > "$WORK/edgepbx.toml" <<TOML
-[security]
-digest_algorithms = ["MD5", "SHA-256"]
-[registrar]
-keepalive_interval_secs = 0
-[calls]
-max_calls_per_tenant = 100000
-[media]
+start_bench_edgepbx edgepbx '[media]
 port_min = 20000
-port_max = 59999
-[sip]
-max_transactions = 200000
-TOML
-start_edgepbx "$WORK/edgepbx.toml" "$DATA" "$WORK/edgepbx.out" "$WORK/edgepbx.log"
-PIDS+=("$LAST_PID")
+port_max = 59999'
 EDGEPBX_PID=$LAST_PID
 ADDR=$STARTED_ADDR
-
-# The callee registers from its port, then answers there and echoes RTP.
-CALLEE_PORT=$(free_udp_port)
-ECHO_PORT=$(free_udp_port)
-printf 'SEQUENTIAL\n%s;2001;pw-2001-Bench\n' "$DOMAIN" > "$WORK/callee.csv"
-(cd "$WORK" && sipp "$ADDR" -sf "$ROOT/tests/sipp/register_auth.xml" -inf callee.csv \
-    -key expires 3600 -auth_uri "$DOMAIN" -m 1 -i 127.0.0.1 -p "$CALLEE_PORT" -t u1 \
-    -nostdin -timeout 20s >register.log 2>&1) || die "the callee did not register"
-(cd "$WORK" && exec sipp -sf "$ROOT/bench/calls/answer.xml" -i 127.0.0.1 -p "$CALLEE_PORT" -t u1 \
-    -mp "$ECHO_PORT" -rtp_echo -nostdin -l 100000 >answer.log 2>&1) &
-PIDS+=($!)
-sleep 0.5
+# The callee answers and echoes every RTP packet back.
+start_callee edgepbx "$ADDR" -mp "$(free_udp_port)" -rtp_echo
 
 # CPU seconds (user + system) of a process so far.
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }

@@ -37,51 +37,20 @@ require sipp kamailio md5sum ss awk sort
 CALLS=${CALLS:-3000}
 RATES=${RATES:-"100 200 400 800"}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
-DOMAIN=bench.test
-TENANT=BENCH
 select_edgepbx
-
-WORK=$(mktemp -d /tmp/edgepbx-bench-calls.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
-}
-trap cleanup EXIT
-
+make_workdir calls
+# shellcheck source=lib.sh
+. "$ROOT/bench/calls/lib.sh"
 export EDGEPBX_LOG=warn
-CSV=$WORK/callee.csv
-printf 'SEQUENTIAL\n%s;2001;pw-2001-Bench\n' "$DOMAIN" > "$CSV"
 
 # ---- edgepbx (two installations: anchored media, direct media) ----------
-setup_edgepbx() {
-    local name=$1 direct=$2 data=$WORK/$1-data
-    mkdir -p "$data"
-    "$EDGEPBX_BIN" tenant add "$TENANT" --domain "$DOMAIN" --data "$data" >/dev/null
-    for number in 1001 2001; do
-        "$EDGEPBX_BIN" ext add "$TENANT" "$number" --name "Bench $number" \
-            --password "pw-$number-Bench" --data "$data" >/dev/null
-    done
-    cat > "$WORK/$name.toml" <<EOF
-[security]
-# SIPp 3.6 reads only the first challenge.
-digest_algorithms = ["MD5", "SHA-256"]
-[registrar]
-keepalive_interval_secs = 0
-[calls]
-max_calls_per_tenant = 100000
-[media]
+MEDIA='[media]
 port_min = 20000
-port_max = 59999
-direct_same_network = $direct
-EOF
-    start_edgepbx "$WORK/$name.toml" "$data" "$WORK/$name.out" "$WORK/$name.log"
-    PIDS+=("$LAST_PID")
-}
-setup_edgepbx edgepbx false
+port_max = 59999'
+start_bench_edgepbx edgepbx "$MEDIA"
 EDGEPBX_ADDR=$STARTED_ADDR
-setup_edgepbx edgepbx-direct true
+start_bench_edgepbx edgepbx-direct "$MEDIA
+direct_same_network = true"
 DIRECT_ADDR=$STARTED_ADDR
 
 # ---- Kamailio -------------------------------------------------------------
@@ -102,20 +71,6 @@ sleep 1
 grep -q 'ERROR' "$WORK/kamailio.log" && die "kamailio: $(grep ERROR "$WORK/kamailio.log" | head -3)"
 
 # ---- callees: register from a port, then answer on it ---------------------
-# start_callee NAME SERVER -> sets CALLEE_PID
-start_callee() {
-    local name=$1 server=$2 port dir=$WORK/$1-callee
-    port=$(free_udp_port)
-    mkdir -p "$dir"
-    (cd "$dir" && sipp "$server" -sf "$ROOT/tests/sipp/register_auth.xml" -inf "$CSV" \
-        -key expires 3600 -auth_uri "$DOMAIN" -m 1 -i 127.0.0.1 -p "$port" -t u1 \
-        -nostdin -timeout 20s >register.log 2>&1) || die "the callee did not register with $name"
-    (cd "$dir" && exec sipp -sf "$ROOT/bench/calls/answer.xml" -i 127.0.0.1 -p "$port" -t u1 \
-        -nostdin -l 100000 -trace_err >answer.log 2>&1) &
-    CALLEE_PID=$!
-    PIDS+=("$CALLEE_PID")
-    sleep 0.5
-}
 start_callee edgepbx "$EDGEPBX_ADDR"
 start_callee edgepbx-direct "$DIRECT_ADDR"
 start_callee kamailio "$KAM_ADDR"

@@ -50,14 +50,7 @@ select_edgepbx
 cargo build --release -p edgepbx-e2e --bin md5-challenge-relay >&2
 RELAY_BIN=$TARGET/release/md5-challenge-relay
 
-WORK=$(mktemp -d /tmp/edgepbx-bench-register.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
-}
-trap cleanup EXIT
+make_workdir register
 
 # ---- users -------------------------------------------------------------
 echo "preparing $USERS users..." >&2

@@ -14,6 +14,15 @@ use edgepbx_e2e::sip::SipMessage;
 
 const HOLD: Duration = Duration::from_secs(10);
 
+/// Alice calls Bob and never hangs up herself: the call must end with a
+/// BYE to her.
+fn alice_stays_until_bye(pbx: &RunningPbx, alice: &Extension, dir: &std::path::Path) {
+    caller("call_until_bye", pbx, alice, "101")
+        .timeout(Duration::from_secs(20))
+        .run(dir, "alice")
+        .assert_all_succeeded(1);
+}
+
 /// ACME with Alice (100) and Bob (101, settings from `ext set` options),
 /// the server running with `config`, and Bob's device behaving as told.
 fn alice_calls_bob(
@@ -139,10 +148,7 @@ fn the_callee_hangs_up_and_the_caller_gets_the_bye() {
         alice_calls_bob("callee-bye", CALL_CONFIG, &[], Behaviour::Hangup);
     let dir = deployment.work().path();
 
-    caller("call_until_bye", &pbx, &exts[0], "101")
-        .timeout(Duration::from_secs(20))
-        .run(dir, "alice")
-        .assert_all_succeeded(1);
+    alice_stays_until_bye(&pbx, &exts[0], dir);
     let bob = bob.finish();
     assert!(bob.last_response(200).is_some(), "{}", bob.report());
     let record = deployment.last_call_record("ACME");
@@ -160,10 +166,7 @@ fn a_call_past_its_maximum_duration_is_ended_on_both_sides() {
     let dir = deployment.work().path();
 
     // Alice never hangs up: edgepbx sends her (and Bob) a BYE.
-    caller("call_until_bye", &pbx, &exts[0], "101")
-        .timeout(Duration::from_secs(20))
-        .run(dir, "alice")
-        .assert_all_succeeded(1);
+    alice_stays_until_bye(&pbx, &exts[0], dir);
     let bob = bob.finish();
     assert_eq!(received_requests(&bob, "BYE").len(), 1, "{}", bob.report());
     let record = deployment.last_call_record("ACME");
