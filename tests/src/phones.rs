@@ -40,6 +40,9 @@ pub enum Behaviour {
     /// Answers like [`Behaviour::Answer`], then accepts a codec change by
     /// UPDATE.
     Update,
+    /// Sends early media (183 with a description) instead of 180, then
+    /// answers.
+    EarlyMedia,
 }
 
 impl Behaviour {
@@ -52,6 +55,7 @@ impl Behaviour {
             Behaviour::Info => "device_info",
             Behaviour::Hangup => "device_hangup",
             Behaviour::Update => "device_update",
+            Behaviour::EarlyMedia => "device_early_media",
         }
     }
 }

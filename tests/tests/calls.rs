@@ -154,7 +154,21 @@ fn unknown_numbers_devices_missing_and_loops_are_refused() {
     let pbx = deployment.start();
     let dir = deployment.work().path();
 
-    for (number, expected) in [("999", 404), (bob.number.as_str(), 480)] {
+    // Carol, added while the server runs, is reachable by her alias 5102
+    // (she has no device yet: 480), unlike 999 (404).
+    deployment.admin(&[
+        "ext",
+        "add",
+        "ACME",
+        "102",
+        "--name",
+        "Carol",
+        "--password",
+        "pw-102-Secret",
+        "--alias",
+        "5102",
+    ]);
+    for (number, expected) in [("999", 404), (bob.number.as_str(), 480), ("5102", 480)] {
         let call = caller("call_refused", &pbx, &alice, number).run(dir, &format!("to-{number}"));
         call.assert_all_succeeded(1);
         assert_eq!(final_status(&call), Some(expected), "{}", call.report());

@@ -1,8 +1,9 @@
-//! Inside an answered call: a re-INVITE puts the other party on hold with
-//! descriptions still anchored on the relay, UPDATE changes the codec the
-//! same way, INFO (DTMF) is passed on, the callee may hang up, a call that
-//! outlives the maximum duration is ended on both sides, and parties on
-//! the same network may send media to each other directly.
+//! Early media reaches the caller anchored. Inside an answered call: a
+//! re-INVITE puts the other party on hold with descriptions still anchored
+//! on the relay, UPDATE changes the codec the same way, INFO (DTMF) is
+//! passed on, the callee may hang up, a call that outlives the maximum
+//! duration is ended on both sides, and parties on the same network may
+//! send media to each other directly.
 
 use std::time::Duration;
 
@@ -82,6 +83,28 @@ fn a_re_invite_puts_the_other_party_on_hold_through_the_relay() {
     assert!(body(answer).contains("a=recvonly"), "{}", answer.text());
     assert!((20_000..30_000).contains(&audio_port(answer)));
     assert_eq!(received_requests(&bob, "BYE").len(), 1);
+}
+
+#[test]
+fn early_media_reaches_the_caller_through_the_relay() {
+    let (deployment, exts, pbx, bob) =
+        alice_calls_bob("early-media", CALL_CONFIG, &[], Behaviour::EarlyMedia);
+    let dir = deployment.work().path();
+
+    let call = caller("call", &pbx, &exts[0], "101")
+        .arg("-d")
+        .arg("500")
+        .run(dir, "alice");
+    call.assert_all_succeeded(1);
+    bob.finish();
+    let early = call
+        .last_response(183)
+        .unwrap_or_else(|| panic!("no 183 reached the caller\n{}", call.report()));
+    assert!(
+        (20_000..30_000).contains(&audio_port(early)),
+        "{}",
+        early.text()
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Trunks to a carrier played by SIPp: the trunk registers with digest
 //! credentials, a sequential find-me/follow-me step reaches an external
-//! number through it after the extension rang out, the tenant's caller ID
-//! goes out, and a call from the carrier to a DID rings its extension.
+//! number through it after the extension rang out with the tenant's caller
+//! ID, unconditional forwarding reaches another one with the caller's own
+//! outbound number, and a call from the carrier to a DID rings its
+//! extension.
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ const CARRIER: &str = "127.0.0.2";
 #[test]
 fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
     let deployment = Deployment::with_config("trunk", CALL_CONFIG);
-    let exts = deployment.acme_with([100, 101, 102]);
+    let exts = deployment.acme_with([100, 101, 102, 103, 104]);
     let carrier_port = free_port(false);
     deployment.admin(&[
         "trunk",
@@ -48,6 +50,23 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
         "--follow-me",
         "sequential:0612345678/10",
     ]);
+    // 103 forwards every call to a mobile; 104 has its own outbound number.
+    deployment.admin(&[
+        "ext",
+        "set",
+        "ACME",
+        "103",
+        "--forward-unconditional",
+        "0687654321",
+    ]);
+    deployment.admin(&[
+        "ext",
+        "set",
+        "ACME",
+        "104",
+        "--outbound-caller-id",
+        "0140000104",
+    ]);
     // 102 may call internal numbers only.
     deployment.admin(&[
         "ext",
@@ -60,15 +79,15 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
     let listed = deployment.admin(&["trunk", "list", "ACME", "--json"]);
     assert!(!listed.contains("carrier-s3cret"), "{listed}");
 
-    // The carrier handles two calls: the trunk's registration and the
-    // follow-me call.
+    // The carrier handles three calls: the trunk's registration, the
+    // follow-me call and the forwarded call.
     let pbx = deployment.start();
     let dir = deployment.work().path().to_owned();
     let carrier = {
         let sipp = Sipp::new("carrier", pbx.udp())
             .local_ip(CARRIER)
             .local_port(carrier_port)
-            .calls(2)
+            .calls(3)
             .timeout(Duration::from_secs(60));
         let dir = dir.clone();
         std::thread::spawn(move || sipp.run(&dir, "carrier"))
@@ -94,6 +113,13 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
         .arg("1000")
         .run(&dir, "alice")
         .assert_all_succeeded(1);
+    // 104 calls 103, whose forwarding sends the call out to a mobile with
+    // 104's own number shown.
+    caller("call", &pbx, &exts[4], "103")
+        .arg("-d")
+        .arg("500")
+        .run(&dir, "forwarded")
+        .assert_all_succeeded(1);
     // A customer calls the DID of 102 from the carrier.
     Sipp::new("carrier_call", pbx.udp())
         .local_ip(CARRIER)
@@ -115,7 +141,7 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
         .run(&dir, "customer-unknown");
     assert!(unknown.last_response(404).is_some(), "{}", unknown.report());
     let carrier = carrier.join().expect("the carrier thread");
-    carrier.assert_all_succeeded(2);
+    carrier.assert_all_succeeded(3);
     let registers = received_requests(&carrier, "REGISTER");
     assert_eq!(registers.len(), 2, "{}", carrier.report());
     assert!(
@@ -124,7 +150,7 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
         registers[1].text()
     );
     let invites = received_requests(&carrier, "INVITE");
-    assert_eq!(invites.len(), 1, "{}", carrier.report());
+    assert_eq!(invites.len(), 2, "{}", carrier.report());
     assert!(
         invites[0]
             .start_line
@@ -137,7 +163,19 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
         from.contains("sip:0140000000@"),
         "the tenant's caller ID: {from}"
     );
-    assert_eq!(received_requests(&carrier, "BYE").len(), 1);
+    assert!(
+        invites[1]
+            .start_line
+            .starts_with(&format!("INVITE sip:0687654321@{CARRIER}")),
+        "{}",
+        invites[1].text()
+    );
+    let from = invites[1].header("From").unwrap_or_default();
+    assert!(
+        from.contains("sip:0140000104@"),
+        "the extension's own caller ID: {from}"
+    );
+    assert_eq!(received_requests(&carrier, "BYE").len(), 2);
     let bob = bob.finish();
     assert_eq!(
         received_requests(&bob, "CANCEL").len(),
