@@ -17,9 +17,10 @@
 //! Everything runs on the SIP core's task: state is plain data, and a call
 //! is taken out of the table while it is worked on, so the engine borrows
 //! the transaction layer and the call at the same time without locks. The
-//! one exception is the policy decision: it runs on the blocking pool (a
-//! tenant's module may use its whole deadline) and comes back to the task
-//! as a message; a call whose caller gave up meanwhile ignores it.
+//! one exception is a tenant module's decision: it runs on the blocking
+//! pool (the module may use its whole deadline) and comes back to the task
+//! as a message; a call whose caller gave up meanwhile ignores it. The
+//! built-in policy decides in microseconds and runs in place.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -570,9 +571,9 @@ impl SipCore {
         None
     }
 
-    /// Asks the policy for the call's next step. The decision is made on
-    /// the blocking pool and comes back through [`SipCore::decision_done`],
-    /// which carries it out.
+    /// Asks the policy for the call's next step and carries it out: at once
+    /// for the built-in policy; a tenant module's decision is made on the
+    /// blocking pool and comes back through [`SipCore::decision_done`].
     fn next_step(&mut self, now: Instant, call: &mut Call) {
         if call.decisions >= self.calls.config.max_steps {
             warn!(call = call.id, "too many routing steps; refusing the call");
@@ -588,10 +589,16 @@ impl SipCore {
         let policies = self.calls.policies.clone();
         let kv = self.calls.kv.clone();
         let tenant = call.tenant.code.clone();
+        // The built-in policy is ours and decides in microseconds: right
+        // here. A tenant's module may take its whole deadline, and
+        // signalling for everyone else must not wait meanwhile: off this
+        // task.
+        if policies.active(&tenant).is_none() {
+            let decided = policies.decide(now, &tenant, &context, directory, kv);
+            return self.apply_decision(now, call, decided);
+        }
         let reply = self.calls.decided_tx.clone();
         let id = call.id;
-        // Off this task: a tenant's module may take its whole deadline, and
-        // signalling for everyone else must not wait meanwhile.
         tokio::task::spawn_blocking(move || {
             let decided = policies.decide(Instant::now(), &tenant, &context, directory, kv);
             let _ = reply.send(DecisionDone { call: id, decided });
