@@ -45,12 +45,13 @@ select_edgepbx() {
 }
 
 # start_edgepbx CONFIG DATA OUT LOG: starts `edgepbx serve` on loopback
-# port 0 and waits for its ready line; sets STARTED_ADDR (its UDP address)
-# and LAST_PID. Not in a subshell: the pid must reach the caller.
+# port 0 and waits for its ready line; sets STARTED_ADDR (its UDP address),
+# STARTED_HTTP (its HTTP address) and LAST_PID. Not in a subshell: the pid
+# must reach the caller.
 start_edgepbx() {
     local config=$1 data=$2 out=$3 log=$4 addr=""
     "$EDGEPBX_BIN" serve --config "$config" --data "$data" \
-        --sip-udp 127.0.0.1:0 --sip-tcp 127.0.0.1:0 >"$out" 2>"$log" &
+        --sip-udp 127.0.0.1:0 --sip-tcp 127.0.0.1:0 --http 127.0.0.1:0 >"$out" 2>"$log" &
     LAST_PID=$!
     for _ in $(seq 1 600); do
         addr=$(sed -n 's/^edgepbx ready sip-udp=\([^ ]*\) .*/\1/p' "$out")
@@ -60,6 +61,7 @@ start_edgepbx() {
     done
     [ -n "$addr" ] || die "edgepbx not ready after 60 s"
     STARTED_ADDR=$addr
+    STARTED_HTTP=$(sed -n 's/^edgepbx ready .* http=\([^ ]*\).*/\1/p' "$out")
 }
 
 # The machine, for report headers.

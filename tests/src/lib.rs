@@ -28,6 +28,7 @@
 //! helpers, a panic is how a test fails.
 
 pub mod baresip;
+pub mod http;
 pub mod pbx;
 pub mod phones;
 pub mod policies;
@@ -56,14 +57,24 @@ pub fn require_program(name: &str) -> PathBuf {
     panic!("`{name}` is not installed (not on PATH); {HOW_TO_RUN}");
 }
 
+/// This crate's directory in the checkout the tests run from: cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test, and that is preferred to the
+/// path compiled in, which is stale when a target directory is shared by
+/// checkouts at different paths.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The torture corpus shared by every edgepbx test suite.
 pub fn torture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/sip-torture")
+    manifest_dir().join("../testdata/sip-torture")
 }
 
 /// The SIPp scenarios of this crate.
 pub fn sipp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp")
+    manifest_dir().join("sipp")
 }
 
 /// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.

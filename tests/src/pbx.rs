@@ -213,6 +213,30 @@ impl Deployment {
         .unwrap_or_else(|| panic!("no call record for {tenant}"))
     }
 
+    /// Adds a console user with the CLI; `tenant` is `None` for a system
+    /// admin.
+    pub fn add_console_user(&self, email: &str, tenant: Option<&str>, password: &str) {
+        let mut args = vec!["user", "add", email, "--password", password, "--role"];
+        match tenant {
+            Some(t) => args.extend(["tenant-admin", "--tenant", t]),
+            None => args.push("system-admin"),
+        }
+        self.admin(&args);
+    }
+
+    /// Creates an API key of `tenant` with the CLI; returns the key.
+    pub fn api_key(&self, tenant: &str, read_only: bool) -> String {
+        let mut args = vec!["apikey", "add", tenant, "--name", "tests"];
+        if read_only {
+            args.push("--read-only");
+        }
+        let out = self.admin(&args);
+        out.lines()
+            .find(|l| l.starts_with("epk_"))
+            .unwrap_or_else(|| panic!("`apikey add` printed no key:\n{out}"))
+            .to_owned()
+    }
+
     /// `edgepbx ext list <tenant> --json`, parsed.
     pub fn extension_list(&self, tenant: &str) -> serde_json::Value {
         let out = self.admin(&["ext", "list", tenant, "--json"]);
@@ -246,6 +270,7 @@ pub struct RunningPbx {
     child: Child,
     udp: SocketAddr,
     tcp: SocketAddr,
+    http: SocketAddr,
     log: PathBuf,
 }
 
@@ -258,7 +283,8 @@ impl RunningPbx {
         cmd.arg("serve")
             .arg("--data")
             .arg(deployment.data_dir())
-            .args(["--sip-udp", "127.0.0.1:0", "--sip-tcp", "127.0.0.1:0"]);
+            .args(["--sip-udp", "127.0.0.1:0", "--sip-tcp", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0"]);
         if let Some(config) = &deployment.config {
             cmd.arg("--config").arg(config);
         }
@@ -272,7 +298,7 @@ impl RunningPbx {
             unreachable!("stdout was configured as a pipe")
         };
         let lines = spawn_line_reader(stdout);
-        let (udp, tcp) = match wait_ready(&mut child, &lines) {
+        let Ready { udp, tcp, http } = match wait_ready(&mut child, &lines) {
             Ok(addrs) => addrs,
             Err(why) => {
                 let _ = child.kill();
@@ -288,6 +314,7 @@ impl RunningPbx {
             child,
             udp,
             tcp,
+            http,
             log,
         }
     }
@@ -300,6 +327,16 @@ impl RunningPbx {
     /// The SIP TCP address from the ready line.
     pub fn tcp(&self) -> SocketAddr {
         self.tcp
+    }
+
+    /// The HTTP (API and console) address from the ready line.
+    pub fn http(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// An HTTP client of the API without credentials.
+    pub fn api(&self) -> crate::http::Client {
+        crate::http::Client::new(self.http)
     }
 
     /// The process id.
@@ -388,11 +425,19 @@ fn spawn_line_reader(stdout: std::process::ChildStdout) -> Receiver<String> {
     rx
 }
 
-/// Waits for `edgepbx ready sip-udp=ADDR sip-tcp=ADDR`.
-fn wait_ready(
-    child: &mut Child,
-    lines: &Receiver<String>,
-) -> Result<(SocketAddr, SocketAddr), String> {
+/// The listeners' addresses from the ready line.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    /// SIP over UDP.
+    pub udp: SocketAddr,
+    /// SIP over TCP.
+    pub tcp: SocketAddr,
+    /// HTTP (or HTTPS).
+    pub http: SocketAddr,
+}
+
+/// Waits for `edgepbx ready sip-udp=ADDR sip-tcp=ADDR http=ADDR`.
+fn wait_ready(child: &mut Child, lines: &Receiver<String>) -> Result<Ready, String> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut seen = Vec::new();
     loop {
@@ -423,18 +468,24 @@ fn wait_ready(
 }
 
 /// Parses the ready line; `None` for any other line.
-pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+pub fn parse_ready_line(line: &str) -> Option<Ready> {
     let rest = line.trim().strip_prefix("edgepbx ready ")?;
-    let mut udp = None;
-    let mut tcp = None;
+    let (mut udp, mut tcp, mut http) = (None, None, None);
     for field in rest.split_whitespace() {
-        if let Some(addr) = field.strip_prefix("sip-udp=") {
-            udp = addr.parse().ok();
-        } else if let Some(addr) = field.strip_prefix("sip-tcp=") {
-            tcp = addr.parse().ok();
+        let (name, addr) = field.split_once('=')?;
+        let addr = addr.parse().ok();
+        match name {
+            "sip-udp" => udp = addr,
+            "sip-tcp" => tcp = addr,
+            "http" | "https" => http = addr,
+            _ => {}
         }
     }
-    Some((udp?, tcp?))
+    Some(Ready {
+        udp: udp?,
+        tcp: tcp?,
+        http: http?,
+    })
 }
 
 /// The last `n` lines of a text.
@@ -449,11 +500,13 @@ mod tests {
 
     #[test]
     fn ready_line_is_parsed() {
-        let (udp, tcp) =
-            parse_ready_line("edgepbx ready sip-udp=127.0.0.1:5060 sip-tcp=127.0.0.1:5061")
-                .expect("a well-formed ready line parses");
-        assert_eq!(udp.port(), 5060);
-        assert_eq!(tcp.port(), 5061);
+        let ready = parse_ready_line(
+            "edgepbx ready sip-udp=127.0.0.1:5060 sip-tcp=127.0.0.1:5061 http=127.0.0.1:8080",
+        )
+        .expect("a well-formed ready line parses");
+        assert_eq!(ready.udp.port(), 5060);
+        assert_eq!(ready.tcp.port(), 5061);
+        assert_eq!(ready.http.port(), 8080);
         assert!(parse_ready_line("listening").is_none());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 /// The guest workspace.
 pub fn guest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest-policies")
+    crate::manifest_dir().join("../guest-policies")
 }
 
 /// A JSON call context of `guest-policies/examples/contexts`.

@@ -120,7 +120,15 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
         .arg("500")
         .run(&dir, "forwarded")
         .assert_all_succeeded(1);
-    // A customer calls the DID of 102 from the carrier.
+    // A customer calls the DID of 102 from the carrier; the company
+    // directory knows the number, so Carol's phone shows the contact's name.
+    let key = deployment.api_key("ACME", false);
+    let added = pbx.api().with_token(&key).json(
+        "POST",
+        "/api/v1/contacts",
+        &serde_json::json!({"name": "Acme Plumbing", "number": "0699999999"}),
+    );
+    assert_eq!(added.status, 201, "{}", added.text());
     Sipp::new("carrier_call", pbx.udp())
         .local_ip(CARRIER)
         .key("caller", "0699999999")
@@ -189,7 +197,7 @@ fn follow_me_reaches_an_external_number_through_a_registered_trunk() {
     assert_eq!(invites.len(), 1, "{}", carol.report());
     let from = invites[0].header("From").unwrap_or_default();
     assert!(
-        from.contains("\"Customer\"") && from.contains("sip:0699999999@"),
+        from.contains("\"Acme Plumbing\"") && from.contains("sip:0699999999@"),
         "{from}"
     );
 }

@@ -11,17 +11,19 @@ use anyhow::{Context, bail};
 use edgepbx_sip::auth::Credentials;
 use edgepbx_store::{
     AllowedDestinations, CallSettings, CredentialEntry, Did, FollowMe, FollowMeDestination,
-    ForwardTarget, Group, GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store,
-    StoreConfig, Trunk,
+    ForwardTarget, Group, GroupKind, GroupStrategy, NewExtension, RingMode, Role, SipCredentials,
+    Store, StoreConfig, Trunk,
 };
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use crate::accounts;
 use crate::cli::{
-    CallsArgs, Command, ExtCommand, ExtSettingsArgs, GroupCommand, PolicyCommand, StorageArgs,
-    TenantCommand, TrunkCommand,
+    ApikeyCommand, CallsArgs, Command, ExtCommand, ExtSettingsArgs, GroupCommand, PolicyCommand,
+    StorageArgs, TenantCommand, TrunkCommand, UserCommand,
 };
 use crate::config::Config;
+use crate::secrets::Sealer;
 
 /// Length of generated SIP passwords: long enough that guessing is hopeless.
 const GENERATED_PASSWORD_LEN: usize = 24;
@@ -49,8 +51,15 @@ pub fn generate_password() -> String {
 }
 
 /// HA1 values for both digest usernames of an extension: `<number>` (on the
-/// tenant's domain) and `<number>-<CODE>` (on any address).
-pub fn credentials_for(tenant: &str, domain: &str, number: &str, password: &str) -> SipCredentials {
+/// tenant's domain) and `<number>-<CODE>` (on any address), and the password
+/// sealed for an administrator's audited reveal.
+pub fn credentials_for(
+    sealer: &Sealer,
+    tenant: &str,
+    domain: &str,
+    number: &str,
+    password: &str,
+) -> SipCredentials {
     let entries = [number.to_owned(), format!("{number}-{tenant}")]
         .into_iter()
         .map(|username| {
@@ -62,7 +71,10 @@ pub fn credentials_for(tenant: &str, domain: &str, number: &str, password: &str)
             }
         })
         .collect();
-    SipCredentials { entries }
+    SipCredentials {
+        entries,
+        sealed: Some(sealer.seal(password)),
+    }
 }
 
 /// Runs an administration command: in the running server when one
@@ -103,6 +115,8 @@ pub async fn execute_on(store: &Store, command: Command, out: &mut String) -> an
         Command::Trunk(cmd) => trunk_command(store, cmd, out).await,
         Command::Policy(cmd) => crate::policy::store_command(store, cmd, out).await,
         Command::Calls(args) => calls_command(store, args, out).await,
+        Command::User(cmd) => user_command(store, cmd, out).await,
+        Command::Apikey(cmd) => apikey_command(store, cmd, out).await,
         Command::Serve(_) | Command::Events(_) => bail!("not an administration command"),
     }
 }
@@ -117,7 +131,120 @@ pub fn changes_configuration(command: &Command) -> bool {
             | Command::Trunk(TrunkCommand::List { .. })
             | Command::Policy(PolicyCommand::List { .. })
             | Command::Calls(_)
+            | Command::User(_)
+            | Command::Apikey(_)
     )
+}
+
+/// `edgepbx user ...`
+async fn user_command(store: &Store, cmd: UserCommand, out: &mut String) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            email,
+            role,
+            tenant,
+            password,
+        } => {
+            let role = Role::parse(&role)?;
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(generate_password);
+            let user =
+                accounts::create_user(store, &email, role, tenant.as_deref(), &password).await?;
+            writeln!(
+                out,
+                "console user {} added ({}{})",
+                user.email,
+                user.role.as_str(),
+                user.tenant
+                    .as_deref()
+                    .map(|t| format!(", tenant {t}"))
+                    .unwrap_or_default()
+            )?;
+            if generated {
+                writeln!(out, "  password: {password}")?;
+            }
+        }
+        UserCommand::List { tenant } => {
+            let users = store.access().users(tenant.as_deref()).await?;
+            writeln!(out, "{:<40}  {:<13}  TENANT", "EMAIL", "ROLE")?;
+            for u in users {
+                writeln!(
+                    out,
+                    "{:<40}  {:<13}  {}",
+                    u.email,
+                    u.role.as_str(),
+                    u.tenant.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
+        UserCommand::Passwd { email, password } => {
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(generate_password);
+            accounts::set_user_password(store, &email, &password).await?;
+            writeln!(out, "password of {email} changed; their sessions ended")?;
+            if generated {
+                writeln!(out, "  password: {password}")?;
+            }
+        }
+        UserCommand::Rm { email } => {
+            store.access().remove_user(&email).await?;
+            writeln!(out, "console user {email} removed")?;
+        }
+    }
+    Ok(())
+}
+
+/// `edgepbx apikey ...`
+async fn apikey_command(store: &Store, cmd: ApikeyCommand, out: &mut String) -> anyhow::Result<()> {
+    match cmd {
+        ApikeyCommand::Add {
+            tenant,
+            name,
+            read_only,
+        } => {
+            let t = find_tenant(store, &tenant).await?;
+            let (stored, key) = accounts::create_api_key(store, &t.code, &name, read_only).await?;
+            writeln!(
+                out,
+                "API key {} for {} ({}); it is shown only now:",
+                stored.id,
+                t.code,
+                if read_only { "read-only" } else { "read-write" }
+            )?;
+            writeln!(out, "{key}")?;
+        }
+        ApikeyCommand::List { tenant } => {
+            let t = find_tenant(store, &tenant).await?;
+            writeln!(
+                out,
+                "{:<12}  {:<10}  {:<20}  {:<20}  NAME",
+                "ID", "ACCESS", "CREATED (UTC)", "LAST USED (UTC)"
+            )?;
+            for k in store.access().keys(&t.code).await? {
+                writeln!(
+                    out,
+                    "{:<12}  {:<10}  {:<20}  {:<20}  {}",
+                    k.id,
+                    if k.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
+                    crate::policy::humantime(k.created_at),
+                    k.last_used_at
+                        .map(crate::policy::humantime)
+                        .unwrap_or_else(|| "never".into()),
+                    k.name
+                )?;
+            }
+        }
+        ApikeyCommand::Rm { tenant, id } => {
+            let t = find_tenant(store, &tenant).await?;
+            store.access().revoke_key(&t.code, &id).await?;
+            writeln!(out, "API key {id} revoked")?;
+        }
+    }
+    Ok(())
 }
 
 /// `edgepbx calls` on the store: the latest records; calls in progress
@@ -264,7 +391,8 @@ async fn ext_command(store: &Store, cmd: ExtCommand, out: &mut String) -> anyhow
             aliases,
         } => {
             let t = find_tenant(store, &tenant).await?;
-            let (credentials, password, generated) = credentials_from(&t, &number, password)?;
+            let (credentials, password, generated) =
+                credentials_from(store, &t, &number, password)?;
             store
                 .extensions()
                 .add(
@@ -345,7 +473,8 @@ async fn ext_command(store: &Store, cmd: ExtCommand, out: &mut String) -> anyhow
             password,
         } => {
             let t = find_tenant(store, &tenant).await?;
-            let (credentials, password, generated) = credentials_from(&t, &number, password)?;
+            let (credentials, password, generated) =
+                credentials_from(store, &t, &number, password)?;
             store
                 .extensions()
                 .set_credentials(&t.code, &number, credentials)
@@ -621,8 +750,9 @@ fn apply_settings(mut s: CallSettings, a: &ExtSettingsArgs) -> anyhow::Result<Ca
 }
 
 /// `sequential:0612345678/20,102/15`.
-fn parse_follow_me(text: &str) -> anyhow::Result<FollowMe> {
-    let usage = "--follow-me takes simultaneous: or sequential: and NUMBER/SECONDS items";
+pub fn parse_follow_me(text: &str) -> anyhow::Result<FollowMe> {
+    let usage =
+        "follow-me is simultaneous: or sequential: then NUMBER/SECONDS items separated by commas";
     let (mode, list) = text.split_once(':').context(usage)?;
     let destinations = list
         .split(',')
@@ -638,6 +768,16 @@ fn parse_follow_me(text: &str) -> anyhow::Result<FollowMe> {
         mode: RingMode::parse(mode)?,
         destinations,
     })
+}
+
+/// The text [`parse_follow_me`] reads.
+pub fn follow_me_text(f: &FollowMe) -> String {
+    let items: Vec<String> = f
+        .destinations
+        .iter()
+        .map(|d| format!("{}/{}", d.number, d.timeout_secs))
+        .collect();
+    format!("{}:{}", f.mode.as_str(), items.join(","))
 }
 
 /// An extension's settings as `ext list --json` shows them.
@@ -675,6 +815,7 @@ pub async fn find_tenant(store: &Store, code: &str) -> anyhow::Result<edgepbx_st
 /// Credentials from a given password, or from a generated one. Returns
 /// the password and whether it was generated (so it is printed once).
 fn credentials_from(
+    store: &Store,
     tenant: &edgepbx_store::Tenant,
     number: &str,
     password: Option<String>,
@@ -682,11 +823,13 @@ fn credentials_from(
     let generated = password.is_none();
     let password = password.unwrap_or_else(generate_password);
     check_password(&password)?;
-    let credentials = credentials_for(&tenant.code, &tenant.sip_domain, number, &password);
+    let sealer = Sealer::new(&store.server_key());
+    let credentials = credentials_for(&sealer, &tenant.code, &tenant.sip_domain, number, &password);
     Ok((credentials, password, generated))
 }
 
-fn check_password(password: &str) -> anyhow::Result<()> {
+/// Checks a SIP password chosen by a person.
+pub fn check_password(password: &str) -> anyhow::Result<()> {
     if password.len() < 8 || password.len() > 128 {
         bail!("a SIP password must be 8 to 128 characters long");
     }

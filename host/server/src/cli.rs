@@ -56,6 +56,78 @@ pub enum Command {
     /// Follow the running server's events (devices, call legs) as JSON
     /// lines.
     Events(EventsArgs),
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage REST API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+}
+
+/// `edgepbx user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a console user.
+    Add {
+        /// Login e-mail.
+        email: String,
+        /// system-admin, tenant-admin or read-only.
+        #[arg(long)]
+        role: String,
+        /// The user's tenant (not for a system admin).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Password (a random one is generated and printed when omitted).
+        #[arg(long, env = "EDGEPBX_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// List console users.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Set a user's password (ends their sessions).
+    Passwd {
+        /// Login e-mail.
+        email: String,
+        /// The new password (generated and printed when omitted).
+        #[arg(long, env = "EDGEPBX_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Remove a console user.
+    Rm {
+        /// Login e-mail.
+        email: String,
+    },
+}
+
+/// `edgepbx apikey ...`
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create an API key for a tenant; prints it once.
+    Add {
+        /// Tenant code.
+        tenant: String,
+        /// What it is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// It may only read.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List a tenant's API keys (never the keys themselves).
+    List {
+        /// Tenant code.
+        tenant: String,
+    },
+    /// Revoke an API key.
+    Rm {
+        /// Tenant code.
+        tenant: String,
+        /// The key's id.
+        id: String,
+    },
 }
 
 /// `edgepbx calls`
@@ -91,7 +163,19 @@ pub struct ServeArgs {
     /// SIP over TCP listen address [default: 0.0.0.0:5060]
     #[arg(long, env = "EDGEPBX_SIP_TCP")]
     pub sip_tcp: Option<SocketAddr>,
-    /// On first start, create tenant DEMO with extensions 100-109.
+    /// HTTP listen address for the console and the REST API [default:
+    /// 0.0.0.0:8080]
+    #[arg(long, env = "EDGEPBX_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// PEM certificate chain: the HTTP listener speaks HTTPS (with
+    /// --http-key).
+    #[arg(long, env = "EDGEPBX_HTTP_CERT", requires = "http_key")]
+    pub http_cert: Option<PathBuf>,
+    /// PEM private key for --http-cert.
+    #[arg(long, env = "EDGEPBX_HTTP_KEY", requires = "http_cert")]
+    pub http_key: Option<PathBuf>,
+    /// On first start, create tenant DEMO with extensions 100-109 and a
+    /// console user for it.
     #[arg(long)]
     pub demo: bool,
 }

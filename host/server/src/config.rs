@@ -31,6 +31,46 @@ pub struct Config {
     pub media: MediaConfig,
     /// Routing policies.
     pub policy: PolicyConfig,
+    /// The HTTP listener: REST API, events and the console.
+    pub http: HttpConfig,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `key`, the listener speaks HTTPS.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    pub key: Option<PathBuf>,
+    /// Hours a console session lasts.
+    pub session_hours: u64,
+    /// Failed logins from one address (or for one user) in a window of
+    /// `login_window_secs` before further attempts get 429.
+    pub login_failures: u32,
+    /// The login failure counting window, seconds.
+    pub login_window_secs: u64,
+    /// Largest request body, bytes (CSV imports and policy uploads).
+    pub max_body_bytes: usize,
+    /// Most rows of one CSV import.
+    pub max_import_rows: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            cert: None,
+            key: None,
+            session_hours: 12,
+            login_failures: 10,
+            login_window_secs: 300,
+            max_body_bytes: 16 << 20,
+            max_import_rows: 20_000,
+        }
+    }
 }
 
 /// Call handling defaults and limits.
@@ -169,6 +209,7 @@ impl Default for Config {
             calls: CallsConfig::default(),
             media: MediaConfig::default(),
             policy: PolicyConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -302,6 +343,18 @@ impl Config {
 
     /// Checks relations between values that serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let h = &self.http;
+        if h.cert.is_some() != h.key.is_some() {
+            bail!("http.cert and http.key go together");
+        }
+        if h.session_hours == 0 || h.login_failures == 0 || h.max_import_rows == 0 {
+            bail!(
+                "http.session_hours, http.login_failures and http.max_import_rows must be at least 1"
+            );
+        }
+        if h.max_body_bytes < 1_024 {
+            bail!("http.max_body_bytes must be at least 1024");
+        }
         let r = &self.registrar;
         if r.min_expires == 0 || r.min_expires > r.max_expires {
             bail!("registrar.min_expires must be between 1 and registrar.max_expires");

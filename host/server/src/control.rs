@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use crate::admin;
 use crate::cli::{CallsArgs, Cli, Command, EventsArgs};
 use crate::core::Control;
-use crate::events::EventBus;
+use crate::events::{Event, EventBus};
 
 /// The socket's file name in the data directory.
 pub const SOCKET_NAME: &str = "edgepbx.ctl";
@@ -165,15 +165,21 @@ async fn run(
 }
 
 /// Reads the configuration again and hands it to the SIP core; brings the
-/// active policies in line with the store.
-async fn reload(context: &ControlContext) -> anyhow::Result<()> {
+/// active policies in line with the store; tells watchers (the console)
+/// that every tenant's configuration may have changed.
+pub async fn reload(context: &ControlContext) -> anyhow::Result<()> {
     let directory = crate::serve::load_directory(&context.store).await?;
+    let tenants: Vec<String> = directory.tenants().map(|t| t.code.clone()).collect();
     context
         .core
         .send(Control::Directory(Arc::new(directory)))
         .await
         .context("the SIP core has stopped")?;
-    crate::serve::sync_policies(&context.store, &context.policies).await
+    crate::serve::sync_policies(&context.store, &context.policies).await?;
+    for tenant in tenants {
+        context.events.publish(Event::Configured { tenant });
+    }
+    Ok(())
 }
 
 async fn active_calls(

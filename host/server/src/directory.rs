@@ -73,6 +73,9 @@ pub struct Tenant {
     pub trunks: Vec<Arc<TrunkLink>>,
     /// Most simultaneous calls, when the tenant has its own limit.
     pub max_calls: Option<usize>,
+    /// The company directory's names by number: an external caller whose
+    /// number is a contact's is shown with the contact's name.
+    pub contact_names: HashMap<String, String>,
     /// Digest username (`100` or `100-ACME`) → (extension number, HA1s).
     pub credentials: HashMap<String, (String, Credentials)>,
 }
@@ -88,6 +91,7 @@ impl Tenant {
             groups: HashMap::new(),
             trunks: Vec::new(),
             max_calls: None,
+            contact_names: HashMap::new(),
             credentials: HashMap::new(),
         }
     }

@@ -69,13 +69,34 @@ pub enum Event {
         /// Why it ended (`answered elsewhere`, `busy`, `caller hung up`...).
         cause: Option<String>,
     },
+    /// What an extension's line shows changed (BLF).
+    Line {
+        /// Tenant code.
+        tenant: String,
+        /// Extension number.
+        extension: String,
+        /// Registered devices.
+        devices: usize,
+        /// A call rings it.
+        ringing: bool,
+        /// It is in an answered call.
+        talking: bool,
+    },
+    /// The tenant's configuration changed (extensions, settings, groups...).
+    Configured {
+        /// Tenant code.
+        tenant: String,
+    },
 }
 
 impl Event {
     /// The tenant the event belongs to.
     pub fn tenant(&self) -> &str {
         match self {
-            Event::Device { tenant, .. } | Event::Leg { tenant, .. } => tenant,
+            Event::Device { tenant, .. }
+            | Event::Leg { tenant, .. }
+            | Event::Line { tenant, .. }
+            | Event::Configured { tenant } => tenant,
         }
     }
 }

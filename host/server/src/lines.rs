@@ -10,6 +10,7 @@ use edgepbx_policy::bindings as policy;
 use edgepbx_store::{ForwardTarget, Group, GroupKind, GroupStrategy, RingMode};
 
 use crate::directory::Tenant;
+use crate::events::{Event, EventBus};
 use crate::registrar::{Aor, Binding};
 
 /// One device registered for an extension.
@@ -52,6 +53,11 @@ pub struct LineState {
 }
 
 impl LineState {
+    /// What watchers see: devices, ringing, talking.
+    fn look(&self) -> (usize, bool, bool) {
+        (self.devices.len(), self.ringing > 0, self.talking > 0)
+    }
+
     /// The presence a policy sees.
     pub fn presence(&self) -> policy::Presence {
         if self.talking > 0 {
@@ -66,13 +72,46 @@ impl LineState {
     }
 }
 
-/// Every line, shared between the SIP core (writer) and readers.
-#[derive(Debug, Default)]
+/// Every line, shared between the SIP core (writer) and readers. Each
+/// change of what a line shows (devices, ringing, talking) is published on
+/// the event bus, for presence and the console.
+#[derive(Debug)]
 pub struct Lines {
     lines: RwLock<HashMap<Aor, LineState>>,
+    events: EventBus,
 }
 
 impl Lines {
+    /// No line busy, changes published on `events`.
+    pub fn new(events: EventBus) -> Lines {
+        Lines {
+            lines: RwLock::default(),
+            events,
+        }
+    }
+
+    /// Every line of a tenant that has a device or a call.
+    pub fn of_tenant(&self, tenant: &str) -> Vec<(String, LineState)> {
+        self.read()
+            .iter()
+            .filter(|(aor, _)| aor.tenant == tenant)
+            .map(|(aor, line)| (aor.extension.clone(), line.clone()))
+            .collect()
+    }
+
+    /// Publishes the line's new look when it changed.
+    fn publish(&self, aor: &Aor, before: (usize, bool, bool), after: &LineState) {
+        if before != after.look() {
+            self.events.publish(Event::Line {
+                tenant: aor.tenant.clone(),
+                extension: aor.extension.clone(),
+                devices: after.devices.len(),
+                ringing: after.ringing > 0,
+                talking: after.talking > 0,
+            });
+        }
+    }
+
     /// The state of one extension's line.
     pub fn get(&self, aor: &Aor) -> LineState {
         self.read().get(aor).cloned().unwrap_or_default()
@@ -80,23 +119,35 @@ impl Lines {
 
     /// Replaces the devices of `aor` (after a binding was added or removed).
     pub fn set_devices(&self, aor: &Aor, bindings: &[Binding]) {
-        let mut lines = self.write();
-        let line = lines.entry(aor.clone()).or_default();
-        line.devices = bindings.iter().map(Device::of).collect();
-        if *line == LineState::default() {
-            lines.remove(aor);
-        }
+        let (before, after) = {
+            let mut lines = self.write();
+            let line = lines.entry(aor.clone()).or_default();
+            let before = line.look();
+            line.devices = bindings.iter().map(Device::of).collect();
+            let after = line.clone();
+            if *line == LineState::default() {
+                lines.remove(aor);
+            }
+            (before, after)
+        };
+        self.publish(aor, before, &after);
     }
 
     /// Changes the call counters of `aor` by the given amounts.
     pub fn adjust(&self, aor: &Aor, ringing: i32, talking: i32) {
-        let mut lines = self.write();
-        let line = lines.entry(aor.clone()).or_default();
-        line.ringing = line.ringing.saturating_add_signed(ringing);
-        line.talking = line.talking.saturating_add_signed(talking);
-        if *line == LineState::default() {
-            lines.remove(aor);
-        }
+        let (before, after) = {
+            let mut lines = self.write();
+            let line = lines.entry(aor.clone()).or_default();
+            let before = line.look();
+            line.ringing = line.ringing.saturating_add_signed(ringing);
+            line.talking = line.talking.saturating_add_signed(talking);
+            let after = line.clone();
+            if *line == LineState::default() {
+                lines.remove(aor);
+            }
+            (before, after)
+        };
+        self.publish(aor, before, &after);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Aor, LineState>> {

@@ -19,7 +19,9 @@
 //! - [`media`]: the media relay's socket driver.
 //! - [`policy`]: the policy commands (check, try, upload, list, activate).
 
+mod accounts;
 mod admin;
+mod api;
 mod cli;
 mod config;
 mod control;
@@ -32,6 +34,7 @@ mod media;
 mod persist;
 mod policy;
 mod registrar;
+mod secrets;
 mod serve;
 mod throttle;
 mod transport;

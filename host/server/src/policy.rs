@@ -126,7 +126,7 @@ async fn active_version(store: &Store, tenant: &str) -> anyhow::Result<Option<u3
 /// An engine for validating and trying modules: the server's limits, but
 /// a deadline of a second, so that a debug build or a busy laptop does not
 /// turn a slow run into a timeout (the server's deadline is 5 ms).
-fn engine() -> anyhow::Result<PolicyEngine> {
+pub fn engine() -> anyhow::Result<PolicyEngine> {
     let limits = Limits {
         deadline: std::time::Duration::from_secs(1),
         ..Limits::default()

@@ -52,6 +52,13 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(tcp) = args.sip_tcp {
         config.sip.tcp = tcp;
     }
+    if let Some(http) = args.http {
+        config.http.listen = http;
+    }
+    if args.http_cert.is_some() {
+        config.http.cert = args.http_cert.clone();
+        config.http.key = args.http_key.clone();
+    }
     config.validate()?;
 
     let store = open_store(storage, &config).await?;
@@ -72,11 +79,14 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     udp.set_nonblocking(true)?;
     tcp.set_nonblocking(true)?;
     let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+    let http = crate::api::bind(&config.http)?;
+    let http_addr = http.local_addr()?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The write-behind task runs here, on the runtime that owns the store.
     let persist = Persist::spawn(store.clone(), &config.store);
     let events = EventBus::default();
+    let lines = Arc::new(Lines::new(events.clone()));
     let (control_tx, control_rx) = mpsc::channel(64);
     let sip = SipPlane {
         config: config.clone(),
@@ -87,6 +97,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         policies: policies.clone(),
         kv: load_kv(&store, &directory).await?,
         events: events.clone(),
+        lines: lines.clone(),
         control: control_rx,
         udp,
         tcp,
@@ -102,6 +113,25 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         policies,
         events,
     };
+    let api = Arc::new(crate::api::Api {
+        control: control.clone(),
+        lines,
+        sealer: crate::secrets::Sealer::new(&server_key),
+        throttle: crate::api::auth::LoginThrottle::new(
+            config.http.login_failures,
+            Duration::from_secs(config.http.login_window_secs),
+        ),
+        secure_cookies: config.http.cert.is_some(),
+        config: config.http.clone(),
+        ring_timeout_secs: config.calls.ring_timeout_secs,
+        imports: Default::default(),
+    });
+    let http_shutdown = shutdown_rx.clone();
+    let http_task = tokio::spawn(async move {
+        if let Err(error) = crate::api::serve(http, api, http_shutdown).await {
+            warn!(error = %format!("{error:#}"), "the HTTP listener stopped");
+        }
+    });
     let data = config.data.clone();
     let control_task = tokio::spawn(async move {
         if let Err(error) = control::serve(&data, control, shutdown_rx).await {
@@ -109,14 +139,20 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    info!(%udp_addr, %tcp_addr, tenants = directory.tenants().count(), "edgepbx listening");
+    info!(%udp_addr, %tcp_addr, %http_addr, tenants = directory.tenants().count(), "edgepbx listening");
     // The one line on stdout that scripts and tests wait for.
-    println!("edgepbx ready sip-udp={udp_addr} sip-tcp={tcp_addr}");
+    let scheme = if config.http.cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("edgepbx ready sip-udp={udp_addr} sip-tcp={tcp_addr} {scheme}={http_addr}");
 
     wait_for_signal().await;
     info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = control_task.await;
+    let _ = http_task.await;
     // The SIP thread ends when its transports and core have stopped and the
     // write-behind queue is flushed; wait for it off the async workers.
     match tokio::task::spawn_blocking(move || sip_thread.join()).await {
@@ -163,6 +199,7 @@ struct SipPlane {
     /// Every tenant's policy key-value entries.
     kv: Vec<(String, std::collections::BTreeMap<String, String>)>,
     events: EventBus,
+    lines: Arc<Lines>,
     control: mpsc::Receiver<core::Control>,
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
@@ -217,7 +254,7 @@ impl SipPlane {
                 self.config.media.clone(),
                 self.policies,
                 Arc::new(kv),
-                Arc::new(Lines::default()),
+                self.lines,
                 MediaPlane::new(ports, m.bind, silence, media_tx, media_handle),
             );
             let core = SipCore::new(
@@ -396,6 +433,11 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
             tenant.add_group(group);
         }
     }
+    for tenant in &mut tenants {
+        for contact in store.contacts().list(&tenant.code).await? {
+            tenant.contact_names.insert(contact.number, contact.name);
+        }
+    }
     for trunk in store.trunks().all().await? {
         let addr = resolve_carrier(&trunk.host).await;
         if addr.is_none() {
@@ -456,6 +498,7 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
         return Ok(());
     }
     store.tenants().add(code, domain).await?;
+    let sealer = crate::secrets::Sealer::new(&store.server_key());
     println!("created demo tenant {code} (SIP domain {domain}) with extensions 100-109:");
     for n in 100..110 {
         let number = n.to_string();
@@ -468,7 +511,7 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
                     number: number.clone(),
                     name: format!("Demo {number}"),
                     aliases: Vec::new(),
-                    credentials: credentials_for(code, domain, &number, &password),
+                    credentials: credentials_for(&sealer, code, domain, &number, &password),
                 },
             )
             .await?;
@@ -476,5 +519,16 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
         print_registration_hint(code, domain, &number, Some(&password), &mut hint)?;
         print!("{hint}");
     }
+    let password = generate_password();
+    let email = format!("admin@{domain}");
+    crate::accounts::create_user(
+        store,
+        &email,
+        edgepbx_store::Role::TenantAdmin,
+        Some(code),
+        &password,
+    )
+    .await?;
+    println!("console user {email} (tenant admin of {code}), password: {password}");
     Ok(())
 }

@@ -68,6 +68,8 @@ fn classify(e: surrealdb::Error) -> StoreError {
                 let limited = match detail.split_once(':') {
                     Some(("max_extensions", limit)) => Some(("extensions", limit)),
                     Some(("max_policy_versions", limit)) => Some(("policy versions", limit)),
+                    Some(("max_api_keys", limit)) => Some(("API keys", limit)),
+                    Some(("max_contacts", limit)) => Some(("contacts", limit)),
                     _ => None,
                 };
                 if let Some((what, limit)) = limited

@@ -48,6 +48,11 @@ pub struct NewExtension {
 pub struct SipCredentials {
     /// One entry per username.
     pub entries: Vec<CredentialEntry>,
+    /// The password itself, sealed (encrypted and authenticated) with the
+    /// server's key, so that an administrator can reveal it on an explicit,
+    /// audited request; opaque to the store. `None` when it was never kept
+    /// (extensions created before it was, or by a client that hashed it).
+    pub sealed: Option<String>,
 }
 
 /// HA1 values for one digest username (RFC 7616 §3.4.2:
@@ -88,10 +93,183 @@ pub struct Extension {
     pub credentials: SipCredentials,
     /// Call handling settings.
     pub settings: CallSettings,
+    /// Voicemail details and the company directory entry.
+    pub profile: Profile,
     /// When it was added.
     pub created_at: SystemTime,
     /// When it last changed.
     pub updated_at: SystemTime,
+}
+
+/// What an extension has besides routing: its voicemail box's details and
+/// its entry in the company directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Where voicemail notifications go.
+    pub voicemail_email: Option<String>,
+    /// The voicemail PIN as a PHC hash string (never the digits).
+    pub voicemail_pin_hash: Option<String>,
+    /// Listed in the company directory phones and the console show.
+    pub listed: bool,
+    /// Contact e-mail shown in the directory.
+    pub email: Option<String>,
+    /// Department shown in the directory.
+    pub department: Option<String>,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            voicemail_email: None,
+            voicemail_pin_hash: None,
+            listed: true,
+            email: None,
+            department: None,
+        }
+    }
+}
+
+impl Profile {
+    /// Checks every value; the error names the field as the API does.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        for (field, value) in [
+            ("voicemail.email", &self.voicemail_email),
+            ("directory.email", &self.email),
+        ] {
+            if let Some(v) = value {
+                email(field, v)?;
+            }
+        }
+        if let Some(hash) = &self.voicemail_pin_hash
+            && (!hash.starts_with('$') || hash.len() > MAX_HASH_LEN)
+        {
+            return Err(StoreError::invalid(
+                "voicemail.pin",
+                "must be stored as a PHC hash",
+            ));
+        }
+        if let Some(d) = &self.department
+            && (d.is_empty()
+                || d.chars().count() > MAX_NAME_CHARS
+                || d.chars().any(char::is_control))
+        {
+            return Err(StoreError::invalid(
+                "directory.department",
+                "must be 1 to 100 characters without control characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Longest stored hash string.
+const MAX_HASH_LEN: usize = 256;
+
+/// A plausible e-mail address (one `@`, no spaces, at most 254 bytes).
+pub(crate) fn email(field: &'static str, text: &str) -> Result<String, StoreError> {
+    let ok = text.len() <= 254
+        && text
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && text.matches('@').count() == 1
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        return Err(StoreError::invalid(field, "must be an e-mail address"));
+    }
+    Ok(text.to_owned())
+}
+
+#[derive(SurrealValue)]
+struct ProfileRow {
+    voicemail_email: Option<String>,
+    voicemail_pin_hash: Option<String>,
+    listed: Option<bool>,
+    email: Option<String>,
+    department: Option<String>,
+}
+
+impl From<ProfileRow> for Profile {
+    fn from(r: ProfileRow) -> Self {
+        Profile {
+            voicemail_email: r.voicemail_email,
+            voicemail_pin_hash: r.voicemail_pin_hash,
+            listed: r.listed.unwrap_or(true),
+            email: r.email,
+            department: r.department,
+        }
+    }
+}
+
+impl From<&Profile> for ProfileRow {
+    fn from(p: &Profile) -> Self {
+        ProfileRow {
+            voicemail_email: p.voicemail_email.clone(),
+            voicemail_pin_hash: p.voicemail_pin_hash.clone(),
+            listed: Some(p.listed),
+            email: p.email.clone(),
+            department: p.department.clone(),
+        }
+    }
+}
+
+#[derive(SurrealValue)]
+struct SecretRow {
+    credentials: Vec<CredentialRow>,
+    sealed: Option<String>,
+}
+
+/// Whether a write may create, replace, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Only a new extension (a taken number is a conflict).
+    Create,
+    /// Only an existing one (a missing number is not found).
+    Update,
+    /// Either.
+    Upsert,
+}
+
+impl WriteMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::Create => "create",
+            WriteMode::Update => "update",
+            WriteMode::Upsert => "upsert",
+        }
+    }
+}
+
+/// A whole extension to create or to replace, for [`Extensions::put`]:
+/// everything but its history. Credentials are kept as they are when
+/// `None` (an extension created without any cannot register).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionWrite {
+    /// Create, update or either.
+    pub mode: WriteMode,
+    /// Its number; an existing extension with it is replaced.
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// Other names that reach it.
+    pub aliases: Vec<String>,
+    /// New credentials, or `None` to keep the current ones.
+    pub credentials: Option<SipCredentials>,
+    /// Call handling settings.
+    pub settings: CallSettings,
+    /// Voicemail details and directory entry.
+    pub profile: Profile,
+}
+
+#[derive(SurrealValue)]
+struct WriteRow {
+    mode: String,
+    number: String,
+    names: Vec<String>,
+    name: String,
+    aliases: Vec<String>,
+    credentials: Option<SecretRow>,
+    settings: SettingsRow,
+    profile: ProfileRow,
 }
 
 /// Extension repository; get one from [`Store::extensions`](crate::Store::extensions).
@@ -114,6 +292,7 @@ struct NewExtensionRow {
     name: String,
     aliases: Vec<String>,
     credentials: Vec<CredentialRow>,
+    sealed_password: Option<String>,
 }
 
 #[derive(SurrealValue)]
@@ -123,7 +302,9 @@ struct ExtensionRow {
     name: String,
     aliases: Vec<String>,
     credentials: Vec<CredentialRow>,
+    sealed_password: Option<String>,
     settings: Option<SettingsRow>,
+    profile: Option<ProfileRow>,
     created_at: Datetime,
     updated_at: Datetime,
 }
@@ -145,8 +326,10 @@ impl ExtensionRow {
                         sha256_ha1: c.sha256_ha1,
                     })
                     .collect(),
+                sealed: self.sealed_password,
             },
             settings: self.settings.unwrap_or_default().into_settings()?,
+            profile: self.profile.map(Profile::from).unwrap_or_default(),
             created_at: from_datetime(&self.created_at),
             updated_at: from_datetime(&self.updated_at),
         })
@@ -166,6 +349,7 @@ impl Extensions<'_> {
         let number = extension_number(&new.number)?;
         let name = extension_name(&new.name)?;
         let aliases = aliases(&number, &new.aliases)?;
+        let sealed = sealed(new.credentials.sealed.clone())?;
         let credentials = credential_rows(&code, &number, new.credentials)?;
         let names: Vec<String> = std::iter::once(number.clone())
             .chain(aliases.iter().cloned())
@@ -176,6 +360,7 @@ impl Extensions<'_> {
             name,
             aliases,
             credentials,
+            sealed_password: sealed,
         };
         run(self
             .db
@@ -210,6 +395,93 @@ impl Extensions<'_> {
             .ok_or_else(|| StoreError::NotFound {
                 what: format!("extension {number} in tenant {code}"),
             })
+    }
+
+    /// Creates or replaces extensions of one tenant, all in one
+    /// transaction: every write is checked first, and a failure (a malformed
+    /// value, a number or alias taken by another extension, the tenant's
+    /// extension limit) leaves the tenant as it was. Aliases an extension no
+    /// longer has are freed.
+    pub async fn put(&self, tenant: &str, writes: Vec<ExtensionWrite>) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let mut rows = Vec::with_capacity(writes.len());
+        for w in writes {
+            let number = extension_number(&w.number)?;
+            let aliases = aliases(&number, &w.aliases)?;
+            w.settings.validate()?;
+            w.profile.validate()?;
+            let credentials = w
+                .credentials
+                .map(|c| {
+                    Ok::<_, StoreError>(SecretRow {
+                        sealed: sealed(c.sealed.clone())?,
+                        credentials: credential_rows(&code, &number, c)?,
+                    })
+                })
+                .transpose()?;
+            rows.push(WriteRow {
+                mode: w.mode.as_str().to_owned(),
+                names: std::iter::once(number.clone())
+                    .chain(aliases.iter().cloned())
+                    .collect(),
+                number,
+                name: extension_name(&w.name)?,
+                aliases,
+                credentials,
+                settings: SettingsRow::from(&w.settings),
+                profile: ProfileRow::from(&w.profile),
+            });
+        }
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
+                FOR $w IN $rows {
+                    LET $ext = type::record('extension', [$code, $w.number]);
+                    IF $w.mode = 'create' AND record::exists($ext) {
+                        THROW 'edgepbx:conflict:extension ' + $w.number + ' in tenant ' + $code;
+                    };
+                    IF $w.mode = 'update' AND !record::exists($ext) {
+                        THROW 'edgepbx:not_found:extension ' + $w.number + ' in tenant ' + $code;
+                    };
+                    FOR $n IN $w.names {
+                        LET $d = type::record('dial_name', [$code, $n]);
+                        IF record::exists($d) AND (SELECT VALUE extension FROM $d)[0] != $ext {
+                            THROW 'edgepbx:conflict:number or alias ' + $n + ' in tenant ' + $code;
+                        };
+                    };
+                    DELETE dial_name WHERE extension = $ext AND name NOTINSIDE $w.names;
+                    FOR $n IN $w.names {
+                        UPSERT type::record('dial_name', [$code, $n])
+                            CONTENT { tenant: $tenant, name: $n, extension: $ext };
+                    };
+                    IF record::exists($ext) {
+                        UPDATE $ext SET name = $w.name, aliases = $w.aliases,
+                            settings = $w.settings, profile = $w.profile;
+                    } ELSE {
+                        CREATE $ext CONTENT {
+                            tenant: $tenant, number: $w.number, name: $w.name,
+                            aliases: $w.aliases, credentials: [],
+                            settings: $w.settings, profile: $w.profile,
+                        };
+                    };
+                    IF $w.credentials != NONE {
+                        UPDATE $ext SET credentials = $w.credentials.credentials,
+                            sealed_password = $w.credentials.sealed;
+                    };
+                };
+                LET $limit = (SELECT VALUE limits.max_extensions FROM $tenant)[0];
+                IF $limit != NONE AND array::len((SELECT VALUE id FROM extension WHERE tenant = $tenant)) > $limit {
+                    THROW 'edgepbx:limit:max_extensions:' + <string> $limit;
+                };
+                COMMIT TRANSACTION;",
+            )
+            .bind(("tenant", tenant_id(&code)))
+            .bind(("code", code))
+            .bind(("rows", rows)))
+        .await?;
+        Ok(())
     }
 
     /// The extension with this number in the tenant, if any.
@@ -275,8 +547,18 @@ impl Extensions<'_> {
     ) -> Result<(), StoreError> {
         let code = tenant_code(tenant)?;
         let number = extension_number(number)?;
+        let sealed = sealed(credentials.sealed.clone())?;
         let credentials = credential_rows(&code, &number, credentials)?;
-        self.update(code, number, "credentials", credentials).await
+        self.update(
+            code,
+            number,
+            "credentials = $value.credentials, sealed_password = $value.sealed",
+            SecretRow {
+                credentials,
+                sealed,
+            },
+        )
+        .await
     }
 
     /// Replaces an extension's call settings (checked first; nothing is
@@ -290,16 +572,21 @@ impl Extensions<'_> {
         let code = tenant_code(tenant)?;
         let number = extension_number(number)?;
         settings.validate()?;
-        self.update(code, number, "settings", SettingsRow::from(settings))
-            .await
+        self.update(
+            code,
+            number,
+            "settings = $value",
+            SettingsRow::from(settings),
+        )
+        .await
     }
 
-    /// Sets one field of an existing extension.
+    /// Sets fields of an existing extension from `$value`.
     async fn update<T: SurrealValue>(
         &self,
         code: String,
         number: String,
-        field: &'static str,
+        assignments: &'static str,
         value: T,
     ) -> Result<(), StoreError> {
         run(self
@@ -310,7 +597,7 @@ impl Extensions<'_> {
                 IF !record::exists($ext) {{
                     THROW 'edgepbx:not_found:extension ' + $number + ' in tenant ' + $code;
                 }};
-                UPDATE $ext SET {field} = $value;
+                UPDATE $ext SET {assignments};
                 COMMIT TRANSACTION;"
             ))
             .bind(("code", code))
@@ -334,6 +621,7 @@ impl Extensions<'_> {
                 };
                 DELETE dial_name WHERE extension = $ext;
                 UPDATE ring_group SET members -= $number WHERE tenant = $tenant;
+                UPDATE contact SET extension = NONE WHERE tenant = $tenant AND extension = $number;
                 DELETE binding WHERE tenant = $tenant AND extension = $number;
                 DELETE $ext;
                 COMMIT TRANSACTION;",
@@ -480,6 +768,23 @@ fn credential_rows(
     Ok(rows)
 }
 
+/// Checks a sealed password: URL-safe base64 text of bounded length.
+fn sealed(value: Option<String>) -> Result<Option<String>, StoreError> {
+    if let Some(v) = &value
+        && (v.is_empty()
+            || v.len() > MAX_HASH_LEN
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(StoreError::invalid(
+            "credentials.sealed",
+            "must be URL-safe base64 of at most 256 characters",
+        ));
+    }
+    Ok(value)
+}
+
 /// A lower-case hex digest of `len` digits, or why it is not one.
 fn hex_digest(field: &'static str, value: &str, len: usize) -> Result<String, StoreError> {
     if value.len() != len || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -527,6 +832,7 @@ mod tests {
             "100",
             SipCredentials {
                 entries: vec![entry("100"), entry("100-ACME")],
+                sealed: None,
             },
         );
         assert_eq!(
@@ -538,7 +844,8 @@ mod tests {
                 "ACME",
                 "100",
                 SipCredentials {
-                    entries: vec![entry("101")]
+                    entries: vec![entry("101")],
+                    sealed: None,
                 }
             )
             .is_err()
@@ -548,7 +855,8 @@ mod tests {
                 "ACME",
                 "100",
                 SipCredentials {
-                    entries: vec![entry("100"), entry("100")]
+                    entries: vec![entry("100"), entry("100")],
+                    sealed: None,
                 }
             )
             .is_err()

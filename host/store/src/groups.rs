@@ -150,6 +150,15 @@ impl Groups<'_> {
     /// The number must be free in the tenant's dialling namespace and every
     /// member an existing extension; nothing is written on failure.
     pub async fn add(&self, tenant: &str, group: Group) -> Result<Group, StoreError> {
+        self.write(tenant, group, false).await
+    }
+
+    /// Replaces an existing group (same checks as [`Groups::add`]).
+    pub async fn replace(&self, tenant: &str, group: Group) -> Result<Group, StoreError> {
+        self.write(tenant, group, true).await
+    }
+
+    async fn write(&self, tenant: &str, group: Group, replace: bool) -> Result<Group, StoreError> {
         let code = tenant_code(tenant)?;
         let number = extension_number(&group.number)?;
         validate(&group)?;
@@ -171,7 +180,11 @@ impl Groups<'_> {
             .query(
                 "BEGIN TRANSACTION;
                 IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
-                IF record::exists(type::record('dial_name', [$code, $number])) {
+                LET $group = type::record('ring_group', [$code, $number]);
+                IF $replace AND !record::exists($group) {
+                    THROW 'edgepbx:not_found:group ' + $number + ' in tenant ' + $code;
+                };
+                IF !$replace AND record::exists(type::record('dial_name', [$code, $number])) {
                     THROW 'edgepbx:conflict:number or alias ' + $number + ' in tenant ' + $code;
                 };
                 FOR $m IN $members {
@@ -179,9 +192,8 @@ impl Groups<'_> {
                         THROW 'edgepbx:not_found:member extension ' + $m + ' in tenant ' + $code;
                     };
                 };
-                LET $group = type::record('ring_group', [$code, $number]);
-                CREATE $group CONTENT $row;
-                CREATE type::record('dial_name', [$code, $number])
+                UPSERT $group CONTENT $row;
+                UPSERT type::record('dial_name', [$code, $number])
                     CONTENT { tenant: $tenant, name: $number, group: $group };
                 COMMIT TRANSACTION;",
             )
@@ -189,6 +201,7 @@ impl Groups<'_> {
             .bind(("code", code.clone()))
             .bind(("number", number.clone()))
             .bind(("members", group.members.clone()))
+            .bind(("replace", replace))
             .bind(("row", row)))
         .await?;
         Ok(Group {

@@ -41,9 +41,11 @@
 //! The registrar batches its writes, so the cost is one fsync per batch, not
 //! per REGISTER. A remote database's durability is the server's setting.
 
+mod access;
 mod bindings;
 mod calls;
 mod config;
+mod contacts;
 mod db;
 mod error;
 mod events;
@@ -65,12 +67,17 @@ use surrealdb::engine::any::{self, Any};
 use surrealdb::opt::auth::Root;
 use tracing::info;
 
+pub use access::{Access, ApiKey, AuditEntry, ConsoleUser, MAX_API_KEYS, Role};
 pub use bindings::{BindingChange, Bindings, StoredBinding, Transport};
 pub use calls::{CallRecord, CallRecords, MAX_LISTED_CALLS};
 pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
+pub use contacts::{Contact, Contacts, MAX_CONTACTS};
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
-pub use extensions::{CredentialEntry, Extension, Extensions, NewExtension, SipCredentials};
+pub use extensions::{
+    CredentialEntry, Extension, ExtensionWrite, Extensions, NewExtension, Profile, SipCredentials,
+    WriteMode,
+};
 pub use groups::{Group, GroupKind, GroupStrategy, Groups, MAX_MEMBERS};
 pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
@@ -187,6 +194,16 @@ impl Store {
                 dir_lock: lock,
             }),
         })
+    }
+
+    /// Console users, API keys, sessions and the audit trail.
+    pub fn access(&self) -> Access<'_> {
+        Access { db: &self.inner.db }
+    }
+
+    /// Contacts (the company directory).
+    pub fn contacts(&self) -> Contacts<'_> {
+        Contacts { db: &self.inner.db }
     }
 
     /// The tenant repository.

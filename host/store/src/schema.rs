@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "a tenant's limit on simultaneous calls",
         surql: V6_CALL_LIMIT,
+    },
+    Migration {
+        version: 7,
+        name: "console users, API keys, sessions, audit trail, contacts, extension profiles",
+        surql: V7_ADMINISTRATION,
     },
 ];
 
@@ -266,6 +271,63 @@ DEFINE INDEX trunk_tenant ON trunk FIELDS tenant;
 const V6_CALL_LIMIT: &str = r#"
 DEFINE FIELD limits.max_calls ON tenant TYPE option<int>
     ASSERT $value = NONE OR $value >= 0;
+"#;
+
+const V7_ADMINISTRATION: &str = r#"
+-- The SIP password sealed with the server key (for an audited reveal).
+DEFINE FIELD sealed_password ON extension TYPE option<string>;
+DEFINE FIELD profile ON extension TYPE option<object>;
+DEFINE FIELD profile.voicemail_email ON extension TYPE option<string>;
+DEFINE FIELD profile.voicemail_pin_hash ON extension TYPE option<string>;
+DEFINE FIELD profile.listed ON extension TYPE option<bool>;
+DEFINE FIELD profile.email ON extension TYPE option<string>;
+DEFINE FIELD profile.department ON extension TYPE option<string>;
+
+-- Record id: console_user:<lower-case e-mail>.
+DEFINE TABLE console_user SCHEMAFULL;
+DEFINE FIELD email ON console_user TYPE string READONLY;
+DEFINE FIELD password_hash ON console_user TYPE string ASSERT string::starts_with($value, '$');
+DEFINE FIELD role ON console_user TYPE string
+    ASSERT $value IN ['system-admin', 'tenant-admin', 'read-only'];
+DEFINE FIELD tenant ON console_user TYPE option<record<tenant>>;
+DEFINE FIELD created_at ON console_user TYPE datetime DEFAULT time::now() READONLY;
+DEFINE INDEX console_user_tenant ON console_user FIELDS tenant;
+
+-- Record id: api_key:<public id>.
+DEFINE TABLE api_key SCHEMAFULL;
+DEFINE FIELD key_id ON api_key TYPE string READONLY;
+DEFINE FIELD tenant ON api_key TYPE record<tenant> READONLY;
+DEFINE FIELD name ON api_key TYPE string;
+DEFINE FIELD key_hash ON api_key TYPE string ASSERT string::matches($value, '^[0-9a-f]{64}$');
+DEFINE FIELD read_only ON api_key TYPE bool;
+DEFINE FIELD created_at ON api_key TYPE datetime DEFAULT time::now() READONLY;
+DEFINE FIELD last_used_at ON api_key TYPE option<datetime>;
+DEFINE INDEX api_key_tenant ON api_key FIELDS tenant;
+
+-- Record id: session:<SHA-256 of the token>.
+DEFINE TABLE session SCHEMAFULL;
+DEFINE FIELD user ON session TYPE record<console_user>;
+DEFINE FIELD expires_at ON session TYPE datetime;
+DEFINE INDEX session_user ON session FIELDS user;
+
+DEFINE TABLE audit SCHEMAFULL;
+DEFINE FIELD tenant ON audit TYPE record<tenant>;
+DEFINE FIELD at ON audit TYPE datetime;
+DEFINE FIELD actor ON audit TYPE string;
+DEFINE FIELD action ON audit TYPE string;
+DEFINE FIELD target ON audit TYPE string;
+DEFINE INDEX audit_tenant_at ON audit FIELDS tenant, at;
+
+-- Record id: contact:[<TENANT CODE>, <id>].
+DEFINE TABLE contact SCHEMAFULL;
+DEFINE FIELD contact_id ON contact TYPE string;
+DEFINE FIELD tenant ON contact TYPE record<tenant>;
+DEFINE FIELD name ON contact TYPE string;
+DEFINE FIELD number ON contact TYPE string;
+DEFINE FIELD email ON contact TYPE option<string>;
+DEFINE FIELD company ON contact TYPE option<string>;
+DEFINE FIELD extension ON contact TYPE option<string>;
+DEFINE INDEX contact_tenant ON contact FIELDS tenant;
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

@@ -177,7 +177,9 @@ impl Tenants<'_> {
     }
 
     /// Removes a tenant and everything it owns (extensions, their names,
-    /// bindings and registration history), in one transaction.
+    /// bindings and registration history, groups, trunks, policies, call
+    /// records, contacts, console users, API keys, the audit trail), in
+    /// one transaction.
     pub async fn remove(&self, code: &str) -> Result<(), StoreError> {
         let code = tenant_code(code)?;
         run(self
@@ -189,6 +191,18 @@ impl Tenants<'_> {
                 DELETE binding WHERE tenant = $tenant;
                 DELETE registration_event WHERE tenant = $tenant;
                 DELETE extension WHERE tenant = $tenant;
+                DELETE ring_group WHERE tenant = $tenant;
+                DELETE trunk WHERE tenant = $tenant;
+                DELETE policy_module WHERE tenant = $tenant;
+                DELETE policy_kv WHERE tenant = $tenant;
+                DELETE call_record WHERE tenant = $tenant;
+                DELETE contact WHERE tenant = $tenant;
+                DELETE api_key WHERE tenant = $tenant;
+                FOR $user IN (SELECT VALUE id FROM console_user WHERE tenant = $tenant) {
+                    DELETE session WHERE user = $user;
+                    DELETE $user;
+                };
+                DELETE audit WHERE tenant = $tenant;
                 DELETE $tenant;
                 COMMIT TRANSACTION;",
             )

@@ -31,6 +31,7 @@ fn credentials(tenant: &str, number: &str) -> SipCredentials {
             entry(number.to_owned()),
             entry(format!("{number}-{tenant}")),
         ],
+        sealed: None,
     }
 }
 

@@ -358,7 +358,10 @@ impl SipCore {
                 let Some(number) = inbound_did(request).and_then(|did| link.route(&did)) else {
                     return respond(self, 404);
                 };
-                let caller = external_caller(request, &link.trunk.name);
+                let mut caller = external_caller(request, &link.trunk.name);
+                if let Some(name) = tenant.contact_names.get(&caller.number) {
+                    caller.name = Some(name.clone());
+                }
                 (tenant, caller, number.to_owned())
             }
             None => {
@@ -2094,6 +2097,67 @@ fn policy_call(call: &Call, directory: &PolicyDirectory) -> policy::Call {
         now: local_time(SystemTime::now()),
         entropy: rand::rng().random(),
         history: call.history.clone(),
+    }
+}
+
+/// A decision context for a sample call from `caller` to `dialled` in the
+/// tenant as it is now: what the console's "try a decision" runs.
+pub fn sample_context(
+    tenant: Arc<Tenant>,
+    lines: Arc<Lines>,
+    ring_timeout_secs: u32,
+    caller: &str,
+    dialled: &str,
+    kv: BTreeMap<String, String>,
+) -> edgepbx_policy::playground::Context {
+    let directory = PolicyDirectory {
+        tenant: tenant.clone(),
+        lines,
+        ring_timeout_secs,
+    };
+    let calling = tenant.resolve(caller);
+    let caller = policy::Caller {
+        number: calling.map_or_else(|| caller.to_owned(), |e| e.number.clone()),
+        name: calling.map(|e| e.name.clone()).filter(|n| !n.is_empty()),
+        kind: if calling.is_some() {
+            policy::CallerKind::Internal
+        } else {
+            policy::CallerKind::External
+        },
+        source: "console".into(),
+    };
+    let mut numbers: Vec<&String> = tenant.extensions.keys().collect();
+    numbers.sort();
+    let mut groups: Vec<&String> = tenant.groups.keys().collect();
+    groups.sort();
+    edgepbx_policy::playground::Context {
+        call: policy::Call {
+            id: "try".into(),
+            tenant: tenant.code.clone(),
+            caller,
+            dialled: policy::Dialled {
+                number: dialled.to_owned(),
+                alias_of: tenant
+                    .resolve(dialled)
+                    .filter(|e| e.number != dialled)
+                    .map(|e| e.number.clone()),
+                destination: directory.destination(dialled),
+            },
+            now: local_time(SystemTime::now()),
+            entropy: rand::rng().random(),
+            history: Vec::new(),
+        },
+        directory: edgepbx_policy::StaticDirectory {
+            extensions: numbers
+                .into_iter()
+                .filter_map(|n| directory.extension(n))
+                .collect(),
+            groups: groups
+                .into_iter()
+                .filter_map(|n| edgepbx_policy::Directory::group(&directory, n))
+                .collect(),
+        },
+        kv,
     }
 }
 

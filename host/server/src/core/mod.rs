@@ -29,7 +29,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 mod calls;
 mod trunks;
 
-pub use calls::{ActiveCall, CallEngine};
+pub use calls::{ActiveCall, CallEngine, sample_context};
 
 use crate::config::Config;
 use crate::directory::Directory;

@@ -1,0 +1,468 @@
+//! The JSON shapes of the API contract.
+//!
+//! Every field the console does not strictly need has a default, so that a
+//! server a little ahead of or behind the console still decodes.
+
+use serde::{Deserialize, Serialize};
+
+/// RFC 9457 problem details.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Problem {
+    /// Short, human-readable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Explanation specific to this occurrence.
+    pub detail: Option<String>,
+    /// Validation errors, one per field.
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// Reads a non-2xx answer: problem details when the body is one, else a
+    /// problem made of the status line (and the body, when it is short text).
+    pub fn from_answer(status: u16, status_text: &str, body: &str) -> Problem {
+        if let Ok(mut p) = serde_json::from_str::<Problem>(body) {
+            if p.status == 0 {
+                p.status = status;
+            }
+            return p;
+        }
+        let body = body.trim();
+        let detail = (!body.is_empty() && body.len() <= 300 && !body.starts_with('<'))
+            .then(|| body.to_string());
+        Problem {
+            title: format!("{status} {status_text}").trim().to_string(),
+            status,
+            detail,
+            errors: Vec::new(),
+        }
+    }
+
+    /// What to show a person: the detail, else the title.
+    pub fn summary(&self) -> String {
+        match &self.detail {
+            Some(d) if !d.is_empty() => d.clone(),
+            _ if !self.title.is_empty() => self.title.clone(),
+            _ => format!("Request failed ({})", self.status),
+        }
+    }
+}
+
+/// One validation error of a problem.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FieldError {
+    /// The field it is about, e.g. `name` or `forwarding.busy`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// The logged-in user (`GET /session`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Session {
+    /// Login email.
+    pub email: String,
+    /// `system-admin`, `tenant-admin` or `read-only`.
+    pub role: String,
+    /// The user's tenant; `None` for a system admin.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+impl Session {
+    /// Whether the user administers every tenant.
+    pub fn is_system_admin(&self) -> bool {
+        self.role == "system-admin"
+    }
+}
+
+/// A tenant (`GET /tenants`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Tenant {
+    /// Tenant code, e.g. `ACME`.
+    pub code: String,
+    /// The tenant's SIP domain.
+    #[serde(default)]
+    pub sip_domain: String,
+}
+
+/// The live state of an extension.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// At least one device registered and idle.
+    Online,
+    /// A call is ringing it.
+    Ringing,
+    /// In a call.
+    InUse,
+    /// No device registered.
+    #[default]
+    Offline,
+    /// Do not disturb.
+    Dnd,
+    /// A status this console does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Status {
+    /// The API's name of the status (also the `data-status` attribute).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Ringing => "ringing",
+            Status::InUse => "in_use",
+            Status::Offline => "offline",
+            Status::Dnd => "dnd",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// What a person reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Online => "Online",
+            Status::Ringing => "Ringing",
+            Status::InUse => "In use",
+            Status::Offline => "Offline",
+            Status::Dnd => "Do not disturb",
+            Status::Unknown => "Unknown",
+        }
+    }
+}
+
+/// Call forwarding targets (a number or `voicemail`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Forwarding {
+    /// Always forward.
+    pub unconditional: Option<String>,
+    /// Forward when busy.
+    pub busy: Option<String>,
+    /// Forward when not answered within the ring timeout.
+    pub no_answer: Option<String>,
+    /// Forward when no device is registered.
+    pub offline: Option<String>,
+}
+
+/// One find-me/follow-me destination.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FollowMeDestination {
+    /// Number to ring.
+    pub number: String,
+    /// How long it rings.
+    pub timeout_secs: u32,
+}
+
+/// Find-me/follow-me settings.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FollowMe {
+    /// `simultaneous` or `sequential`.
+    pub mode: String,
+    /// Where to ring, in order.
+    pub destinations: Vec<FollowMeDestination>,
+}
+
+/// Voicemail settings.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Voicemail {
+    /// Whether unanswered calls may leave a message.
+    pub enabled: bool,
+    /// Where messages are mailed.
+    pub email: Option<String>,
+    /// Whether a PIN is set (the PIN itself is write-only).
+    pub pin_set: bool,
+}
+
+/// Caller ID settings.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct CallerId {
+    /// Number shown on external calls.
+    pub outbound: Option<String>,
+    /// Text put before the caller's name on incoming calls.
+    pub inbound_prefix: Option<String>,
+}
+
+/// Company directory entry of an extension.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Directory {
+    /// Whether the extension appears in the directory.
+    pub listed: bool,
+    /// Email shown in the directory.
+    pub email: Option<String>,
+    /// Department shown in the directory.
+    pub department: Option<String>,
+}
+
+/// An extension.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Extension {
+    /// Extension number.
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// SIP username (`<number>-<TENANT>`).
+    pub username: String,
+    /// Other numbers that reach it.
+    pub aliases: Vec<String>,
+    /// Live status.
+    pub status: Status,
+    /// Registered devices.
+    pub devices: u32,
+    /// Ring time before "no answer"; `None`: the server's default.
+    pub ring_timeout_secs: Option<u32>,
+    /// Do not disturb.
+    pub dnd: bool,
+    /// Forwarding.
+    pub forwarding: Forwarding,
+    /// Find-me/follow-me, `None` when off.
+    pub follow_me: Option<FollowMe>,
+    /// Voicemail.
+    pub voicemail: Voicemail,
+    /// Caller ID.
+    pub caller_id: CallerId,
+    /// Directory entry.
+    pub directory: Directory,
+    /// `all`, `none` or patterns.
+    pub allowed_destinations: String,
+    /// The password, only in the answer that created the extension.
+    pub password: Option<String>,
+}
+
+/// A page of extensions.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ExtensionPage {
+    /// The extensions of this page.
+    pub items: Vec<Extension>,
+    /// How many match in all.
+    pub total: u32,
+    /// This page's number, from 1.
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+}
+
+/// A SIP password (`GET`/`POST /extensions/{n}/password`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Password {
+    /// The password in clear.
+    pub password: String,
+}
+
+/// A registered device of an extension.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Device {
+    /// Contact URI.
+    pub contact: String,
+    /// The device's User-Agent.
+    pub user_agent: Option<String>,
+    /// Source address.
+    pub source: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// When the binding expires.
+    pub expires_at: String,
+    /// When it registered.
+    pub registered_at: String,
+}
+
+/// One registration transition (`GET /extensions/{n}/history`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HistoryEvent {
+    /// When.
+    pub at: String,
+    /// Online after this event.
+    pub online: bool,
+    /// The device's contact.
+    pub contact: Option<String>,
+    /// Why (registered, expired, unreachable...).
+    pub reason: Option<String>,
+    /// Source address.
+    pub source: Option<String>,
+    /// The device's User-Agent.
+    pub user_agent: Option<String>,
+}
+
+/// The answer of a bulk action.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BulkResult {
+    /// How many extensions it changed.
+    pub affected: u32,
+}
+
+/// One entry of `GET /presence` and of the `presence` events.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Presence {
+    /// Extension number.
+    pub extension: String,
+    /// Live status.
+    pub status: Status,
+    /// Registered devices.
+    pub devices: u32,
+}
+
+/// A ring group or virtual extension.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Group {
+    /// Its number (shares the namespace of extensions).
+    pub number: String,
+    /// Display name.
+    pub name: String,
+    /// `ring_group` or `virtual`.
+    pub kind: String,
+    /// `ring-all`, `hunt`, `round-robin`, `random` or `least-recent`.
+    pub strategy: String,
+    /// Member extensions.
+    pub members: Vec<String>,
+    /// How long it rings.
+    pub ring_timeout_secs: Option<u32>,
+    /// Where unanswered calls go.
+    pub no_answer: Option<String>,
+}
+
+/// A company directory contact.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Contact {
+    /// Server-assigned id (empty when creating).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Phone number.
+    pub number: String,
+    /// Email.
+    pub email: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// Linked extension.
+    pub extension: Option<String>,
+}
+
+/// A stored routing policy version.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Version number, from 1.
+    pub version: u32,
+    /// Content hash.
+    pub hash: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Who uploaded it.
+    pub uploader: String,
+    /// When.
+    pub uploaded_at: String,
+    /// Whether it decides the tenant's calls.
+    pub active: bool,
+    /// Why it was deactivated.
+    pub deactivated_reason: Option<String>,
+}
+
+/// An import job (`POST /imports`, `GET /imports/{id}`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Import {
+    /// Job id.
+    pub id: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Whether nothing is written.
+    pub dry_run: bool,
+    /// Rows processed so far.
+    pub processed: u32,
+    /// Rows in all.
+    pub total: u32,
+    /// Errors per row.
+    pub errors: Vec<ImportError>,
+    /// Extensions created.
+    pub created: u32,
+    /// Extensions updated.
+    pub updated: u32,
+    /// Whether the import was written.
+    pub committed: bool,
+    /// Generated passwords of created extensions.
+    pub passwords: Vec<ImportPassword>,
+}
+
+/// One error of an import.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ImportError {
+    /// CSV row (the header is row 1).
+    pub row: u32,
+    /// Column.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A password generated by an import.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ImportPassword {
+    /// Extension number.
+    pub number: String,
+    /// Its new password.
+    pub password: String,
+}
+
+/// An API key (the key itself only in the answer that created it).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ApiKey {
+    /// Key id.
+    pub id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// Whether it may only read.
+    pub read_only: bool,
+    /// When it was created.
+    pub created_at: String,
+    /// When it was last used.
+    pub last_used_at: Option<String>,
+    /// The secret key, shown once.
+    pub key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_details_and_plain_errors_are_read() {
+        let p = Problem::from_answer(
+            422,
+            "Unprocessable",
+            r#"{"title":"Invalid","status":422,"detail":"bad","errors":[{"field":"name","message":"must not be empty"}]}"#,
+        );
+        assert_eq!(p.summary(), "bad");
+        assert_eq!(p.errors[0].field, "name");
+        let p = Problem::from_answer(502, "Bad Gateway", "<html>oops</html>");
+        assert_eq!(p.summary(), "502 Bad Gateway");
+    }
+
+    #[test]
+    fn unknown_status_is_tolerated() {
+        let p: Presence =
+            serde_json::from_str(r#"{"extension":"100","status":"on_fire","devices":1}"#)
+                .expect("valid JSON");
+        assert_eq!(p.status, Status::Unknown);
+    }
+}

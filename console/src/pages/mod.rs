@@ -1,0 +1,11 @@
+//! One module per page of the console.
+
+pub mod api_keys;
+pub mod contacts;
+pub mod dashboard;
+pub mod extension;
+pub mod extensions;
+pub mod groups;
+pub mod import_export;
+pub mod login;
+pub mod policies;

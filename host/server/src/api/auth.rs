@@ -1,0 +1,636 @@
+//! Who is calling: API keys and console sessions, the tenant a request acts
+//! on, login with brute-force throttling, and the users and keys
+//! resources.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use edgepbx_store::{ApiKey, ConsoleUser, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::problem::Body;
+use super::{ClientAddr, Problem, State};
+use crate::accounts::{self, SESSION_PREFIX};
+use crate::secrets::{constant_time_eq, decoy_hash, random_token, sha256_hex, verify_password};
+
+/// The session cookie's name.
+const COOKIE: &str = "edgepbx_session";
+/// How often an API key's last-used time is written at most.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// Declares the bearer scheme in the OpenAPI document.
+pub struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Who, for the audit trail: an e-mail or `key:<id>`.
+    pub actor: String,
+    /// What they may do.
+    pub role: Role,
+    /// Their tenant (`None` for a system admin).
+    pub tenant: Option<String>,
+    /// A read-only API key.
+    pub read_only: bool,
+}
+
+impl Principal {
+    fn from_user(user: ConsoleUser) -> Principal {
+        Principal {
+            actor: user.email,
+            read_only: user.role == Role::ReadOnly,
+            role: user.role,
+            tenant: user.tenant,
+        }
+    }
+
+    fn from_key(key: ApiKey) -> Principal {
+        Principal {
+            actor: format!("key:{}", key.id),
+            role: Role::TenantAdmin,
+            tenant: Some(key.tenant),
+            read_only: key.read_only,
+        }
+    }
+
+    /// Whether it may change things.
+    pub fn may_write(&self) -> bool {
+        !self.read_only && self.role != Role::ReadOnly
+    }
+
+    /// Refuses anyone but a system admin.
+    pub fn require_system_admin(&self) -> Result<(), Problem> {
+        if self.role == Role::SystemAdmin {
+            Ok(())
+        } else {
+            Err(Problem::forbidden("only a system admin may do this"))
+        }
+    }
+}
+
+/// The client's address (from the connection).
+fn peer(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<ClientAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip())
+}
+
+/// The token presented: `Authorization: Bearer`, else the session cookie.
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value.to_str().ok()?;
+        let (scheme, token) = text.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+impl FromRequestParts<State> for Principal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Problem> {
+        // Valid credentials always work; an address that keeps presenting
+        // invalid ones gets 429 for them (keys and session tokens carry 256
+        // random bits: this bounds the load, guessing is hopeless anyway).
+        let source = format!("ip:{}", peer(parts));
+        let unauthorized = || {
+            if state.throttle.blocked(&source) {
+                return too_many();
+            }
+            state.throttle.failed(&source);
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid credentials: log in or send Authorization: Bearer <API key>",
+            )
+        };
+        let Some(token) = presented_token(&parts.headers) else {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "log in or send Authorization: Bearer <API key>",
+            ));
+        };
+        if token.len() > 256 {
+            return Err(unauthorized());
+        }
+        let access = state.control.store.access();
+        if let Some(id) = accounts::api_key_id(&token) {
+            let Some(key) = access.key(id).await? else {
+                return Err(unauthorized());
+            };
+            if !constant_time_eq(sha256_hex(&token).as_bytes(), key.key_hash.as_bytes()) {
+                return Err(unauthorized());
+            }
+            if state.throttle.should_touch(&key.id) {
+                access.touch_key(&key.id, SystemTime::now()).await?;
+            }
+            return Ok(Principal::from_key(key));
+        }
+        if token.starts_with(SESSION_PREFIX)
+            && let Some(user) = access.session_user(&sha256_hex(&token)).await?
+        {
+            return Ok(Principal::from_user(user));
+        }
+        Err(unauthorized())
+    }
+}
+
+/// `?tenant=CODE`
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TenantParam {
+    /// The tenant to act on (system admins only; others act on their own).
+    pub tenant: Option<String>,
+}
+
+/// An authenticated request and the tenant it acts on.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The caller.
+    pub principal: Principal,
+    /// The tenant code.
+    pub tenant: String,
+}
+
+impl FromRequestParts<State> for Scope {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Problem> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let Query(param) = Query::<TenantParam>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        let asked = param.tenant.map(|t| t.to_ascii_uppercase());
+        let tenant = match (&principal.tenant, asked) {
+            (Some(own), None) => own.clone(),
+            (Some(own), Some(asked)) if *own == asked => asked,
+            (Some(_), Some(_)) => {
+                return Err(Problem::forbidden(
+                    "this credential acts on its own tenant only",
+                ));
+            }
+            (None, Some(asked)) => {
+                if state
+                    .control
+                    .store
+                    .tenants()
+                    .get(&asked)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none()
+                {
+                    return Err(Problem::not_found(format!("tenant {asked}")));
+                }
+                asked
+            }
+            (None, None) => {
+                return Err(Problem::field(
+                    "tenant",
+                    "a system admin names the tenant with ?tenant=CODE",
+                ));
+            }
+        };
+        Ok(Scope { principal, tenant })
+    }
+}
+
+/// A [`Scope`] whose caller may change things.
+#[derive(Debug, Clone)]
+pub struct WriteScope(pub Scope);
+
+impl FromRequestParts<State> for WriteScope {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Problem> {
+        let scope = Scope::from_request_parts(parts, state).await?;
+        if !scope.principal.may_write() {
+            return Err(Problem::forbidden("read-only access"));
+        }
+        Ok(WriteScope(scope))
+    }
+}
+
+fn too_many() -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed attempts; try again later",
+    )
+}
+
+/// Counts failures per key (an address or a login name) over a window.
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, (Instant, u32)>>,
+    touched: Mutex<HashMap<String, Instant>>,
+    limit: u32,
+    window: Duration,
+}
+
+/// Most keys tracked; the oldest windows go first past it.
+const MAX_TRACKED: usize = 65_536;
+
+impl LoginThrottle {
+    /// `limit` failures per `window`.
+    pub fn new(limit: u32, window: Duration) -> LoginThrottle {
+        LoginThrottle {
+            failures: Mutex::default(),
+            touched: Mutex::default(),
+            limit,
+            window,
+        }
+    }
+
+    /// Whether `key` is over its limit.
+    pub fn blocked(&self, key: &str) -> bool {
+        let now = Instant::now();
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .is_some_and(|(start, n)| now.duration_since(*start) < self.window && *n >= self.limit)
+    }
+
+    /// Counts a failure of `key`.
+    pub fn failed(&self, key: &str) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED {
+            map.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+        }
+        let entry = map.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// Forgets the failures of `key` (after a success).
+    pub fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Whether the key's last-used time is due for a write.
+    fn should_touch(&self, id: &str) -> bool {
+        let now = Instant::now();
+        let mut map = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED {
+            map.clear();
+        }
+        match map.get(id) {
+            Some(last) if now.duration_since(*last) < TOUCH_EVERY => false,
+            _ => {
+                map.insert(id.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// The logged-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// Login e-mail (or `key:<id>` for an API key).
+    email: String,
+    /// `system-admin`, `tenant-admin` or `read-only`.
+    role: String,
+    /// Their tenant; null for a system admin.
+    tenant: Option<String>,
+}
+
+/// Credentials of a login.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Login {
+    /// Login e-mail.
+    email: String,
+    /// Password.
+    password: String,
+}
+
+/// Logs in: sets the session cookie and returns the user.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", security(()),
+    request_body = Login,
+    responses((status = 200, body = SessionView), (status = 401, body = Problem), (status = 429, body = Problem)))]
+async fn login(
+    axum::extract::State(state): axum::extract::State<State>,
+    ConnectInfo(ClientAddr(addr)): ConnectInfo<ClientAddr>,
+    Body(login): Body<Login>,
+) -> Result<Response, Problem> {
+    let email = login.email.trim().to_ascii_lowercase();
+    let (ip_key, user_key) = (format!("login-ip:{}", addr.ip()), format!("login:{email}"));
+    if state.throttle.blocked(&ip_key) || state.throttle.blocked(&user_key) {
+        return Err(too_many());
+    }
+    if email.len() > 254 || login.password.len() > 256 {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong e-mail or password",
+        ));
+    }
+    let user = state.control.store.access().user(&email).await?;
+    // An unknown user costs a verification too: no user enumeration by time.
+    let hash = user
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
+    let password = login.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        state.throttle.failed(&ip_key);
+        state.throttle.failed(&user_key);
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong e-mail or password",
+        ));
+    };
+    state.throttle.succeeded(&user_key);
+    let token = format!("{SESSION_PREFIX}{}", random_token(32));
+    let lifetime = Duration::from_secs(state.config.session_hours * 3_600);
+    state
+        .control
+        .store
+        .access()
+        .open_session(
+            &sha256_hex(&token),
+            &user.email,
+            SystemTime::now() + lifetime,
+        )
+        .await?;
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        lifetime.as_secs(),
+        if state.secure_cookies { "; Secure" } else { "" }
+    );
+    let mut response = axum::Json(view(&Principal::from_user(user))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+fn view(p: &Principal) -> SessionView {
+    SessionView {
+        email: p.actor.clone(),
+        role: p.role.as_str().to_owned(),
+        tenant: p.tenant.clone(),
+    }
+}
+
+/// Who is logged in.
+#[utoipa::path(get, path = "/api/v1/session", tag = "session",
+    responses((status = 200, body = SessionView), (status = 401, body = Problem)))]
+async fn whoami(principal: Principal) -> axum::Json<SessionView> {
+    axum::Json(view(&principal))
+}
+
+/// Logs out: ends the session and clears the cookie.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    responses((status = 204)))]
+async fn logout(
+    axum::extract::State(state): axum::extract::State<State>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if let Some(token) = presented_token(&headers).filter(|t| t.starts_with(SESSION_PREFIX)) {
+        state
+            .control
+            .store
+            .access()
+            .close_session(&sha256_hex(&token))
+            .await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("edgepbx_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+/// An API key (never the key itself, except once on creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    /// Public id.
+    id: String,
+    /// What it is for.
+    name: String,
+    /// It may only read.
+    read_only: bool,
+    /// When it was created (RFC 3339).
+    created_at: String,
+    /// When it was last used.
+    last_used_at: Option<String>,
+    /// The key: only in the answer to its creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+fn key_view(k: ApiKey, key: Option<String>) -> KeyView {
+    KeyView {
+        id: k.id,
+        name: k.name,
+        read_only: k.read_only,
+        created_at: rfc3339(k.created_at),
+        last_used_at: k.last_used_at.map(rfc3339),
+        key,
+    }
+}
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// What it is for.
+    name: String,
+    /// It may only read.
+    #[serde(default)]
+    read_only: bool,
+}
+
+/// The tenant's API keys.
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "access", params(TenantParam),
+    responses((status = 200, body = Vec<KeyView>)))]
+async fn list_keys(
+    axum::extract::State(state): axum::extract::State<State>,
+    scope: Scope,
+) -> Result<axum::Json<Vec<KeyView>>, Problem> {
+    let keys = state.control.store.access().keys(&scope.tenant).await?;
+    Ok(axum::Json(
+        keys.into_iter().map(|k| key_view(k, None)).collect(),
+    ))
+}
+
+/// Creates an API key; the answer holds the key, shown only this once.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "access", params(TenantParam),
+    request_body = NewKey,
+    responses((status = 201, body = KeyView), (status = 422, body = Problem)))]
+async fn create_key(
+    axum::extract::State(state): axum::extract::State<State>,
+    WriteScope(scope): WriteScope,
+    Body(new): Body<NewKey>,
+) -> Result<(StatusCode, axum::Json<KeyView>), Problem> {
+    let (stored, key) = accounts::create_api_key(
+        &state.control.store,
+        &scope.tenant,
+        &new.name,
+        new.read_only,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(key_view(stored, Some(key)))))
+}
+
+/// Revokes an API key.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "access", params(TenantParam, ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn revoke_key(
+    axum::extract::State(state): axum::extract::State<State>,
+    WriteScope(scope): WriteScope,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    state
+        .control
+        .store
+        .access()
+        .revoke_key(&scope.tenant, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A console user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Login e-mail.
+    email: String,
+    /// Role.
+    role: String,
+    /// Tenant (null for a system admin).
+    tenant: Option<String>,
+    /// When added.
+    created_at: String,
+}
+
+/// A new console user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Login e-mail.
+    email: String,
+    /// Password (10 characters or more).
+    password: String,
+    /// `system-admin`, `tenant-admin` or `read-only`.
+    role: String,
+}
+
+fn user_view(u: ConsoleUser) -> UserView {
+    UserView {
+        email: u.email,
+        role: u.role.as_str().to_owned(),
+        tenant: u.tenant,
+        created_at: rfc3339(u.created_at),
+    }
+}
+
+/// Console users of the tenant.
+#[utoipa::path(get, path = "/api/v1/users", tag = "access", params(TenantParam),
+    responses((status = 200, body = Vec<UserView>)))]
+async fn list_users(
+    axum::extract::State(state): axum::extract::State<State>,
+    scope: Scope,
+) -> Result<axum::Json<Vec<UserView>>, Problem> {
+    let users = state
+        .control
+        .store
+        .access()
+        .users(Some(&scope.tenant))
+        .await?;
+    Ok(axum::Json(users.into_iter().map(user_view).collect()))
+}
+
+/// Adds a console user to the tenant (a system admin may add system admins).
+#[utoipa::path(post, path = "/api/v1/users", tag = "access", params(TenantParam),
+    request_body = NewUser,
+    responses((status = 201, body = UserView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_user(
+    axum::extract::State(state): axum::extract::State<State>,
+    WriteScope(scope): WriteScope,
+    Body(new): Body<NewUser>,
+) -> Result<(StatusCode, axum::Json<UserView>), Problem> {
+    let role = Role::parse(&new.role)?;
+    let tenant = match role {
+        Role::SystemAdmin => {
+            scope.principal.require_system_admin()?;
+            None
+        }
+        _ => Some(scope.tenant.as_str()),
+    };
+    let user = accounts::create_user(
+        &state.control.store,
+        &new.email,
+        role,
+        tenant,
+        &new.password,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(user_view(user))))
+}
+
+/// Removes a console user of the tenant.
+#[utoipa::path(delete, path = "/api/v1/users/{email}", tag = "access", params(TenantParam, ("email" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn remove_user(
+    axum::extract::State(state): axum::extract::State<State>,
+    WriteScope(scope): WriteScope,
+    Path(email): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let access = state.control.store.access();
+    match access.user(&email).await? {
+        Some(u) if u.tenant.as_deref() == Some(scope.tenant.as_str()) => {}
+        _ => return Err(Problem::not_found(format!("user {email}"))),
+    }
+    access.remove_user(&email).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Session, users and keys.
+pub fn routes() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(login, whoami, logout))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(remove_user))
+}
+
+/// RFC 3339 UTC with seconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    let human = crate::policy::humantime(t);
+    format!("{}Z", human.replacen(' ', "T", 1))
+}

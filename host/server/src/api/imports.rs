@@ -1,0 +1,678 @@
+//! CSV export and import of extensions with their settings.
+//!
+//! An import runs as a job the client polls for progress: every row is
+//! checked first (against the file's other rows and the tenant's numbers
+//! and aliases); a dry run stops there with the report, a commit writes all
+//! rows in one transaction or, when any row has an error, nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as AxumState};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use edgepbx_store::{Extension, ExtensionWrite, WriteMode};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::{Scope, TenantParam, WriteScope};
+use super::extensions::{
+    CallerId, DirectoryEntry, Editable, FollowMeStep, FollowMeView, Forwarding, Voicemail,
+    editable, new_credentials, reload, settings_of,
+};
+use super::{Api, Problem, State};
+use crate::admin::{follow_me_text, parse_follow_me};
+
+/// The columns, in export order.
+pub const COLUMNS: &[&str] = &[
+    "number",
+    "name",
+    "aliases",
+    "ring_timeout_secs",
+    "dnd",
+    "forward_unconditional",
+    "forward_busy",
+    "forward_no_answer",
+    "forward_offline",
+    "follow_me",
+    "voicemail",
+    "voicemail_email",
+    "outbound_caller_id",
+    "inbound_prefix",
+    "directory_listed",
+    "directory_email",
+    "directory_department",
+    "allowed_destinations",
+];
+/// A column import accepts besides the exported ones.
+const PASSWORD_COLUMN: &str = "password";
+/// Finished jobs kept for their reports.
+const KEPT_JOBS: usize = 50;
+/// How long a finished job's report stays.
+const KEEP_FOR: Duration = Duration::from_secs(3_600);
+/// Most errors one report lists.
+const MAX_REPORTED_ERRORS: usize = 1_000;
+
+/// Import jobs, by id.
+#[derive(Default)]
+pub struct Jobs {
+    jobs: Mutex<HashMap<String, Arc<Mutex<Job>>>>,
+}
+
+struct Job {
+    tenant: String,
+    started: Instant,
+    status: ImportStatus,
+}
+
+/// An import's progress and, when done, its report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportStatus {
+    /// The job's id.
+    id: String,
+    /// `running`, `done` or `failed`.
+    state: &'static str,
+    /// Only checked, nothing written.
+    dry_run: bool,
+    /// Rows checked so far.
+    processed: usize,
+    /// Data rows in the file.
+    total: usize,
+    /// What is wrong, row by row (row 1 is the header).
+    errors: Vec<RowError>,
+    /// Extensions that are (or would be) created.
+    created: usize,
+    /// Extensions that are (or would be) changed.
+    updated: usize,
+    /// The rows were written.
+    committed: bool,
+    /// Passwords of created extensions (only after a commit, shown once).
+    passwords: Vec<NewPassword>,
+}
+
+/// A row's error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowError {
+    /// Row in the file, the header being row 1 (0: the file as a whole).
+    row: usize,
+    /// The column.
+    field: String,
+    /// What is wrong.
+    message: String,
+}
+
+/// The password of an extension an import created.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NewPassword {
+    /// Extension number.
+    number: String,
+    /// Its SIP password.
+    password: String,
+}
+
+/// Import options.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    /// Tenant (system admins).
+    tenant: Option<String>,
+    /// Check only (default true): nothing is written.
+    dry_run: Option<bool>,
+}
+
+/// Export options.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// Tenant (system admins).
+    tenant: Option<String>,
+    /// Comma-separated numbers; all extensions when omitted.
+    numbers: Option<String>,
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// One extension as a CSV record, in [`COLUMNS`] order.
+fn record(e: &Extension) -> Vec<String> {
+    let ed = editable(e);
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    vec![
+        e.number.clone(),
+        ed.name,
+        ed.aliases.join(";"),
+        ed.ring_timeout_secs
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        yes_no(ed.dnd).into(),
+        opt(&ed.forwarding.unconditional),
+        opt(&ed.forwarding.busy),
+        opt(&ed.forwarding.no_answer),
+        opt(&ed.forwarding.offline),
+        e.settings
+            .follow_me
+            .as_ref()
+            .map(follow_me_text)
+            .unwrap_or_default(),
+        yes_no(ed.voicemail.enabled).into(),
+        opt(&ed.voicemail.email),
+        opt(&ed.caller_id.outbound),
+        opt(&ed.caller_id.inbound_prefix),
+        yes_no(ed.directory.listed).into(),
+        opt(&ed.directory.email),
+        opt(&ed.directory.department),
+        ed.allowed_destinations,
+    ]
+}
+
+/// Exports extensions with their settings as CSV.
+#[utoipa::path(get, path = "/api/v1/extensions/export.csv", tag = "import-export",
+    params(ExportParams),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = Problem)))]
+async fn export(
+    AxumState(api): AxumState<State>,
+    scope: Scope,
+    Query(p): Query<ExportParams>,
+) -> Result<Response, Problem> {
+    let _ = p.tenant;
+    let all = api.control.store.extensions().list(&scope.tenant).await?;
+    let chosen: Vec<&Extension> = match &p.numbers {
+        None => all.iter().collect(),
+        Some(list) => {
+            let wanted: HashSet<&str> = list.split(',').map(str::trim).collect();
+            for n in &wanted {
+                if !all.iter().any(|e| e.number == *n) {
+                    return Err(Problem::not_found(format!("extension {n}")));
+                }
+            }
+            all.iter()
+                .filter(|e| wanted.contains(e.number.as_str()))
+                .collect()
+        }
+    };
+    let write = || -> anyhow::Result<Vec<u8>> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(COLUMNS)?;
+        for e in &chosen {
+            writer.write_record(record(e))?;
+        }
+        Ok(writer.into_inner()?)
+    };
+    let bytes = write()?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"extensions.csv\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Starts an import of extensions from CSV (a dry run unless
+/// `dry_run=false`); poll the job for progress and the report.
+#[utoipa::path(post, path = "/api/v1/imports", tag = "import-export", params(ImportParams),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 202, body = ImportStatus), (status = 422, body = Problem)))]
+async fn start(
+    AxumState(api): AxumState<State>,
+    WriteScope(scope): WriteScope,
+    Query(p): Query<ImportParams>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportStatus>), Problem> {
+    let _ = p.tenant;
+    let dry_run = p.dry_run.unwrap_or(true);
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| Problem::field("body", "the CSV file must be UTF-8"))?;
+    let rows = parse(text, api.config.max_import_rows)?;
+    let id = crate::secrets::random_token(12);
+    let status = ImportStatus {
+        id: id.clone(),
+        state: "running",
+        dry_run,
+        processed: 0,
+        total: rows.records.len(),
+        errors: Vec::new(),
+        created: 0,
+        updated: 0,
+        committed: false,
+        passwords: Vec::new(),
+    };
+    let job = Arc::new(Mutex::new(Job {
+        tenant: scope.tenant.clone(),
+        started: Instant::now(),
+        status: status.clone(),
+    }));
+    api.imports.insert(id, job.clone());
+    let worker = api.clone();
+    tokio::spawn(async move {
+        let outcome = run(&worker, &scope.tenant, rows, dry_run, &job).await;
+        let mut j = lock(&job);
+        match outcome {
+            Ok(()) => j.status.state = "done",
+            Err(problem) => {
+                j.status.state = "failed";
+                j.status.committed = false;
+                j.status.passwords.clear();
+                j.status.errors.push(RowError {
+                    row: 0,
+                    field: problem
+                        .errors
+                        .first()
+                        .map_or_else(|| "file".to_owned(), |f| column_of(&f.field)),
+                    message: problem.detail,
+                });
+            }
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(status)))
+}
+
+/// An import's progress and report.
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "import-export",
+    params(TenantParam, ("id" = String, Path)),
+    responses((status = 200, body = ImportStatus), (status = 404, body = Problem)))]
+async fn status(
+    AxumState(api): AxumState<State>,
+    scope: Scope,
+    Path(id): Path<String>,
+) -> Result<Json<ImportStatus>, Problem> {
+    let job = api
+        .imports
+        .get(&id)
+        .ok_or_else(|| Problem::not_found(format!("import {id}")))?;
+    let j = lock(&job);
+    if j.tenant != scope.tenant {
+        return Err(Problem::not_found(format!("import {id}")));
+    }
+    Ok(Json(j.status.clone()))
+}
+
+fn lock(job: &Mutex<Job>) -> std::sync::MutexGuard<'_, Job> {
+    job.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Jobs {
+    fn insert(&self, id: String, job: Arc<Mutex<Job>>) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if jobs.len() >= KEPT_JOBS {
+            jobs.retain(|_, j| {
+                let j = lock(j);
+                j.status.state == "running" || j.started.elapsed() < KEEP_FOR
+            });
+        }
+        if jobs.len() >= KEPT_JOBS
+            && let Some(oldest) = jobs
+                .iter()
+                .filter(|(_, j)| lock(j).status.state != "running")
+                .min_by_key(|(_, j)| lock(j).started)
+                .map(|(k, _)| k.clone())
+        {
+            jobs.remove(&oldest);
+        }
+        jobs.insert(id, job);
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Job>>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
+/// A parsed file: its header and records.
+struct Rows {
+    columns: HashMap<String, usize>,
+    records: Vec<csv::StringRecord>,
+}
+
+/// Reads the file; a malformed file or header is refused at once.
+fn parse(text: &str, max_rows: usize) -> Result<Rows, Problem> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| Problem::field("body", format!("unreadable CSV header: {e}")))?
+        .clone();
+    let mut columns = HashMap::new();
+    for (i, name) in header.iter().enumerate() {
+        let name = name.to_ascii_lowercase();
+        if !COLUMNS.contains(&name.as_str()) && name != PASSWORD_COLUMN {
+            return Err(Problem::field(
+                name.clone(),
+                format!("unknown column; the columns are {}", COLUMNS.join(", ")),
+            ));
+        }
+        if columns.insert(name.clone(), i).is_some() {
+            return Err(Problem::field(name, "column given twice"));
+        }
+    }
+    for required in ["number", "name"] {
+        if !columns.contains_key(required) {
+            return Err(Problem::field(required, "column is required"));
+        }
+    }
+    let mut records = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record
+            .map_err(|e| Problem::field("body", format!("row {}: unreadable CSV: {e}", i + 2)))?;
+        if records.len() >= max_rows {
+            return Err(Problem::field(
+                "body",
+                format!("at most {max_rows} rows per import"),
+            ));
+        }
+        records.push(record);
+    }
+    Ok(Rows { columns, records })
+}
+
+/// The CSV column of an API field.
+fn column_of(field: &str) -> String {
+    match field {
+        "forwarding.unconditional" => "forward_unconditional".into(),
+        "forwarding.busy" => "forward_busy".into(),
+        "forwarding.no_answer" => "forward_no_answer".into(),
+        "forwarding.offline" => "forward_offline".into(),
+        "voicemail.email" => "voicemail_email".into(),
+        "caller_id.outbound" => "outbound_caller_id".into(),
+        "caller_id.inbound_prefix" => "inbound_prefix".into(),
+        "directory.email" => "directory_email".into(),
+        "directory.department" => "directory_department".into(),
+        "follow_me.mode" => "follow_me".into(),
+        other => other.into(),
+    }
+}
+
+/// One checked row, ready to write.
+struct Checked {
+    write: ExtensionWrite,
+    password: Option<String>,
+}
+
+/// A cell, `None` when the column is absent or the cell empty.
+fn cell<'a>(rows: &Rows, record: &'a csv::StringRecord, column: &str) -> Option<&'a str> {
+    rows.columns
+        .get(column)
+        .and_then(|i| record.get(*i))
+        .filter(|v| !v.is_empty())
+}
+
+fn flag(value: Option<&str>, column: &str, default: bool) -> Result<bool, RowError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("yes" | "true" | "1" | "on") => Ok(true),
+        Some("no" | "false" | "0" | "off") => Ok(false),
+        Some(_) => Err(RowError {
+            row: 0,
+            field: column.into(),
+            message: "must be yes or no".into(),
+        }),
+    }
+}
+
+/// Checks one row against the extension it would replace, if any.
+async fn check_row(
+    api: &Api,
+    tenant: &edgepbx_store::Tenant,
+    rows: &Rows,
+    record: &csv::StringRecord,
+    existing: Option<&Extension>,
+) -> Result<Checked, RowError> {
+    let err = |field: &str, message: String| RowError {
+        row: 0,
+        field: field.into(),
+        message,
+    };
+    let number = cell(rows, record, "number")
+        .ok_or_else(|| err("number", "is required".into()))?
+        .to_owned();
+    if number.len() > 15 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err("number", "must be 1 to 15 digits".into()));
+    }
+    let text = |c: &str| cell(rows, record, c).map(str::to_owned);
+    let follow_me = match cell(rows, record, "follow_me") {
+        None => None,
+        Some(t) => {
+            let f = parse_follow_me(t).map_err(|e| err("follow_me", format!("{e:#}")))?;
+            Some(FollowMeView {
+                mode: f.mode.as_str().to_owned(),
+                destinations: f
+                    .destinations
+                    .into_iter()
+                    .map(|d| FollowMeStep {
+                        number: d.number,
+                        timeout_secs: d.timeout_secs,
+                    })
+                    .collect(),
+            })
+        }
+    };
+    let ring_timeout_secs = match cell(rows, record, "ring_timeout_secs") {
+        None => None,
+        Some(t) => Some(
+            t.parse()
+                .map_err(|_| err("ring_timeout_secs", "must be a number of seconds".into()))?,
+        ),
+    };
+    let editable = Editable {
+        name: cell(rows, record, "name")
+            .ok_or_else(|| err("name", "is required".into()))?
+            .to_owned(),
+        aliases: cell(rows, record, "aliases")
+            .map(|a| {
+                a.split(';')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ring_timeout_secs,
+        dnd: flag(cell(rows, record, "dnd"), "dnd", false)?,
+        forwarding: Forwarding {
+            unconditional: text("forward_unconditional"),
+            busy: text("forward_busy"),
+            no_answer: text("forward_no_answer"),
+            offline: text("forward_offline"),
+        },
+        follow_me,
+        voicemail: Voicemail {
+            enabled: flag(cell(rows, record, "voicemail"), "voicemail", false)?,
+            email: text("voicemail_email"),
+            pin: None,
+        },
+        caller_id: CallerId {
+            outbound: text("outbound_caller_id"),
+            inbound_prefix: text("inbound_prefix"),
+        },
+        directory: DirectoryEntry {
+            listed: flag(
+                cell(rows, record, "directory_listed"),
+                "directory_listed",
+                true,
+            )?,
+            email: text("directory_email"),
+            department: text("directory_department"),
+        },
+        allowed_destinations: text("allowed_destinations").unwrap_or_else(|| "all".into()),
+    };
+    let problem_to_row = |p: Problem| match p.errors.first() {
+        Some(f) => err(&column_of(&f.field), f.message.clone()),
+        None => err("row", p.detail),
+    };
+    let pin = existing.and_then(|e| e.profile.voicemail_pin_hash.clone());
+    let (settings, profile) = settings_of(&editable, pin).map_err(problem_to_row)?;
+    let given = text(PASSWORD_COLUMN);
+    let (credentials, password) = if existing.is_none() || given.is_some() {
+        let (c, p) = new_credentials(api, tenant, &number, given).map_err(problem_to_row)?;
+        (Some(c), existing.is_none().then_some(p))
+    } else {
+        (None, None)
+    };
+    Ok(Checked {
+        write: ExtensionWrite {
+            mode: if existing.is_some() {
+                WriteMode::Update
+            } else {
+                WriteMode::Create
+            },
+            number,
+            name: editable.name,
+            aliases: editable.aliases,
+            credentials,
+            settings,
+            profile,
+        },
+        password,
+    })
+}
+
+/// Checks every row, then (unless a dry run, and only without errors)
+/// writes them all in one transaction.
+async fn run(
+    api: &Arc<Api>,
+    code: &str,
+    rows: Rows,
+    dry_run: bool,
+    job: &Mutex<Job>,
+) -> Result<(), Problem> {
+    let store = &api.control.store;
+    let tenant = store
+        .tenants()
+        .get(code)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("tenant {code}")))?;
+    let existing: HashMap<String, Extension> = store
+        .extensions()
+        .list(code)
+        .await?
+        .into_iter()
+        .map(|e| (e.number.clone(), e))
+        .collect();
+    // Every dialable name of the tenant and who has it now.
+    let mut owner: HashMap<String, String> = HashMap::new();
+    for e in existing.values() {
+        for name in std::iter::once(&e.number).chain(&e.aliases) {
+            owner.insert(name.clone(), e.number.clone());
+        }
+    }
+    for g in store.groups().list(code).await? {
+        owner.insert(g.number.clone(), format!("group {}", g.number));
+    }
+    let mut errors = Vec::new();
+    let mut checked = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut claimed: HashMap<String, (String, usize)> = HashMap::new();
+    for (i, record) in rows.records.iter().enumerate() {
+        let row = i + 2;
+        match check_row(
+            api,
+            &tenant,
+            &rows,
+            record,
+            cell(&rows, record, "number").and_then(|n| existing.get(n)),
+        )
+        .await
+        {
+            Ok(c) => {
+                let number = c.write.number.clone();
+                if let Some(first) = seen.insert(number.clone(), row) {
+                    errors.push(RowError {
+                        row,
+                        field: "number".into(),
+                        message: format!("{number} is also on row {first}"),
+                    });
+                }
+                for name in std::iter::once(&number).chain(&c.write.aliases) {
+                    let taken_by = owner.get(name).filter(|o| **o != number).cloned();
+                    let in_file = claimed
+                        .get(name)
+                        .filter(|(o, _)| *o != number)
+                        .map(|(o, r)| format!("{o} on row {r}"));
+                    if let Some(other) = taken_by.or(in_file) {
+                        errors.push(RowError {
+                            row,
+                            field: if *name == number { "number" } else { "aliases" }.into(),
+                            message: format!("{name} already reaches {other}"),
+                        });
+                    }
+                    claimed.insert(name.clone(), (number.clone(), row));
+                }
+                checked.push(c);
+            }
+            Err(mut e) => {
+                e.row = row;
+                errors.push(e);
+            }
+        }
+        if i % 100 == 99 {
+            lock(job).status.processed = i + 1;
+            tokio::task::yield_now().await;
+        }
+    }
+    let created = checked
+        .iter()
+        .filter(|c| c.write.mode == WriteMode::Create)
+        .count();
+    if let Some(limit) = tenant.limits.max_extensions
+        && existing.len() + created > usize::try_from(limit).unwrap_or(usize::MAX)
+    {
+        errors.push(RowError {
+            row: 0,
+            field: "number".into(),
+            message: format!("the tenant may have at most {limit} extensions"),
+        });
+    }
+    errors.truncate(MAX_REPORTED_ERRORS);
+    {
+        let mut j = lock(job);
+        j.status.processed = rows.records.len();
+        j.status.created = created;
+        j.status.updated = checked.len() - created;
+        j.status.errors = errors;
+        if dry_run || !j.status.errors.is_empty() {
+            return Ok(());
+        }
+    }
+    let passwords: Vec<NewPassword> = checked
+        .iter()
+        .filter_map(|c| {
+            c.password.as_ref().map(|p| NewPassword {
+                number: c.write.number.clone(),
+                password: p.clone(),
+            })
+        })
+        .collect();
+    store
+        .extensions()
+        .put(code, checked.into_iter().map(|c| c.write).collect())
+        .await
+        .map_err(super::extensions::api_error)?;
+    reload(api).await?;
+    let mut j = lock(job);
+    j.status.committed = true;
+    j.status.passwords = passwords;
+    Ok(())
+}
+
+/// The import and export routes.
+pub fn routes() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(export))
+        .routes(routes!(start))
+        .routes(routes!(status))
+}

@@ -1,0 +1,159 @@
+//! The HTTP side of edgepbx: the REST API under `/api/v1` (bearer API keys
+//! and console sessions, RFC 9457 problem details, an OpenAPI 3 document
+//! generated from the handlers), the tenant's live events as Server-Sent
+//! Events, and the console's files at `/`.
+//!
+//! Every handler acts on the tenant of its credential (a system admin names
+//! one with `?tenant=CODE`), through the same store and reload path as the
+//! control socket, so a change made here reaches the SIP core at once.
+
+pub mod auth;
+mod console;
+mod directory;
+mod extensions;
+mod imports;
+mod live;
+mod policies;
+mod problem;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::sync::watch;
+use tracing::{info, warn};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::HttpConfig;
+use crate::control::ControlContext;
+use crate::lines::Lines;
+use crate::secrets::Sealer;
+
+pub use problem::Problem;
+
+use auth::SecuritySchemes;
+
+/// What every handler works with.
+pub struct Api {
+    /// Store, SIP core, policies and event bus, as the control socket has
+    /// them.
+    pub control: ControlContext,
+    /// Live line state, for presence.
+    pub lines: Arc<Lines>,
+    /// Seals and opens SIP passwords.
+    pub sealer: Sealer,
+    /// HTTP settings.
+    pub config: HttpConfig,
+    /// Ring timeout of extensions whose settings name none (for tried
+    /// decisions).
+    pub ring_timeout_secs: u32,
+    /// Running and finished CSV imports.
+    pub imports: imports::Jobs,
+    /// Failed logins and bad credentials.
+    pub throttle: auth::LoginThrottle,
+    /// Whether cookies are marked `Secure` (HTTPS).
+    pub secure_cookies: bool,
+}
+
+/// Shared state of the handlers.
+pub type State = Arc<Api>;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "edgepbx REST API",
+        description = "Administer a tenant of edgepbx: extensions, groups, contacts, policies, calls, keys. \
+            Authenticate with `Authorization: Bearer <API key>` or a console session. \
+            A system admin names the tenant with `?tenant=CODE`. Errors are RFC 9457 problem details."
+    ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+/// The whole HTTP application.
+pub fn router(state: State) -> Router {
+    let limit = state.config.max_body_bytes;
+    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::routes())
+        .merge(extensions::routes())
+        .merge(imports::routes())
+        .merge(directory::routes())
+        .merge(policies::routes())
+        .merge(live::routes())
+        .split_for_parts();
+    let document = Arc::new(document);
+    api.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move { axum::Json((*document).clone()) }
+        }),
+    )
+    .fallback(console::serve)
+    .layer(DefaultBodyLimit::max(limit))
+    .with_state(state)
+}
+
+/// Serves HTTP (or HTTPS when a certificate is configured) on `listener`
+/// until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: State,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let app = router(state.clone()).into_make_service_with_connect_info::<ClientAddr>();
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    match (&state.config.cert, &state.config.key) {
+        (Some(cert), Some(key)) => {
+            let acceptor = tls::acceptor(cert, key)?;
+            info!("HTTPS listening");
+            axum::serve(tls::TlsListener::new(listener, acceptor), app)
+                .with_graceful_shutdown(stop)
+                .await
+                .context("serving HTTPS")
+        }
+        _ => axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("serving HTTP"),
+    }
+}
+
+/// The client's address, as handlers see it (`ConnectInfo<ClientAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// Binds the HTTP listener (a taken port fails the start).
+pub fn bind(config: &HttpConfig) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("binding HTTP on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    if config.cert.is_none() && !config.listen.ip().is_loopback() {
+        warn!(addr = %config.listen, "the console and API are served over plain HTTP; set http.cert and http.key");
+    }
+    Ok(tokio::net::TcpListener::from_std(listener)?)
+}

@@ -1,0 +1,169 @@
+//! RFC 9457 problem details: every error of the API has this shape, and a
+//! validation error names the field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use edgepbx_store::StoreError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::error;
+use utoipa::ToSchema;
+
+/// An error answer (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time, for a person.
+    pub detail: String,
+    /// The fields at fault, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One field at fault.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field, as a path into the request (`forwarding.busy`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with a status and a detail.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
+        let title = status.canonical_reason().unwrap_or("Error").to_owned();
+        let slug = title.to_ascii_lowercase().replace(' ', "-");
+        Problem {
+            kind: format!("https://edgepbx.dev/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A validation error of one field (422).
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        let (field, message) = (field.into(), message.into());
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{field}: {message}"),
+        );
+        p.kind = "https://edgepbx.dev/problems/validation".into();
+        p.title = "Invalid request".into();
+        p.errors.push(FieldError { field, message });
+        p
+    }
+
+    /// 404 for `what`.
+    pub fn not_found(what: impl std::fmt::Display) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+
+    /// 403 with a reason.
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    /// 500, logged; the client learns nothing of the cause.
+    pub fn internal(error: &dyn std::fmt::Display) -> Problem {
+        error!(%error, "API request failed");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server could not complete the request; see its log",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let mut response = (status, axum::Json(self)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"edgepbx\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        match e {
+            StoreError::InvalidField { field, reason } => {
+                Problem::field(field.replace(' ', "_"), reason)
+            }
+            StoreError::Conflict { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
+            StoreError::NotFound { .. } => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::LimitReached { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
+            other => Problem::internal(&other),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Problem {
+    fn from(e: anyhow::Error) -> Problem {
+        match e.downcast::<StoreError>() {
+            Ok(store) => store.into(),
+            Err(other) => Problem::internal(&format!("{other:#}")),
+        }
+    }
+}
+
+/// A JSON request body whose errors name the field at fault.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Problem::new(e.status(), e.body_text()))?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Deserializes JSON; an error names the path of the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path == "?" {
+            "body".to_owned()
+        } else {
+            path
+        };
+        Problem::field(field, e.into_inner().to_string())
+    })
+}
+
+/// Deserializes a JSON value, naming the field at fault.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path == "?" {
+            "body".to_owned()
+        } else {
+            path
+        };
+        Problem::field(field, e.into_inner().to_string())
+    })
+}

@@ -1,0 +1,312 @@
+//! Console users, API keys, sessions, the audit trail, contacts and
+//! all-or-nothing extension writes against a real embedded SurrealDB.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use edgepbx_store::{
+    AuditEntry, CallSettings, Contact, DbSpec, ExtensionWrite, Profile, Role, SipCredentials,
+    Store, StoreConfig, StoreError, TenantLimits, WriteMode,
+};
+
+mod common;
+
+use common::TempDir;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+async fn open(dir: &Path) -> Result<Store, StoreError> {
+    let store = Store::open(StoreConfig::new(DbSpec::embedded(dir))).await?;
+    store.tenants().add("ACME", "acme.test").await?;
+    store.tenants().add("BETA", "beta.test").await?;
+    Ok(store)
+}
+
+fn write(number: &str, aliases: &[&str], mode: WriteMode) -> ExtensionWrite {
+    ExtensionWrite {
+        mode,
+        number: number.into(),
+        name: format!("Ext {number}"),
+        aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+        credentials: Some(SipCredentials::default()),
+        settings: CallSettings::default(),
+        profile: Profile::default(),
+    }
+}
+
+#[tokio::test]
+async fn users_keys_sessions_and_audit() -> TestResult {
+    let dir = TempDir::new("access");
+    let store = open(&dir.0).await?;
+    let access = store.access();
+    access
+        .add_user("Root@Example.test", HASH, Role::SystemAdmin, None)
+        .await?;
+    let admin = access
+        .add_user("admin@acme.test", HASH, Role::TenantAdmin, Some("acme"))
+        .await?;
+    assert_eq!(admin.tenant.as_deref(), Some("ACME"));
+    assert!(matches!(
+        access
+            .add_user("admin@acme.test", HASH, Role::ReadOnly, Some("ACME"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        access
+            .add_user("x@acme.test", HASH, Role::TenantAdmin, None)
+            .await,
+        Err(StoreError::InvalidField {
+            field: "tenant",
+            ..
+        })
+    ));
+    assert!(matches!(
+        access
+            .add_user("x@acme.test", "plain", Role::ReadOnly, Some("ACME"))
+            .await,
+        Err(StoreError::InvalidField {
+            field: "password_hash",
+            ..
+        })
+    ));
+    assert_eq!(
+        access.user("root@example.test").await?.map(|u| u.role),
+        Some(Role::SystemAdmin)
+    );
+    assert_eq!(access.users(Some("ACME")).await?.len(), 1);
+    assert_eq!(access.users(None).await?.len(), 2);
+
+    // Sessions: found while unexpired, ended by a password change.
+    let token = "a".repeat(64);
+    access
+        .open_session(
+            &token,
+            "admin@acme.test",
+            SystemTime::now() + Duration::from_secs(60),
+        )
+        .await?;
+    assert_eq!(
+        access.session_user(&token).await?.map(|u| u.email),
+        Some("admin@acme.test".to_owned())
+    );
+    let old = "b".repeat(64);
+    access
+        .open_session(
+            &old,
+            "admin@acme.test",
+            SystemTime::now() - Duration::from_secs(1),
+        )
+        .await?;
+    assert!(access.session_user(&old).await?.is_none());
+    assert!(access.session_user("not hex").await?.is_none());
+    access.set_user_password("admin@acme.test", HASH).await?;
+    assert!(access.session_user(&token).await?.is_none());
+
+    // Keys are per tenant; revoking another tenant's is "not found".
+    let key = access
+        .add_key("ACME", "abc123", "deploy", &"c".repeat(64), true)
+        .await?;
+    assert!(key.read_only && key.last_used_at.is_none());
+    access.touch_key("abc123", SystemTime::now()).await?;
+    assert!(
+        access
+            .key("abc123")
+            .await?
+            .and_then(|k| k.last_used_at)
+            .is_some()
+    );
+    assert!(access.keys("BETA").await?.is_empty());
+    assert!(matches!(
+        access.revoke_key("BETA", "abc123").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    access.revoke_key("ACME", "abc123").await?;
+    assert!(access.key("abc123").await?.is_none());
+
+    access
+        .audit(AuditEntry {
+            tenant: "ACME".into(),
+            at: SystemTime::now(),
+            actor: "admin@acme.test".into(),
+            action: "reveal-password".into(),
+            target: "extension 100".into(),
+        })
+        .await?;
+    assert_eq!(access.audit_trail("ACME", 10).await?.len(), 1);
+    assert!(access.audit_trail("BETA", 10).await?.is_empty());
+
+    // Removing a tenant removes its users and keys.
+    access
+        .add_key("BETA", "beta1", "k", &"d".repeat(64), false)
+        .await?;
+    access
+        .add_user("b@beta.test", HASH, Role::ReadOnly, Some("BETA"))
+        .await?;
+    store.tenants().remove("BETA").await?;
+    assert!(access.key("beta1").await?.is_none());
+    assert!(access.user("b@beta.test").await?.is_none());
+    store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn extension_writes_are_all_or_nothing() -> TestResult {
+    let dir = TempDir::new("put");
+    let store = open(&dir.0).await?;
+    let ext = store.extensions();
+    ext.put(
+        "ACME",
+        vec![
+            write("100", &["boss"], WriteMode::Create),
+            write("101", &[], WriteMode::Upsert),
+        ],
+    )
+    .await?;
+    assert_eq!(ext.list("ACME").await?.len(), 2);
+    // A batch with one conflict writes nothing, not even its valid rows.
+    let err = ext
+        .put(
+            "ACME",
+            vec![
+                write("102", &[], WriteMode::Create),
+                write("103", &["boss"], WriteMode::Create),
+            ],
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict { .. })), "{err:?}");
+    assert_eq!(ext.list("ACME").await?.len(), 2);
+    assert!(matches!(
+        ext.put("ACME", vec![write("100", &[], WriteMode::Create)])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        ext.put("ACME", vec![write("199", &[], WriteMode::Update)])
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // An update frees aliases no longer listed and keeps credentials.
+    let mut update = write("100", &["chief"], WriteMode::Update);
+    update.credentials = None;
+    update.profile.department = Some("Board".into());
+    ext.put("ACME", vec![update]).await?;
+    assert_eq!(
+        ext.resolve("ACME", "chief").await?.map(|e| e.number),
+        Some("100".into())
+    );
+    assert!(ext.resolve("ACME", "boss").await?.is_none());
+    ext.put("ACME", vec![write("101", &["boss"], WriteMode::Update)])
+        .await?;
+    let e = ext.get("ACME", "100").await?.ok_or("100 exists")?;
+    assert_eq!(e.profile.department.as_deref(), Some("Board"));
+    // Another tenant's names are its own.
+    ext.put("BETA", vec![write("100", &["boss"], WriteMode::Create)])
+        .await?;
+    // A group's number is taken for extensions.
+    store
+        .groups()
+        .add(
+            "ACME",
+            edgepbx_store::Group {
+                tenant: String::new(),
+                number: "600".into(),
+                name: "Sales".into(),
+                kind: edgepbx_store::GroupKind::Ring,
+                strategy: edgepbx_store::GroupStrategy::RingAll,
+                members: vec!["100".into()],
+                ring_timeout_secs: 20,
+                no_answer: None,
+            },
+        )
+        .await?;
+    assert!(matches!(
+        ext.put("ACME", vec![write("600", &[], WriteMode::Upsert)])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // The extension limit counts the whole batch.
+    store
+        .tenants()
+        .set_limits(
+            "ACME",
+            TenantLimits {
+                max_extensions: Some(3),
+                ..TenantLimits::default()
+            },
+        )
+        .await?;
+    assert!(matches!(
+        ext.put(
+            "ACME",
+            vec![
+                write("102", &[], WriteMode::Create),
+                write("104", &[], WriteMode::Create)
+            ]
+        )
+        .await,
+        Err(StoreError::LimitReached { .. })
+    ));
+    assert_eq!(ext.list("ACME").await?.len(), 2);
+    store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn contacts_are_per_tenant_and_follow_their_extension() -> TestResult {
+    let dir = TempDir::new("contacts");
+    let store = open(&dir.0).await?;
+    store
+        .extensions()
+        .put("ACME", vec![write("100", &[], WriteMode::Create)])
+        .await?;
+    let contacts = store.contacts();
+    let plumber = Contact {
+        id: "plumber".into(),
+        name: "Plumber".into(),
+        number: "+15550199".into(),
+        email: None,
+        company: Some("Pipes".into()),
+        extension: Some("100".into()),
+    };
+    contacts.put("ACME", plumber.clone()).await?;
+    assert_eq!(
+        contacts.get("ACME", "plumber").await?,
+        Some(plumber.clone())
+    );
+    assert!(contacts.get("BETA", "plumber").await?.is_none());
+    assert!(matches!(
+        contacts.remove("BETA", "plumber").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let mut bad = plumber.clone();
+    bad.extension = Some("555".into());
+    assert!(matches!(
+        contacts.put("ACME", bad).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let mut bad = plumber.clone();
+    bad.number = "call me".into();
+    assert!(matches!(
+        contacts.put("ACME", bad).await,
+        Err(StoreError::InvalidField {
+            field: "number",
+            ..
+        })
+    ));
+    // Removing the extension unlinks the contact.
+    store.extensions().remove("ACME", "100").await?;
+    assert_eq!(
+        contacts
+            .get("ACME", "plumber")
+            .await?
+            .and_then(|c| c.extension),
+        None
+    );
+    contacts.remove("ACME", "plumber").await?;
+    assert!(contacts.list("ACME").await?.is_empty());
+    store.close().await?;
+    Ok(())
+}

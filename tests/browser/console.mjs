@@ -1,0 +1,127 @@
+// Drives the edgepbx console in headless Chromium (Debian's /usr/bin/chromium
+// through playwright-core) for tests/tests/console.rs, which starts the
+// server, registers the SIP device and checks the results through the API.
+//
+// Environment: EDGEPBX_URL, EDGEPBX_EMAIL, EDGEPBX_PASSWORD, ARTIFACTS (a
+// directory for screenshots and the downloaded export), BAD_CSV, GOOD_CSV.
+// Protocol: one line per step on stdout (`STEP <name> [detail]`); after
+// `STEP awaiting-device` it waits for a line on stdin (the device is
+// registered). Any failure prints `FAIL <message>` and exits 1.
+
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import path from "node:path";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const url = env("EDGEPBX_URL");
+const artifacts = env("ARTIFACTS");
+const lines = createInterface({ input: process.stdin });
+const stdinLines = lines[Symbol.asyncIterator]();
+const step = (name, detail = "") => console.log(`STEP ${name}${detail ? " " + detail : ""}`);
+const byId = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  try {
+    // Log in.
+    await page.goto(url);
+    await byId(page, "login-email").fill(env("EDGEPBX_EMAIL"));
+    await byId(page, "login-password").fill(env("EDGEPBX_PASSWORD"));
+    await shot(page, "01-login");
+    await byId(page, "login-submit").click();
+    await byId(page, "ext-search").waitFor({ timeout: 15000 });
+    step("logged-in");
+
+    // Create an extension with the form; the password is shown once.
+    await byId(page, "new-ext-toggle").click();
+    await byId(page, "new-ext-number").fill("500");
+    await byId(page, "new-ext-name").fill("Browser Test");
+    await byId(page, "new-ext-submit").click();
+    const password = (await byId(page, "new-ext-password").textContent({ timeout: 10000 })).trim();
+    step("created", password);
+
+    // Find it by search: the other extension disappears from the list.
+    await byId(page, "ext-search").fill("Browser");
+    await byId(page, "ext-search").press("Enter");
+    await byId(page, "ext-row-501").waitFor({ state: "detached", timeout: 10000 });
+    await byId(page, "ext-row-500").waitFor({ timeout: 10000 });
+    await shot(page, "02-search");
+    step("found");
+
+    // The test registers a device; the dot turns green without a reload.
+    const dot = page.locator('[data-testid="status-500"]');
+    const before = await dot.getAttribute("data-status");
+    step("awaiting-device", before);
+    await stdinLines.next();
+    const started = Date.now();
+    await page.locator('[data-testid="status-500"][data-status="online"]').waitFor({ timeout: 10000 });
+    step("online", String(Date.now() - started));
+    await shot(page, "03-online");
+
+    // The live BLF grid shows it too.
+    await byId(page, "nav-dashboard").click();
+    await page.locator('[data-testid="blf-500"][data-status="online"]').waitFor({ timeout: 10000 });
+    await shot(page, "04-dashboard");
+    step("dashboard");
+
+    // Import with one bad row: the dry run shows it, the commit is refused.
+    await byId(page, "nav-import-export").click();
+    await byId(page, "import-file").setInputFiles(env("BAD_CSV"));
+    await byId(page, "import-dry-run").click();
+    await page.locator('[data-testid="import-outcome"][data-state="done"]').waitFor({ timeout: 30000 });
+    const dryErrors = (await byId(page, "import-errors").innerText()).replace(/\s+/g, " ");
+    step("dry-run", dryErrors);
+    await byId(page, "import-commit").click();
+    await page.locator('[data-testid="import-outcome"]', { hasText: "Nothing was changed" }).waitFor({ timeout: 30000 });
+    await shot(page, "05-import-refused");
+    step("commit-refused");
+
+    // Fixed, it imports, with a progress bar that ends full.
+    await byId(page, "import-file").setInputFiles(env("GOOD_CSV"));
+    await byId(page, "import-commit").click();
+    await page.locator('[data-testid="import-outcome"]', { hasText: "created" }).waitFor({ timeout: 60000 });
+    const progress = byId(page, "import-progress");
+    step(
+      "imported",
+      `${await progress.getAttribute("data-processed")}/${await progress.getAttribute("data-total")} ` +
+        (await byId(page, "import-outcome").innerText()),
+    );
+    await shot(page, "06-imported");
+
+    // Export everything; the test compares the file with the API's export.
+    const [download] = await Promise.all([
+      page.waitForEvent("download", { timeout: 15000 }),
+      byId(page, "export-all").click(),
+    ]);
+    const exported = path.join(artifacts, "export.csv");
+    await download.saveAs(exported);
+    step("exported", exported);
+
+    if (consoleErrors.length) throw new Error(`page errors: ${consoleErrors.join("; ")}`);
+    step("done");
+  } catch (e) {
+    await shot(page, "99-failure").catch(() => {});
+    console.log(`FAIL ${String(e && e.stack ? e.stack : e).replace(/\n/g, " | ")}`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+    lines.close();
+  }
+}
+
+await main();

@@ -1,0 +1,962 @@
+//! The REST API against the running binary: authentication (API keys,
+//! console sessions, throttling), tenant isolation, every resource, problem
+//! details naming the field, CSV import and export, the event stream, and
+//! SIP devices seen through it.
+
+use std::time::{Duration, Instant};
+
+use edgepbx_e2e::http::Client;
+use edgepbx_e2e::pbx::{Deployment, Extension};
+use edgepbx_e2e::phones::{Behaviour, CALL_CONFIG, Device, wait_for_bindings};
+use edgepbx_e2e::policies::example_module;
+use edgepbx_e2e::wait_for;
+use serde_json::{Value, json};
+
+/// A deployment with tenants ACME and BETA, their keys and a system admin.
+struct Setup {
+    deployment: Deployment,
+    acme: String,
+    acme_read_only: String,
+    beta: String,
+}
+
+fn setup(name: &str) -> Setup {
+    let deployment = Deployment::with_config(name, CALL_CONFIG);
+    deployment.add_tenant("ACME", "acme.test");
+    deployment.add_tenant("BETA", "beta.test");
+    deployment.add_console_user("root@example.test", None, "root password 1");
+    deployment.add_console_user("admin@acme.test", Some("ACME"), "acme password 1");
+    Setup {
+        acme: deployment.api_key("ACME", false),
+        acme_read_only: deployment.api_key("ACME", true),
+        beta: deployment.api_key("BETA", false),
+        deployment,
+    }
+}
+
+fn assert_problem(r: &edgepbx_e2e::http::Response, status: u16, field: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        r.text()
+    );
+    let body = r.json();
+    assert_eq!(body["status"], status);
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    if let Some(field) = field {
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+    }
+}
+
+/// Logs in; returns a client carrying the session cookie.
+fn login(api: &Client, email: &str, password: &str) -> Client {
+    let r = api.json(
+        "POST",
+        "/api/v1/session",
+        &json!({"email": email, "password": password}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r.header("set-cookie").expect("a session cookie").to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap_or_default().to_owned();
+    Client {
+        cookie: Some(pair),
+        ..api.clone()
+    }
+}
+
+#[test]
+fn keys_sessions_and_tenant_isolation() {
+    let s = setup("api-auth");
+    let pbx = s.deployment.start();
+    let api = pbx.api();
+    let acme = api.with_token(&s.acme);
+    let beta = api.with_token(&s.beta);
+
+    // No credentials, a malformed or unknown key: 401 with a challenge.
+    for client in [
+        api.clone(),
+        api.with_token("nonsense"),
+        api.with_token("epk_unknown_0000000000"),
+    ] {
+        let r = client.get("/api/v1/extensions");
+        assert_problem(&r, 401, None);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.starts_with("Bearer"))
+        );
+    }
+
+    // A's key creates an extension in A; the password is shown once.
+    let r = acme.json(
+        "POST",
+        "/api/v1/extensions",
+        &json!({"number": "200", "name": "Alice", "aliases": ["alice"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    let password = created["password"].as_str().expect("a password").to_owned();
+    assert_eq!(created["username"], "200-ACME");
+    assert_eq!(created["status"], "offline");
+    assert!(
+        acme.get("/api/v1/extensions/200")
+            .json()
+            .get("password")
+            .is_none()
+    );
+
+    // B's key sees nothing of A, changes nothing of A, cannot name A.
+    assert_problem(&beta.get("/api/v1/extensions/200"), 404, None);
+    assert_problem(
+        &beta.json(
+            "PATCH",
+            "/api/v1/extensions/200",
+            &json!({"name": "Mallory"}),
+        ),
+        404,
+        None,
+    );
+    assert_problem(&beta.delete("/api/v1/extensions/200"), 404, None);
+    assert_problem(&beta.get("/api/v1/extensions/200/password"), 404, None);
+    assert_eq!(beta.get("/api/v1/extensions").json()["total"], 0);
+    assert_problem(&beta.get("/api/v1/extensions?tenant=ACME"), 403, None);
+    assert_problem(&beta.get("/api/v1/tenants"), 403, None);
+    assert_eq!(acme.get("/api/v1/extensions/200").json()["name"], "Alice");
+
+    // A read-only key reads but does not write.
+    let ro = api.with_token(&s.acme_read_only);
+    assert_eq!(ro.get("/api/v1/extensions").json()["total"], 1);
+    assert_problem(
+        &ro.json(
+            "POST",
+            "/api/v1/extensions",
+            &json!({"number": "201", "name": "X"}),
+        ),
+        403,
+        None,
+    );
+    assert_problem(&ro.get("/api/v1/extensions/200/password"), 403, None);
+
+    // Reveal gives the password back; a reset changes it.
+    let revealed = acme.get("/api/v1/extensions/200/password").json();
+    assert_eq!(revealed["password"], password.as_str());
+    let reset = acme.json("POST", "/api/v1/extensions/200/password", &json!({}));
+    assert_eq!(reset.status, 200, "{}", reset.text());
+    let new_password = reset.json()["password"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(new_password, password);
+    assert_eq!(
+        acme.get("/api/v1/extensions/200/password").json()["password"],
+        new_password.as_str()
+    );
+
+    // Keys: listed without the secret, last use recorded, revocable.
+    let keys = acme.get("/api/v1/api-keys").json();
+    let listed = keys.as_array().expect("a list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|k| k.get("key").is_none()));
+    assert!(
+        listed.iter().any(|k| k["last_used_at"].is_string()),
+        "{keys}"
+    );
+    let r = acme.json("POST", "/api/v1/api-keys", &json!({"name": "temp"}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let temp = r.json();
+    let temp_client = api.with_token(temp["key"].as_str().unwrap_or_default());
+    assert_eq!(temp_client.get("/api/v1/extensions").status, 200);
+    let id = temp["id"].as_str().unwrap_or_default();
+    assert_problem(&beta.delete(&format!("/api/v1/api-keys/{id}")), 404, None);
+    assert_eq!(acme.delete(&format!("/api/v1/api-keys/{id}")).status, 204);
+    assert_problem(&temp_client.get("/api/v1/extensions"), 401, None);
+
+    // Console sessions: a tenant admin, and a system admin who names the
+    // tenant.
+    let admin = login(&api, "admin@acme.test", "acme password 1");
+    let me = admin.get("/api/v1/session").json();
+    assert_eq!(
+        me,
+        json!({"email": "admin@acme.test", "role": "tenant-admin", "tenant": "ACME"})
+    );
+    assert_eq!(admin.get("/api/v1/extensions").json()["total"], 1);
+    let root = login(&api, "root@example.test", "root password 1");
+    assert_problem(&root.get("/api/v1/extensions"), 422, Some("tenant"));
+    assert_eq!(
+        root.get("/api/v1/extensions?tenant=ACME").json()["total"],
+        1
+    );
+    let tenants = root.get("/api/v1/tenants").json();
+    assert_eq!(tenants.as_array().map(Vec::len), Some(2), "{tenants}");
+    let r = root.json(
+        "POST",
+        "/api/v1/tenants",
+        &json!({"code": "GAMMA", "sip_domain": "gamma.test", "max_extensions": 5}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["max_extensions"], 5);
+    assert_problem(
+        &root.json(
+            "POST",
+            "/api/v1/tenants",
+            &json!({"code": "G", "sip_domain": "x.test"}),
+        ),
+        422,
+        Some("tenant_code"),
+    );
+    assert_eq!(root.delete("/api/v1/tenants/GAMMA").status, 204);
+    assert_eq!(admin.delete("/api/v1/session").status, 204);
+    assert_problem(&admin.get("/api/v1/session"), 401, None);
+
+    // Wrong passwords and unknown users get the same answer; past the
+    // limit, 429, even with the right password.
+    for email in ["admin@acme.test", "nobody@acme.test"] {
+        let r = api.json(
+            "POST",
+            "/api/v1/session",
+            &json!({"email": email, "password": "wrong password"}),
+        );
+        assert_problem(&r, 401, None);
+        assert_eq!(r.json()["detail"], "wrong e-mail or password");
+    }
+    for _ in 0..10 {
+        api.json(
+            "POST",
+            "/api/v1/session",
+            &json!({"email": "admin@acme.test", "password": "wrong password"}),
+        );
+    }
+    let r = api.json(
+        "POST",
+        "/api/v1/session",
+        &json!({"email": "admin@acme.test", "password": "acme password 1"}),
+    );
+    assert_problem(&r, 429, None);
+
+    // The OpenAPI document describes the API.
+    let doc = api.get("/api/v1/openapi.json");
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/api/v1/extensions",
+        "/api/v1/extensions/{number}",
+        "/api/v1/imports",
+        "/api/v1/events",
+        "/api/v1/policies",
+        "/api/v1/contacts",
+        "/api/v1/groups",
+        "/api/v1/call-records",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+    assert_problem(&api.get("/api/v1/nothing-here"), 404, None);
+}
+
+#[test]
+fn extension_settings_validation_and_listing() {
+    let s = setup("api-extensions");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    for (number, name) in [("100", "Zed"), ("101", "Amy"), ("1000", "Bob")] {
+        let r = acme.json(
+            "POST",
+            "/api/v1/extensions",
+            &json!({"number": number, "name": name, "password": format!("pw-{number}-Secret")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+
+    // Validation errors name the field.
+    for (body, field) in [
+        (json!({"number": "10a", "name": "X"}), "number"),
+        (json!({"name": "X"}), "number"),
+        (json!({"number": "300", "name": "X".repeat(101)}), "name"),
+        (
+            json!({"number": "300", "name": "X", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"number": "300", "name": "X", "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"number": "300", "name": "X", "aliases": ["bad alias"]}),
+            "aliases",
+        ),
+        (
+            json!({"number": "300", "name": "X", "forwarding": {"busy": "x"}}),
+            "forwarding.busy",
+        ),
+    ] {
+        let r = acme.json("POST", "/api/v1/extensions", &body);
+        assert_problem(&r, 422, Some(field));
+    }
+    assert_problem(
+        &acme.json(
+            "POST",
+            "/api/v1/extensions",
+            &json!({"number": "100", "name": "Again"}),
+        ),
+        409,
+        None,
+    );
+    assert_problem(
+        &acme.request(
+            "POST",
+            "/api/v1/extensions",
+            Some(("application/json", b"{not json")),
+            &[],
+        ),
+        422,
+        Some("body"),
+    );
+
+    // Every setting through one merge patch, read back.
+    let patch = json!({
+        "name": "Zed Zulu",
+        "aliases": ["zed", "+15550100"],
+        "ring_timeout_secs": 30,
+        "dnd": true,
+        "forwarding": {"busy": "voicemail", "no_answer": "101", "offline": "0612345678"},
+        "follow_me": {"mode": "sequential", "destinations": [
+            {"number": "0612345678", "timeout_secs": 15}, {"number": "101", "timeout_secs": 20}]},
+        "voicemail": {"enabled": true, "email": "zed@acme.test", "pin": "4321"},
+        "caller_id": {"outbound": "+15550100", "inbound_prefix": "Sales: "},
+        "directory": {"listed": false, "email": "zed@acme.test", "department": "Sales"},
+        "allowed_destinations": "0X.,+1X."
+    });
+    let r = acme.json("PATCH", "/api/v1/extensions/100", &patch);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = acme.get("/api/v1/extensions/100").json();
+    assert_eq!(e["name"], "Zed Zulu");
+    assert_eq!(e["aliases"], json!(["zed", "+15550100"]));
+    assert_eq!(e["forwarding"]["busy"], "voicemail");
+    assert_eq!(e["follow_me"]["destinations"][1]["number"], "101");
+    assert_eq!(
+        e["voicemail"],
+        json!({"enabled": true, "email": "zed@acme.test", "pin_set": true})
+    );
+    assert_eq!(e["directory"]["department"], "Sales");
+    assert_eq!(e["allowed_destinations"], "0X.,+1X.");
+    assert_eq!(e["dnd"], true);
+    // null removes one value and keeps the others.
+    let r = acme.json(
+        "PATCH",
+        "/api/v1/extensions/100",
+        &json!({"forwarding": {"busy": null}, "voicemail": {"pin": null}}),
+    );
+    let e = r.json();
+    assert_eq!(
+        e["forwarding"],
+        json!({"unconditional": null, "busy": null, "no_answer": "101", "offline": "0612345678"})
+    );
+    assert_eq!(e["voicemail"]["pin_set"], false);
+    assert_eq!(e["voicemail"]["enabled"], true);
+    for (patch, field) in [
+        (json!({"ring_timeout_secs": 0}), "ring_timeout_secs"),
+        (
+            json!({"forwarding": {"no_answer": "abc"}}),
+            "forwarding.no_answer",
+        ),
+        (
+            json!({"follow_me": {"mode": "sideways", "destinations": []}}),
+            "follow_me.mode",
+        ),
+        (json!({"voicemail": {"pin": "12"}}), "voicemail.pin"),
+        (
+            json!({"voicemail": {"email": "not-an-address"}}),
+            "voicemail.email",
+        ),
+        (
+            json!({"caller_id": {"outbound": "call me"}}),
+            "caller_id.outbound",
+        ),
+        (json!({"number": "999"}), "number"),
+        (json!({"aliases": ["amy"], "dnd": "yes"}), "dnd"),
+        (
+            json!({"allowed_destinations": "0X.Y"}),
+            "allowed_destinations",
+        ),
+    ] {
+        let r = acme.json("PATCH", "/api/v1/extensions/100", &patch);
+        assert_problem(&r, 422, Some(field));
+    }
+    // An alias taken by another extension is a conflict; nothing changed.
+    acme.json(
+        "PATCH",
+        "/api/v1/extensions/101",
+        &json!({"aliases": ["amy"]}),
+    );
+    let r = acme.json(
+        "PATCH",
+        "/api/v1/extensions/100",
+        &json!({"aliases": ["amy"]}),
+    );
+    assert_problem(&r, 409, None);
+    assert_eq!(
+        acme.get("/api/v1/extensions/100").json()["aliases"],
+        json!(["zed", "+15550100"])
+    );
+
+    // Search, sort, paging.
+    let page = acme.get("/api/v1/extensions?q=amy").json();
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["number"], "101");
+    let page = acme.get("/api/v1/extensions?q=ZULU").json();
+    assert_eq!(page["items"][0]["number"], "100");
+    let numbers = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["number"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        numbers(&acme.get("/api/v1/extensions").json()),
+        ["100", "101", "1000"]
+    );
+    assert_eq!(
+        numbers(&acme.get("/api/v1/extensions?sort=name&order=desc").json()),
+        ["100", "1000", "101"]
+    );
+    let page = acme.get("/api/v1/extensions?per_page=2&page=2").json();
+    assert_eq!(
+        (page["total"].as_u64(), numbers(&page)),
+        (Some(3), vec!["1000".to_owned()])
+    );
+    assert_problem(
+        &acme.get("/api/v1/extensions?sort=colour"),
+        422,
+        Some("sort"),
+    );
+    assert_problem(
+        &acme.get("/api/v1/extensions?per_page=0"),
+        422,
+        Some("per_page"),
+    );
+
+    // Bulk voicemail off, then bulk delete.
+    let r = acme.json(
+        "POST",
+        "/api/v1/extensions/bulk",
+        &json!({"numbers": ["100", "101"], "action": "voicemail_off"}),
+    );
+    assert_eq!(r.json()["affected"], 2);
+    assert_eq!(
+        acme.get("/api/v1/extensions/100").json()["voicemail"]["enabled"],
+        false
+    );
+    let r = acme.json(
+        "POST",
+        "/api/v1/extensions/bulk",
+        &json!({"numbers": ["101", "1000"], "action": "delete"}),
+    );
+    assert_eq!(r.json()["affected"], 2, "{}", r.text());
+    assert_eq!(numbers(&acme.get("/api/v1/extensions").json()), ["100"]);
+    assert_problem(
+        &acme.json(
+            "POST",
+            "/api/v1/extensions/bulk",
+            &json!({"numbers": ["100"], "action": "paint"}),
+        ),
+        422,
+        Some("action"),
+    );
+}
+
+#[test]
+fn devices_history_presence_events_and_calls() {
+    let s = setup("api-live");
+    let ext = s
+        .deployment
+        .add_extension("ACME", "acme.test", "100", "pw-100-Secret");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    assert_eq!(
+        acme.get("/api/v1/presence").json(),
+        json!([{"extension": "100", "status": "offline", "devices": 0}])
+    );
+
+    // The event stream starts with every extension's state, then follows
+    // a phone registering.
+    let mut events = acme.events("/api/v1/events");
+    let first = events
+        .next_before(Instant::now() + Duration::from_secs(5))
+        .expect("the initial presence");
+    assert_eq!(first.name, "presence");
+    let dir = s.deployment.work().path();
+    let phone = Device::start(
+        dir,
+        &pbx,
+        &ext,
+        "phone",
+        Behaviour::Answer,
+        Duration::from_secs(30),
+    );
+    wait_for_bindings(&pbx, &ext, 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut online = None;
+    while let Some(event) = events.next_before(deadline) {
+        if event.name == "presence" {
+            online = Some(event.data);
+            break;
+        }
+    }
+    let online: Value =
+        serde_json::from_str(&online.expect("a presence event")).unwrap_or_default();
+    assert_eq!(
+        online,
+        json!({"extension": "100", "status": "online", "devices": 1})
+    );
+
+    // DND set through the API shows on the stream and in the list.
+    acme.json("PATCH", "/api/v1/extensions/100", &json!({"dnd": true}));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut dnd = None;
+    while let Some(event) = events.next_before(deadline) {
+        if event.name == "presence" {
+            dnd = Some(event.data);
+            break;
+        }
+    }
+    assert!(
+        dnd.is_some_and(|d| d.contains("\"dnd\"")),
+        "a dnd presence event"
+    );
+    assert_eq!(acme.get("/api/v1/extensions/100").json()["status"], "dnd");
+
+    // Devices and the registration history.
+    let devices = wait_for(Duration::from_secs(10), || {
+        let d = acme.get("/api/v1/extensions/100/devices").json();
+        (d.as_array().map(Vec::len) == Some(1)).then_some(d)
+    })
+    .expect("the phone listed as a device");
+    assert_eq!(devices[0]["transport"], "udp");
+    assert!(
+        devices[0]["contact"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("sip:"))
+    );
+    let history = wait_for(Duration::from_secs(10), || {
+        let h = acme.get("/api/v1/extensions/100/history?hours=24").json();
+        (h.as_array().is_some_and(|a| !a.is_empty())).then_some(h)
+    })
+    .expect("a registration transition");
+    assert_eq!(history[0]["online"], true);
+    assert_problem(
+        &acme.get("/api/v1/extensions/100/history?hours=0"),
+        422,
+        Some("hours"),
+    );
+
+    assert_eq!(acme.get("/api/v1/calls").json(), json!([]));
+    assert_eq!(acme.get("/api/v1/call-records").json(), json!([]));
+    drop(phone);
+}
+
+#[test]
+fn groups_contacts_and_policies() {
+    let s = setup("api-resources");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    let beta = pbx.api().with_token(&s.beta);
+    for n in ["100", "101"] {
+        acme.json(
+            "POST",
+            "/api/v1/extensions",
+            &json!({"number": n, "name": n}),
+        );
+    }
+
+    // Groups.
+    let group = json!({"number": "600", "name": "Sales", "strategy": "round-robin",
+        "members": ["100", "101"], "ring_timeout_secs": 15, "no_answer": "voicemail"});
+    let r = acme.json("POST", "/api/v1/groups", &group);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["kind"], "ring_group");
+    assert_problem(&acme.json("POST", "/api/v1/groups", &group), 409, None);
+    assert_problem(
+        &acme.json(
+            "POST",
+            "/api/v1/extensions",
+            &json!({"number": "600", "name": "Clash"}),
+        ),
+        409,
+        None,
+    );
+    let mut changed = group.clone();
+    changed["members"] = json!(["101"]);
+    changed["strategy"] = json!("hunt");
+    let r = acme.json("PUT", "/api/v1/groups/600", &changed);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        acme.get("/api/v1/groups/600").json()["members"],
+        json!(["101"])
+    );
+    let mut bad = group.clone();
+    bad["members"] = json!(["999"]);
+    bad["number"] = json!("601");
+    assert_problem(&acme.json("POST", "/api/v1/groups", &bad), 404, None);
+    bad["strategy"] = json!("loudest");
+    assert_problem(
+        &acme.json("POST", "/api/v1/groups", &bad),
+        422,
+        Some("strategy"),
+    );
+    assert_problem(&beta.get("/api/v1/groups/600"), 404, None);
+    assert_eq!(acme.delete("/api/v1/groups/600").status, 204);
+    assert_eq!(acme.get("/api/v1/groups").json(), json!([]));
+
+    // Contacts.
+    let r = acme.json(
+        "POST",
+        "/api/v1/contacts",
+        &json!({"name": "Acme Plumbing", "number": "+15550199", "company": "Plumbers", "extension": "100"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        acme.get("/api/v1/contacts?q=plumb").json()[0]["id"],
+        id.as_str()
+    );
+    assert_eq!(acme.get("/api/v1/contacts?q=nobody").json(), json!([]));
+    assert_problem(&beta.get(&format!("/api/v1/contacts/{id}")), 404, None);
+    assert_problem(
+        &acme.json(
+            "POST",
+            "/api/v1/contacts",
+            &json!({"name": "X", "number": "call me"}),
+        ),
+        422,
+        Some("number"),
+    );
+    assert_problem(
+        &acme.json(
+            "POST",
+            "/api/v1/contacts",
+            &json!({"name": "X", "number": "1", "extension": "555"}),
+        ),
+        404,
+        None,
+    );
+    let r = acme.json(
+        "PUT",
+        &format!("/api/v1/contacts/{id}"),
+        &json!({"name": "Acme Plumbing Ltd", "number": "+15550199"}),
+    );
+    assert_eq!(r.json()["extension"], Value::Null, "{}", r.text());
+    assert_eq!(acme.delete(&format!("/api/v1/contacts/{id}")).status, 204);
+    assert_problem(&acme.delete(&format!("/api/v1/contacts/{id}")), 404, None);
+
+    // Policies: a bad module is refused naming the body; an example is
+    // uploaded, activated, tried, rolled back.
+    let r = acme.request(
+        "POST",
+        "/api/v1/policies",
+        Some(("application/wasm", b"\0asm not really")),
+        &[],
+    );
+    assert_problem(&r, 422, Some("body"));
+    let module = std::fs::read(example_module("edgepbx_policy_example_sales_round_robin"))
+        .expect("the example builds");
+    let r = acme.request(
+        "POST",
+        "/api/v1/policies?activate=true",
+        Some(("application/wasm", &module)),
+        &[],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["version"], 1);
+    assert_eq!(r.json()["active"], true);
+    assert_eq!(
+        r.json()["uploader"],
+        format!("key:{}", s.acme.split('_').nth(1).unwrap_or_default())
+    );
+    // Try decisions on sample calls against the live directory: the
+    // active version (round-robin over the group), then the built-in one.
+    acme.json("POST", "/api/v1/groups", &group);
+    let r = acme.json(
+        "POST",
+        "/api/v1/policies/try",
+        &json!({"call": {"caller": "100", "dialled": "600"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tried = r.json();
+    assert_eq!(tried["policy"], "version 1", "{tried}");
+    assert!(tried.get("decision").is_some(), "{tried}");
+    assert_problem(
+        &acme.json("POST", "/api/v1/policies/7/activate", &json!({})),
+        404,
+        None,
+    );
+    assert_eq!(
+        acme.json("POST", "/api/v1/policies/deactivate", &json!({}))
+            .status,
+        204
+    );
+    let builtin = acme.json(
+        "POST",
+        "/api/v1/policies/try",
+        &json!({"call": {"caller": "100", "dialled": "101"}}),
+    );
+    assert_eq!(builtin.status, 200, "{}", builtin.text());
+    assert_eq!(builtin.json()["policy"], "builtin");
+    assert_problem(
+        &acme.json(
+            "POST",
+            "/api/v1/policies/try",
+            &json!({"call": {"caller": "1 0", "dialled": "2"}}),
+        ),
+        422,
+        Some("call.caller"),
+    );
+    assert_eq!(acme.get("/api/v1/policies").json()[0]["active"], false);
+    assert_eq!(
+        acme.json("POST", "/api/v1/policies/1/activate", &json!({}))
+            .status,
+        200
+    );
+    assert_eq!(beta.get("/api/v1/policies").json(), json!([]));
+}
+
+/// Polls an import job until it is no longer running.
+fn finished(api: &Client, id: &str) -> Value {
+    wait_for(Duration::from_secs(60), || {
+        let status = api.get(&format!("/api/v1/imports/{id}")).json();
+        (status["state"] != "running").then_some(status)
+    })
+    .expect("the import finishes")
+}
+
+fn import(api: &Client, csv: &str, dry_run: bool) -> Value {
+    let r = api.request(
+        "POST",
+        &format!("/api/v1/imports?dry_run={dry_run}"),
+        Some(("text/csv", csv.as_bytes())),
+        &[],
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    finished(api, r.json()["id"].as_str().unwrap_or_default())
+}
+
+#[test]
+fn csv_import_is_all_or_nothing_and_round_trips() {
+    let s = setup("api-csv");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    acme.json(
+        "POST",
+        "/api/v1/extensions",
+        &json!({"number": "100", "name": "Existing", "aliases": ["boss"]}),
+    );
+
+    let header = "number,name,aliases,forward_busy,voicemail,follow_me,password\n";
+    let mut rows: Vec<String> = (0..50)
+        .map(|i| format!("{},User {i},,,yes,,pw-import-{i:04}\n", 2000 + i))
+        .collect();
+    rows[6] = "2006,User 6,boss,,yes,,pw-import-0006\n".into(); // alias taken by 100
+    rows[20] = "2020,User 20,,not a number,no,,pw-import-0020\n".into();
+    let bad: String = std::iter::once(header)
+        .chain(rows.iter().map(String::as_str))
+        .collect();
+
+    let report = import(&acme, &bad, true);
+    assert_eq!(report["state"], "done", "{report}");
+    assert_eq!(report["total"], 50);
+    assert_eq!(report["processed"], 50);
+    let errors = report["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2, "{report}");
+    assert_eq!(
+        (errors[0]["row"].as_u64(), errors[0]["field"].as_str()),
+        (Some(8), Some("aliases"))
+    );
+    assert_eq!(
+        (errors[1]["row"].as_u64(), errors[1]["field"].as_str()),
+        (Some(22), Some("forward_busy"))
+    );
+    // A commit with errors writes nothing.
+    let report = import(&acme, &bad, false);
+    assert_eq!(report["committed"], false, "{report}");
+    assert_eq!(acme.get("/api/v1/extensions").json()["total"], 1);
+
+    rows[6] = "2006,User 6,sixer,,yes,,pw-import-0006\n".into();
+    rows[20] = "2020,User 20,,100,no,sequential:0612/20,pw-import-0020\n".into();
+    let good: String = std::iter::once(header)
+        .chain(rows.iter().map(String::as_str))
+        .collect();
+    let report = import(&acme, &good, false);
+    assert_eq!(
+        (report["committed"].as_bool(), report["created"].as_u64()),
+        (Some(true), Some(50)),
+        "{report}"
+    );
+    assert_eq!(acme.get("/api/v1/extensions").json()["total"], 51);
+    assert_eq!(
+        acme.get("/api/v1/extensions/2020").json()["follow_me"]["mode"],
+        "sequential"
+    );
+    assert_eq!(
+        acme.get("/api/v1/extensions/2006/password").json()["password"],
+        "pw-import-0006"
+    );
+
+    // Export, import the export, export again: the same file.
+    let first = acme.get("/api/v1/extensions/export.csv");
+    assert_eq!(first.status, 200);
+    assert!(
+        first
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/csv"))
+    );
+    let report = import(&acme, &first.text(), false);
+    assert_eq!(
+        (report["committed"].as_bool(), report["updated"].as_u64()),
+        (Some(true), Some(51)),
+        "{report}"
+    );
+    let second = acme.get("/api/v1/extensions/export.csv");
+    assert_eq!(first.text(), second.text());
+    let some = acme
+        .get("/api/v1/extensions/export.csv?numbers=100,2020")
+        .text();
+    assert_eq!(some.lines().count(), 3, "{some}");
+    assert!(some.contains("boss"));
+
+    // A malformed file is refused before any job starts.
+    let r = acme.request(
+        "POST",
+        "/api/v1/imports",
+        Some(("text/csv", b"number,colour\n1,red\n")),
+        &[],
+    );
+    assert_problem(&r, 422, Some("colour"));
+    // Another tenant cannot read the job.
+    let beta = pbx.api().with_token(&s.beta);
+    let r = acme.request(
+        "POST",
+        "/api/v1/imports",
+        Some(("text/csv", good.as_bytes())),
+        &[],
+    );
+    let id = r.json()["id"].as_str().unwrap_or_default().to_owned();
+    assert_problem(&beta.get(&format!("/api/v1/imports/{id}")), 404, None);
+    finished(&acme, &id);
+}
+
+#[test]
+fn an_extension_created_through_the_api_registers_with_its_password() {
+    let s = setup("api-register");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    let r = acme.json(
+        "POST",
+        "/api/v1/extensions",
+        &json!({"number": "300", "name": "New"}),
+    );
+    let password = r.json()["password"].as_str().unwrap_or_default().to_owned();
+    let ext = Extension {
+        tenant: "ACME".into(),
+        domain: "acme.test".into(),
+        number: "300".into(),
+        password,
+    };
+    let dir = s.deployment.work().path();
+    let phone = Device::start(
+        dir,
+        &pbx,
+        &ext,
+        "new",
+        Behaviour::Answer,
+        Duration::from_secs(20),
+    );
+    wait_for_bindings(&pbx, &ext, 1);
+    let e = wait_for(Duration::from_secs(5), || {
+        let e = acme.get("/api/v1/extensions/300").json();
+        (e["status"] == "online").then_some(e)
+    })
+    .expect("online in the API");
+    assert_eq!(e["devices"], 1);
+    drop(phone);
+}
+
+#[test]
+fn the_api_is_served_over_https_with_secure_cookies() {
+    edgepbx_e2e::require_program("openssl");
+    edgepbx_e2e::require_program("curl");
+    let certs = edgepbx_e2e::workdir::Workdir::new("https-certs");
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let toml = format!(
+        "{CALL_CONFIG}[http]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let deployment = Deployment::with_config("api-https", &toml);
+    deployment.add_tenant("ACME", "acme.test");
+    deployment.add_console_user("admin@acme.test", Some("ACME"), "acme password 1");
+    let pbx = deployment.start();
+    let url = format!("https://{}/api/v1/session", pbx.http());
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-i", "--cacert"])
+        .arg(&cert)
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(r#"{"email":"admin@acme.test","password":"acme password 1"}"#)
+        .arg(&url)
+        .output()
+        .expect("curl runs");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP on the HTTPS port gets nowhere.
+    let plain = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://{}/api/v1/openapi.json", pbx.http()))
+        .output()
+        .expect("curl runs");
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+}
