@@ -28,10 +28,10 @@ keepalive_interval_secs = 0
 [security]
 digest_algorithms = ["MD5", "SHA-256"]
 TOML
-"$EDGEPBX_BIN" --data "$WORK/data" tenant add ACME --domain acme.test >/dev/null
-"$EDGEPBX_BIN" --data "$WORK/data" user add bench@acme.test --role tenant-admin --tenant ACME \
-    --password "bench password 1" >/dev/null
-key=$("$EDGEPBX_BIN" --data "$WORK/data" apikey add ACME | grep '^epk_')
+cli() { "$EDGEPBX_BIN" --data "$WORK/data" "$@" 2>>"$WORK/cli.log"; }
+cli tenant add ACME --domain acme.test >/dev/null
+cli user add bench@acme.test --role tenant-admin --tenant ACME --password "bench password 1" >/dev/null
+key=$(cli apikey add ACME | grep '^epk_')
 start_edgepbx "$WORK/edgepbx.toml" "$WORK/data" "$WORK/out" "$WORK/log"
 PIDS+=("$LAST_PID")
 http="http://$STARTED_HTTP"
@@ -51,6 +51,7 @@ printf '%-26s %8d bytes (budget 500000)\n' "total" "$total"
     echo "number,name,password"
     for n in $(seq "$FIRST" $((FIRST + EXTENSIONS - 1))); do echo "$n,Bench $n,pw-bench-$n"; done
 } >"$WORK/extensions.csv"
+started=$(date +%s%N)
 job=$(curl -sf -H "Authorization: Bearer $key" -H 'Content-Type: text/csv' \
     --data-binary @"$WORK/extensions.csv" "$http/api/v1/imports?dry_run=false" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 for _ in $(seq 1 300); do
@@ -58,6 +59,8 @@ for _ in $(seq 1 300); do
     case "$state" in *'"state":"running"'*) sleep 0.2;; *) break;; esac
 done
 case "$state" in *'"committed":true'*) ;; *) die "import failed: $state";; esac
+echo
+echo "## CSV import of $EXTENSIONS extensions (one transaction): $(( ($(date +%s%N) - started) / 1000000 )) ms"
 echo
 echo "## BLF latency: $EXTENSIONS extensions, $PAGES consoles, $((ROUNDS * 2)) changes"
 URL="$http/" EMAIL=bench@acme.test PASSWORD="bench password 1" SIP="$STARTED_ADDR" DOMAIN=acme.test \

@@ -274,8 +274,8 @@ pub struct Device {
     pub transport: String,
     /// When the binding expires.
     pub expires_at: String,
-    /// When it registered.
-    pub registered_at: String,
+    /// When it was last heard (REGISTER or keepalive answer).
+    pub last_seen: Option<String>,
 }
 
 /// One registration transition (`GET /extensions/{n}/history`).

@@ -544,6 +544,7 @@ fn devices_history_presence_events_and_calls() {
     })
     .expect("the phone listed as a device");
     assert_eq!(devices[0]["transport"], "udp");
+    assert!(devices[0]["last_seen"].is_string(), "{devices}");
     assert!(
         devices[0]["contact"]
             .as_str()

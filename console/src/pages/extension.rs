@@ -395,7 +395,8 @@ fn Devices(editor: Editor) -> impl IntoView {
             Err(e) => state.fail(&e),
         }
     });
-    move || match devices.get() {
+    move || {
+        match devices.get() {
         None => view! { <p class="loading">"Loading…"</p> }.into_any(),
         Some(list) if list.is_empty() => {
             view! { <p class="empty">"No device is registered."</p> }.into_any()
@@ -408,7 +409,7 @@ fn Devices(editor: Editor) -> impl IntoView {
                         <th>"User agent"</th>
                         <th>"Source"</th>
                         <th>"Transport"</th>
-                        <th>"Registered"</th>
+                        <th>"Last seen"</th>
                         <th>"Expires"</th>
                     </tr>
                 </thead>
@@ -422,7 +423,7 @@ fn Devices(editor: Editor) -> impl IntoView {
                                     <td>{d.user_agent.unwrap_or_default()}</td>
                                     <td class="mono">{d.source}</td>
                                     <td>{d.transport.to_uppercase()}</td>
-                                    <td>{ui::local_time(&d.registered_at)}</td>
+                                    <td>{d.last_seen.as_deref().map(ui::local_time).unwrap_or_default()}</td>
                                     <td>{ui::local_time(&d.expires_at)}</td>
                                 </tr>
                             }
@@ -432,6 +433,7 @@ fn Devices(editor: Editor) -> impl IntoView {
             </table>
         }
         .into_any(),
+    }
     }
 }
 

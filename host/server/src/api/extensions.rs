@@ -834,15 +834,18 @@ pub struct DeviceView {
     contact: String,
     /// Its User-Agent.
     user_agent: Option<String>,
-    /// Where its REGISTER came from.
+    /// Where it registered from.
     source: String,
     /// `udp` or `tcp`.
     transport: &'static str,
     /// When the registration expires.
     expires_at: String,
+    /// When it was last heard: its last REGISTER or keepalive answer.
+    last_seen: Option<String>,
 }
 
-/// The devices registered for an extension.
+/// The devices registered for an extension now (from the running
+/// registrar).
 #[utoipa::path(get, path = "/api/v1/extensions/{number}/devices", tag = "extensions",
     params(TenantParam, ("number" = String, Path)),
     responses((status = 200, body = Vec<DeviceView>), (status = 404, body = Problem)))]
@@ -852,18 +855,27 @@ async fn devices(
     Path(number): Path<String>,
 ) -> Result<Json<Vec<DeviceView>>, Problem> {
     let e = extension_of(&api, &scope.tenant, &number).await?;
-    let now = SystemTime::now();
-    let bindings = api.control.store.bindings().list(&scope.tenant).await?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    api.control
+        .core
+        .send(crate::core::Control::Devices {
+            tenant: scope.tenant,
+            extension: e.number,
+            reply,
+        })
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let devices = answer.await.map_err(|e| Problem::internal(&e))?;
     Ok(Json(
-        bindings
+        devices
             .into_iter()
-            .filter(|b| b.extension == e.number && b.expires_at > now)
-            .map(|b| DeviceView {
-                contact: b.contact,
-                user_agent: b.user_agent,
-                source: b.source.to_string(),
-                transport: b.transport.as_str(),
-                expires_at: rfc3339(b.expires_at),
+            .map(|d| DeviceView {
+                contact: d.contact,
+                user_agent: d.user_agent,
+                source: d.source.to_string(),
+                transport: d.transport,
+                expires_at: rfc3339(d.expires_at),
+                last_seen: d.last_seen.map(rfc3339),
             })
             .collect(),
     ))

@@ -84,6 +84,33 @@ pub enum Control {
         /// Where to send them.
         reply: oneshot::Sender<Vec<ActiveCall>>,
     },
+    /// The devices registered for an extension.
+    Devices {
+        /// Tenant code.
+        tenant: String,
+        /// Extension number.
+        extension: String,
+        /// Where to send them.
+        reply: oneshot::Sender<Vec<DeviceInfo>>,
+    },
+}
+
+/// A registered device as the registrar knows it now.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// Its contact URI.
+    pub contact: String,
+    /// Its User-Agent.
+    pub user_agent: Option<String>,
+    /// Where it registered from.
+    pub source: std::net::SocketAddr,
+    /// `udp` or `tcp`.
+    pub transport: &'static str,
+    /// When its registration expires.
+    pub expires_at: SystemTime,
+    /// When it was last heard: its last REGISTER, or its last answer to a
+    /// keepalive OPTIONS.
+    pub last_seen: Option<SystemTime>,
 }
 
 /// The channels the SIP core listens on besides the transports.
@@ -119,6 +146,8 @@ pub struct SipCore {
     pings: HashMap<ClientKey, Ping>,
     /// When each binding was last pinged (or registered).
     last_ping: HashMap<(Aor, String), Instant>,
+    /// When each binding was last heard from (REGISTER or OPTIONS answer).
+    last_seen: HashMap<(Aor, String), SystemTime>,
     /// Local address used to reach each remote IP (for Via sent-by).
     local_ips: HashMap<IpAddr, IpAddr>,
     /// Listening ports, for Via sent-by of requests we originate.
@@ -175,6 +204,7 @@ impl SipCore {
             trunks: Default::default(),
             pings: HashMap::new(),
             last_ping: HashMap::new(),
+            last_seen: HashMap::new(),
             local_ips: HashMap::new(),
             udp_port,
             tcp_port,
@@ -256,6 +286,33 @@ impl SipCore {
             }
             Control::Calls { tenant, reply } => {
                 let _ = reply.send(self.active_calls(&tenant));
+            }
+            Control::Devices {
+                tenant,
+                extension,
+                reply,
+            } => {
+                let aor = Aor { tenant, extension };
+                let devices = self
+                    .location
+                    .bindings(&aor)
+                    .iter()
+                    .map(|b| DeviceInfo {
+                        contact: b.contact.clone(),
+                        user_agent: b.user_agent.clone(),
+                        source: b.source.addr(),
+                        transport: match b.source {
+                            Peer::Udp(_) => "udp",
+                            Peer::Tcp { .. } => "tcp",
+                        },
+                        expires_at: b.expires_at,
+                        last_seen: self
+                            .last_seen
+                            .get(&(aor.clone(), b.contact.clone()))
+                            .copied(),
+                    })
+                    .collect();
+                let _ = reply.send(devices);
             }
         }
     }
@@ -406,6 +463,8 @@ impl SipCore {
                     aor, binding: b, ..
                 } => {
                     self.last_ping.insert((aor.clone(), b.contact.clone()), now);
+                    self.last_seen
+                        .insert((aor.clone(), b.contact.clone()), wall);
                     if let Change::Added(..) = change {
                         self.calls
                             .lines()
@@ -423,6 +482,7 @@ impl SipCore {
                 }
                 Change::Removed(aor, b, reason) => {
                     self.last_ping.remove(&(aor.clone(), b.contact.clone()));
+                    self.last_seen.remove(&(aor.clone(), b.contact.clone()));
                     self.calls
                         .lines()
                         .set_devices(aor, self.location.bindings(aor));
@@ -604,7 +664,10 @@ impl SipCore {
                 }
                 // Any final answer proves the device is there.
                 TransactionEvent::Response(key, response) if response.status >= 200 => {
-                    self.pings.remove(&key);
+                    if let Some(ping) = self.pings.remove(&key) {
+                        self.last_seen
+                            .insert((ping.aor, ping.contact), SystemTime::now());
+                    }
                 }
                 TransactionEvent::Timeout(TransactionKey::Client(key))
                 | TransactionEvent::TransportError(TransactionKey::Client(key))
