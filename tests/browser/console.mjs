@@ -112,6 +112,55 @@ async function main() {
     await download.saveAs(exported);
     step("exported", exported);
 
+    // The extension's tabs: a bad forwarding target is refused next to its
+    // field; a good one is saved; the devices tab lists the phone.
+    await page.goto(`${url}#/extensions/500/forwarding`);
+    const busy = byId(page, "field-forwarding.busy");
+    await busy.fill("not a number");
+    await byId(page, "ext-save").click();
+    await page.locator('.field-error[data-field="forwarding.busy"]').waitFor({ timeout: 10000 });
+    await busy.fill("voicemail");
+    await byId(page, "ext-save").click();
+    await page.locator('.field-error[data-field="forwarding.busy"]').waitFor({ state: "detached", timeout: 10000 });
+    await shot(page, "07-forwarding");
+    step("forwarding-saved");
+    await byId(page, "tab-devices").click();
+    await byId(page, "devices-table").locator("tbody tr").first().waitFor({ timeout: 10000 });
+    await byId(page, "tab-reliability").click();
+    await byId(page, "reliability-timeline").waitFor({ timeout: 10000 });
+    await shot(page, "08-reliability");
+    step("tabs");
+
+    // A ring group, a contact, a tried decision, an API key.
+    await byId(page, "nav-groups").click();
+    await byId(page, "group-new").click();
+    await byId(page, "group-number").fill("600");
+    await byId(page, "group-name").fill("Sales");
+    await byId(page, "group-members").fill("500, 501");
+    await byId(page, "group-save").click();
+    await byId(page, "group-row-600").waitFor({ timeout: 10000 });
+    step("group");
+    await byId(page, "nav-contacts").click();
+    await byId(page, "contact-new").click();
+    await byId(page, "contact-name").fill("Acme Plumbing");
+    await byId(page, "contact-number").fill("+15550199");
+    await byId(page, "contact-save").click();
+    await byId(page, "contacts-table").getByText("Acme Plumbing").waitFor({ timeout: 10000 });
+    step("contact");
+    await byId(page, "nav-policies").click();
+    await byId(page, "policy-try-caller").fill("501");
+    await byId(page, "policy-try-dialled").fill("600");
+    await byId(page, "policy-try-submit").click();
+    const decision = await byId(page, "policy-try-result").innerText({ timeout: 15000 });
+    await shot(page, "09-policy-try");
+    step("policy-try", decision.replace(/\s+/g, " "));
+    await byId(page, "nav-api-keys").click();
+    await byId(page, "apikey-name").fill("deploy");
+    await byId(page, "apikey-create").click();
+    const newKey = (await byId(page, "apikey-key").textContent({ timeout: 10000 })).trim();
+    await shot(page, "10-api-key");
+    step("api-key", newKey);
+
     if (consoleErrors.length) throw new Error(`page errors: ${consoleErrors.join("; ")}`);
     step("done");
   } catch (e) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use edgepbx_e2e::http::Client;
 use edgepbx_e2e::pbx::{Deployment, Extension};
-use edgepbx_e2e::phones::{Behaviour, CALL_CONFIG, Device, wait_for_bindings};
+use edgepbx_e2e::phones::{Behaviour, CALL_CONFIG, Device, caller, wait_for_bindings};
 use edgepbx_e2e::policies::example_module;
 use edgepbx_e2e::wait_for;
 use serde_json::{Value, json};
@@ -213,6 +213,46 @@ fn keys_sessions_and_tenant_isolation() {
         Some("tenant_code"),
     );
     assert_eq!(root.delete("/api/v1/tenants/GAMMA").status, 204);
+    // Users: a tenant admin adds a read-only user, who can read but not
+    // write; no tenant admin makes a system admin; another tenant cannot
+    // remove them.
+    let r = admin.json(
+        "POST",
+        "/api/v1/users",
+        &json!({"email": "viewer@acme.test", "password": "viewer password 1", "role": "read-only"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["tenant"], "ACME");
+    assert_problem(
+        &admin.json(
+            "POST",
+            "/api/v1/users",
+            &json!({"email": "boss@acme.test", "password": "boss password 1", "role": "system-admin"}),
+        ),
+        403,
+        None,
+    );
+    assert_problem(
+        &admin.json(
+            "POST",
+            "/api/v1/users",
+            &json!({"email": "weak@acme.test", "password": "short", "role": "read-only"}),
+        ),
+        422,
+        Some("password"),
+    );
+    let users = admin.get("/api/v1/users").json();
+    assert_eq!(users.as_array().map(Vec::len), Some(2), "{users}");
+    let viewer = login(&api, "viewer@acme.test", "viewer password 1");
+    assert_eq!(viewer.get("/api/v1/extensions").status, 200);
+    assert_problem(
+        &viewer.json("PATCH", "/api/v1/extensions/200", &json!({"name": "X"})),
+        403,
+        None,
+    );
+    assert_problem(&beta.delete("/api/v1/users/viewer@acme.test"), 404, None);
+    assert_eq!(admin.delete("/api/v1/users/viewer@acme.test").status, 204);
+    assert_problem(&viewer.get("/api/v1/extensions"), 401, None);
     assert_eq!(admin.delete("/api/v1/session").status, 204);
     assert_problem(&admin.get("/api/v1/session"), 401, None);
 
@@ -562,8 +602,53 @@ fn devices_history_presence_events_and_calls() {
         Some("hours"),
     );
 
+    // A call from 101 to 100 (DND off again): listed while it lasts, on the
+    // stream, then in the records.
     assert_eq!(acme.get("/api/v1/calls").json(), json!([]));
     assert_eq!(acme.get("/api/v1/call-records").json(), json!([]));
+    acme.json("PATCH", "/api/v1/extensions/100", &json!({"dnd": false}));
+    let caller_ext = s
+        .deployment
+        .add_extension("ACME", "acme.test", "101", "pw-101-Secret");
+    std::thread::scope(|scope| {
+        let call = scope.spawn(|| {
+            caller("call", &pbx, &caller_ext, "100")
+                .arg("-d")
+                .arg("3000")
+                .run(dir, "call")
+        });
+        let listed = wait_for(Duration::from_secs(10), || {
+            let calls = acme.get("/api/v1/calls").json();
+            (calls.as_array().map(Vec::len) == Some(1)).then_some(calls)
+        })
+        .expect("the call listed while it lasts");
+        assert_eq!(listed[0]["caller"], "101", "{listed}");
+        assert_eq!(listed[0]["dialled"], "100", "{listed}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut answered = false;
+        while let Some(event) = events.next_before(deadline) {
+            if event.name == "call" && event.data.contains("\"answered\"") {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "an answered call leg on the stream");
+        call.join()
+            .expect("the caller thread")
+            .assert_all_succeeded(1);
+    });
+    let records = wait_for(Duration::from_secs(10), || {
+        let r = acme.get("/api/v1/call-records?limit=5").json();
+        (r.as_array().map(Vec::len) == Some(1)).then_some(r)
+    })
+    .expect("a call record");
+    assert_eq!(records[0]["outcome"], "answered", "{records}");
+    assert_eq!(records[0]["answered_by"], "100", "{records}");
+    assert_problem(
+        &acme.get("/api/v1/call-records?limit=0"),
+        422,
+        Some("limit"),
+    );
     drop(phone);
 }
 

@@ -133,10 +133,38 @@ fn the_console_manages_extensions_live_in_a_browser() {
 
     let exported = std::fs::read_to_string(next("exported")).expect("the download was saved");
     assert_eq!(exported, api.get("/api/v1/extensions/export.csv").text());
+    next("forwarding-saved");
+    assert_eq!(
+        api.get("/api/v1/extensions/500").json()["forwarding"]["busy"],
+        "voicemail"
+    );
+    next("tabs");
+    next("group");
+    assert_eq!(
+        api.get("/api/v1/groups/600").json()["members"],
+        json!(["500", "501"])
+    );
+    next("contact");
+    assert_eq!(
+        api.get("/api/v1/contacts?q=plumbing").json()[0]["number"],
+        "+15550199"
+    );
+    let decision = next("policy-try");
+    assert!(decision.contains("\"policy\": \"builtin\""), "{decision}");
+    let new_key = next("api-key");
+    assert_eq!(
+        api.with_token(&new_key).get("/api/v1/extensions").status,
+        200,
+        "the key made in the console works"
+    );
     next("done");
     let status = node.wait().expect("node exits");
     assert!(status.success(), "the browser script failed: {status}");
     for shot in [
+        "07-forwarding",
+        "08-reliability",
+        "09-policy-try",
+        "10-api-key",
         "01-login",
         "02-search",
         "03-online",
