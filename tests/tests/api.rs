@@ -21,7 +21,8 @@ struct Setup {
 }
 
 fn setup(name: &str) -> Setup {
-    let deployment = Deployment::with_config(name, CALL_CONFIG);
+    let toml = format!("{CALL_CONFIG}[http]\nmax_event_streams = 2\n");
+    let deployment = Deployment::with_config(name, &toml);
     deployment.add_tenant("ACME", "acme.test");
     deployment.add_tenant("BETA", "beta.test");
     deployment.add_console_user("root@example.test", None, "root password 1");
@@ -536,6 +537,15 @@ fn devices_history_presence_events_and_calls() {
         .next_before(Instant::now() + Duration::from_secs(5))
         .expect("the initial presence");
     assert_eq!(first.name, "presence");
+    // The tenant may hold two streams open (see `setup`); a third waits.
+    let second = acme.events("/api/v1/events");
+    assert_problem(&acme.get("/api/v1/events"), 429, None);
+    drop(second);
+    let again = wait_for(Duration::from_secs(5), || {
+        let r = acme.request("HEAD", "/api/v1/events", None, &[]);
+        (r.status == 200).then_some(())
+    });
+    assert!(again.is_some(), "a closed stream frees its place");
     let dir = s.deployment.work().path();
     let phone = Device::start(
         dir,

@@ -56,6 +56,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most rows of one CSV import.
     pub max_import_rows: usize,
+    /// Most event streams (`/api/v1/events`) one tenant may hold open.
+    pub max_event_streams: usize,
 }
 
 impl Default for HttpConfig {
@@ -69,6 +71,7 @@ impl Default for HttpConfig {
             login_window_secs: 300,
             max_body_bytes: 16 << 20,
             max_import_rows: 20_000,
+            max_event_streams: 200,
         }
     }
 }

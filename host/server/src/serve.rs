@@ -125,6 +125,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         config: config.http.clone(),
         ring_timeout_secs: config.calls.ring_timeout_secs,
         imports: Default::default(),
+        streams: Default::default(),
     });
     let http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {

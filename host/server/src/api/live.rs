@@ -60,8 +60,58 @@ async fn presence(
     Ok(Json(snapshot(&api, &scope.tenant).await?))
 }
 
+/// Open event streams per tenant.
+#[derive(Default)]
+pub struct Streams {
+    open: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+/// One counted stream; uncounted when dropped.
+struct StreamSlot {
+    api: State,
+    tenant: String,
+}
+
+impl Streams {
+    fn acquire(api: &State, tenant: &str) -> Result<StreamSlot, Problem> {
+        let mut open = api.streams.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(tenant.to_owned()).or_default();
+        let max = api.config.max_event_streams;
+        if *n >= max {
+            return Err(Problem::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                format!("at most {max} event streams per tenant are open at once"),
+            ));
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            api: api.clone(),
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .api
+            .streams
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
+}
+
 /// What one SSE connection keeps between events.
 struct Feed {
+    /// Counts the stream while it lives.
+    _slot: StreamSlot,
     api: State,
     tenant: String,
     events: broadcast::Receiver<Arc<Stamped>>,
@@ -177,12 +227,14 @@ fn sse(name: &str, data: &impl Serialize) -> SseEvent {
 /// BLF state changed; every extension's state comes first), `device`,
 /// `call`, and `resync` when events were lost (fetch /presence again).
 #[utoipa::path(get, path = "/api/v1/events", tag = "live", params(TenantParam),
-    responses((status = 200, content_type = "text/event-stream", body = String)))]
+    responses((status = 200, content_type = "text/event-stream", body = String),
+        (status = 429, description = "Too many streams open for the tenant", body = Problem)))]
 async fn events(
     AxumState(api): AxumState<State>,
     scope: Scope,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
     let mut feed = Feed {
+        _slot: Streams::acquire(&api, &scope.tenant)?,
         events: api.control.events.subscribe(),
         api,
         tenant: scope.tenant,

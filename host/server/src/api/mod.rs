@@ -53,6 +53,8 @@ pub struct Api {
     pub ring_timeout_secs: u32,
     /// Running and finished CSV imports.
     pub imports: imports::Jobs,
+    /// Open event streams per tenant.
+    pub streams: live::Streams,
     /// Failed logins and bad credentials.
     pub throttle: auth::LoginThrottle,
     /// Whether cookies are marked `Secure` (HTTPS).
