@@ -149,6 +149,16 @@ fn keys_sessions_and_tenant_isolation() {
     // Reveal gives the password back; a reset changes it.
     let revealed = acme.get("/api/v1/extensions/200/password").json();
     assert_eq!(revealed["password"], password.as_str());
+    let trail = acme.get("/api/v1/audit").json();
+    assert_eq!(trail[0]["action"], "reveal-password", "{trail}");
+    assert_eq!(trail[0]["target"], "extension 200", "{trail}");
+    assert!(
+        trail[0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("key:"))
+    );
+    assert_eq!(beta.get("/api/v1/audit").json(), json!([]));
+    assert_problem(&ro.get("/api/v1/audit"), 403, None);
     let reset = acme.json("POST", "/api/v1/extensions/200/password", &json!({}));
     assert_eq!(reset.status, 200, "{}", reset.text());
     let new_password = reset.json()["password"]

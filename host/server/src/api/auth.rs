@@ -619,7 +619,63 @@ async fn remove_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Session, users and keys.
+/// An entry of the audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    /// When.
+    at: String,
+    /// Who: a user's e-mail or `key:<id>`.
+    actor: String,
+    /// What (`reveal-password`).
+    action: String,
+    /// On what.
+    target: String,
+}
+
+/// How many entries.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Tenant (system admins).
+    tenant: Option<String>,
+    /// 1 to 1000 (default 100), newest first.
+    limit: Option<u32>,
+}
+
+/// The tenant's audit trail (sensitive reads such as password reveals),
+/// newest first; for administrators.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "access", params(AuditParams),
+    responses((status = 200, body = Vec<AuditView>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn audit(
+    axum::extract::State(state): axum::extract::State<State>,
+    WriteScope(scope): WriteScope,
+    Query(p): Query<AuditParams>,
+) -> Result<axum::Json<Vec<AuditView>>, Problem> {
+    let _ = p.tenant;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(Problem::field("limit", "must be 1 to 1000"));
+    }
+    let entries = state
+        .control
+        .store
+        .access()
+        .audit_trail(&scope.tenant, limit)
+        .await?;
+    Ok(axum::Json(
+        entries
+            .into_iter()
+            .map(|e| AuditView {
+                at: rfc3339(e.at),
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+            })
+            .collect(),
+    ))
+}
+
+/// Session, users, keys and the audit trail.
 pub fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()
         .routes(routes!(login, whoami, logout))
@@ -627,6 +683,7 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(revoke_key))
         .routes(routes!(list_users, create_user))
         .routes(routes!(remove_user))
+        .routes(routes!(audit))
 }
 
 /// RFC 3339 UTC with seconds.
