@@ -494,7 +494,7 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
     let (code, domain) = DEMO_TENANT;
     if store.tenants().get(code).await?.is_some() {
         println!(
-            "demo tenant {code} exists; `edgepbx ext passwd {code} <NUMBER>` (server stopped) sets a new password"
+            "demo tenant {code} exists; `edgepbx ext passwd {code} <NUMBER>` and `edgepbx user passwd admin@{domain}` set new passwords"
         );
         return Ok(());
     }
