@@ -165,6 +165,7 @@ impl Client {
             chunked,
             left_in_chunk: 0,
             pending: String::new(),
+            ended: false,
         }
     }
 }
@@ -225,6 +226,7 @@ pub struct EventStream {
     chunked: bool,
     left_in_chunk: usize,
     pending: String,
+    ended: bool,
 }
 
 /// One event.
@@ -272,6 +274,13 @@ impl EventStream {
         }
     }
 
+    /// Whether the server ended the stream before `deadline` (events
+    /// still arriving are read and dropped).
+    pub fn ends_before(&mut self, deadline: Instant) -> bool {
+        while !self.ended && self.next_before(deadline).is_some() {}
+        self.ended
+    }
+
     /// Reads more of the body into `pending`; false on timeout or end.
     fn read_some(&mut self) -> bool {
         if self.chunked && self.left_in_chunk == 0 {
@@ -279,13 +288,18 @@ impl EventStream {
             loop {
                 size.clear();
                 match self.reader.read_line(&mut size) {
-                    Ok(0) | Err(_) => return false,
+                    Ok(0) => {
+                        self.ended = true;
+                        return false;
+                    }
+                    Err(_) => return false,
                     Ok(_) if size.trim().is_empty() => continue,
                     Ok(_) => break,
                 }
             }
             self.left_in_chunk = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
             if self.left_in_chunk == 0 {
+                self.ended = true;
                 return false;
             }
         }
@@ -296,7 +310,11 @@ impl EventStream {
         };
         let mut buf = vec![0; want.min(4096)];
         match self.reader.read(&mut buf) {
-            Ok(0) | Err(_) => false,
+            Ok(0) => {
+                self.ended = true;
+                false
+            }
+            Err(_) => false,
             Ok(n) => {
                 if self.chunked {
                     self.left_in_chunk -= n;

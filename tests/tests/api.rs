@@ -186,9 +186,20 @@ fn keys_sessions_and_tenant_isolation() {
     let temp_client = api.with_token(temp["key"].as_str().unwrap_or_default());
     assert_eq!(temp_client.get("/api/v1/extensions").status, 200);
     let id = temp["id"].as_str().unwrap_or_default();
+    let mut stream = temp_client.events("/api/v1/events");
     assert_problem(&beta.delete(&format!("/api/v1/api-keys/{id}")), 404, None);
     assert_eq!(acme.delete(&format!("/api/v1/api-keys/{id}")).status, 204);
     assert_problem(&temp_client.get("/api/v1/extensions"), 401, None);
+    // Its event stream ends at the next configuration change.
+    acme.json(
+        "PATCH",
+        "/api/v1/extensions/200",
+        &json!({"name": "Alice A."}),
+    );
+    assert!(
+        stream.ends_before(Instant::now() + Duration::from_secs(10)),
+        "the revoked key's stream ends"
+    );
 
     // Console sessions: a tenant admin, and a system admin who names the
     // tenant.
@@ -918,7 +929,30 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
         "pw-import-0006"
     );
 
-    // Export, import the export, export again: the same file.
+    // A file without a column keeps that setting; an alias may move from
+    // one row's extension to another's.
+    acme.json(
+        "PATCH",
+        "/api/v1/extensions/100",
+        &json!({"caller_id": {"inbound_prefix": "Sales: "}}),
+    );
+    let report = import(
+        &acme,
+        "number,name,aliases\n100,Existing,\n2006,User 6,sixer;boss\n2020,User Twenty,\n",
+        false,
+    );
+    assert_eq!(report["committed"], true, "{report}");
+    assert_eq!(
+        acme.get("/api/v1/extensions/2006").json()["aliases"],
+        json!(["sixer", "boss"])
+    );
+    let kept = acme.get("/api/v1/extensions/2020").json();
+    assert_eq!(kept["name"], "User Twenty");
+    assert_eq!(kept["follow_me"]["mode"], "sequential", "{kept}");
+    assert_eq!(kept["forwarding"]["busy"], "100", "{kept}");
+
+    // Export, import the export, export again: the same file (the
+    // prefix's trailing space included).
     let first = acme.get("/api/v1/extensions/export.csv");
     assert_eq!(first.status, 200);
     assert!(
@@ -934,8 +968,9 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
     );
     let second = acme.get("/api/v1/extensions/export.csv");
     assert_eq!(first.text(), second.text());
+    assert!(second.text().contains(",Sales: ,"), "{}", second.text());
     let some = acme
-        .get("/api/v1/extensions/export.csv?numbers=100,2020")
+        .get("/api/v1/extensions/export.csv?numbers=2006,2020")
         .text();
     assert_eq!(some.lines().count(), 3, "{some}");
     assert!(some.contains("boss"));

@@ -61,6 +61,9 @@ pub struct ControlContext {
     pub policies: Arc<Policies>,
     /// The event bus, for `edgepbx events`.
     pub events: EventBus,
+    /// One reload at a time: two overlapping reloads could otherwise hand
+    /// the SIP core the older snapshot last.
+    pub reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Listens on `<data>/edgepbx.ctl` until `shutdown`.
@@ -168,6 +171,7 @@ async fn run(
 /// active policies in line with the store; tells watchers (the console)
 /// that every tenant's configuration may have changed.
 pub async fn reload(context: &ControlContext) -> anyhow::Result<()> {
+    let _one_at_a_time = context.reloading.lock().await;
     let directory = crate::serve::load_directory(&context.store).await?;
     let tenants: Vec<String> = directory.tenants().map(|t| t.code.clone()).collect();
     context

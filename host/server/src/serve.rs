@@ -108,6 +108,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         .spawn(move || sip.run(sip_shutdown))
         .context("starting the SIP thread")?;
     let control = ControlContext {
+        reloading: Default::default(),
         store: store.clone(),
         core: control_tx,
         policies,
@@ -122,6 +123,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
             Duration::from_secs(config.http.login_window_secs),
         ),
         secure_cookies: config.http.cert.is_some(),
+        verifications: tokio::sync::Semaphore::new(2),
         config: config.http.clone(),
         ring_timeout_secs: config.calls.ring_timeout_secs,
         imports: Default::default(),

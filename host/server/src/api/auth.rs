@@ -67,7 +67,11 @@ impl Principal {
     fn from_key(key: ApiKey) -> Principal {
         Principal {
             actor: format!("key:{}", key.id),
-            role: Role::TenantAdmin,
+            role: if key.read_only {
+                Role::ReadOnly
+            } else {
+                Role::TenantAdmin
+            },
             tenant: Some(key.tenant),
             read_only: key.read_only,
         }
@@ -96,6 +100,18 @@ fn peer(parts: &Parts) -> IpAddr {
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip())
 }
 
+/// The throttling key of an address: IPv6 addresses by their /64 (one
+/// host usually has a whole /64).
+fn source_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// The token presented: `Authorization: Bearer`, else the session cookie.
 fn presented_token(headers: &HeaderMap) -> Option<String> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -122,7 +138,7 @@ impl FromRequestParts<State> for Principal {
         // Valid credentials always work; an address that keeps presenting
         // invalid ones gets 429 for them (keys and session tokens carry 256
         // random bits: this bounds the load, guessing is hopeless anyway).
-        let source = format!("ip:{}", peer(parts));
+        let source = format!("ip:{}", source_key(peer(parts)));
         let unauthorized = || {
             if state.throttle.blocked(&source) {
                 return too_many();
@@ -139,29 +155,53 @@ impl FromRequestParts<State> for Principal {
                 "log in or send Authorization: Bearer <API key>",
             ));
         };
-        if token.len() > 256 {
-            return Err(unauthorized());
-        }
-        let access = state.control.store.access();
-        if let Some(id) = accounts::api_key_id(&token) {
-            let Some(key) = access.key(id).await? else {
-                return Err(unauthorized());
-            };
-            if !constant_time_eq(sha256_hex(&token).as_bytes(), key.key_hash.as_bytes()) {
-                return Err(unauthorized());
+        match authenticate(state, &token).await? {
+            Some(principal) => {
+                parts.extensions.insert(Presented(token));
+                Ok(principal)
             }
-            if state.throttle.should_touch(&key.id) {
-                access.touch_key(&key.id, SystemTime::now()).await?;
-            }
-            return Ok(Principal::from_key(key));
+            None => Err(unauthorized()),
         }
-        if token.starts_with(SESSION_PREFIX)
-            && let Some(user) = access.session_user(&sha256_hex(&token)).await?
-        {
-            return Ok(Principal::from_user(user));
-        }
-        Err(unauthorized())
     }
+}
+
+/// The credential a request was authenticated with (kept in the request's
+/// extensions, for streams that must check it again later).
+#[derive(Clone)]
+pub struct Presented(String);
+
+impl Presented {
+    /// Whether the credential still holds (not revoked, not logged out,
+    /// the user not removed).
+    pub async fn still_valid(&self, state: &State) -> bool {
+        matches!(authenticate(state, &self.0).await, Ok(Some(_)))
+    }
+}
+
+/// The principal a key or session token stands for, if it is valid.
+async fn authenticate(state: &State, token: &str) -> Result<Option<Principal>, Problem> {
+    if token.len() > 256 {
+        return Ok(None);
+    }
+    let access = state.control.store.access();
+    if let Some(id) = accounts::api_key_id(token) {
+        let Some(key) = access.key(id).await? else {
+            return Ok(None);
+        };
+        if !constant_time_eq(sha256_hex(token).as_bytes(), key.key_hash.as_bytes()) {
+            return Ok(None);
+        }
+        if state.throttle.should_touch(&key.id) {
+            access.touch_key(&key.id, SystemTime::now()).await?;
+        }
+        return Ok(Some(Principal::from_key(key)));
+    }
+    if token.starts_with(SESSION_PREFIX)
+        && let Some(user) = access.session_user(&sha256_hex(token)).await?
+    {
+        return Ok(Some(Principal::from_user(user)));
+    }
+    Ok(None)
 }
 
 /// `?tenant=CODE`
@@ -278,16 +318,44 @@ impl LoginThrottle {
 
     /// Counts a failure of `key`.
     pub fn failed(&self, key: &str) {
+        self.count(key);
+    }
+
+    /// Counts an attempt of `key` and tells whether it is within the limit,
+    /// in one step, so that parallel attempts cannot all pass the check
+    /// before any is counted.
+    pub fn attempt(&self, key: &str) -> bool {
+        self.count(key) <= self.limit
+    }
+
+    /// Takes back one attempt of `key` (it succeeded).
+    pub fn refund(&self, key: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get_mut(key) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
+
+    fn count(&self, key: &str) -> u32 {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_TRACKED {
+        if map.len() >= MAX_TRACKED && !map.contains_key(key) {
             map.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+            // Still full of live windows: the oldest goes.
+            let oldest = (map.len() >= MAX_TRACKED)
+                .then(|| map.iter().min_by_key(|(_, (start, _))| *start))
+                .flatten()
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
         }
         let entry = map.entry(key.to_owned()).or_insert((now, 0));
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
+        entry.1
     }
 
     /// Forgets the failures of `key` (after a success).
@@ -345,8 +413,15 @@ async fn login(
     Body(login): Body<Login>,
 ) -> Result<Response, Problem> {
     let email = login.email.trim().to_ascii_lowercase();
-    let (ip_key, user_key) = (format!("login-ip:{}", addr.ip()), format!("login:{email}"));
-    if state.throttle.blocked(&ip_key) || state.throttle.blocked(&user_key) {
+    let (ip_key, user_key) = (
+        format!("login-ip:{}", source_key(addr.ip())),
+        format!("login:{email}"),
+    );
+    // Every attempt counts before it is verified (a success takes its
+    // count back), so parallel guesses cannot pass the limit.
+    let within_ip = state.throttle.attempt(&ip_key);
+    let within_user = state.throttle.attempt(&user_key);
+    if !within_ip || !within_user {
         return Err(too_many());
     }
     if email.len() > 254 || login.password.len() > 256 {
@@ -361,18 +436,26 @@ async fn login(
         .as_ref()
         .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
     let password = login.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-        .await
-        .unwrap_or(false);
+    // Argon2 takes about 19 MiB and tens of milliseconds a verification:
+    // a few at a time, whatever the number of parallel logins.
+    let ok = {
+        let _permit = state
+            .verifications
+            .acquire()
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false)
+    };
     let Some(user) = user.filter(|_| ok) else {
-        state.throttle.failed(&ip_key);
-        state.throttle.failed(&user_key);
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "wrong e-mail or password",
         ));
     };
     state.throttle.succeeded(&user_key);
+    state.throttle.refund(&ip_key);
     let token = format!("{SESSION_PREFIX}{}", random_token(32));
     let lifetime = Duration::from_secs(state.config.session_hours * 3_600);
     state

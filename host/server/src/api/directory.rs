@@ -129,22 +129,23 @@ pub struct GroupView {
     strategy: String,
     /// Member extensions, in order.
     members: Vec<String>,
-    /// Seconds each member (all, for ring-all) rings.
-    #[serde(default = "twenty")]
-    ring_timeout_secs: u32,
+    /// Seconds each member (all, for ring-all) rings (20 when null or
+    /// omitted).
+    #[serde(default)]
+    ring_timeout_secs: Option<u32>,
     /// Where unanswered calls go: a number or `voicemail`.
     #[serde(default)]
     no_answer: Option<String>,
 }
+
+/// A group's ring time when none is given.
+const DEFAULT_GROUP_RING_SECS: u32 = 20;
 
 fn ring_group() -> String {
     "ring_group".into()
 }
 fn ring_all() -> String {
     "ring-all".into()
-}
-fn twenty() -> u32 {
-    20
 }
 
 fn group_view(g: Group) -> GroupView {
@@ -158,7 +159,7 @@ fn group_view(g: Group) -> GroupView {
         .into(),
         strategy: g.strategy.as_str().into(),
         members: g.members,
-        ring_timeout_secs: g.ring_timeout_secs,
+        ring_timeout_secs: Some(g.ring_timeout_secs),
         no_answer: g.no_answer.map(|t| t.to_string()),
     }
 }
@@ -176,7 +177,7 @@ fn group_of(tenant: &str, v: GroupView) -> Result<Group, Problem> {
         kind,
         strategy: GroupStrategy::parse(&v.strategy)?,
         members: v.members,
-        ring_timeout_secs: v.ring_timeout_secs,
+        ring_timeout_secs: v.ring_timeout_secs.unwrap_or(DEFAULT_GROUP_RING_SECS),
         no_answer: v
             .no_answer
             .map(|t| ForwardTarget::parse("no_answer", &t))
@@ -346,7 +347,9 @@ async fn list_contacts(
                 q.is_empty()
                     || c.name.to_lowercase().contains(&q)
                     || c.number.contains(&q)
-                    || c.email.as_deref().is_some_and(|e| e.contains(&q))
+                    || c.email
+                        .as_deref()
+                        .is_some_and(|e| e.to_lowercase().contains(&q))
                     || c.company
                         .as_deref()
                         .is_some_and(|e| e.to_lowercase().contains(&q))

@@ -434,13 +434,13 @@ async fn tenant_of(api: &Api, code: &str) -> Result<edgepbx_store::Tenant, Probl
 }
 
 async fn extension_of(api: &Api, tenant: &str, number: &str) -> Result<Extension, Problem> {
-    api.control
-        .store
-        .extensions()
-        .get(tenant, number)
-        .await
-        .map_err(api_error)?
-        .ok_or_else(|| Problem::not_found(format!("extension {number}")))
+    let not_found = || Problem::not_found(format!("extension {number}"));
+    match api.control.store.extensions().get(tenant, number).await {
+        Ok(Some(e)) => Ok(e),
+        // A path that cannot be a number names no extension.
+        Ok(None) | Err(StoreError::InvalidField { .. }) => Err(not_found()),
+        Err(e) => Err(api_error(e)),
+    }
 }
 
 /// Applies the change to the running server.
@@ -663,6 +663,12 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
                     merge_patch(t.entry(key.clone()).or_insert(Value::Null), value);
                 }
             }
+        }
+        (target, Value::Object(p)) => {
+            // Merged into an empty object, so that nulls inside are dropped.
+            let mut fresh = Value::Object(serde_json::Map::new());
+            merge_patch(&mut fresh, &Value::Object(p.clone()));
+            *target = fresh;
         }
         (target, patch) => *target = patch.clone(),
     }
@@ -976,19 +982,27 @@ async fn bulk(
     if body.numbers.is_empty() || body.numbers.len() > MAX_BULK {
         return Err(Problem::field("numbers", "must name 1 to 1000 extensions"));
     }
+    let mut numbers = body.numbers.clone();
+    numbers.sort();
+    numbers.dedup();
     let store = api.control.store.extensions();
-    let mut extensions = Vec::with_capacity(body.numbers.len());
-    for n in &body.numbers {
+    let mut extensions = Vec::with_capacity(numbers.len());
+    for n in &numbers {
         extensions.push(extension_of(&api, &scope.tenant, n).await?);
     }
     match body.action.as_str() {
         "delete" => {
+            // One by one: whatever was removed reaches the SIP core even if
+            // a later one fails.
+            let mut outcome = Ok(());
             for e in &extensions {
-                store
-                    .remove(&scope.tenant, &e.number)
-                    .await
-                    .map_err(api_error)?;
+                if let Err(error) = store.remove(&scope.tenant, &e.number).await {
+                    outcome = Err(api_error(error));
+                    break;
+                }
             }
+            reload(&api).await?;
+            outcome?;
         }
         "voicemail_on" | "voicemail_off" => {
             let on = body.action == "voicemail_on";
@@ -1009,6 +1023,7 @@ async fn bulk(
                 })
                 .collect();
             store.put(&scope.tenant, writes).await.map_err(api_error)?;
+            reload(&api).await?;
         }
         _ => {
             return Err(Problem::field(
@@ -1017,7 +1032,6 @@ async fn bulk(
             ));
         }
     }
-    reload(&api).await?;
     Ok(Json(Affected {
         affected: extensions.len(),
     }))

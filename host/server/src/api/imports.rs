@@ -55,6 +55,8 @@ const PASSWORD_COLUMN: &str = "password";
 const KEPT_JOBS: usize = 50;
 /// How long a finished job's report stays.
 const KEEP_FOR: Duration = Duration::from_secs(3_600);
+/// Imports of one tenant running at once.
+const MAX_RUNNING_PER_TENANT: usize = 1;
 /// Most errors one report lists.
 const MAX_REPORTED_ERRORS: usize = 1_000;
 
@@ -91,7 +93,8 @@ pub struct ImportStatus {
     updated: usize,
     /// The rows were written.
     committed: bool,
-    /// Passwords of created extensions (only after a commit, shown once).
+    /// Passwords of created extensions: after a commit, in the first
+    /// report read, and never again.
     passwords: Vec<NewPassword>,
 }
 
@@ -234,6 +237,12 @@ async fn start(
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::field("body", "the CSV file must be UTF-8"))?;
     let rows = parse(text, api.config.max_import_rows)?;
+    if api.imports.running(&scope.tenant) >= MAX_RUNNING_PER_TENANT {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "an import of this tenant is still running; wait for it",
+        ));
+    }
     let id = crate::secrets::random_token(12);
     let status = ImportStatus {
         id: id.clone(),
@@ -283,18 +292,21 @@ async fn start(
     responses((status = 200, body = ImportStatus), (status = 404, body = Problem)))]
 async fn status(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    WriteScope(scope): WriteScope,
     Path(id): Path<String>,
 ) -> Result<Json<ImportStatus>, Problem> {
     let job = api
         .imports
         .get(&id)
         .ok_or_else(|| Problem::not_found(format!("import {id}")))?;
-    let j = lock(&job);
+    let mut j = lock(&job);
     if j.tenant != scope.tenant {
         return Err(Problem::not_found(format!("import {id}")));
     }
-    Ok(Json(j.status.clone()))
+    let mut status = j.status.clone();
+    // The generated passwords are handed out once.
+    status.passwords = std::mem::take(&mut j.status.passwords);
+    Ok(Json(status))
 }
 
 fn lock(job: &Mutex<Job>) -> std::sync::MutexGuard<'_, Job> {
@@ -322,6 +334,19 @@ impl Jobs {
         jobs.insert(id, job);
     }
 
+    /// Jobs of `tenant` still running.
+    fn running(&self, tenant: &str) -> usize {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|j| {
+                let j = lock(j);
+                j.tenant == tenant && j.status.state == "running"
+            })
+            .count()
+    }
+
     fn get(&self, id: &str) -> Option<Arc<Mutex<Job>>> {
         self.jobs
             .lock()
@@ -341,7 +366,7 @@ struct Rows {
 fn parse(text: &str, max_rows: usize) -> Result<Rows, Problem> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
-        .trim(csv::Trim::All)
+        .trim(csv::Trim::Headers)
         .from_reader(text.as_bytes());
     let header = reader
         .headers()
@@ -404,10 +429,19 @@ struct Checked {
 }
 
 /// A cell, `None` when the column is absent or the cell empty.
+/// Cells are trimmed, except the inbound prefix, whose trailing space
+/// separates it from the caller's name.
 fn cell<'a>(rows: &Rows, record: &'a csv::StringRecord, column: &str) -> Option<&'a str> {
     rows.columns
         .get(column)
         .and_then(|i| record.get(*i))
+        .map(|v| {
+            if column == "inbound_prefix" {
+                v
+            } else {
+                v.trim()
+            }
+        })
         .filter(|v| !v.is_empty())
 }
 
@@ -444,35 +478,29 @@ async fn check_row(
         return Err(err("number", "must be 1 to 15 digits".into()));
     }
     let text = |c: &str| cell(rows, record, c).map(str::to_owned);
-    let follow_me = match cell(rows, record, "follow_me") {
-        None => None,
-        Some(t) => {
-            let f = parse_follow_me(t).map_err(|e| err("follow_me", format!("{e:#}")))?;
-            Some(FollowMeView {
-                mode: f.mode.as_str().to_owned(),
-                destinations: f
-                    .destinations
-                    .into_iter()
-                    .map(|d| FollowMeStep {
-                        number: d.number,
-                        timeout_secs: d.timeout_secs,
-                    })
-                    .collect(),
-            })
-        }
-    };
-    let ring_timeout_secs = match cell(rows, record, "ring_timeout_secs") {
-        None => None,
-        Some(t) => Some(
-            t.parse()
-                .map_err(|_| err("ring_timeout_secs", "must be a number of seconds".into()))?,
-        ),
-    };
-    let editable = Editable {
-        name: cell(rows, record, "name")
-            .ok_or_else(|| err("name", "is required".into()))?
-            .to_owned(),
-        aliases: cell(rows, record, "aliases")
+    // A column the file has sets the value (an empty cell clears it); a
+    // column it lacks keeps what the extension has.
+    let has = |c: &str| rows.columns.contains_key(c);
+    let mut ed = existing.map_or_else(
+        || Editable {
+            name: String::new(),
+            aliases: Vec::new(),
+            ring_timeout_secs: None,
+            dnd: false,
+            forwarding: Forwarding::default(),
+            follow_me: None,
+            voicemail: Voicemail::default(),
+            caller_id: CallerId::default(),
+            directory: DirectoryEntry::default(),
+            allowed_destinations: "all".into(),
+        },
+        editable,
+    );
+    ed.name = cell(rows, record, "name")
+        .ok_or_else(|| err("name", "is required".into()))?
+        .to_owned();
+    if has("aliases") {
+        ed.aliases = cell(rows, record, "aliases")
             .map(|a| {
                 a.split(';')
                     .map(str::trim)
@@ -480,36 +508,64 @@ async fn check_row(
                     .map(str::to_owned)
                     .collect()
             })
-            .unwrap_or_default(),
-        ring_timeout_secs,
-        dnd: flag(cell(rows, record, "dnd"), "dnd", false)?,
-        forwarding: Forwarding {
-            unconditional: text("forward_unconditional"),
-            busy: text("forward_busy"),
-            no_answer: text("forward_no_answer"),
-            offline: text("forward_offline"),
-        },
-        follow_me,
-        voicemail: Voicemail {
-            enabled: flag(cell(rows, record, "voicemail"), "voicemail", false)?,
-            email: text("voicemail_email"),
-            pin: None,
-        },
-        caller_id: CallerId {
-            outbound: text("outbound_caller_id"),
-            inbound_prefix: text("inbound_prefix"),
-        },
-        directory: DirectoryEntry {
-            listed: flag(
-                cell(rows, record, "directory_listed"),
-                "directory_listed",
-                true,
-            )?,
-            email: text("directory_email"),
-            department: text("directory_department"),
-        },
-        allowed_destinations: text("allowed_destinations").unwrap_or_else(|| "all".into()),
-    };
+            .unwrap_or_default();
+    }
+    if has("ring_timeout_secs") {
+        ed.ring_timeout_secs = match cell(rows, record, "ring_timeout_secs") {
+            None => None,
+            Some(t) => Some(
+                t.parse()
+                    .map_err(|_| err("ring_timeout_secs", "must be a number of seconds".into()))?,
+            ),
+        };
+    }
+    if has("follow_me") {
+        ed.follow_me = match cell(rows, record, "follow_me") {
+            None => None,
+            Some(t) => {
+                let f = parse_follow_me(t).map_err(|e| err("follow_me", format!("{e:#}")))?;
+                Some(FollowMeView {
+                    mode: f.mode.as_str().to_owned(),
+                    destinations: f
+                        .destinations
+                        .into_iter()
+                        .map(|d| FollowMeStep {
+                            number: d.number,
+                            timeout_secs: d.timeout_secs,
+                        })
+                        .collect(),
+                })
+            }
+        };
+    }
+    for (column, slot) in [
+        ("forward_unconditional", &mut ed.forwarding.unconditional),
+        ("forward_busy", &mut ed.forwarding.busy),
+        ("forward_no_answer", &mut ed.forwarding.no_answer),
+        ("forward_offline", &mut ed.forwarding.offline),
+        ("voicemail_email", &mut ed.voicemail.email),
+        ("outbound_caller_id", &mut ed.caller_id.outbound),
+        ("inbound_prefix", &mut ed.caller_id.inbound_prefix),
+        ("directory_email", &mut ed.directory.email),
+        ("directory_department", &mut ed.directory.department),
+    ] {
+        if has(column) {
+            *slot = text(column);
+        }
+    }
+    for (column, slot, default) in [
+        ("dnd", &mut ed.dnd, false),
+        ("voicemail", &mut ed.voicemail.enabled, false),
+        ("directory_listed", &mut ed.directory.listed, true),
+    ] {
+        if has(column) {
+            *slot = flag(cell(rows, record, column), column, default)?;
+        }
+    }
+    if has("allowed_destinations") {
+        ed.allowed_destinations = text("allowed_destinations").unwrap_or_else(|| "all".into());
+    }
+    let editable = ed;
     let problem_to_row = |p: Problem| match p.errors.first() {
         Some(f) => err(&column_of(&f.field), f.message.clone()),
         None => err("row", p.detail),
@@ -573,6 +629,14 @@ async fn run(
     for g in store.groups().list(code).await? {
         owner.insert(g.number.clone(), format!("group {}", g.number));
     }
+    // Names held by an extension that is itself a row of the file are
+    // judged by that row (an alias may move between two rows).
+    let in_file: std::collections::HashSet<String> = rows
+        .records
+        .iter()
+        .filter_map(|r| cell(&rows, r, "number").map(str::to_owned))
+        .collect();
+    owner.retain(|_, holder| !in_file.contains(holder));
     let mut errors = Vec::new();
     let mut checked = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -663,9 +727,12 @@ async fn run(
         .await
         .map_err(super::extensions::api_error)?;
     reload(api).await?;
+    // Done, committed and the passwords together: a report read while
+    // running never holds (and so never takes) the passwords.
     let mut j = lock(job);
     j.status.committed = true;
     j.status.passwords = passwords;
+    j.status.state = "done";
     Ok(())
 }
 

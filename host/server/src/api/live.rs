@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Scope, TenantParam, rfc3339};
+use super::auth::{Presented, Scope, TenantParam, rfc3339};
 use super::extensions::{lines_of, status, status_of};
 use super::{Api, Problem, State};
 use crate::core::Control;
@@ -108,10 +108,18 @@ impl Drop for StreamSlot {
     }
 }
 
+/// How often a stream checks that its credential still holds.
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+
 /// What one SSE connection keeps between events.
 struct Feed {
     /// Counts the stream while it lives.
     _slot: StreamSlot,
+    /// The credential it was opened with: a revoked key, a closed session
+    /// or a removed user ends the stream (checked every minute and on every
+    /// configuration change).
+    credential: Presented,
+    recheck: tokio::time::Interval,
     api: State,
     tenant: String,
     events: broadcast::Receiver<Arc<Stamped>>,
@@ -156,8 +164,22 @@ impl Feed {
             if let Some(event) = self.queue.pop_front() {
                 return Some((event, self));
             }
-            match self.events.recv().await {
+            let received = tokio::select! {
+                received = self.events.recv() => received,
+                _ = self.recheck.tick() => {
+                    if !self.credential.still_valid(&self.api).await {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            match received {
                 Ok(stamped) if stamped.event.tenant() == self.tenant => {
+                    if matches!(stamped.event, Event::Configured { .. })
+                        && !self.credential.still_valid(&self.api).await
+                    {
+                        return None;
+                    }
                     self.translate(&stamped.event).await;
                 }
                 Ok(_) => {}
@@ -232,9 +254,14 @@ fn sse(name: &str, data: &impl Serialize) -> SseEvent {
 async fn events(
     AxumState(api): AxumState<State>,
     scope: Scope,
+    axum::Extension(credential): axum::Extension<Presented>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    recheck.reset();
     let mut feed = Feed {
         _slot: Streams::acquire(&api, &scope.tenant)?,
+        credential,
+        recheck,
         events: api.control.events.subscribe(),
         api,
         tenant: scope.tenant,

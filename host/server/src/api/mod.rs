@@ -57,6 +57,8 @@ pub struct Api {
     pub streams: live::Streams,
     /// Failed logins and bad credentials.
     pub throttle: auth::LoginThrottle,
+    /// Password verifications running at once (argon2 is memory-hard).
+    pub verifications: tokio::sync::Semaphore,
     /// Whether cookies are marked `Secure` (HTTPS).
     pub secure_cookies: bool,
 }

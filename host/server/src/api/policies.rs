@@ -198,7 +198,7 @@ pub struct TryRequest {
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn try_decision(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    WriteScope(scope): WriteScope,
     Body(request): Body<TryRequest>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let store = &api.control.store;
