@@ -92,6 +92,16 @@ impl PresenceMap {
         self.numbers.set(numbers);
     }
 
+    /// Drops the tile of an extension that no longer exists.
+    pub fn remove(&self, number: &str) {
+        if self
+            .numbers
+            .with_untracked(|n| n.iter().any(|x| x == number))
+        {
+            self.numbers.update(|n| n.retain(|x| x != number));
+        }
+    }
+
     /// The numbers of every known extension (for the BLF grid).
     pub fn numbers(&self) -> RwSignal<Vec<String>> {
         self.numbers
@@ -212,8 +222,8 @@ pub mod live_events {
     /// The open stream and its listener, kept alive together.
     struct Stream {
         source: EventSource,
-        /// Dropping it would detach the listener.
-        _on_presence: Closure<dyn FnMut(MessageEvent)>,
+        /// Dropping them would detach the listeners.
+        _listeners: Vec<Closure<dyn FnMut(MessageEvent)>>,
     }
 
     thread_local! {
@@ -253,17 +263,43 @@ pub mod live_events {
                 presence.set(&p, true);
             }
         });
-        if source
-            .add_event_listener_with_callback("presence", on_presence.as_ref().unchecked_ref())
-            .is_err()
-        {
-            source.close();
-            return;
+        // An extension removed from the tenant.
+        let on_removed = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let Some(data) = ev.data().as_string() else {
+                return;
+            };
+            if let Ok(gone) = serde_json::from_str::<serde_json::Value>(&data)
+                && let Some(number) = gone.get("extension").and_then(|n| n.as_str())
+            {
+                presence.remove(number);
+            }
+        });
+        // The server dropped events for this stream: take a full snapshot.
+        let on_resync = Closure::<dyn FnMut(MessageEvent)>::new(move |_: MessageEvent| {
+            leptos::task::spawn_local(async move {
+                if let Ok(all) = api::get::<Vec<Presence>>("/presence").await {
+                    presence.load(&all);
+                }
+            });
+        });
+        let listeners = [
+            ("presence", on_presence),
+            ("removed", on_removed),
+            ("resync", on_resync),
+        ];
+        for (name, listener) in &listeners {
+            if source
+                .add_event_listener_with_callback(name, listener.as_ref().unchecked_ref())
+                .is_err()
+            {
+                source.close();
+                return;
+            }
         }
         STREAM.with(|s| {
             *s.borrow_mut() = Some(Stream {
                 source,
-                _on_presence: on_presence,
+                _listeners: listeners.into_iter().map(|(_, l)| l).collect(),
             })
         });
     }

@@ -680,6 +680,17 @@ fn devices_history_presence_events_and_calls() {
         422,
         Some("limit"),
     );
+    // A deleted extension leaves the consoles' grids.
+    assert_eq!(acme.delete("/api/v1/extensions/101").status, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut removed = None;
+    while let Some(event) = events.next_before(deadline) {
+        if event.name == "removed" {
+            removed = Some(event.data);
+            break;
+        }
+    }
+    assert_eq!(removed.as_deref(), Some(r#"{"extension":"101"}"#));
     drop(phone);
 }
 

@@ -143,6 +143,17 @@ impl Feed {
             .map(|e| (e.number.clone(), e.settings.dnd))
             .collect();
         let lines = lines_of(&self.api, &self.tenant);
+        let gone: Vec<String> = self
+            .shown
+            .keys()
+            .filter(|n| !self.dnd.contains_key(*n))
+            .cloned()
+            .collect();
+        for extension in gone {
+            self.shown.remove(&extension);
+            self.queue
+                .push_back(sse("removed", &serde_json::json!({"extension": extension})));
+        }
         let now = extensions.iter().map(|e| {
             let line = lines.get(&e.number);
             Presence {
@@ -246,8 +257,9 @@ fn sse(name: &str, data: &impl Serialize) -> SseEvent {
 }
 
 /// The tenant's events as Server-Sent Events: `presence` (an extension's
-/// BLF state changed; every extension's state comes first), `device`,
-/// `call`, and `resync` when events were lost (fetch /presence again).
+/// BLF state changed; every extension's state comes first), `removed` (an
+/// extension was deleted), `device`, `call`, and `resync` when events were
+/// lost (fetch /presence again).
 #[utoipa::path(get, path = "/api/v1/events", tag = "live", params(TenantParam),
     responses((status = 200, content_type = "text/event-stream", body = String),
         (status = 429, description = "Too many streams open for the tenant", body = Problem)))]
