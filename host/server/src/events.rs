@@ -126,8 +126,13 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Publishes an event to whoever listens now.
+    /// Publishes an event to whoever listens now; with nobody listening
+    /// (no console, no `edgepbx events`) it costs nothing on the SIP
+    /// core's path.
     pub fn publish(&self, event: Event) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

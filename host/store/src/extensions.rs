@@ -674,8 +674,9 @@ impl Extensions<'_> {
     }
 }
 
-/// Numeric order for digit strings of any length.
-fn number_order(a: &str, b: &str) -> std::cmp::Ordering {
+/// Numeric order for digit strings of any length (`9` before `10`): how
+/// extensions and groups are listed.
+pub fn number_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 

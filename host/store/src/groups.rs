@@ -224,7 +224,7 @@ impl Groups<'_> {
             .into_iter()
             .map(GroupRow::into_group)
             .collect::<Result<Vec<_>, _>>()?;
-        groups.sort_by(|a, b| (a.number.len(), &a.number).cmp(&(b.number.len(), &b.number)));
+        groups.sort_by(|a, b| crate::extensions::number_order(&a.number, &b.number));
         Ok(groups)
     }
 

@@ -76,7 +76,7 @@ pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
 pub use extensions::{
     CredentialEntry, Extension, ExtensionWrite, Extensions, NewExtension, Profile, SipCredentials,
-    WriteMode,
+    WriteMode, number_order,
 };
 pub use groups::{Group, GroupKind, GroupStrategy, Groups, MAX_MEMBERS};
 pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};

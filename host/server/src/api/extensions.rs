@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State as AxumState};
 use axum::http::StatusCode;
 use edgepbx_store::{
     AllowedDestinations, AuditEntry, CallSettings, EventKind, Extension, ExtensionWrite, FollowMe,
-    FollowMeDestination, ForwardTarget, Profile, RingMode, StoreError, WriteMode,
+    FollowMeDestination, ForwardTarget, Profile, RingMode, StoreError, WriteMode, number_order,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -478,11 +478,6 @@ pub struct ExtensionPage {
     page: usize,
     /// Page size.
     per_page: usize,
-}
-
-/// Numeric order for digit strings of any length.
-fn number_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Lists extensions: search, sort and paging.
