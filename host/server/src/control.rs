@@ -66,20 +66,35 @@ pub struct ControlContext {
     pub reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Listens on `<data>/edgepbx.ctl` until `shutdown`.
+/// The bound control socket at `<data>/edgepbx.ctl`, ready to accept before
+/// the server announces itself, so that administration commands run right
+/// after the ready line reach the running server.
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlSocket {
+    /// Binds the socket, replacing one left by a server that died (the data
+    /// directory lock already proved that no other server runs here).
+    pub fn bind(data: &Path) -> anyhow::Result<Self> {
+        let path = data.join(SOCKET_NAME);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)
+            .with_context(|| format!("binding the control socket {}", path.display()))?;
+        restrict(&path)?;
+        info!(path = %path.display(), "control socket listening");
+        Ok(Self { listener, path })
+    }
+}
+
+/// Serves administration sessions on `socket` until `shutdown`.
 pub async fn serve(
-    data: &Path,
+    socket: ControlSocket,
     context: ControlContext,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let path = data.join(SOCKET_NAME);
-    // A socket file left by a server that died; the data directory lock
-    // already proved that no other server runs here.
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)
-        .with_context(|| format!("binding the control socket {}", path.display()))?;
-    restrict(&path)?;
-    info!(path = %path.display(), "control socket listening");
+) {
+    let ControlSocket { listener, path } = socket;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -97,7 +112,6 @@ pub async fn serve(
         }
     }
     let _ = std::fs::remove_file(&path);
-    Ok(())
 }
 
 /// Only the server's user may connect.

@@ -135,12 +135,13 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
             warn!(error = %format!("{error:#}"), "the HTTP listener stopped");
         }
     });
-    let data = config.data.clone();
-    let control_task = tokio::spawn(async move {
-        if let Err(error) = control::serve(&data, control, shutdown_rx).await {
-            warn!(%error, "no control socket: administration needs the server stopped");
+    let control_task = match control::ControlSocket::bind(&config.data) {
+        Ok(socket) => Some(tokio::spawn(control::serve(socket, control, shutdown_rx))),
+        Err(error) => {
+            warn!(error = %format!("{error:#}"), "no control socket: administration needs the server stopped");
+            None
         }
-    });
+    };
 
     info!(%udp_addr, %tcp_addr, %http_addr, tenants = directory.tenants().count(), "edgepbx listening");
     // The one line on stdout that scripts and tests wait for.
@@ -154,7 +155,9 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     info!("shutting down");
     let _ = shutdown_tx.send(true);
-    let _ = control_task.await;
+    if let Some(control_task) = control_task {
+        let _ = control_task.await;
+    }
     let _ = http_task.await;
     // The SIP thread ends when its transports and core have stopped and the
     // write-behind queue is flushed; wait for it off the async workers.
