@@ -18,6 +18,10 @@ use edgepbx_policy_sdk::testing::{self as sdk, CallBuilder, TestHost};
 use edgepbx_policy_sdk::{GroupStrategy, Policy};
 
 const WARMUP: usize = 2_000;
+/// The server's global allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RUNS: usize = 20_000;
 
 fn host_extension(number: &str) -> host::Extension {

@@ -19,6 +19,12 @@
 //! - [`media`]: the media relay's socket driver.
 //! - [`policy`]: the policy commands (check, try, upload, list, activate).
 
+/// The SIP core allocates and frees small buffers for every message. With
+/// glibc's allocator its thread's arena kept growing and shrinking (mprotect
+/// and fresh page faults on every cycle); mimalloc keeps per-thread pages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod accounts;
 mod admin;
 mod api;

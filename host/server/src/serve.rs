@@ -276,21 +276,15 @@ impl SipPlane {
                 tcp_addr.port(),
             );
             let inputs = CoreInputs {
+                udp: transport::UdpReceiver::new(udp, limits),
                 inbound: inbound_rx,
                 media: media_rx,
                 control: self.control,
                 shutdown: shutdown.clone(),
             };
             let core_task = core::spawn(core, inputs);
-            let udp_task = tokio::spawn(transport::run_udp(
-                udp,
-                limits,
-                inbound_tx.clone(),
-                shutdown.clone(),
-            ));
             let tcp_task =
                 tokio::spawn(transport::run_tcp(tcp, tcp_settings, inbound_tx, shutdown));
-            let _ = udp_task.await;
             let _ = tcp_task.await;
             let _ = core_task.await;
             Ok(())

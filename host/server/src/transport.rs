@@ -1,5 +1,5 @@
-//! Transport drivers: one task per UDP socket and per TCP connection.
-//! They frame bytes into messages (with the sans-IO framing of
+//! Transport drivers: a reader of the UDP socket that the SIP core calls,
+//! and one task per TCP connection. They frame bytes into messages (with the sans-IO framing of
 //! `edgepbx_sip::parse`) and hand them to the SIP core; the core hands back
 //! bytes to send to a [`Peer`]. Nothing here interprets SIP.
 
@@ -148,46 +148,68 @@ impl Outbound {
     }
 }
 
-/// Receives datagrams until shutdown.
-pub async fn run_udp(
+/// Reads the SIP UDP socket for the SIP core, which calls it when the socket
+/// is readable: no task and no channel between the socket and the core, so
+/// a datagram is handled by the thread that woke up for it.
+#[derive(Debug)]
+pub struct UdpReceiver {
     socket: Arc<UdpSocket>,
     limits: Limits,
-    core: mpsc::Sender<Inbound>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    // One byte more than the limit tells an oversized datagram apart.
-    let mut buf = vec![0u8; limits.max_message_bytes + 1];
-    loop {
-        let (len, from) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
+    /// One byte more than the limit tells an oversized datagram apart.
+    buf: Vec<u8>,
+}
+
+/// Receive errors and keepalives skipped in a row before
+/// [`UdpReceiver::try_next`] gives up until the next readiness.
+const SKIPPED_IN_A_ROW: usize = 64;
+
+impl UdpReceiver {
+    /// Reads `socket`, framing within `limits`.
+    pub fn new(socket: Arc<UdpSocket>, limits: Limits) -> Self {
+        let buf = vec![0u8; limits.max_message_bytes + 1];
+        UdpReceiver {
+            socket,
+            limits,
+            buf,
+        }
+    }
+
+    /// Waits until datagrams are waiting.
+    pub async fn readable(&self) -> std::io::Result<()> {
+        self.socket.readable().await
+    }
+
+    /// The next waiting datagram, framed; `None` when none is waiting.
+    /// Keepalives are skipped, and so are receive errors (ICMP errors
+    /// surface here on some systems).
+    pub fn try_next(&mut self) -> Option<Inbound> {
+        for _ in 0..SKIPPED_IN_A_ROW {
+            let (len, from) = match self.socket.try_recv_from(&mut self.buf) {
+                Ok(received) => received,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
                 Err(e) => {
-                    // ICMP errors surface here on some systems; keep going.
                     debug!(error = %e, "udp receive error");
                     continue;
                 }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let bytes = &buf[..len];
-        if bytes
-            .iter()
-            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
-        {
-            continue; // keepalive datagrams (RFC 5626 §4.4.1 and common NAT pings)
+            };
+            let bytes = &self.buf[..len];
+            if bytes
+                .iter()
+                .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+            {
+                continue; // keepalive datagrams (RFC 5626 §4.4.1 and common NAT pings)
+            }
+            let peer = Peer::Udp(from);
+            return Some(match parse_datagram(bytes, &self.limits) {
+                Ok(message) => Inbound::Message { peer, message },
+                Err(error) => Inbound::Malformed {
+                    peer,
+                    bytes: bytes.to_vec(),
+                    error,
+                },
+            });
         }
-        let peer = Peer::Udp(from);
-        let inbound = match parse_datagram(bytes, &limits) {
-            Ok(message) => Inbound::Message { peer, message },
-            Err(error) => Inbound::Malformed {
-                peer,
-                bytes: bytes.to_vec(),
-                error,
-            },
-        };
-        if core.send(inbound).await.is_err() {
-            return;
-        }
+        None
     }
 }
 

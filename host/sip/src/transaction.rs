@@ -1044,12 +1044,16 @@ pub struct TransactionLayer<D> {
     config: TransactionConfig,
     /// Source of keys; never reused.
     next_id: u64,
-    clients: HashMap<ClientKey, ClientTransaction<D>>,
+    // Transactions and matching keys are boxed: tens of thousands of
+    // transactions wait out timer J at a few thousand requests per second,
+    // and growing a table then moves pointers, not kilobytes of state
+    // (moving the state stalled every message for milliseconds).
+    clients: HashMap<ClientKey, Box<ClientTransaction<D>>>,
     /// §17.1.3 index of `clients`.
-    client_index: HashMap<ClientMatch, ClientKey>,
-    servers: HashMap<ServerKey, ServerTransaction<D>>,
+    client_index: HashMap<Box<ClientMatch>, ClientKey>,
+    servers: HashMap<ServerKey, Box<ServerTransaction<D>>>,
     /// §17.2.3 index of `servers`.
-    server_index: HashMap<ServerMatch, ServerKey>,
+    server_index: HashMap<Box<ServerMatch>, ServerKey>,
     out: Output<D>,
 }
 
@@ -1156,8 +1160,8 @@ impl<D: Clone> TransactionLayer<D> {
             txn.trying = Some(trying_for(&request));
             txn.arm(&mut self.out, Timer::Trying, deadline(now, delay));
         }
-        self.servers.insert(key, txn);
-        self.server_index.insert(matcher, key);
+        self.servers.insert(key, Box::new(txn));
+        self.server_index.insert(Box::new(matcher), key);
         Incoming::New(key, request)
     }
 
@@ -1311,8 +1315,8 @@ impl<D: Clone> TransactionLayer<D> {
             armed: Vec::new(),
         };
         txn.start(now, &self.config.timers, &mut self.out);
-        self.clients.insert(key, txn);
-        self.client_index.insert(matcher, key);
+        self.clients.insert(key, Box::new(txn));
+        self.client_index.insert(Box::new(matcher), key);
         Ok(key)
     }
 

@@ -38,7 +38,7 @@ use crate::media::MediaEvent;
 use crate::persist::Persist;
 use crate::registrar::{Aor, Change, Entropy, Location, Registrar, RemovalReason};
 use crate::throttle::{Admission, FailureReply, Throttle};
-use crate::transport::{Inbound, Outbound, Peer};
+use crate::transport::{Inbound, Outbound, Peer, UdpReceiver};
 
 /// Methods this server handles itself today.
 fn allowed_methods() -> Vec<Method> {
@@ -115,7 +115,9 @@ pub struct DeviceInfo {
 
 /// The channels the SIP core listens on besides the transports.
 pub struct CoreInputs {
-    /// Messages from the transports.
+    /// Datagrams of the SIP UDP socket.
+    pub udp: UdpReceiver,
+    /// Messages and connection changes from the TCP transport.
     pub inbound: mpsc::Receiver<Inbound>,
     /// Relay events of calls' media.
     pub media: mpsc::UnboundedReceiver<MediaEvent>,
@@ -217,6 +219,7 @@ impl SipCore {
     /// messages, so a flood cannot starve retransmissions.
     pub async fn run(mut self, inputs: CoreInputs) {
         let CoreInputs {
+            mut udp,
             mut inbound,
             media: mut media_events,
             mut control,
@@ -247,6 +250,14 @@ impl SipCore {
                         }
                     }
                     None => break,
+                },
+                ready = udp.readable() => if ready.is_ok() {
+                    for _ in 0..INBOUND_BATCH {
+                        let Some(item) = udp.try_next() else { break };
+                        let now = Instant::now();
+                        self.handle_inbound(now, item);
+                        self.drain(now);
+                    }
                 },
                 _ = sleep_until(deadline) => {
                     let now = Instant::now();
