@@ -2,7 +2,7 @@
 //! modules, and running one decision in a fresh, bounded store.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -156,8 +156,8 @@ pub struct PolicyEngine {
     slots: Slots,
     /// Modules compiled to native code (not loaded from the cache).
     compilations: AtomicU64,
-    /// Advances the epoch for as long as the engine lives.
-    _ticker: EpochTicker,
+    /// Advances the epoch while decisions run.
+    ticker: EpochTicker,
 }
 
 impl std::fmt::Debug for PolicyEngine {
@@ -235,7 +235,7 @@ impl PolicyEngine {
             builtin,
             slots: Slots::new(slots),
             compilations,
-            _ticker: ticker,
+            ticker,
             limits,
         })
     }
@@ -281,6 +281,7 @@ impl PolicyEngine {
         kv: Arc<dyn KeyValue>,
     ) -> Result<Decision, Fault> {
         let _slot = self.slots.acquire();
+        let _ticking = self.ticker.running();
         let state = HostState {
             tenant: tenant.to_owned(),
             module: policy.short_hash().to_owned(),
@@ -434,34 +435,98 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// The thread that advances the engine's epoch; stopped on drop.
+/// The thread that advances the engine's epoch; stopped on drop. It parks
+/// after [`IDLE_TICKS`] ticks without a decision, so an idle server does not
+/// wake up a thousand times a second, and a decision wakes it before it
+/// runs: its deadline then counts from its own start.
 struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    shared: Arc<TickerShared>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Ticks without a decision after which the ticker parks.
+const IDLE_TICKS: u32 = 100;
+
+struct TickerShared {
+    stop: AtomicBool,
+    /// Decisions running.
+    running: AtomicU32,
+    /// Whether the ticker parked, or is about to.
+    parked: AtomicBool,
+}
+
+/// A running decision, for the ticker; see [`EpochTicker::running`].
+struct Running<'a>(&'a EpochTicker);
+
 impl EpochTicker {
     fn start(engine: Engine, tick: std::time::Duration) -> std::io::Result<EpochTicker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let shared = Arc::new(TickerShared {
+            stop: AtomicBool::new(false),
+            running: AtomicU32::new(0),
+            parked: AtomicBool::new(false),
+        });
+        let state = shared.clone();
         let thread = std::thread::Builder::new()
             .name("policy-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                let mut idle = 0;
+                while !state.stop.load(Ordering::SeqCst) {
+                    if idle >= IDLE_TICKS {
+                        // Announce the park before looking at `running`
+                        // one last time; a decision starting now either is
+                        // seen here or sees `parked` and unparks us.
+                        state.parked.store(true, Ordering::SeqCst);
+                        if state.running.load(Ordering::SeqCst) == 0
+                            && !state.stop.load(Ordering::SeqCst)
+                        {
+                            std::thread::park();
+                        }
+                        state.parked.store(false, Ordering::SeqCst);
+                        idle = 0;
+                        continue;
+                    }
                     std::thread::sleep(tick);
                     engine.increment_epoch();
+                    if state.running.load(Ordering::SeqCst) == 0 {
+                        idle += 1;
+                    } else {
+                        idle = 0;
+                    }
                 }
             })?;
         Ok(EpochTicker {
-            stop,
+            shared,
             thread: Some(thread),
         })
+    }
+
+    /// Marks a decision as running until the guard drops, waking the
+    /// ticker first if it parked.
+    fn running(&self) -> Running<'_> {
+        self.shared.running.fetch_add(1, Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::SeqCst) {
+            self.wake();
+        }
+        Running(self)
+    }
+
+    fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.shared.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

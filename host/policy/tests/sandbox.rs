@@ -67,6 +67,25 @@ fn run_time_faults_are_classified_and_bounded() {
 }
 
 #[test]
+fn a_loop_is_stopped_after_the_engine_sat_idle() {
+    // The epoch thread parks when no decision runs; the first decision
+    // after a quiet spell must wake it, or a loop would never be stopped.
+    let engine = engine_with(Limits {
+        deadline: Duration::from_millis(50),
+        ..Limits::default()
+    });
+    let hostile = engine.compile(HOSTILE).expect("valid");
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let outcome = engine.run(&hostile, "ACME", &hostile_call("loop"), directory(), kv());
+        assert_eq!(outcome.err(), Some(Fault::Timeout));
+        let looped = started.elapsed();
+        assert!(looped < Duration::from_secs(2), "the loop ran {looped:?}");
+    }
+}
+
+#[test]
 fn host_functions_hold_their_limits() {
     // Ten thousand host calls: a generous deadline, so that a slow debug
     // build on a busy machine still finishes.
