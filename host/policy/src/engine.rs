@@ -31,6 +31,9 @@ const ALLOWED_IMPORTS: &[&str] = &[
 /// Bytes of each memory and table slot kept resident between decisions.
 const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
+/// How many times a tenant's deadline the built-in policy gets.
+const BUILTIN_DEADLINE_FACTOR: u64 = 20;
+
 /// Largest number of table elements a decision may grow its tables to.
 const MAX_TABLE_ELEMENTS: usize = 10_000;
 
@@ -292,7 +295,16 @@ impl PolicyEngine {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.limits.deadline_ticks());
+        // The built-in policy is ours and the last resort of every call: a
+        // decision of it cut short because a loaded machine preempted its
+        // thread would refuse the call. It gets a longer deadline, which
+        // still bounds a bug.
+        let ticks = self.limits.deadline_ticks();
+        store.set_epoch_deadline(if policy.hash == self.builtin.hash {
+            ticks.saturating_mul(BUILTIN_DEADLINE_FACTOR)
+        } else {
+            ticks
+        });
         if let Some(fuel) = self.limits.fuel {
             store
                 .set_fuel(fuel)

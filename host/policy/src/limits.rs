@@ -11,7 +11,9 @@ pub struct Limits {
     pub max_module_bytes: usize,
     /// Wall-clock budget of one decision. Enforced with epoch interruption:
     /// the engine's epoch advances every `epoch_tick`, so a decision is
-    /// stopped between `deadline - epoch_tick` and `deadline`.
+    /// stopped between `deadline - epoch_tick` and `deadline`. The
+    /// built-in policy gets twenty times as long: it is trusted, and the
+    /// last resort of every call.
     pub deadline: Duration,
     /// How often the epoch advances.
     pub epoch_tick: Duration,
