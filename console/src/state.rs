@@ -55,9 +55,9 @@ impl PresenceMap {
         s
     }
 
-    /// Records an extension's state; with `add_tile`, the grid gains a
-    /// tile when the extension is new.
-    pub fn set(&self, p: &Presence, add_tile: bool) {
+    /// Updates an extension's signal, touching it only on a change so that
+    /// its tile does not redraw for nothing.
+    fn record(&self, p: &Presence) {
         let live = Live {
             status: p.status,
             devices: p.devices,
@@ -66,6 +66,12 @@ impl PresenceMap {
         if signal.get_untracked() != live {
             signal.set(live);
         }
+    }
+
+    /// Records an extension's state; with `add_tile`, the grid gains a
+    /// tile when the extension is new.
+    pub fn set(&self, p: &Presence, add_tile: bool) {
+        self.record(p);
         if add_tile && !self.numbers.with_untracked(|n| n.contains(&p.extension)) {
             self.numbers.update(|n| {
                 n.push(p.extension.clone());
@@ -77,14 +83,7 @@ impl PresenceMap {
     /// Replaces everything with a full snapshot (`GET /presence`).
     pub fn load(&self, all: &[Presence]) {
         for p in all {
-            let live = Live {
-                status: p.status,
-                devices: p.devices,
-            };
-            let signal = self.signal(&p.extension);
-            if signal.get_untracked() != live {
-                signal.set(live);
-            }
+            self.record(p);
         }
         let mut numbers: Vec<String> = all.iter().map(|p| p.extension.clone()).collect();
         numbers.sort_by(|a, b| number_order(a, b));

@@ -144,26 +144,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 /// Deserializes JSON; an error names the path of the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path == "?" {
-            "body".to_owned()
-        } else {
-            path
-        };
-        Problem::field(field, e.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize(&mut de).map_err(field_problem)
 }
 
 /// Deserializes a JSON value, naming the field at fault.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path == "?" {
-            "body".to_owned()
-        } else {
-            path
-        };
-        Problem::field(field, e.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize(value).map_err(field_problem)
+}
+
+/// The problem of a deserialization error, naming the field at its path
+/// (`body` when the error is about the whole document).
+fn field_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = e.path().to_string();
+    let field = if path == "." || path == "?" {
+        "body".to_owned()
+    } else {
+        path
+    };
+    Problem::field(field, e.into_inner().to_string())
 }
