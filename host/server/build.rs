@@ -1,9 +1,9 @@
 //! Builds the console (`console/build.sh`: the Leptos app for
-//! `wasm32-unknown-unknown`, wasm-bindgen, wasm-opt) and embeds its files,
-//! each with a gzip copy and an entity tag, so that the binary serves the
-//! console with no files beside it. The console has its own target
-//! directory, `console/target`, or `EDGEPBX_CONSOLE_TARGET_DIR` when set
-//! (CI keeps it outside the clone).
+//! `wasm32-unknown-unknown`, then wasm-bindgen; no wasm-opt, see
+//! console/README.md) and embeds its files, each with a gzip copy and an
+//! entity tag, so that the binary serves the console with no files beside
+//! it. The console has its own target directory, `console/target`, or
+//! `EDGEPBX_CONSOLE_TARGET_DIR` when set (CI keeps it outside the clone).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
