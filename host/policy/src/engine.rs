@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::{Call, Decision, Policy, PolicyPre};
@@ -89,7 +89,9 @@ pub enum Fault {
 pub struct CompiledPolicy {
     hash: String,
     size: usize,
-    pre: PolicyPre<HostState>,
+    pre: InstancePre<HostState>,
+    /// The `decide` export, whose type [`PolicyPre::new`] checked.
+    decide: ComponentExportIndex,
 }
 
 impl CompiledPolicy {
@@ -313,7 +315,7 @@ impl PolicyEngine {
         let outcome = policy
             .pre
             .instantiate(&mut store)
-            .and_then(|instance| instance.call_decide(&mut store, call));
+            .and_then(|instance| decide(&mut store, &instance, &policy.decide, call));
         let decision = outcome.map_err(|e| classify(&e, store.data().limiter.exceeded))?;
         validate(&decision)?;
         Ok(decision)
@@ -351,12 +353,43 @@ fn compile(
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| PolicyError::ForbiddenImport(format!("{e:#}")))?;
-    let pre = PolicyPre::new(pre).map_err(|e| PolicyError::WrongWorld(format!("{e:#}")))?;
+    // Checks, once, that the component exports the world's `decide` with
+    // its type; see `decide`.
+    PolicyPre::new(pre.clone()).map_err(|e| PolicyError::WrongWorld(format!("{e:#}")))?;
+    let decide = component
+        .get_export_index(None, "decide")
+        .ok_or_else(|| PolicyError::WrongWorld("no `decide` export".into()))?;
     Ok(Arc::new(CompiledPolicy {
         hash,
         size: wasm.len(),
         pre,
+        decide,
     }))
+}
+
+/// Calls the policy's `decide` in a fresh instance of it.
+///
+/// The generated bindings would check the export's type again on every
+/// instantiation, a tenth of a decision's cost; `compile` checked it once,
+/// for the component this instance was made from.
+fn decide(
+    store: &mut Store<HostState>,
+    instance: &wasmtime::component::Instance,
+    export: &ComponentExportIndex,
+    call: &Call,
+) -> wasmtime::Result<Decision> {
+    let func = instance
+        .get_func(&mut *store, export)
+        .ok_or_else(|| wasmtime::format_err!("the policy has no `decide` export"))?;
+    // SAFETY: `compile` accepted this component only after
+    // `PolicyPre::new` type-checked its `decide` export against the
+    // policy world's `func(call: call) -> decision`, and `instance` is an
+    // instance of that same component.
+    #[allow(unsafe_code)]
+    let decide =
+        unsafe { wasmtime::component::TypedFunc::<(&Call,), (Decision,)>::new_unchecked(func) };
+    let (decision,) = decide.call(&mut *store, (call,))?;
+    Ok(decision)
 }
 
 /// What a failed call into a guest means.
@@ -413,8 +446,14 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 /// Bounds the decisions in flight to the pool's size: past it, callers
 /// wait for a slot instead of failing to instantiate.
 struct Slots {
-    free: Mutex<u32>,
+    counts: Mutex<SlotCounts>,
     returned: Condvar,
+}
+
+struct SlotCounts {
+    free: u32,
+    /// Callers waiting for a free slot.
+    waiting: u32,
 }
 
 struct Slot<'a>(&'a Slots);
@@ -422,28 +461,36 @@ struct Slot<'a>(&'a Slots);
 impl Slots {
     fn new(count: u32) -> Slots {
         Slots {
-            free: Mutex::new(count),
+            counts: Mutex::new(SlotCounts {
+                free: count,
+                waiting: 0,
+            }),
             returned: Condvar::new(),
         }
     }
 
     fn acquire(&self) -> Slot<'_> {
-        // The counter is consistent whenever the lock is released, so a
+        // The counters are consistent whenever the lock is released, so a
         // poisoned lock is still usable.
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        while counts.free == 0 {
+            counts.waiting += 1;
+            counts = self.returned.wait(counts).unwrap_or_else(|e| e.into_inner());
+            counts.waiting -= 1;
         }
-        *free -= 1;
+        counts.free -= 1;
         Slot(self)
     }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
-        *free += 1;
-        self.0.returned.notify_one();
+        let mut counts = self.0.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.free += 1;
+        // Waking is a system call: only when somebody waits.
+        if counts.waiting > 0 {
+            self.0.returned.notify_one();
+        }
     }
 }
 
