@@ -475,7 +475,10 @@ impl Slots {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         while counts.free == 0 {
             counts.waiting += 1;
-            counts = self.returned.wait(counts).unwrap_or_else(|e| e.into_inner());
+            counts = self
+                .returned
+                .wait(counts)
+                .unwrap_or_else(|e| e.into_inner());
             counts.waiting -= 1;
         }
         counts.free -= 1;

@@ -149,7 +149,9 @@ pub struct SipConfig {
     pub t4_ms: u64,
     /// Most simultaneous TCP connections from one IP address.
     pub max_connections_per_ip: usize,
-    /// Most live transactions; past it new requests get 503.
+    /// Most live transactions. At the limit, answered non-INVITE requests
+    /// stop waiting for retransmissions (oldest first); only then do new
+    /// requests get 503.
     pub max_transactions: usize,
 }
 

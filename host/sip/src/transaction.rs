@@ -144,11 +144,14 @@ impl Timers {
 pub struct TransactionConfig {
     /// T1, T2, T4.
     pub timers: Timers,
-    /// Most live transactions (client and server together). A new request
-    /// over the limit is returned as [`Incoming::Rejected`] with
-    /// [`TransactionError::TooManyTransactions`] (answer 503); a new client
-    /// transaction over it is refused with the same error. Size it for the
-    /// peak request rate times 64·T1.
+    /// Most live transactions (client and server together). At the limit,
+    /// the non-INVITE server transactions that have answered and only wait
+    /// out timer J on UDP, to absorb retransmissions, make room, oldest
+    /// first: a retransmission of such a request is then handled as a new
+    /// request. Only when none is left is a new request returned as
+    /// [`Incoming::Rejected`] with [`TransactionError::TooManyTransactions`]
+    /// (answer 503), and a new client transaction refused with the same
+    /// error.
     pub max_transactions: usize,
     /// When set, an INVITE server transaction whose TU has sent no response
     /// after this long sends `100 Trying` itself (§17.2.1). `None` leaves
@@ -1054,6 +1057,11 @@ pub struct TransactionLayer<D> {
     servers: HashMap<ServerKey, Box<ServerTransaction<D>>>,
     /// §17.2.3 index of `servers`.
     server_index: HashMap<Box<ServerMatch>, ServerKey>,
+    /// Non-INVITE server transactions that entered Completed on UDP, in
+    /// that order, which is also the order their timer J fires in: the ones
+    /// to end early when the table is full. Keys of transactions already
+    /// ended are dropped as they reach the front.
+    lingering: VecDeque<ServerKey>,
     out: Output<D>,
 }
 
@@ -1067,6 +1075,7 @@ impl<D: Clone> TransactionLayer<D> {
             client_index: HashMap::new(),
             servers: HashMap::new(),
             server_index: HashMap::new(),
+            lingering: VecDeque::new(),
             out: Output {
                 transmits: VecDeque::new(),
                 events: VecDeque::new(),
@@ -1130,7 +1139,7 @@ impl<D: Clone> TransactionLayer<D> {
             return Incoming::Absorbed;
         }
 
-        if self.len() >= self.config.max_transactions {
+        if !self.make_room() {
             let error = TransactionError::TooManyTransactions {
                 limit: self.config.max_transactions,
             };
@@ -1246,8 +1255,38 @@ impl<D: Clone> TransactionLayer<D> {
         let next = txn.on_respond(now, response, &self.config.timers, &mut self.out)?;
         if next == Next::Terminate {
             self.end_server(key);
+        } else if !txn.invite && txn.state == ServerState::Completed {
+            self.linger(key);
         }
         Ok(())
+    }
+
+    /// Queues a server transaction that now only absorbs retransmissions.
+    fn linger(&mut self, key: ServerKey) {
+        self.drop_ended_lingering();
+        self.lingering.push_back(key);
+    }
+
+    fn drop_ended_lingering(&mut self) {
+        while let Some(front) = self.lingering.front() {
+            if self.servers.contains_key(front) {
+                break;
+            }
+            self.lingering.pop_front();
+        }
+    }
+
+    /// Whether a new transaction fits, after ending the oldest lingering
+    /// ones if the table is full.
+    fn make_room(&mut self) -> bool {
+        while self.len() >= self.config.max_transactions {
+            self.drop_ended_lingering();
+            let Some(oldest) = self.lingering.pop_front() else {
+                return false;
+            };
+            self.end_server(oldest);
+        }
+        true
     }
 
     /// The TU starts a client transaction: `request` carries its final top
@@ -1289,7 +1328,7 @@ impl<D: Clone> TransactionLayer<D> {
                 method: request.method,
             });
         }
-        if self.len() >= self.config.max_transactions {
+        if !self.make_room() {
             return Err(TransactionError::TooManyTransactions {
                 limit: self.config.max_transactions,
             });

@@ -931,6 +931,68 @@ fn max_transactions_limits_new_requests_and_clients() {
     assert!(matches!(sim.receive(third, UDP), Incoming::New(..)));
 }
 
+/// A full table ends the answered non-INVITE server transactions that only
+/// wait out timer J, oldest first, before it refuses anything: a
+/// registration storm is served, and a late retransmission of an ended
+/// transaction is a new request.
+#[test]
+fn a_full_table_ends_the_oldest_answered_transactions_first() {
+    let mut sim = Sim::with(TransactionConfig {
+        max_transactions: 3,
+        ..TransactionConfig::default()
+    });
+    let answered: Vec<Request> = (1..=2)
+        .map(|n| request("REGISTER", Some(&format!("z9hG4bKroom{n}")), n))
+        .collect();
+    let mut answered_keys = Vec::new();
+    for register in &answered {
+        let key = sim.new_server(register.clone(), UDP);
+        sim.respond(key, Response::for_request(register, 200, None));
+        answered_keys.push(key);
+        sim.advance(ms(10));
+    }
+    // Still waiting for its answer: never ended early.
+    let pending = request("REGISTER", Some("z9hG4bKroom3"), 3);
+    let pending_key = sim.new_server(pending.clone(), UDP);
+    sim.events();
+
+    // Full: the oldest answered one makes room.
+    let fourth = request("REGISTER", Some("z9hG4bKroom4"), 4);
+    assert!(matches!(sim.receive(fourth, UDP), Incoming::New(..)));
+    assert_eq!(sim.layer.len(), 3);
+    assert_eq!(
+        sim.events(),
+        vec![TransactionEvent::Terminated(answered_keys[0].into())]
+    );
+    // The younger answered one still absorbs its retransmissions with its
+    // response; the ended one's retransmission is a new request, which
+    // ends the younger one in turn.
+    assert_eq!(sim.receive(answered[1].clone(), UDP), Incoming::Absorbed);
+    let resent = sim.transmits();
+    assert_eq!(resent.len(), 1);
+    assert!(matches!(&resent[0].1.message, Message::Response(r) if r.status == 200));
+    assert!(matches!(
+        sim.receive(answered[0].clone(), UDP),
+        Incoming::New(..)
+    ));
+    assert_eq!(
+        sim.events(),
+        vec![TransactionEvent::Terminated(answered_keys[1].into())]
+    );
+
+    // Nothing answered is left to end: the next request is refused, and
+    // the pending one was never touched.
+    let fifth = request("REGISTER", Some("z9hG4bKroom5"), 5);
+    assert!(matches!(
+        sim.receive(fifth, UDP),
+        Incoming::Rejected {
+            error: TransactionError::TooManyTransactions { limit: 3 },
+            ..
+        }
+    ));
+    sim.respond(pending_key, Response::for_request(&pending, 200, None));
+}
+
 fn request_ack() -> Request {
     request("ACK", Some("z9hG4bKlimack"), 1)
 }
