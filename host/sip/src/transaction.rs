@@ -1065,6 +1065,9 @@ pub struct TransactionLayer<D> {
     out: Output<D>,
 }
 
+/// Most server transactions the tables are sized for before any arrives.
+const PRESIZED_MAX: usize = 1 << 18;
+
 impl<D: Clone> TransactionLayer<D> {
     /// An empty layer.
     pub fn new(config: TransactionConfig) -> Self {
@@ -1073,8 +1076,13 @@ impl<D: Clone> TransactionLayer<D> {
             next_id: 0,
             clients: HashMap::new(),
             client_index: HashMap::new(),
-            servers: HashMap::new(),
-            server_index: HashMap::new(),
+            // Growing a table rehashes every entry in one go: at a few
+            // thousand requests per second the server tables reach tens of
+            // thousands of transactions, and each doubling stalled the
+            // thread for milliseconds. Sized for the limit up front (up to
+            // a bound, whatever the limit).
+            servers: HashMap::with_capacity(config.max_transactions.min(PRESIZED_MAX)),
+            server_index: HashMap::with_capacity(config.max_transactions.min(PRESIZED_MAX)),
             lingering: VecDeque::new(),
             out: Output {
                 transmits: VecDeque::new(),
