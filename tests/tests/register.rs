@@ -27,11 +27,25 @@ fn contact_uris(response: &SipMessage) -> Vec<String> {
     response.contacts().iter().map(|c| contact_uri(c)).collect()
 }
 
+/// The server turns transparent huge pages off for itself: with them,
+/// memory its allocator gave back was faulted in again 2 MiB at a time on
+/// the SIP thread, the registrar's p99 under load (BENCHMARKS.md).
+fn assert_no_huge_pages(pid: u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read the server's status: {e}"));
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "THP_enabled of the server");
+}
+
 #[test]
 fn sipp_registers_many_extensions_with_digest_auth() {
     let deployment = Deployment::with_config("register-many", NO_KEEPALIVE);
     let extensions = deployment.acme_with(100..100 + MANY);
     let pbx = deployment.start();
+    assert_no_huge_pages(pbx.pid());
     let relay = Md5ChallengeRelay::start(pbx.udp());
 
     let mut csv = String::from("SEQUENTIAL\n");
