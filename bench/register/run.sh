@@ -5,20 +5,21 @@
 # Each server gets N extensions. SIPp (tests/sipp/register_auth.xml) runs
 # complete digest registrations (REGISTER -> 401 -> REGISTER with
 # credentials -> 200), cycling through the N users, at each offered rate
-# of RATES for CALLS registrations. Reported per server and rate:
-#   - reg/s: completed registrations per second (SIPp's completion
-#     timestamps, first to last);
-#   - p50/p99 of the server's answer time for the authenticated REGISTER
-#     (-> 200) and for the challenge (-> 401), in microseconds, measured by
-#     the relay between SIPp and the server (SIPp 3.6 only has
-#     millisecond resolution);
+# of RATES for CALLS registrations, straight at the server. Reported per
+# server and rate:
+#   - reg/s: completed registrations per second (the times SIPp received
+#     the 200s, first to last);
+#   - p50/p99 of the answer time of the authenticated REGISTER (-> 200)
+#     and of the challenge (-> 401), in microseconds, as SIPp saw them:
+#     from its first sending of the request to its receipt of the final
+#     response, both timestamped by SIPp's short message trace;
 #   - failed registrations.
 # The last table line per rate gives edgepbx / Kamailio for reg/s and p50.
 #
-# The relay (tests/src/relay.rs) sits in front of both servers: Debian's
-# SIPp 3.6.1 cannot answer edgepbx's SHA-256-first challenge list, so the
-# relay removes non-MD5 challenges; Kamailio only sends MD5, so its traffic
-# passes unchanged. Both paths have the same extra hop.
+# Both servers challenge with MD5 only: Kamailio's registrar does, and
+# Debian's SIPp 3.6.1 cannot answer a SHA-256 challenge. edgepbx offers
+# SHA-256 and MD5 by default; here it runs with
+# `[security] digest_algorithms = ["MD5"]`, its setting for such clients.
 #
 # Usage: bench/register/run.sh
 # Environment (all optional):
@@ -45,10 +46,7 @@ TENANT=BENCH
 require sipp kamailio md5sum ss awk sort
 kamailio -v | grep -q '^version: kamailio 5\.6' || echo "note: not Kamailio 5.6: $(kamailio -v | head -1)" >&2
 
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 select_edgepbx
-cargo build --release -p edgepbx-e2e --bin md5-challenge-relay >&2
-RELAY_BIN=$TARGET/release/md5-challenge-relay
 
 make_workdir register
 
@@ -79,6 +77,9 @@ cat > "$WORK/edgepbx.toml" <<EOF
 [registrar]
 # Kamailio does no reachability pings either.
 keepalive_interval_secs = 0
+[security]
+# Kamailio challenges with MD5 only, and SIPp 3.6.1 answers nothing else.
+digest_algorithms = ["MD5"]
 EOF
 start_edgepbx "$WORK/edgepbx.toml" "$WORK/edgepbx-data" "$WORK/edgepbx.out" "$WORK/edgepbx.log"
 EDGEPBX_ADDR=$STARTED_ADDR
@@ -101,36 +102,35 @@ run_step() {
     local name=$1 addr=$2 rate=$3 calls=$4
     local dir=$WORK/$name-$rate
     mkdir -p "$dir"
-    local relay_port
-    relay_port=$(free_udp_port)
-    "$RELAY_BIN" --listen "127.0.0.1:$relay_port" --server "$addr" --latency-log "$dir/latency.log" >"$dir/relay.out" 2>&1 &
-    local relay_pid=$!
-    PIDS+=($relay_pid)
-    sleep 0.3
-    (cd "$dir" && sipp "127.0.0.1:$relay_port" -sf "$ROOT/tests/sipp/register_auth.xml" \
+    (cd "$dir" && sipp "$addr" -sf "$ROOT/tests/sipp/register_auth.xml" \
         -inf "$CSV" -key expires 3600 -auth_uri "$DOMAIN" \
         -m "$calls" -r "$rate" -l $((rate * 2 + 100)) \
         -i 127.0.0.1 -p "$(free_udp_port)" -t u1 -nostdin \
         -recv_timeout 5000 -timeout 300s \
-        -trace_stat -stf stats.csv -fd 1 -trace_rtt -rtt_freq 1 \
+        -trace_stat -stf stats.csv -fd 1 -trace_shortmsg \
         >screen.log 2>&1) || true
-    sleep 0.5
-    kill "$relay_pid" 2>/dev/null || true
-    wait "$relay_pid" 2>/dev/null || true
-    local rtt
-    rtt=$(ls "$dir"/register_auth_*_rtt.csv 2>/dev/null | head -1)
-    local done_count regs_per_s="-"
-    if [ -n "$rtt" ]; then
-        done_count=$(tail -n +2 "$rtt" | wc -l)
-        regs_per_s=$(tail -n +2 "$rtt" | awk -F';' 'NR==1{first=$1} {last=$1; n++} END {if (n>1 && last>first) printf "%.0f", (n-1)*1000/(last-first); else print "-"}')
-    fi
-    local failed
+    # One line per message SIPp sent (S) or received (R), tab-separated:
+    # date, time, epoch seconds with microseconds, S/R, Call-ID, CSeq, start line.
+    local trace
+    trace=$(ls "$dir"/register_auth_*_shortmessages.log 2>/dev/null | head -1)
+    [ -n "$trace" ] || die "SIPp wrote no message trace for $name at $rate/s: $(tail -3 "$dir/screen.log")"
+    # "<status> <micros>" per answered request: first send to the first
+    # final response (retransmissions keep the first send time).
+    awk -F'\t' '
+        $4 == "S" { key = $5 " " $6; if (!(key in sent)) sent[key] = $3 }
+        $4 == "R" { key = $5 " " $6; split($7, start, " "); status = start[2]
+                    if (status >= 200 && (key in sent) && !(key in done)) {
+                        done[key] = 1; printf "%s %.0f %s\n", status, ($3 - sent[key]) * 1e6, $3 } }
+    ' "$trace" > "$dir/answers.txt"
+    local regs_per_s failed
+    regs_per_s=$(awk '$1 == 200 {if (n == 0) first = $3; last = $3; n++}
+        END {if (n > 1 && last > first) printf "%.0f", (n - 1) / (last - first); else print "-"}' "$dir/answers.txt")
     failed=$(awk -F';' 'NR==1 {for (i=1;i<=NF;i++) if ($i=="FailedCall(C)") c=i} NR>1 && c {v=$c} END {print v+0}' "$dir/stats.csv" 2>/dev/null || echo "?")
     local p50_200 p99_200 p50_401 p99_401
-    p50_200=$(awk '$1=="REGISTER" && $2==200 {print $3}' "$dir/latency.log" | percentile 50)
-    p99_200=$(awk '$1=="REGISTER" && $2==200 {print $3}' "$dir/latency.log" | percentile 99)
-    p50_401=$(awk '$1=="REGISTER" && $2==401 {print $3}' "$dir/latency.log" | percentile 50)
-    p99_401=$(awk '$1=="REGISTER" && $2==401 {print $3}' "$dir/latency.log" | percentile 99)
+    p50_200=$(awk '$1 == 200 {print $2}' "$dir/answers.txt" | percentile 50)
+    p99_200=$(awk '$1 == 200 {print $2}' "$dir/answers.txt" | percentile 99)
+    p50_401=$(awk '$1 == 401 {print $2}' "$dir/answers.txt" | percentile 50)
+    p99_401=$(awk '$1 == 401 {print $2}' "$dir/answers.txt" | percentile 99)
     echo "$regs_per_s $p50_200 $p99_200 $p50_401 $p99_401 $failed"
 }
 
@@ -159,11 +159,11 @@ echo
 echo "### Registration benchmark ($(date -u +%Y-%m-%d))"
 echo
 echo "$USERS extensions, $CALLS digest registrations per step (REGISTER, 401, REGISTER with"
-echo "credentials, 200; MD5), SIPp $(sipp -v 2>&1 | sed -n 's/.*SIPp v\([0-9.]*[0-9]\).*/\1/p' | head -1) over UDP on loopback through the"
-echo "challenge relay; $(nproc) cores ($CPU), both servers and SIPp on the same machine."
+echo "credentials, 200; MD5 only on both servers), SIPp $(sipp -v 2>&1 | sed -n 's/.*SIPp v\([0-9.]*[0-9]\).*/\1/p' | head -1) over UDP on loopback,"
+echo "straight at each server; $(nproc) cores ($CPU), both servers and SIPp on the same machine."
 echo "$BUILD_NOTE; Kamailio $(kamailio -v | awk '/^version:/ {print $3; exit}') with $KAMAILIO_CHILDREN UDP workers,"
 echo "usrloc db_mode=0, credentials as HA1 in htable (bench/register/kamailio.cfg)."
-echo "Answer times are measured at the relay, in microseconds."
+echo "Answer times are SIPp's (first send to final response, from its message trace), in microseconds."
 echo
 echo "| offered reg/s | server | reg/s | p50 200 (µs) | p99 200 (µs) | p50 401 (µs) | p99 401 (µs) | failed |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|"

@@ -21,21 +21,13 @@
 //! Each client address gets its own upstream socket, so the server sees one
 //! distinct source port per client and its answers (responses and its own
 //! requests, e.g. keepalive OPTIONS) find their way back.
-//!
-//! Optionally the relay logs how long the server took to answer each
-//! request (first send to final response, in microseconds), which SIPp
-//! 3.6 cannot measure below a millisecond: `bench/register/run.sh` uses
-//! it. One line per transaction: `<method> <status> <micros>`.
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often relay threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
@@ -51,39 +43,19 @@ pub struct Md5ChallengeRelay {
 impl Md5ChallengeRelay {
     /// Listens on 127.0.0.1 port 0 and relays to `server`.
     pub fn start(server: SocketAddr) -> Md5ChallengeRelay {
-        Md5ChallengeRelay::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), server, None)
+        Md5ChallengeRelay::try_start(server)
             .unwrap_or_else(|e| panic!("cannot start the relay: {e}"))
     }
 
-    /// Listens on `listen` and relays to `server`; with `latency_log`,
-    /// appends one line per answered request to that file.
-    pub fn start_on(
-        listen: SocketAddr,
-        server: SocketAddr,
-        latency_log: Option<&Path>,
-    ) -> std::io::Result<Md5ChallengeRelay> {
-        let front = Arc::new(UdpSocket::bind(listen)?);
+    fn try_start(server: SocketAddr) -> std::io::Result<Md5ChallengeRelay> {
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0")?);
         front.set_read_timeout(Some(POLL))?;
         let addr = front.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let threads = Arc::new(Mutex::new(Vec::new()));
-        let timing = match latency_log {
-            Some(path) => {
-                let file = std::fs::File::create(path)?;
-                let (tx, rx) = mpsc::channel::<String>();
-                let stop = stop.clone();
-                let writer = std::thread::spawn(move || write_latencies(file, rx, stop));
-                lock(&threads).push(writer);
-                Some(Timing {
-                    pending: Arc::new(Mutex::new(HashMap::new())),
-                    log: tx,
-                })
-            }
-            None => None,
-        };
         let handle = {
             let (stop, threads) = (stop.clone(), threads.clone());
-            std::thread::spawn(move || run_front(front, server, stop, threads, timing))
+            std::thread::spawn(move || run_front(front, server, stop, threads))
         };
         lock(&threads).push(handle);
         Ok(Md5ChallengeRelay {
@@ -115,63 +87,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Request send times, for the latency log.
-#[derive(Debug, Clone)]
-struct Timing {
-    /// `(Call-ID, CSeq)` of requests in flight → when first relayed.
-    pending: Arc<Mutex<HashMap<(String, String), Instant>>>,
-    /// Lines for the writer thread.
-    log: Sender<String>,
-}
-
-/// Call-ID and CSeq values of a message, if it has both.
-fn transaction_key(datagram: &[u8]) -> Option<(String, String)> {
-    let end = datagram.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&datagram[..end]).ok()?;
-    let (mut call_id, mut cseq) = (None, None);
-    for line in head.split("\r\n").skip(1) {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("call-id") || name == "i" {
-            call_id = Some(value.trim().to_owned());
-        } else if name.eq_ignore_ascii_case("cseq") {
-            cseq = Some(value.trim().to_owned());
-        }
-    }
-    Some((call_id?, cseq?))
-}
-
-/// Writes latency lines, flushing whenever the queue runs dry.
-fn write_latencies(file: std::fs::File, lines: mpsc::Receiver<String>, stop: Arc<AtomicBool>) {
-    let mut out = BufWriter::new(file);
-    loop {
-        match lines.recv_timeout(Duration::from_millis(50)) {
-            Ok(line) => {
-                let _ = writeln!(out, "{line}");
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = out.flush();
-                return;
-            }
-        }
-    }
-}
-
 /// Client → server direction; spawns one upstream socket per client.
 fn run_front(
     front: Arc<UdpSocket>,
     server: SocketAddr,
     stop: Arc<AtomicBool>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    timing: Option<Timing>,
 ) {
     let mut upstream: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
@@ -190,23 +111,13 @@ fn run_front(
                 }
                 let socket = Arc::new(socket);
                 upstream.insert(client, socket.clone());
-                let (front, back, stop, timing) =
-                    (front.clone(), socket.clone(), stop.clone(), timing.clone());
+                let (front, back, stop) = (front.clone(), socket.clone(), stop.clone());
                 let handle =
-                    std::thread::spawn(move || run_back(back, front, client, server, stop, timing));
+                    std::thread::spawn(move || run_back(back, front, client, server, stop));
                 lock(&threads).push(handle);
                 socket
             }
         };
-        if let Some(timing) = &timing
-            && !buf.starts_with(b"SIP/")
-            && let Some(key) = transaction_key(&buf[..n])
-        {
-            // Retransmissions keep the first send time.
-            lock(&timing.pending)
-                .entry(key)
-                .or_insert_with(Instant::now);
-        }
         let _ = socket.send_to(&buf[..n], server);
     }
 }
@@ -218,7 +129,6 @@ fn run_back(
     client: SocketAddr,
     server: SocketAddr,
     stop: Arc<AtomicBool>,
-    timing: Option<Timing>,
 ) {
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
@@ -228,36 +138,9 @@ fn run_back(
         if from != server {
             continue;
         }
-        if let Some(timing) = &timing {
-            record_latency(timing, &buf[..n]);
-        }
         let out = strip_non_md5_challenges(&buf[..n]);
         let _ = front.send_to(&out, client);
     }
-}
-
-/// Logs the time since the request of a final response was relayed.
-fn record_latency(timing: &Timing, datagram: &[u8]) {
-    let Some(status) = datagram
-        .strip_prefix(b"SIP/2.0 ")
-        .and_then(|rest| std::str::from_utf8(rest.get(..3)?).ok())
-        .and_then(|code| code.parse::<u16>().ok())
-    else {
-        return;
-    };
-    if status < 200 {
-        return;
-    }
-    let Some(key) = transaction_key(datagram) else {
-        return;
-    };
-    let Some(sent) = lock(&timing.pending).remove(&key) else {
-        return;
-    };
-    let method = key.1.split_whitespace().nth(1).unwrap_or("?").to_owned();
-    let _ = timing
-        .log
-        .send(format!("{method} {status} {}", sent.elapsed().as_micros()));
 }
 
 /// Removes `WWW-Authenticate`/`Proxy-Authenticate` lines whose algorithm is
