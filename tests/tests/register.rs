@@ -40,12 +40,61 @@ fn assert_no_huge_pages(pid: u32) {
     assert_eq!(thp, Some("0"), "THP_enabled of the server");
 }
 
+/// Nice value of each of the process's threads, by thread name.
+fn thread_priorities(pid: &str) -> Vec<(String, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("cannot list the server's threads: {e}"));
+    tasks
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // "tid (name) state ppid ...": the name may hold spaces, so the
+            // fields are counted from its closing parenthesis; nice is the
+            // 19th field, the 17th after the name.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_owned();
+            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name, nice))
+        })
+        .collect()
+}
+
+/// Signalling runs first: the SIP threads keep the priority the server
+/// started with (this test's) and the main runtime's (write-behind, HTTP)
+/// and the database engine's run 10 lower, the default
+/// `sip.background_nice` (BENCHMARKS.md has its effect on the p99).
+fn assert_signalling_first(pid: u32) {
+    let own = thread_priorities("self")
+        .first()
+        .map(|(_, nice)| *nice)
+        .expect("this test's own priority");
+    let threads = thread_priorities(&pid.to_string());
+    let of = |name: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    let (sip, runtime, database) = (of("sip"), of("tokio-rt-worker"), of("surrealdb-threa"));
+    assert!(
+        !sip.is_empty() && !runtime.is_empty() && !database.is_empty(),
+        "{threads:?}"
+    );
+    assert!(sip.iter().all(|&n| n == own), "{threads:?}");
+    let lowered = (own + 10).min(19);
+    assert!(
+        runtime.iter().chain(&database).all(|&n| n == lowered),
+        "{threads:?}"
+    );
+}
+
 #[test]
 fn sipp_registers_many_extensions_with_digest_auth() {
     let deployment = Deployment::with_config("register-many", NO_KEEPALIVE);
     let extensions = deployment.acme_with(100..100 + MANY);
     let pbx = deployment.start();
     assert_no_huge_pages(pbx.pid());
+    assert_signalling_first(pbx.pid());
     let relay = Md5ChallengeRelay::start(pbx.udp());
 
     let mut csv = String::from("SEQUENTIAL\n");

@@ -20,7 +20,7 @@ pub struct Cli {
 }
 
 /// Options shared by every command that opens the store.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
     /// Data directory of the embedded database [default: ./data]
     #[arg(long, global = true, env = "EDGEPBX_DATA")]

@@ -153,6 +153,12 @@ pub struct SipConfig {
     /// stop waiting for retransmissions (oldest first); only then do new
     /// requests get 503.
     pub max_transactions: usize,
+    /// Nice value (0 to 19) of the server's threads outside the SIP and
+    /// media planes: the database, the write-behind, the HTTP API and the
+    /// console. On a busy machine the kernel then runs signalling first, so
+    /// a burst of database writes never queues SIP messages. 0 keeps every
+    /// thread at the server's own priority. Linux only.
+    pub background_nice: u8,
 }
 
 /// REGISTER limits and reachability checks (RFC 3261 §10.3).
@@ -283,6 +289,7 @@ impl Default for SipConfig {
             t4_ms: 5_000,
             max_connections_per_ip: 64,
             max_transactions: 100_000,
+            background_nice: 10,
         }
     }
 }
@@ -348,6 +355,9 @@ impl Config {
 
     /// Checks relations between values that serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.sip.background_nice > 19 {
+            bail!("sip.background_nice must be between 0 and 19");
+        }
         let h = &self.http;
         if h.cert.is_some() != h.key.is_some() {
             bail!("http.cert and http.key go together");

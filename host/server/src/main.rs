@@ -47,6 +47,33 @@ fn without_huge_pages() {
     }
 }
 
+/// Lowers the calling thread's priority to `nice`. The main runtime's
+/// threads call it as they start, so that under load the kernel prefers
+/// the SIP and media threads, which `serve` starts from the main thread and
+/// which keep the process's own priority (a thread inherits its creator's
+/// nice value). On Linux the nice value belongs to each thread; elsewhere
+/// `setpriority` would lower the whole process, so there this does nothing.
+fn lower_thread_priority(nice: u8) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority takes plain integers and touches no memory of
+        // ours; PRIO_PROCESS with id 0 is the calling thread on Linux.
+        #[allow(unsafe_code)]
+        let status = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, i32::from(nice)) };
+        if status != 0 {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    error = %std::io::Error::last_os_error(),
+                    "cannot lower the priority of the background threads"
+                );
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 mod accounts;
 mod admin;
 mod api;
@@ -80,17 +107,38 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let (command, background_nice) = match cli.command {
+        cli::Command::Serve(args) => match serve::configure(&cli.storage, &args) {
+            Ok(config) => {
+                let nice = config.sip.background_nice;
+                (Work::Serve(args, Box::new(config)), nice)
+            }
+            Err(e) => {
+                eprintln!("edgepbx: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        command => (Work::Admin(command), 0),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if background_nice > 0 {
+        builder.on_thread_start(move || lower_thread_priority(background_nice));
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgepbx: cannot start the runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(async {
+        match command {
+            Work::Serve(args, config) => serve::run(&cli.storage, args, *config).await,
+            Work::Admin(command) => admin::execute(&cli.storage, command).await,
+        }
+    });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("edgepbx: {e:#}");
@@ -99,9 +147,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    match cli.command {
-        cli::Command::Serve(args) => serve::run(&cli.storage, args).await,
-        command => admin::execute(&cli.storage, command).await,
-    }
+/// What the binary was asked to do, ready to run.
+enum Work {
+    /// `serve`, with its configuration read and checked.
+    Serve(cli::ServeArgs, Box<config::Config>),
+    /// Any administration command.
+    Admin(cli::Command),
 }

@@ -34,8 +34,10 @@ use crate::transport::{self, Outbound, Peer, TcpSettings};
 /// Code and domain of the tenant `--demo` creates.
 const DEMO_TENANT: (&str, &str) = ("DEMO", "demo.edgepbx.test");
 
-/// Runs the server until a signal asks it to stop.
-pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
+/// The configuration `serve` runs with: the file (or the defaults), then
+/// the flags. Read before the runtime starts, whose threads take their
+/// priority from it.
+pub fn configure(storage: &StorageArgs, args: &ServeArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -60,8 +62,20 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         config.http.key = args.http_key.clone();
     }
     config.validate()?;
+    Ok(config)
+}
 
-    let store = open_store(storage, &config).await?;
+/// Runs the server until a signal asks it to stop.
+pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyhow::Result<()> {
+    // Opened on one of the main runtime's threads, so that the threads the
+    // database engine starts for its storage work inherit their lower
+    // priority (`sip.background_nice`); the SIP thread is started from here.
+    let store = {
+        let (storage, config) = (storage.clone(), config.clone());
+        tokio::spawn(async move { open_store(&storage, &config).await })
+            .await
+            .context("opening the store")??
+    };
     if args.demo {
         create_demo(&store).await?;
     }
