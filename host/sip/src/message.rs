@@ -20,15 +20,56 @@ pub enum Method {
     Extension(String),
 }
 
+/// Every method rsip names.
+const KNOWN_METHODS: [rsip::Method; 14] = [
+    rsip::Method::Ack,
+    rsip::Method::Bye,
+    rsip::Method::Cancel,
+    rsip::Method::Info,
+    rsip::Method::Invite,
+    rsip::Method::Message,
+    rsip::Method::Notify,
+    rsip::Method::Options,
+    rsip::Method::PRack,
+    rsip::Method::Publish,
+    rsip::Method::Refer,
+    rsip::Method::Register,
+    rsip::Method::Subscribe,
+    rsip::Method::Update,
+];
+
+/// The wire spelling of one of rsip's methods (RFC 3261 §7.1 and the
+/// extensions rsip knows). rsip's own Display upper-cases the variant name,
+/// allocating each time, and the SIP core spells a method for every
+/// request.
+fn known_name(method: rsip::Method) -> &'static str {
+    match method {
+        rsip::Method::Ack => "ACK",
+        rsip::Method::Bye => "BYE",
+        rsip::Method::Cancel => "CANCEL",
+        rsip::Method::Info => "INFO",
+        rsip::Method::Invite => "INVITE",
+        rsip::Method::Message => "MESSAGE",
+        rsip::Method::Notify => "NOTIFY",
+        rsip::Method::Options => "OPTIONS",
+        rsip::Method::PRack => "PRACK",
+        rsip::Method::Publish => "PUBLISH",
+        rsip::Method::Refer => "REFER",
+        rsip::Method::Register => "REGISTER",
+        rsip::Method::Subscribe => "SUBSCRIBE",
+        rsip::Method::Update => "UPDATE",
+    }
+}
+
 impl Method {
     /// Interprets a method token; the caller has checked it is a `token`.
+    /// Methods are case-sensitive (RFC 3261 §7.1): only the canonical
+    /// upper-case spelling is a known method.
     pub fn from_token(token: &str) -> Self {
-        // rsip's FromStr is case-insensitive, but SIP methods are not
-        // (RFC 3261 §7.1): only the canonical upper-case spelling is known.
-        match token.parse::<rsip::Method>() {
-            Ok(method) if method.to_string() == token => Method::Known(method),
-            _ => Method::Extension(token.to_owned()),
-        }
+        KNOWN_METHODS
+            .into_iter()
+            .find(|m| known_name(*m) == token)
+            .map_or_else(|| Method::Extension(token.to_owned()), Method::Known)
     }
 
     /// True for INVITE, whose transactions follow RFC 3261 §17.1.1/§17.2.1.
@@ -44,7 +85,7 @@ impl Method {
     /// The method as it appears on the wire.
     pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Method::Known(m) => std::borrow::Cow::Owned(m.to_string()),
+            Method::Known(m) => std::borrow::Cow::Borrowed(known_name(*m)),
             Method::Extension(token) => std::borrow::Cow::Borrowed(token),
         }
     }
@@ -386,6 +427,25 @@ impl Message {
         match self {
             Message::Request(r) => r.to_bytes(),
             Message::Response(r) => r.to_bytes(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rsip_method_is_known_by_its_wire_name_and_only_by_it() {
+        let all = rsip::Method::all();
+        assert_eq!(all.len(), KNOWN_METHODS.len());
+        for method in all {
+            let wire = method.to_string();
+            assert_eq!(known_name(method), wire);
+            assert_eq!(Method::from_token(&wire), Method::Known(method));
+            assert_eq!(Method::from_token(&wire).as_str(), wire);
+            let lower = wire.to_lowercase();
+            assert_eq!(Method::from_token(&lower), Method::Extension(lower));
         }
     }
 }

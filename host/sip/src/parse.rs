@@ -433,16 +433,23 @@ const WELL_KNOWN: &[&str] = &[
 /// (`v` → `Via`), well-known names normalised (`call-id` → `Call-ID`),
 /// other names kept as received.
 pub fn canonical_name(name: &str) -> String {
-    if let Some((_, long)) = COMPACT
-        .iter()
-        .find(|(short, _)| short.eq_ignore_ascii_case(name))
+    if name.len() == 1
+        && let Some((_, long)) = COMPACT
+            .iter()
+            .find(|(short, _)| short.eq_ignore_ascii_case(name))
     {
         return (*long).to_owned();
     }
+    // Every header of every message comes here: a binary search in the
+    // list, which is sorted ignoring case.
     WELL_KNOWN
-        .iter()
-        .find(|known| known.eq_ignore_ascii_case(name))
-        .map_or_else(|| name.to_owned(), |known| (*known).to_owned())
+        .binary_search_by(|known| ignoring_case(known).cmp(ignoring_case(name)))
+        .map_or_else(|_| name.to_owned(), |i| WELL_KNOWN[i].to_owned())
+}
+
+/// The bytes of `s` folded to lower case, for ordering names.
+fn ignoring_case(s: &str) -> impl Iterator<Item = u8> + '_ {
+    s.bytes().map(|b| b.to_ascii_lowercase())
 }
 
 // ---------------------------------------------------------------------------
@@ -1132,6 +1139,15 @@ mod tests {
         assert!(r.headers.0.iter().any(|h| h.name == "Call-Info"));
         assert_eq!(canonical_name("WWW-authenticate"), "WWW-Authenticate");
         assert_eq!(canonical_name("X-Custom"), "X-Custom");
+        assert_eq!(canonical_name("x"), "Session-Expires");
+        assert_eq!(canonical_name("cseq"), "CSeq");
+        assert!(
+            WELL_KNOWN.is_sorted_by(|a, b| ignoring_case(a).lt(ignoring_case(b))),
+            "WELL_KNOWN must stay sorted ignoring case, for the binary search"
+        );
+        for known in WELL_KNOWN {
+            assert_eq!(canonical_name(&known.to_uppercase()), *known);
+        }
     }
 
     #[test]

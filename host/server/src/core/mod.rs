@@ -391,9 +391,11 @@ impl SipCore {
             self.respond(now, key, response);
             return;
         }
-        let in_dialog = edgepbx_sip::dialog::DialogId::of_received(request).is_some();
+        // Only these two mean something else inside a dialog; the others
+        // (REGISTER above all) skip parsing From and To for it.
+        let in_dialog = || edgepbx_sip::dialog::DialogId::of_received(request).is_some();
         let response = match &request.method {
-            Method::Known(rsip::Method::Invite | rsip::Method::Options) if in_dialog => {
+            Method::Known(rsip::Method::Invite | rsip::Method::Options) if in_dialog() => {
                 return self.in_dialog(now, key, request);
             }
             Method::Known(rsip::Method::Bye | rsip::Method::Update | rsip::Method::Info) => {
