@@ -38,6 +38,11 @@ pub struct Builtin;
 #[cfg(feature = "component")]
 edgepbx_policy_sdk::export_policy!(Builtin);
 
+/// Every decision runs in a fresh instance: nothing needs freeing.
+#[cfg(all(feature = "component", target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: edgepbx_policy_sdk::DecisionArena = edgepbx_policy_sdk::DecisionArena::new();
+
 /// How long an external number rings, in seconds.
 pub const EXTERNAL_RING_SECS: u32 = 60;
 

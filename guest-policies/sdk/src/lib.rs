@@ -29,7 +29,12 @@
 //!   edgepbx; [`testing::TestHost`] is an in-memory one for native tests;
 //! - [`testing`] builds calls and directories for table-driven tests.
 
+#[cfg(target_arch = "wasm32")]
+mod arena;
 pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+pub use arena::DecisionArena;
 
 /// The code `wit-bindgen` generates from `guest-policies/wit`. Policies
 /// rarely need it directly: everything useful is re-exported at the crate

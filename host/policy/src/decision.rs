@@ -3,8 +3,9 @@
 
 use crate::bindings::{Action, Decision, Presentation, RingTarget, Target};
 
-/// Most targets one ring step may have.
-pub const MAX_TARGETS: usize = 32;
+/// Most targets one ring step may have: as many as the largest ring group
+/// has members, so that a policy can ring all of them at once.
+pub const MAX_TARGETS: usize = 100;
 /// Longest ring timeout, in seconds.
 pub const MAX_RING_SECS: u32 = 600;
 /// Longest number (extension, device id, external number), in bytes.

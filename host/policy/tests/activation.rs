@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use common::{HOSTILE, call, directory, engine, extension, hostile_call, kv};
-use edgepbx_policy::bindings::{Action, Destination, ForwardTo, Reject, Target};
-use edgepbx_policy::{BUILTIN_POLICY, DecidedBy, Limits, Policies, PolicyEngine};
+use edgepbx_policy::bindings::{
+    Action, Destination, Device, ForwardTo, Group, GroupStrategy, Reject, Target,
+};
+use edgepbx_policy::decision::MAX_TARGETS;
+use edgepbx_policy::{BUILTIN_POLICY, DecidedBy, Limits, Policies, PolicyEngine, StaticDirectory};
 
 #[test]
 fn the_builtin_policy_decides_through_the_sandbox() {
@@ -62,6 +65,59 @@ fn the_builtin_policy_decides_through_the_sandbox() {
             reason: None
         })
     );
+}
+
+/// A group as large as one ring step may be (the server's groups are no
+/// larger), every member with the most devices a default registrar keeps
+/// and long user agents: the built-in policy looks
+/// each member up (far more memory than its instance starts with, which
+/// its allocator must grow into) and rings them all, in one valid step.
+#[test]
+fn the_builtin_policy_rings_the_largest_group() {
+    let members: Vec<String> = (0..MAX_TARGETS).map(|i| format!("{}", 1000 + i)).collect();
+    let extensions = members
+        .iter()
+        .map(|number| {
+            let mut member = extension(number);
+            member.devices = (0..10)
+                .map(|d| Device {
+                    id: format!("{number}-device-{d}-{}", "x".repeat(40)),
+                    user_agent: Some(format!("Yealink SIP-T54W 96.86.0.{d} {}", "y".repeat(200))),
+                })
+                .collect();
+            member
+        })
+        .collect();
+    let directory = Arc::new(StaticDirectory {
+        extensions,
+        groups: Vec::new(),
+    });
+    for strategy in [GroupStrategy::RingAll, GroupStrategy::Hunt] {
+        let group = Group {
+            number: "600".into(),
+            name: "Everyone".into(),
+            strategy,
+            members: members.clone(),
+            ring_timeout_secs: 15,
+            no_answer: None,
+        };
+        let engine = engine();
+        let decision = engine
+            .run(
+                engine.builtin(),
+                "ACME",
+                &call("600", Destination::Group(group)),
+                directory.clone(),
+                kv(),
+            )
+            .unwrap_or_else(|fault| panic!("{strategy:?}: {fault}"));
+        let Action::Ring(ring) = decision.action else {
+            panic!("{strategy:?}: {:?}", decision.action);
+        };
+        let rung: Vec<Target> = ring.targets.into_iter().map(|t| t.target).collect();
+        let expected: Vec<Target> = members.iter().cloned().map(Target::Extension).collect();
+        assert_eq!(rung, expected, "{strategy:?}");
+    }
 }
 
 /// Two versions swapped back and forth while eight threads decide: every

@@ -13,6 +13,13 @@ use crate::directory::Tenant;
 use crate::events::{Event, EventBus};
 use crate::registrar::{Aor, Binding};
 
+// A policy may ring every member of a group in one step, and every
+// follow-me number of an extension with it.
+const _: () = assert!(
+    edgepbx_store::MAX_MEMBERS <= edgepbx_policy::decision::MAX_TARGETS
+        && edgepbx_store::MAX_FOLLOW_ME < edgepbx_policy::decision::MAX_TARGETS
+);
+
 /// One device registered for an extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {

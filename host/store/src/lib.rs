@@ -82,7 +82,8 @@ pub use groups::{Group, GroupKind, GroupStrategy, Groups, MAX_MEMBERS};
 pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
 pub use settings::{
-    AllowedDestinations, CallSettings, FollowMe, FollowMeDestination, ForwardTarget, RingMode,
+    AllowedDestinations, CallSettings, FollowMe, FollowMeDestination, ForwardTarget, MAX_FOLLOW_ME,
+    RingMode,
 };
 pub use tenants::{Tenant, TenantLimits, Tenants};
 pub use trunks::{Did, MAX_DIDS, MAX_TRUNKS, Trunk, Trunks};
