@@ -947,6 +947,14 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
         "/api/v1/extensions/100",
         &json!({"caller_id": {"inbound_prefix": "Sales: "}}),
     );
+    // A name a spreadsheet would run as a formula.
+    let formula = "=HYPERLINK(\"http://evil.test\",\"Boss\")";
+    let r = acme.json(
+        "PATCH",
+        "/api/v1/extensions/2030",
+        &json!({"name": formula}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
     let report = import(
         &acme,
         "number,name,aliases\n100,Existing,\n2006,User 6,sixer;boss\n2020,User Twenty,\n",
@@ -980,6 +988,13 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
     let second = acme.get("/api/v1/extensions/export.csv");
     assert_eq!(first.text(), second.text());
     assert!(second.text().contains(",Sales: ,"), "{}", second.text());
+    // Exported as text (an apostrophe in front), imported back as it was.
+    assert!(
+        second.text().contains("2030,\"'=HYPERLINK("),
+        "{}",
+        second.text()
+    );
+    assert_eq!(acme.get("/api/v1/extensions/2030").json()["name"], formula);
     let some = acme
         .get("/api/v1/extensions/export.csv?numbers=2006,2020")
         .text();

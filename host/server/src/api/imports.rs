@@ -59,6 +59,33 @@ const KEEP_FOR: Duration = Duration::from_secs(3_600);
 const MAX_RUNNING_PER_TENANT: usize = 1;
 /// Most errors one report lists.
 const MAX_REPORTED_ERRORS: usize = 1_000;
+/// First characters that make a spreadsheet evaluate a cell as a formula.
+const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+/// What export puts before such a cell; import takes it off again.
+const TEXT_MARK: char = '\'';
+
+/// A cell as exported. Text that a spreadsheet would evaluate (a name
+/// like `=HYPERLINK(...)`) gets an apostrophe in front, which spreadsheets
+/// read as "this is text"; so does text that already starts with one, so
+/// that import restores every cell exactly. Phone numbers (`+4930...`)
+/// are left alone: digits cannot make a harmful formula.
+fn spreadsheet_safe(cell: String) -> String {
+    let digits = cell.strip_prefix('+').unwrap_or(&cell);
+    let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    if !number && (cell.starts_with(FORMULA_STARTS) || cell.starts_with(TEXT_MARK)) {
+        format!("{TEXT_MARK}{cell}")
+    } else {
+        cell
+    }
+}
+
+/// A cell as imported: [`spreadsheet_safe`] undone.
+fn unmarked(cell: &str) -> &str {
+    match cell.strip_prefix(TEXT_MARK) {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) || rest.starts_with(TEXT_MARK) => rest,
+        _ => cell,
+    }
+}
 
 /// Import jobs, by id.
 #[derive(Default)]
@@ -203,7 +230,7 @@ async fn export(
         let mut writer = csv::Writer::from_writer(Vec::new());
         writer.write_record(COLUMNS)?;
         for e in &chosen {
-            writer.write_record(record(e))?;
+            writer.write_record(record(e).into_iter().map(spreadsheet_safe))?;
         }
         Ok(writer.into_inner()?)
     };
@@ -430,17 +457,17 @@ struct Checked {
 
 /// A cell, `None` when the column is absent or the cell empty.
 /// Cells are trimmed, except the inbound prefix, whose trailing space
-/// separates it from the caller's name.
+/// separates it from the caller's name, and the marks of
+/// [`spreadsheet_safe`] are taken off.
 fn cell<'a>(rows: &Rows, record: &'a csv::StringRecord, column: &str) -> Option<&'a str> {
     rows.columns
         .get(column)
         .and_then(|i| record.get(*i))
-        .map(|v| {
-            if column == "inbound_prefix" {
-                v
-            } else {
-                v.trim()
-            }
+        .map(|v| match column {
+            // Never exported, so never marked.
+            PASSWORD_COLUMN => v.trim(),
+            "inbound_prefix" => unmarked(v),
+            _ => unmarked(v.trim()),
         })
         .filter(|v| !v.is_empty())
 }
@@ -742,4 +769,37 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(export))
         .routes(routes!(start))
         .routes(routes!(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{spreadsheet_safe, unmarked};
+
+    #[test]
+    fn formulas_are_exported_as_text_and_imported_back_exactly() {
+        for cell in [
+            "=HYPERLINK(\"http://evil.test\",\"click\")",
+            "+SUM(1,2)",
+            "-2+3",
+            "@cmd",
+            "\tTab",
+            "'quoted",
+            "'=already marked",
+            "Alice",
+            "",
+            "+4930123456",
+            "100",
+        ] {
+            let exported = spreadsheet_safe(cell.to_owned());
+            assert_eq!(unmarked(&exported), cell, "{exported:?}");
+            let evaluated = exported.starts_with(['=', '+', '-', '@', '\t', '\r']);
+            let number = cell
+                .trim_start_matches('+')
+                .bytes()
+                .all(|b| b.is_ascii_digit());
+            assert!(!evaluated || number, "{exported:?}");
+        }
+        assert_eq!(spreadsheet_safe("+4930123456".into()), "+4930123456");
+        assert_eq!(spreadsheet_safe("=1+1".into()), "'=1+1");
+    }
 }
