@@ -34,7 +34,7 @@ mod arena;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
-pub use arena::DecisionArena;
+pub use arena::{DecisionArena, Mark};
 
 /// The code `wit-bindgen` generates from `guest-policies/wit`. Policies
 /// rarely need it directly: everything useful is re-exported at the crate
