@@ -532,6 +532,35 @@ fn too_brief_expiry_gets_423_with_min_expires() {
     assert!(query.contacts().is_empty(), "{}", query.text());
 }
 
+/// A contact with push-notification parameters (RFC 8599) fits; one past
+/// the registrar's cap is refused with 400 and binds nothing.
+#[test]
+fn an_oversized_contact_gets_400_and_binds_nothing() {
+    let deployment = Deployment::new("register-oversized-contact");
+    let ext = deployment.acme_with([100]).remove(0);
+    let pbx = deployment.start();
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
+    let contact = |token_len: usize| {
+        format!(
+            "<sip:100@127.0.0.1:9;pn-provider=fcm;pn-param=edgepbx;pn-prid={}>",
+            "a".repeat(token_len)
+        )
+    };
+
+    let push = ua.register(&RegisterParams::bind(&contact(900), 600));
+    assert_eq!(push.status(), Some(200), "{}", push.text());
+    assert_eq!(push.contacts().len(), 1, "{}", push.text());
+
+    let oversized = ua.register(&RegisterParams::bind(&contact(1100), 600));
+    assert_eq!(oversized.status(), Some(400), "{}", oversized.text());
+    let query = ua.register(&RegisterParams::query());
+    assert_eq!(query.status(), Some(200), "{}", query.text());
+    let bound = contact_uris(&query);
+    assert_eq!(bound.len(), 1, "{}", query.text());
+    assert!(bound[0].contains(&"a".repeat(900)), "{}", query.text());
+    assert!(!bound[0].contains(&"a".repeat(901)), "{}", query.text());
+}
+
 #[test]
 fn replayed_credentials_are_refused() {
     let deployment = Deployment::with_config("register-replay", NO_KEEPALIVE);

@@ -9,6 +9,11 @@ use anyhow::{Context, bail};
 use edgepbx_sip::auth::Algorithm;
 use serde::Deserialize;
 
+/// Largest `registrar.max_bindings_per_extension`: every call to an
+/// extension forks to each binding, and every routing decision about it
+/// lists them.
+pub const MAX_BINDINGS_PER_EXTENSION: usize = 100;
+
 /// Everything `edgepbx serve` can be told.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -171,7 +176,8 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Registration length when the request names none.
     pub default_expires: u32,
-    /// Most contacts bound to one extension at once.
+    /// Most contacts bound to one extension at once (at most
+    /// [`MAX_BINDINGS_PER_EXTENSION`]).
     pub max_bindings_per_extension: usize,
     /// Interval between OPTIONS pings to each binding; 0 disables them.
     pub keepalive_interval_secs: u64,
@@ -377,8 +383,10 @@ impl Config {
         if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
             bail!("registrar.default_expires must lie between min_expires and max_expires");
         }
-        if r.max_bindings_per_extension == 0 {
-            bail!("registrar.max_bindings_per_extension must be at least 1");
+        if !(1..=MAX_BINDINGS_PER_EXTENSION).contains(&r.max_bindings_per_extension) {
+            bail!(
+                "registrar.max_bindings_per_extension must lie between 1 and {MAX_BINDINGS_PER_EXTENSION}"
+            );
         }
         let s = &self.sip;
         if s.t1_ms == 0 || s.t2_ms < s.t1_ms || s.t4_ms == 0 {
@@ -439,6 +447,24 @@ mod tests {
     #[test]
     fn inconsistent_expiry_is_rejected() {
         assert!(Config::from_toml("[registrar]\nmin_expires = 4000\n").is_err());
+    }
+
+    #[test]
+    fn bindings_per_extension_are_bounded() {
+        let with = |n: usize| {
+            Config::from_toml(&format!("[registrar]\nmax_bindings_per_extension = {n}\n"))
+        };
+        assert!(with(0).is_err());
+        assert!(with(MAX_BINDINGS_PER_EXTENSION).is_ok());
+        let error = with(MAX_BINDINGS_PER_EXTENSION + 1)
+            .err()
+            .map(|e| format!("{e:#}"));
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("max_bindings_per_extension")),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -27,7 +27,16 @@ pub enum ViewError {
     /// `*` mixed with other Contact values.
     #[error("Contact: * must be the only contact")]
     MixedStar,
+    /// A contact URI or instance id longer than [`MAX_CONTACT_BYTES`].
+    #[error("Contact: a URI or +sip.instance longer than {MAX_CONTACT_BYTES} bytes")]
+    ContactTooLong,
 }
+
+/// Longest contact URI, and longest `+sip.instance`, a binding may have,
+/// in bytes: room for push-notification parameters (RFC 8599), none for a
+/// device to bloat the location table, the device lists of the console
+/// and every routing policy's view of its extension.
+pub const MAX_CONTACT_BYTES: usize = 1024;
 
 fn grammar(field: &'static str) -> impl FnOnce(GrammarError) -> ViewError {
     move |source| ViewError::Grammar { field, source }
@@ -53,7 +62,15 @@ pub fn contacts(request: &Request) -> Result<Contacts, ViewError> {
     for value in request.headers.get_all("Contact") {
         match grammar::parse_contact(value).map_err(grammar("Contact"))? {
             ContactValue::Star => star = true,
-            ContactValue::List(values) => list.extend(values.iter().map(spec)),
+            ContactValue::List(values) => {
+                for value in values.iter().map(spec) {
+                    let too_long = |text: &str| text.len() > MAX_CONTACT_BYTES;
+                    if too_long(&value.uri) || value.instance.as_deref().is_some_and(too_long) {
+                        return Err(ViewError::ContactTooLong);
+                    }
+                    list.push(value);
+                }
+            }
         }
     }
     match (star, list.is_empty()) {
