@@ -181,7 +181,9 @@ fn Console() -> impl IntoView {
             </button>
         </header>
         <Banner/>
-        <main>
+        // Controls that change something carry the class `writes`; a
+        // read-only user is not offered them (the API refuses them anyway).
+        <main class:read-only=move || state.read_only()>
             {move || {
                 let route = route.get();
                 // A tenant switch shows the page anew, loading the tenant's data.

@@ -2,8 +2,10 @@
 // through playwright-core) for tests/tests/console.rs, which starts the
 // server, registers the SIP device and checks the results through the API.
 //
-// Environment: EDGEPBX_URL, EDGEPBX_EMAIL, EDGEPBX_PASSWORD, ARTIFACTS (a
-// directory for screenshots and the downloaded export), BAD_CSV, GOOD_CSV.
+// Environment: EDGEPBX_URL, EDGEPBX_EMAIL, EDGEPBX_PASSWORD (a tenant
+// administrator), EDGEPBX_READER_EMAIL, EDGEPBX_READER_PASSWORD (a read-only
+// user of the same tenant), ARTIFACTS (a directory for screenshots and the
+// downloaded export), BAD_CSV, GOOD_CSV.
 // Protocol: one line per step on stdout (`STEP <name> [detail]`); after
 // `STEP awaiting-device` it waits for a line on stdin (the device is
 // registered). Any failure prints `FAIL <message>` and exits 1.
@@ -160,6 +162,51 @@ async function main() {
     const newKey = (await byId(page, "apikey-key").textContent({ timeout: 10000 })).trim();
     await shot(page, "10-api-key");
     step("api-key", newKey);
+
+    // A read-only user sees the same pages without the controls that
+    // change something, and the extension's settings disabled.
+    const reader = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    reader.on("pageerror", (e) => consoleErrors.push(String(e)));
+    await reader.goto(url);
+    await byId(reader, "login-email").fill(env("EDGEPBX_READER_EMAIL"));
+    await byId(reader, "login-password").fill(env("EDGEPBX_READER_PASSWORD"));
+    await byId(reader, "login-submit").click();
+    await byId(reader, "ext-row-500").waitFor({ timeout: 15000 });
+    const offered = [];
+    const absent = async (id) => {
+      if (await byId(reader, id).isVisible()) offered.push(id);
+    };
+    const present = async (id) => byId(reader, id).waitFor({ timeout: 10000 });
+    for (const id of ["new-ext-toggle", "ext-copy-500", "ext-reset-500", "ext-delete-500"]) await absent(id);
+    await byId(reader, "ext-select-500").check();
+    await present("bulk-export");
+    for (const id of ["bulk-delete", "bulk-voicemail-on", "bulk-voicemail-off"]) await absent(id);
+    await shot(reader, "11-read-only-extensions");
+    await reader.goto(`${url}#/extensions/500/forwarding`);
+    await present("field-forwarding.busy");
+    for (const id of ["field-forwarding.busy", "ext-save"]) {
+      if (!(await byId(reader, id).isDisabled())) offered.push(id);
+    }
+    await byId(reader, "nav-groups").click();
+    await present("group-row-600");
+    for (const id of ["group-new", "group-edit-600", "group-delete-600"]) await absent(id);
+    await byId(reader, "nav-contacts").click();
+    await byId(reader, "contacts-table").getByText("Acme Plumbing").waitFor({ timeout: 10000 });
+    await absent("contact-new");
+    await byId(reader, "nav-import-export").click();
+    await present("export-all");
+    await absent("import-card");
+    await byId(reader, "nav-policies").click();
+    await present("policies-table");
+    for (const id of ["policy-upload", "policy-try-form", "policy-deactivate"]) await absent(id);
+    await byId(reader, "nav-api-keys").click();
+    await byId(reader, "apikeys-table").locator("tbody tr").first().waitFor({ timeout: 10000 });
+    await absent("apikey-create");
+    for (const revoke of await reader.locator('[data-testid^="apikey-revoke-"]').all()) {
+      if (await revoke.isVisible()) offered.push("apikey-revoke");
+    }
+    await shot(reader, "12-read-only-api-keys");
+    step("read-only", offered.length ? `offered ${offered.join(", ")}` : "offered nothing that writes");
 
     if (consoleErrors.length) throw new Error(`page errors: ${consoleErrors.join("; ")}`);
     step("done");

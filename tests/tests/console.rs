@@ -38,6 +38,17 @@ fn the_console_manages_extensions_live_in_a_browser() {
     let deployment = Deployment::with_config("console", CALL_CONFIG);
     deployment.add_tenant("ACME", "acme.test");
     deployment.add_console_user("admin@acme.test", Some("ACME"), "console password 1");
+    deployment.admin(&[
+        "user",
+        "add",
+        "reader@acme.test",
+        "--password",
+        "console password 2",
+        "--role",
+        "read-only",
+        "--tenant",
+        "ACME",
+    ]);
     let key = deployment.api_key("ACME", true);
     let pbx = deployment.start();
     let api = pbx.api().with_token(&key);
@@ -54,6 +65,8 @@ fn the_console_manages_extensions_live_in_a_browser() {
         .env("EDGEPBX_URL", format!("http://{}/", pbx.http()))
         .env("EDGEPBX_EMAIL", "admin@acme.test")
         .env("EDGEPBX_PASSWORD", "console password 1")
+        .env("EDGEPBX_READER_EMAIL", "reader@acme.test")
+        .env("EDGEPBX_READER_PASSWORD", "console password 2")
         .env("ARTIFACTS", &artifacts)
         .env("BAD_CSV", &bad)
         .env("GOOD_CSV", &good)
@@ -157,6 +170,8 @@ fn the_console_manages_extensions_live_in_a_browser() {
         200,
         "the key made in the console works"
     );
+    let offered = next("read-only");
+    assert_eq!(offered, "offered nothing that writes", "{offered}");
     next("done");
     let status = node.wait().expect("node exits");
     assert!(status.success(), "the browser script failed: {status}");
@@ -165,6 +180,8 @@ fn the_console_manages_extensions_live_in_a_browser() {
         "08-reliability",
         "09-policy-try",
         "10-api-key",
+        "11-read-only-extensions",
+        "12-read-only-api-keys",
         "01-login",
         "02-search",
         "03-online",

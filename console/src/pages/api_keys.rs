@@ -61,7 +61,7 @@ pub fn ApiKeys() -> impl IntoView {
             <div class="toolbar">
                 <h1>"API keys"</h1>
             </div>
-            <form class="card inline-form" on:submit=create>
+            <form class="card inline-form writes" on:submit=create>
                 <label>
                     "Name"
                     <input required data-testid="apikey-name" bind:value=name/>
@@ -131,7 +131,7 @@ pub fn ApiKeys() -> impl IntoView {
                                     <td>{ui::local_time(&k.created_at)}</td>
                                     <td>{k.last_used_at.as_deref().map(ui::local_time).unwrap_or_else(|| "never".into())}</td>
                                     <td class="actions">
-                                        <button class="danger" on:click=revoke data-testid=format!("apikey-revoke-{}", k.id)>
+                                        <button class="danger writes" on:click=revoke data-testid=format!("apikey-revoke-{}", k.id)>
                                             "Revoke"
                                         </button>
                                     </td>

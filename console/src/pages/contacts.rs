@@ -58,7 +58,7 @@ pub fn Contacts() -> impl IntoView {
                     on:input=on_search
                 />
                 <span class="spacer"></span>
-                <button class="primary" data-testid="contact-new" on:click=move |_| form.set(Some(Contact::default()))>
+                <button class="primary writes" data-testid="contact-new" on:click=move |_| form.set(Some(Contact::default()))>
                     "New contact"
                 </button>
             </div>
@@ -107,8 +107,8 @@ pub fn Contacts() -> impl IntoView {
                                     <td>{c.company.clone().unwrap_or_default()}</td>
                                     <td>{c.extension.clone().unwrap_or_default()}</td>
                                     <td class="actions">
-                                        <button on:click=edit>"Edit"</button>
-                                        <button class="danger" on:click=delete>"Delete"</button>
+                                        <button class="writes" on:click=edit>"Edit"</button>
+                                        <button class="danger writes" on:click=delete>"Delete"</button>
                                     </td>
                                 </tr>
                             }

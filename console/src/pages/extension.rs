@@ -110,7 +110,14 @@ pub fn ExtensionDetail(
                 }
                 match editor.ext.get() {
                     None => view! { <p class="loading">"Loading…"</p> }.into_any(),
-                    Some(ext) => tab_view(tab, editor, ext),
+                    // Read-only users see the settings without being able
+                    // to change them.
+                    Some(ext) => view! {
+                        <fieldset class="bare" disabled=move || state.read_only()>
+                            {tab_view(tab, editor, ext)}
+                        </fieldset>
+                    }
+                    .into_any(),
                 }
             }}
         </section>

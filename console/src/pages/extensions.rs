@@ -168,7 +168,7 @@ pub fn Extensions() -> impl IntoView {
                 />
                 <span class="spacer"></span>
                 <button
-                    class="primary"
+                    class="primary writes"
                     data-testid="new-ext-toggle"
                     on:click=move |_| show_new.update(|s| *s = !*s)
                 >
@@ -355,15 +355,15 @@ fn ExtensionRow(ext: Extension, actions: RowActions) -> impl IntoView {
             <td class="num">{devices}</td>
             <td class="actions">
                 <a class="button" href=href data-testid=format!("ext-edit-{number}")>
-                    "Edit"
+                    {move || if state.read_only() { "View" } else { "Edit" }}
                 </a>
-                <button on:click=copy_password data-testid=format!("ext-copy-{number}")>
+                <button class="writes" on:click=copy_password data-testid=format!("ext-copy-{number}")>
                     "Copy password"
                 </button>
-                <button on:click=reset_password data-testid=format!("ext-reset-{number}")>
+                <button class="writes" on:click=reset_password data-testid=format!("ext-reset-{number}")>
                     "Reset password"
                 </button>
-                <button class="danger" on:click=delete data-testid=format!("ext-delete-{number}")>
+                <button class="danger writes" on:click=delete data-testid=format!("ext-delete-{number}")>
                     "Delete"
                 </button>
             </td>
@@ -417,13 +417,13 @@ fn BulkBar(selected: RwSignal<BTreeSet<String>>, reload: RwSignal<u32>) -> impl 
                 <span data-testid="bulk-count">
                     {move || format!("{} selected", selected.with(BTreeSet::len))}
                 </span>
-                <button class="danger" data-testid="bulk-delete" on:click=move |_| bulk("delete")>
+                <button class="danger writes" data-testid="bulk-delete" on:click=move |_| bulk("delete")>
                     "Delete"
                 </button>
-                <button data-testid="bulk-voicemail-on" on:click=move |_| bulk("voicemail_on")>
+                <button class="writes" data-testid="bulk-voicemail-on" on:click=move |_| bulk("voicemail_on")>
                     "Voicemail on"
                 </button>
-                <button data-testid="bulk-voicemail-off" on:click=move |_| bulk("voicemail_off")>
+                <button class="writes" data-testid="bulk-voicemail-off" on:click=move |_| bulk("voicemail_off")>
                     "Voicemail off"
                 </button>
                 <button data-testid="bulk-export" on:click=export>

@@ -56,7 +56,7 @@ pub fn Groups() -> impl IntoView {
             <div class="toolbar">
                 <h1>"Groups"</h1>
                 <span class="spacer"></span>
-                <button class="primary" data-testid="group-new" on:click=new_group>
+                <button class="primary writes" data-testid="group-new" on:click=new_group>
                     "New group"
                 </button>
             </div>
@@ -112,8 +112,8 @@ pub fn Groups() -> impl IntoView {
                                     <td>{g.ring_timeout_secs.map(|s| format!("{s} s")).unwrap_or_default()}</td>
                                     <td>{g.no_answer.clone().unwrap_or_default()}</td>
                                     <td class="actions">
-                                        <button on:click=edit data-testid=format!("group-edit-{}", g.number)>"Edit"</button>
-                                        <button class="danger" on:click=delete data-testid=format!("group-delete-{}", g.number)>
+                                        <button class="writes" on:click=edit data-testid=format!("group-edit-{}", g.number)>"Edit"</button>
+                                        <button class="danger writes" on:click=delete data-testid=format!("group-delete-{}", g.number)>
                                             "Delete"
                                         </button>
                                     </td>

@@ -82,7 +82,7 @@ pub fn ImportExport() -> impl IntoView {
             <div class="toolbar">
                 <h1>"Import/Export"</h1>
             </div>
-            <div class="card">
+            <div class="card writes" data-testid="import-card">
                 <h2>"Import extensions from CSV"</h2>
                 <p class="hint">
                     "Columns: number, name, aliases, ring_timeout_secs, dnd, forward_unconditional, forward_busy, "

@@ -67,7 +67,7 @@ pub fn Policies() -> impl IntoView {
                 </span>
                 <span class="spacer"></span>
                 <button
-                    class="danger"
+                    class="danger writes"
                     data-testid="policy-deactivate"
                     disabled=move || active().is_none()
                     on:click=deactivate
@@ -116,6 +116,7 @@ pub fn Policies() -> impl IntoView {
                                     <td class="actions">
                                         {(!p.active).then(|| view! {
                                             <button
+                                                class="writes"
                                                 data-testid=format!("policy-activate-{version}")
                                                 on:click=move |_| activate(version)
                                             >
@@ -177,7 +178,7 @@ fn Upload(reload: RwSignal<u32>) -> impl IntoView {
         });
     };
     view! {
-        <form class="card inline-form" on:submit=submit>
+        <form class="card inline-form writes" on:submit=submit>
             <label>
                 "Policy (.wasm)"
                 <input type="file" accept=".wasm,application/wasm" node_ref=file data-testid="policy-file"/>
@@ -224,7 +225,7 @@ fn TryDecision(policies: RwSignal<Vec<Policy>>) -> impl IntoView {
         });
     };
     view! {
-        <form class="card form" on:submit=submit data-testid="policy-try-form">
+        <form class="card form writes" on:submit=submit data-testid="policy-try-form">
             <h2>"Try a decision"</h2>
             <label>
                 "Policy"
