@@ -112,7 +112,12 @@ fn js_error(e: JsValue) -> ApiError {
 
 /// Sends a same-origin request; a non-2xx answer becomes an [`ApiError`],
 /// a 2xx answer gives its body as text.
-async fn send(method: &str, path: &str, body: Option<Body>) -> Result<String, ApiError> {
+async fn send(
+    method: &str,
+    path: &str,
+    body: Option<Body>,
+    if_match: Option<&str>,
+) -> Result<String, ApiError> {
     let init = RequestInit::new();
     init.set_method(method);
     init.set_credentials(RequestCredentials::SameOrigin);
@@ -120,6 +125,9 @@ async fn send(method: &str, path: &str, body: Option<Body>) -> Result<String, Ap
     headers
         .set("Accept", "application/json")
         .map_err(js_error)?;
+    if let Some(tag) = if_match {
+        headers.set("If-Match", tag).map_err(js_error)?;
+    }
     if let Some(body) = body {
         headers
             .set("Content-Type", body.content_type)
@@ -159,12 +167,12 @@ fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
 
 /// `GET path`, decoding the JSON answer.
 pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
-    decode(&send("GET", path, None).await?)
+    decode(&send("GET", path, None, None).await?)
 }
 
 /// `GET path`, returning the body as text (CSV exports).
 pub async fn get_text(path: &str) -> Result<String, ApiError> {
-    send("GET", path, None).await
+    send("GET", path, None, None).await
 }
 
 /// `POST path` with a JSON body, decoding the JSON answer.
@@ -172,12 +180,12 @@ pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
     path: &str,
     body: &B,
 ) -> Result<T, ApiError> {
-    decode(&send("POST", path, Some(Body::json(body)?)).await?)
+    decode(&send("POST", path, Some(Body::json(body)?), None).await?)
 }
 
 /// `POST path` with a JSON body, ignoring the answer's body.
 pub async fn post_unit<B: Serialize + ?Sized>(path: &str, body: &B) -> Result<(), ApiError> {
-    send("POST", path, Some(Body::json(body)?)).await.map(drop)
+    send("POST", path, Some(Body::json(body)?), None).await.map(drop)
 }
 
 /// `POST path` with a raw body (a file) of the given content type.
@@ -190,19 +198,21 @@ pub async fn post_body<T: DeserializeOwned>(
         content_type,
         value: body.into(),
     };
-    decode(&send("POST", path, Some(body)).await?)
+    decode(&send("POST", path, Some(body), None).await?)
 }
 
-/// `PATCH path` with a JSON merge patch (RFC 7396), decoding the answer.
+/// `PATCH path` with a JSON merge patch (RFC 7396), decoding the answer;
+/// with `if_match`, only if the resource still has that entity tag.
 pub async fn patch<T: DeserializeOwned>(
     path: &str,
     patch: &serde_json::Value,
+    if_match: Option<&str>,
 ) -> Result<T, ApiError> {
     let body = Body {
         content_type: "application/merge-patch+json",
         value: JsValue::from_str(&patch.to_string()),
     };
-    decode(&send("PATCH", path, Some(body)).await?)
+    decode(&send("PATCH", path, Some(body), if_match).await?)
 }
 
 /// `PUT path` with a JSON body, decoding the answer.
@@ -210,10 +220,10 @@ pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
     path: &str,
     body: &B,
 ) -> Result<T, ApiError> {
-    decode(&send("PUT", path, Some(Body::json(body)?)).await?)
+    decode(&send("PUT", path, Some(Body::json(body)?), None).await?)
 }
 
 /// `DELETE path`.
 pub async fn delete(path: &str) -> Result<(), ApiError> {
-    send("DELETE", path, None).await.map(drop)
+    send("DELETE", path, None, None).await.map(drop)
 }

@@ -209,6 +209,9 @@ pub struct Directory {
 pub struct Extension {
     /// Extension number.
     pub number: String,
+    /// Its version: sent back in `If-Match` when it is changed, so that
+    /// a change made meanwhile elsewhere is not overwritten.
+    pub etag: String,
     /// Display name.
     pub name: String,
     /// SIP username (`<number>-<TENANT>`).

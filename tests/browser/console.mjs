@@ -118,6 +118,17 @@ async function main() {
     // field; a good one is saved; the devices tab lists the phone.
     await page.goto(`${url}#/extensions/500/forwarding`);
     const busy = byId(page, "field-forwarding.busy");
+    // Somebody changes the extension through the API while the page shows
+    // it: saving the page's version is refused rather than overwriting.
+    await busy.waitFor({ timeout: 10000 });
+    step("awaiting-change");
+    await stdinLines.next();
+    await busy.fill("voicemail");
+    await byId(page, "ext-save").click();
+    await byId(page, "error-banner").getByText("Someone changed this extension").waitFor({ timeout: 10000 });
+    step("stale-refused");
+    await page.reload();
+    await busy.waitFor({ timeout: 10000 });
     await busy.fill("not a number");
     await byId(page, "ext-save").click();
     await page.locator('.field-error[data-field="forwarding.busy"]').waitFor({ timeout: 10000 });

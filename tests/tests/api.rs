@@ -1022,6 +1022,64 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
     finished(&acme, &id);
 }
 
+/// Two clients edit the same extension: the one whose `If-Match` names the
+/// version it read wins, the other gets 412 and overwrites nothing.
+#[test]
+fn if_match_keeps_a_change_from_being_overwritten() {
+    let s = setup("api-if-match");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    let created = acme.json(
+        "POST",
+        "/api/v1/extensions",
+        &json!({"number": "300", "name": "Shared"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let read = acme.get("/api/v1/extensions/300");
+    let tag = read.header("etag").unwrap_or_default().to_owned();
+    assert!(tag.starts_with('"') && tag.len() > 2, "{tag:?}");
+    assert_eq!(read.json()["etag"], tag.as_str());
+
+    let patch = |name: &str, if_match: &str| {
+        let body = json!({ "name": name }).to_string();
+        acme.request(
+            "PATCH",
+            "/api/v1/extensions/300",
+            Some(("application/merge-patch+json", body.as_bytes())),
+            &[("If-Match", if_match)],
+        )
+    };
+    let first = patch("First", &tag);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let new_tag = first.header("etag").unwrap_or_default().to_owned();
+    assert_ne!(new_tag, tag);
+    assert_eq!(first.json()["etag"], new_tag.as_str());
+
+    // The second client read before the first one's change.
+    assert_problem(&patch("Second", &tag), 412, None);
+    assert_problem(&patch("Second", &format!("W/{new_tag}")), 412, None);
+    assert_problem(&patch("Second", "not a tag"), 412, None);
+    let delete = |if_match: &str| {
+        acme.request(
+            "DELETE",
+            "/api/v1/extensions/300",
+            None,
+            &[("If-Match", if_match)],
+        )
+    };
+    assert_problem(&delete(&tag), 412, None);
+    assert_eq!(acme.get("/api/v1/extensions/300").json()["name"], "First");
+
+    // A list naming the current version, or `*`, matches.
+    let listed = patch("Third", &format!("\"0\", {new_tag}"));
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let any = patch("Fourth", "*");
+    assert_eq!(any.status, 200, "{}", any.text());
+    let current = any.header("etag").unwrap_or_default().to_owned();
+    assert_eq!(delete(&current).status, 204);
+    assert_eq!(acme.get("/api/v1/extensions/300").status, 404);
+}
+
 #[test]
 fn an_extension_created_through_the_api_registers_with_its_password() {
     let s = setup("api-register");

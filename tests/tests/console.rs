@@ -50,6 +50,7 @@ fn the_console_manages_extensions_live_in_a_browser() {
         "ACME",
     ]);
     let key = deployment.api_key("ACME", true);
+    let writer_key = deployment.api_key("ACME", false);
     let pbx = deployment.start();
     let api = pbx.api().with_token(&key);
     let dir = deployment.work().path();
@@ -146,6 +147,18 @@ fn the_console_manages_extensions_live_in_a_browser() {
 
     let exported = std::fs::read_to_string(next("exported")).expect("the download was saved");
     assert_eq!(exported, api.get("/api/v1/extensions/export.csv").text());
+    next("awaiting-change");
+    let r = api.with_token(&writer_key).json(
+        "PATCH",
+        "/api/v1/extensions/500",
+        &json!({"name": "Renamed Elsewhere"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    writeln!(stdin, "changed").expect("the browser reads stdin");
+    next("stale-refused");
+    let kept = api.get("/api/v1/extensions/500").json();
+    assert_eq!(kept["name"], "Renamed Elsewhere", "{kept}");
+    assert!(kept["forwarding"]["busy"].is_null(), "{kept}");
     next("forwarding-saved");
     assert_eq!(
         api.get("/api/v1/extensions/500").json()["forwarding"]["busy"],

@@ -32,18 +32,29 @@ impl Editor {
         )
     }
 
-    /// Sends a merge patch and takes the extension the server answers.
+    /// Sends a merge patch and takes the extension the server answers. The
+    /// patch applies only to the version shown: if somebody changed the
+    /// extension meanwhile, the server refuses it (412) and says so.
     fn save(&self, patch: Value) {
         let editor = *self;
         let state = editor.state;
         editor.errors.clear();
         editor.busy.set(true);
+        let shown = editor
+            .ext
+            .with_untracked(|e| e.as_ref().map(|e| e.etag.clone()))
+            .filter(|tag| !tag.is_empty());
         spawn_local(async move {
-            match api::patch::<Extension>(&editor.path(""), &patch).await {
+            match api::patch::<Extension>(&editor.path(""), &patch, shown.as_deref()).await {
                 Ok(ext) => {
                     state.done(format!("Extension {} saved.", ext.number));
                     editor.ext.set(Some(ext));
                 }
+                Err(api::ApiError::Problem(p)) if p.status == 412 => state.error.set(Some(
+                    "Someone changed this extension after you opened it. Reload the page to see \
+                     their change, then make yours again."
+                        .into(),
+                )),
                 Err(e) => editor.errors.fail(&state, &e),
             }
             editor.busy.set(false);

@@ -500,7 +500,7 @@ async fn ext_command(store: &Store, cmd: ExtCommand, out: &mut String) -> anyhow
         }
         ExtCommand::Rm { tenant, number } => {
             let t = find_tenant(store, &tenant).await?;
-            store.extensions().remove(&t.code, &number).await?;
+            store.extensions().remove(&t.code, &number, None).await?;
             writeln!(out, "extension {number} removed from {}", t.code)?;
         }
     }

@@ -64,6 +64,11 @@ fn classify(e: surrealdb::Error) -> StoreError {
                     what: detail.to_owned(),
                 };
             }
+            "changed" => {
+                return StoreError::Changed {
+                    what: detail.to_owned(),
+                };
+            }
             "limit" => {
                 let limited = match detail.split_once(':') {
                     Some(("max_extensions", limit)) => Some(("extensions", limit)),

@@ -31,6 +31,13 @@ pub enum StoreError {
         /// What was looked for, e.g. "extension 100 in tenant ACME".
         what: String,
     },
+    /// The record changed since the version the caller last read (an
+    /// HTTP `If-Match` that no longer holds); nothing was written.
+    #[error("{what} changed since the version given")]
+    Changed {
+        /// What changed, e.g. "extension 100 in tenant ACME".
+        what: String,
+    },
     /// A per-tenant limit would be exceeded.
     #[error("limit reached: at most {limit} {what}")]
     LimitReached {

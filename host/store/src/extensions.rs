@@ -12,7 +12,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
-use crate::db::{from_datetime, run};
+use crate::db::{from_datetime, run, to_datetime};
 use crate::settings::{CallSettings, SettingsRow};
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
 use crate::{StoreError, Tenant};
@@ -258,11 +258,16 @@ pub struct ExtensionWrite {
     pub settings: CallSettings,
     /// Voicemail details and directory entry.
     pub profile: Profile,
+    /// Write only if the extension exists and its version
+    /// ([`Extension::updated_at`]) is still this one; otherwise
+    /// [`StoreError::Changed`] and nothing of the batch is written.
+    pub if_version: Option<SystemTime>,
 }
 
 #[derive(SurrealValue)]
 struct WriteRow {
     mode: String,
+    if_version: Option<Datetime>,
     number: String,
     names: Vec<String>,
     name: String,
@@ -421,6 +426,10 @@ impl Extensions<'_> {
                 .transpose()?;
             rows.push(WriteRow {
                 mode: w.mode.as_str().to_owned(),
+                if_version: w
+                    .if_version
+                    .map(|t| to_datetime("if_version", t))
+                    .transpose()?,
                 names: std::iter::once(number.clone())
                     .chain(aliases.iter().cloned())
                     .collect(),
@@ -444,6 +453,10 @@ impl Extensions<'_> {
                     };
                     IF $w.mode = 'update' AND !record::exists($ext) {
                         THROW 'edgepbx:not_found:extension ' + $w.number + ' in tenant ' + $code;
+                    };
+                    IF $w.if_version != NONE
+                        AND (SELECT VALUE updated_at FROM $ext)[0] != $w.if_version {
+                        THROW 'edgepbx:changed:extension ' + $w.number + ' in tenant ' + $code;
                     };
                     FOR $n IN $w.names {
                         LET $d = type::record('dial_name', [$code, $n]);
@@ -607,10 +620,20 @@ impl Extensions<'_> {
         Ok(())
     }
 
-    /// Removes an extension, its aliases and its registration bindings.
-    pub async fn remove(&self, tenant: &str, number: &str) -> Result<(), StoreError> {
+    /// Removes an extension, its aliases and its registration bindings;
+    /// with `if_version`, only if its version ([`Extension::updated_at`]) is
+    /// still that one ([`StoreError::Changed`] otherwise).
+    pub async fn remove(
+        &self,
+        tenant: &str,
+        number: &str,
+        if_version: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
         let code = tenant_code(tenant)?;
         let number = extension_number(number)?;
+        let if_version = if_version
+            .map(|t| to_datetime("if_version", t))
+            .transpose()?;
         run(self
             .db
             .query(
@@ -618,6 +641,9 @@ impl Extensions<'_> {
                 LET $ext = type::record('extension', [$code, $number]);
                 IF !record::exists($ext) {
                     THROW 'edgepbx:not_found:extension ' + $number + ' in tenant ' + $code;
+                };
+                IF $if_version != NONE AND (SELECT VALUE updated_at FROM $ext)[0] != $if_version {
+                    THROW 'edgepbx:changed:extension ' + $number + ' in tenant ' + $code;
                 };
                 DELETE dial_name WHERE extension = $ext;
                 UPDATE ring_group SET members -= $number WHERE tenant = $tenant;
@@ -628,7 +654,8 @@ impl Extensions<'_> {
             )
             .bind(("tenant", tenant_id(&code)))
             .bind(("code", code))
-            .bind(("number", number)))
+            .bind(("number", number))
+            .bind(("if_version", if_version)))
         .await?;
         Ok(())
     }

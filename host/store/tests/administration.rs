@@ -33,6 +33,7 @@ fn write(number: &str, aliases: &[&str], mode: WriteMode) -> ExtensionWrite {
         credentials: Some(SipCredentials::default()),
         settings: CallSettings::default(),
         profile: Profile::default(),
+        if_version: None,
     }
 }
 
@@ -254,6 +255,54 @@ async fn extension_writes_are_all_or_nothing() -> TestResult {
     Ok(())
 }
 
+/// A write or removal that names the version it read fails, writing
+/// nothing, once somebody else changed the extension; with the current
+/// version it goes through.
+#[tokio::test]
+async fn conditional_writes_lose_no_change() -> TestResult {
+    let dir = TempDir::new("conditional");
+    let store = open(&dir.0).await?;
+    let ext = store.extensions();
+    ext.put("ACME", vec![write("100", &[], WriteMode::Create)])
+        .await?;
+    let read = ext.get("ACME", "100").await?.ok_or("100 exists")?;
+
+    // Somebody else renames it.
+    let mut theirs = write("100", &[], WriteMode::Update);
+    theirs.name = "Theirs".into();
+    ext.put("ACME", vec![theirs]).await?;
+    let now = ext.get("ACME", "100").await?.ok_or("100 exists")?;
+    assert_ne!(now.updated_at, read.updated_at);
+
+    // A change based on the old read is refused, in a batch too.
+    let mut mine = write("100", &["mine"], WriteMode::Update);
+    mine.name = "Mine".into();
+    mine.if_version = Some(read.updated_at);
+    assert!(matches!(
+        ext.put("ACME", vec![write("101", &[], WriteMode::Create), mine])
+            .await,
+        Err(StoreError::Changed { .. })
+    ));
+    assert!(matches!(
+        ext.remove("ACME", "100", Some(read.updated_at)).await,
+        Err(StoreError::Changed { .. })
+    ));
+    let kept = ext.get("ACME", "100").await?.ok_or("100 is kept")?;
+    assert_eq!((kept.name.as_str(), kept.aliases.len()), ("Theirs", 0));
+    assert!(ext.get("ACME", "101").await?.is_none());
+
+    // Based on the current version, both go through.
+    let mut mine = write("100", &["mine"], WriteMode::Update);
+    mine.if_version = Some(now.updated_at);
+    ext.put("ACME", vec![mine]).await?;
+    let changed = ext.get("ACME", "100").await?.ok_or("100 exists")?;
+    assert_eq!(changed.aliases, vec!["mine".to_owned()]);
+    ext.remove("ACME", "100", Some(changed.updated_at)).await?;
+    assert!(ext.get("ACME", "100").await?.is_none());
+    store.close().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn contacts_are_per_tenant_and_follow_their_extension() -> TestResult {
     let dir = TempDir::new("contacts");
@@ -297,7 +346,7 @@ async fn contacts_are_per_tenant_and_follow_their_extension() -> TestResult {
         })
     ));
     // Removing the extension unlinks the contact.
-    store.extensions().remove("ACME", "100").await?;
+    store.extensions().remove("ACME", "100", None).await?;
     assert_eq!(
         contacts
             .get("ACME", "plumber")

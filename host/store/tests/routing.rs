@@ -179,7 +179,7 @@ async fn groups_share_the_dialling_namespace_and_stay_in_their_tenant() -> TestR
 
     // Removing an extension takes it out of its groups; removing a group
     // frees its number.
-    store.extensions().remove("ACME", "101").await?;
+    store.extensions().remove("ACME", "101", None).await?;
     let listed = store.groups().list("ACME").await?;
     assert_eq!(listed[0].members, ["102"]);
     store.groups().remove("ACME", "600").await?;

@@ -298,12 +298,12 @@ async fn extensions_add_list_resolve_and_reject_bad_input() -> TestResult {
         ext.get("ACME", "100").await?.map(|e| e.credentials),
         Some(creds)
     );
-    ext.remove("ACME", "100").await?;
+    ext.remove("ACME", "100", None).await?;
     assert!(ext.resolve("ACME", "sales").await?.is_none());
     ext.add("ACME", extension("ACME", "102", &["sales"]))
         .await?;
     assert!(matches!(
-        ext.remove("ACME", "100").await,
+        ext.remove("ACME", "100", None).await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
@@ -385,7 +385,7 @@ async fn tenants_are_isolated() -> TestResult {
     );
     assert!(ext.list("BBB").await?.iter().all(|e| e.tenant == "BBB"));
     assert!(matches!(
-        ext.remove("BBB", "200").await,
+        ext.remove("BBB", "200", None).await,
         Err(StoreError::NotFound { .. })
     ));
 
@@ -397,7 +397,7 @@ async fn tenants_are_isolated() -> TestResult {
             BindingChange::Upsert(binding("BBB", "100", "sip:100@192.0.2.10:5060", 1)),
         ])
         .await?;
-    ext.remove("BBB", "100").await?;
+    ext.remove("BBB", "100", None).await?;
     assert_eq!(
         ext.get("AAA", "100").await?.map(|e| e.name),
         Some("Alice".to_owned())
@@ -471,7 +471,7 @@ async fn bindings_are_applied_in_order_and_survive_reopen() -> TestResult {
     assert_eq!(loaded, vec![binding("ACME", "100", desk, 2), soft_binding]);
 
     // Removing the extension removes its bindings.
-    store.extensions().remove("ACME", "100").await?;
+    store.extensions().remove("ACME", "100", None).await?;
     assert!(store.bindings().load_all().await?.is_empty());
 
     // A malformed change fails the whole batch before anything is written.

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use edgepbx_store::{
     AllowedDestinations, AuditEntry, CallSettings, EventKind, Extension, ExtensionWrite, FollowMe,
     FollowMeDestination, ForwardTarget, Profile, RingMode, StoreError, WriteMode, number_order,
@@ -220,6 +221,11 @@ pub struct ExtensionView {
     pub created_at: String,
     /// When it last changed.
     pub updated_at: String,
+    /// Its version, as the `ETag` header gives it: send it back in
+    /// `If-Match` so that a change made meanwhile by someone else is not
+    /// overwritten (412). Live fields (`status`, `devices`) are not part
+    /// of it.
+    pub etag: String,
     /// The SIP password: only in the answer to a creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -315,8 +321,55 @@ pub fn view(e: &Extension, line: Option<&LineState>) -> ExtensionView {
         allowed_destinations: ed.allowed_destinations,
         created_at: rfc3339(e.created_at),
         updated_at: rfc3339(e.updated_at),
+        etag: etag(e),
         password: None,
     }
+}
+
+/// The entity tag of an extension's stored version: the time of its last
+/// change in nanoseconds, hex, quoted.
+fn etag(e: &Extension) -> String {
+    let nanos = e
+        .updated_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{nanos:x}\"")
+}
+
+/// What the `If-Match` headers ask of a write to `current`: `None` without
+/// any, else its version when one of the tags (or `*`) matches it, for the
+/// store to check again in the write's transaction; 412 when none does.
+/// Weak tags never match (RFC 9110 §13.1.1: strong comparison).
+fn if_match(headers: &HeaderMap, current: &Extension) -> Result<Option<SystemTime>, Problem> {
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
+        return Ok(None);
+    }
+    let tag = etag(current);
+    let matches = values
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t == tag);
+    if matches {
+        Ok(Some(current.updated_at))
+    } else {
+        Err(Problem::precondition_failed(format!(
+            "extension {} changed since the version given; its ETag is now {tag}",
+            current.number
+        )))
+    }
+}
+
+/// A view of an extension with its `ETag` header.
+fn tagged(view: ExtensionView) -> Response {
+    // Hex digits in quotes: always a valid header value.
+    let tag = HeaderValue::from_str(&view.etag);
+    let mut response = Json(view).into_response();
+    if let Ok(tag) = tag {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
 }
 
 /// The API's name of a store field.
@@ -623,6 +676,7 @@ async fn create(
                 credentials: Some(credentials),
                 settings,
                 profile,
+                if_version: None,
             }],
         )
         .await
@@ -637,14 +691,17 @@ async fn create(
 /// One extension.
 #[utoipa::path(get, path = "/api/v1/extensions/{number}", tag = "extensions",
     params(TenantParam, ("number" = String, Path)),
-    responses((status = 200, body = ExtensionView), (status = 404, body = Problem)))]
+    responses((status = 200, body = ExtensionView, headers(("ETag" = String, description = "Its version; see `etag`"))), (status = 404, body = Problem)))]
 async fn read(
     AxumState(api): AxumState<State>,
     scope: Scope,
     Path(number): Path<String>,
-) -> Result<Json<ExtensionView>, Problem> {
+) -> Result<Response, Problem> {
     let e = extension_of(&api, &scope.tenant, &number).await?;
-    Ok(Json(view(&e, lines_of(&api, &scope.tenant).get(&e.number))))
+    Ok(tagged(view(
+        &e,
+        lines_of(&api, &scope.tenant).get(&e.number),
+    )))
 }
 
 /// RFC 7396: `patch` applied to `target`.
@@ -670,18 +727,19 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// Changes an extension with a JSON merge patch (RFC 7396) of its
-/// editable fields.
+/// editable fields; with `If-Match`, only if nobody changed it since.
 #[utoipa::path(patch, path = "/api/v1/extensions/{number}", tag = "extensions",
-    params(TenantParam, ("number" = String, Path)),
+    params(TenantParam, ("number" = String, Path), ("If-Match" = Option<String>, Header, description = "ETags of which the extension must still have one (`etag` of a read), or `*`; else 412")),
     request_body(content = Editable, content_type = "application/merge-patch+json",
         description = "Any subset of the editable fields; null removes a value"),
-    responses((status = 200, body = ExtensionView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = ExtensionView, headers(("ETag" = String, description = "Its new version"))), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn patch(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Path(number): Path<String>,
+    headers: HeaderMap,
     Body(patch): Body<Value>,
-) -> Result<Json<ExtensionView>, Problem> {
+) -> Result<Response, Problem> {
     let Some(fields) = patch.as_object() else {
         return Err(Problem::field("body", "must be a JSON object"));
     };
@@ -692,6 +750,7 @@ async fn patch(
         "devices",
         "created_at",
         "updated_at",
+        "etag",
     ] {
         if fields.contains_key(read_only) {
             return Err(Problem::field(read_only, "cannot be changed"));
@@ -699,6 +758,7 @@ async fn patch(
     }
     reject_unknown(fields)?;
     let current = extension_of(&api, &scope.tenant, &number).await?;
+    let if_version = if_match(&headers, &current)?;
     let mut document =
         serde_json::to_value(editable(&current)).map_err(|e| Problem::internal(&e))?;
     merge_patch(&mut document, &patch);
@@ -728,28 +788,40 @@ async fn patch(
                 credentials: None,
                 settings,
                 profile,
+                if_version,
             }],
         )
         .await
         .map_err(api_error)?;
     reload(&api).await?;
     let e = extension_of(&api, &scope.tenant, &number).await?;
-    Ok(Json(view(&e, lines_of(&api, &scope.tenant).get(&e.number))))
+    Ok(tagged(view(
+        &e,
+        lines_of(&api, &scope.tenant).get(&e.number),
+    )))
 }
 
-/// Deletes an extension, its aliases and registrations.
+/// Deletes an extension, its aliases and registrations; with `If-Match`,
+/// only if nobody changed it since.
 #[utoipa::path(delete, path = "/api/v1/extensions/{number}", tag = "extensions",
-    params(TenantParam, ("number" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    params(TenantParam, ("number" = String, Path), ("If-Match" = Option<String>, Header, description = "ETags of which the extension must still have one (`etag` of a read), or `*`; else 412")),
+    responses((status = 204), (status = 404, body = Problem), (status = 412, body = Problem)))]
 async fn remove(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Path(number): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
+    let if_version = if headers.contains_key(header::IF_MATCH) {
+        let current = extension_of(&api, &scope.tenant, &number).await?;
+        if_match(&headers, &current)?
+    } else {
+        None
+    };
     api.control
         .store
         .extensions()
-        .remove(&scope.tenant, &number)
+        .remove(&scope.tenant, &number, if_version)
         .await
         .map_err(api_error)?;
     reload(&api).await?;
@@ -991,7 +1063,7 @@ async fn bulk(
             // a later one fails.
             let mut outcome = Ok(());
             for e in &extensions {
-                if let Err(error) = store.remove(&scope.tenant, &e.number).await {
+                if let Err(error) = store.remove(&scope.tenant, &e.number, None).await {
                     outcome = Err(api_error(error));
                     break;
                 }
@@ -1014,6 +1086,7 @@ async fn bulk(
                         credentials: None,
                         settings,
                         profile: e.profile.clone(),
+                        if_version: None,
                     }
                 })
                 .collect();

@@ -619,6 +619,7 @@ async fn check_row(
             credentials,
             settings,
             profile,
+            if_version: None,
         },
         password,
     })

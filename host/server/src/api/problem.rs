@@ -65,6 +65,16 @@ impl Problem {
     }
 
     /// 404 for `what`.
+    /// 412: an `If-Match` that no longer holds.
+    pub fn precondition_failed(what: impl std::fmt::Display) -> Problem {
+        Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "{what}: read it again (If-Match names the ETag it had when read) and reapply the change"
+            ),
+        )
+    }
+
     pub fn not_found(what: impl std::fmt::Display) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, format!("{what} not found"))
     }
@@ -112,6 +122,7 @@ impl From<StoreError> for Problem {
             }
             StoreError::Conflict { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
             StoreError::NotFound { .. } => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::Changed { .. } => Problem::precondition_failed(&e),
             StoreError::LimitReached { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
             other => Problem::internal(&other),
         }
