@@ -221,10 +221,21 @@ fn keys_sessions_and_tenant_isolation() {
     let r = root.json(
         "POST",
         "/api/v1/tenants",
-        &json!({"code": "GAMMA", "sip_domain": "gamma.test", "max_extensions": 5}),
+        &json!({"code": "GAMMA", "sip_domain": "gamma.test", "max_extensions": 5,
+            "max_bindings_per_extension": 2}),
     );
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["max_extensions"], 5);
+    assert_eq!(r.json()["max_bindings_per_extension"], 2);
+    assert_problem(
+        &root.json(
+            "POST",
+            "/api/v1/tenants",
+            &json!({"code": "DELTA", "sip_domain": "delta.test", "max_bindings_per_extension": 0}),
+        ),
+        422,
+        Some("max_bindings_per_extension"),
+    );
     assert_problem(
         &root.json(
             "POST",

@@ -532,6 +532,30 @@ fn too_brief_expiry_gets_423_with_min_expires() {
     assert!(query.contacts().is_empty(), "{}", query.text());
 }
 
+/// A tenant's own limit on devices per extension (below the server's) is
+/// enforced: the device past it gets 403 and is not bound.
+#[test]
+fn a_tenant_limit_caps_devices_per_extension() {
+    let deployment = Deployment::new("register-tenant-limit");
+    let ext = deployment.acme_with([100]).remove(0);
+    deployment.admin(&["tenant", "limits", "ACME", "--max-bindings", "1"]);
+    let pbx = deployment.start();
+    let mut ua = ext.agent(SipClient::udp(pbx.udp()));
+    let mut other = ext.agent(SipClient::udp(pbx.udp()));
+
+    let first = ua.register(&RegisterParams::bind("<sip:100@127.0.0.1:9>", 600));
+    assert_eq!(first.status(), Some(200), "{}", first.text());
+    let second = other.register(&RegisterParams::bind("<sip:100@127.0.0.1:10>", 600));
+    assert_eq!(second.status(), Some(403), "{}", second.text());
+    let query = ua.register(&RegisterParams::query());
+    assert_eq!(
+        contact_uris(&query),
+        vec!["sip:100@127.0.0.1:9".to_owned()],
+        "{}",
+        query.text()
+    );
+}
+
 /// A contact with push-notification parameters (RFC 8599) fits; one past
 /// the registrar's cap is refused with 400 and binds nothing.
 #[test]

@@ -342,6 +342,7 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
             code,
             max_extensions,
             max_calls,
+            max_bindings,
         } => {
             let t = find_tenant(store, &code).await?;
             let mut limits = t.limits;
@@ -358,6 +359,12 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
             }
             if let Some(v) = &max_calls {
                 limits.max_calls = value("max-calls", v)?;
+            }
+            if let Some(v) = &max_bindings {
+                limits.max_bindings_per_extension = value("max-bindings", v)?;
+                if limits.max_bindings_per_extension == Some(0) {
+                    bail!("--max-bindings takes a number of at least 1, or off");
+                }
             }
             store.tenants().set_limits(&t.code, limits).await?;
             writeln!(out, "limits of {} changed", t.code)?;

@@ -203,6 +203,10 @@ pub enum TenantCommand {
         /// calls.max_calls_per_tenant).
         #[arg(long)]
         max_calls: Option<String>,
+        /// Most devices registered per extension, at least 1 (the server's
+        /// registrar.max_bindings_per_extension applies when lower).
+        #[arg(long)]
+        max_bindings: Option<String>,
     },
     /// List tenants.
     List {

@@ -73,6 +73,9 @@ pub struct Tenant {
     pub trunks: Vec<Arc<TrunkLink>>,
     /// Most simultaneous calls, when the tenant has its own limit.
     pub max_calls: Option<usize>,
+    /// Most devices registered per extension, when the tenant has its own
+    /// limit (below the server's `registrar.max_bindings_per_extension`).
+    pub max_bindings: Option<usize>,
     /// The company directory's names by number: an external caller whose
     /// number is a contact's is shown with the contact's name.
     pub contact_names: HashMap<String, String>,
@@ -91,6 +94,7 @@ impl Tenant {
             groups: HashMap::new(),
             trunks: Vec::new(),
             max_calls: None,
+            max_bindings: None,
             contact_names: HashMap::new(),
             credentials: HashMap::new(),
         }

@@ -420,6 +420,10 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
             .limits
             .max_calls
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        tenant.max_bindings = t
+            .limits
+            .max_bindings_per_extension
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         for e in extensions {
             let creds = e.credentials.entries.into_iter().map(|c| {
                 (

@@ -26,6 +26,9 @@ pub struct TenantView {
     max_extensions: Option<u32>,
     /// Most simultaneous calls (null: the server's default).
     max_calls: Option<u32>,
+    /// Most devices registered per extension (null: the server's
+    /// `registrar.max_bindings_per_extension`, which also caps this one).
+    max_bindings_per_extension: Option<u32>,
     /// When it was added.
     created_at: String,
 }
@@ -36,6 +39,7 @@ fn tenant_view(t: edgepbx_store::Tenant) -> TenantView {
         sip_domain: t.sip_domain,
         max_extensions: t.limits.max_extensions,
         max_calls: t.limits.max_calls,
+        max_bindings_per_extension: t.limits.max_bindings_per_extension,
         created_at: rfc3339(t.created_at),
     }
 }
@@ -54,6 +58,10 @@ pub struct NewTenant {
     /// Most simultaneous calls.
     #[serde(default)]
     max_calls: Option<u32>,
+    /// Most devices registered per extension (at least 1).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    max_bindings_per_extension: Option<u32>,
 }
 
 /// Every tenant (system admins only).
@@ -77,16 +85,25 @@ async fn create_tenant(
     Body(new): Body<NewTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), Problem> {
     principal.require_system_admin()?;
+    if new.max_bindings_per_extension == Some(0) {
+        return Err(Problem::field(
+            "max_bindings_per_extension",
+            "must be at least 1",
+        ));
+    }
     let tenants = api.control.store.tenants();
     let t = tenants.add(&new.code, &new.sip_domain).await?;
-    if new.max_extensions.is_some() || new.max_calls.is_some() {
+    if new.max_extensions.is_some()
+        || new.max_calls.is_some()
+        || new.max_bindings_per_extension.is_some()
+    {
         tenants
             .set_limits(
                 &t.code,
                 TenantLimits {
                     max_extensions: new.max_extensions,
                     max_calls: new.max_calls,
-                    ..t.limits
+                    max_bindings_per_extension: new.max_bindings_per_extension,
                 },
             )
             .await?;

@@ -61,6 +61,9 @@ pub struct Registration {
     pub source: Peer,
     /// The User-Agent header field (truncated).
     pub user_agent: Option<String>,
+    /// The tenant's own limit on bindings per extension, when it has one
+    /// (the server's applies when it is lower).
+    pub max_bindings: Option<usize>,
 }
 
 /// A current binding.
@@ -318,10 +321,13 @@ impl Location {
                     changes.push(Change::Added(reg.aor.clone(), binding));
                 }
                 (None, None) => {
-                    if current.len() >= self.config.max_bindings_per_extension {
-                        return Err(RegisterError::TooManyBindings {
-                            limit: self.config.max_bindings_per_extension,
+                    let limit = reg
+                        .max_bindings
+                        .map_or(self.config.max_bindings_per_extension, |tenant| {
+                            tenant.min(self.config.max_bindings_per_extension)
                         });
+                    if current.len() >= limit {
+                        return Err(RegisterError::TooManyBindings { limit });
                     }
                     current.push(binding.clone());
                     changes.push(Change::Added(reg.aor.clone(), binding));
@@ -400,6 +406,7 @@ mod tests {
             contacts,
             source: peer(),
             user_agent: None,
+            max_bindings: None,
         }
     }
 
@@ -555,6 +562,17 @@ mod tests {
             loc.register(now, wall, &third),
             Err(RegisterError::TooManyBindings { limit: 2 })
         );
+        // A tenant's own limit applies below the server's, not above it.
+        for (tenant, limit) in [(1, 1), (5, 2)] {
+            let more = Registration {
+                max_bindings: Some(tenant),
+                ..third.clone()
+            };
+            assert_eq!(
+                loc.register(now, wall, &more),
+                Err(RegisterError::TooManyBindings { limit })
+            );
+        }
         let mut star = reg("c", 2, Contacts::Star);
         assert_eq!(
             loc.register(now, wall, &star),

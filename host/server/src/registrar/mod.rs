@@ -148,6 +148,7 @@ impl Registrar<'_> {
                 .headers
                 .get("User-Agent")
                 .map(|ua| ua.chars().take(128).collect()),
+            max_bindings: tenant.max_bindings,
         };
         match self.location.register(now, wall, &registration) {
             Ok(changes) => {
