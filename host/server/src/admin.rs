@@ -362,9 +362,6 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
             }
             if let Some(v) = &max_bindings {
                 limits.max_bindings_per_extension = value("max-bindings", v)?;
-                if limits.max_bindings_per_extension == Some(0) {
-                    bail!("--max-bindings takes a number of at least 1, or off");
-                }
             }
             store.tenants().set_limits(&t.code, limits).await?;
             writeln!(out, "limits of {} changed", t.code)?;

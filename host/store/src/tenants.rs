@@ -39,6 +39,20 @@ pub struct TenantLimits {
     pub max_calls: Option<u32>,
 }
 
+impl TenantLimits {
+    /// Checks the limits: a binding limit of 0 would let no device of the
+    /// tenant register.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.max_bindings_per_extension == Some(0) {
+            return Err(StoreError::invalid(
+                "max_bindings_per_extension",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Tenant repository; get one from [`Store::tenants`](crate::Store::tenants).
 #[derive(Debug, Clone, Copy)]
 pub struct Tenants<'a> {
@@ -158,9 +172,11 @@ impl Tenants<'_> {
         Ok(rows.into_iter().map(Tenant::from).collect())
     }
 
-    /// Replaces a tenant's limits.
+    /// Replaces a tenant's limits (checked first, see
+    /// [`TenantLimits::validate`]).
     pub async fn set_limits(&self, code: &str, limits: TenantLimits) -> Result<(), StoreError> {
         let code = tenant_code(code)?;
+        limits.validate()?;
         run(self
             .db
             .query(

@@ -228,6 +228,23 @@ async fn extension_writes_are_all_or_nothing() -> TestResult {
             .await,
         Err(StoreError::Conflict { .. })
     ));
+    // A binding limit of 0 would lock every device out: refused.
+    assert!(matches!(
+        store
+            .tenants()
+            .set_limits(
+                "ACME",
+                TenantLimits {
+                    max_bindings_per_extension: Some(0),
+                    ..TenantLimits::default()
+                },
+            )
+            .await,
+        Err(StoreError::InvalidField {
+            field: "max_bindings_per_extension",
+            ..
+        })
+    ));
     // The extension limit counts the whole batch.
     store
         .tenants()

@@ -85,28 +85,17 @@ async fn create_tenant(
     Body(new): Body<NewTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), Problem> {
     principal.require_system_admin()?;
-    if new.max_bindings_per_extension == Some(0) {
-        return Err(Problem::field(
-            "max_bindings_per_extension",
-            "must be at least 1",
-        ));
-    }
+    let limits = TenantLimits {
+        max_extensions: new.max_extensions,
+        max_calls: new.max_calls,
+        max_bindings_per_extension: new.max_bindings_per_extension,
+    };
+    // Checked before the tenant is added, so that a refusal adds nothing.
+    limits.validate()?;
     let tenants = api.control.store.tenants();
     let t = tenants.add(&new.code, &new.sip_domain).await?;
-    if new.max_extensions.is_some()
-        || new.max_calls.is_some()
-        || new.max_bindings_per_extension.is_some()
-    {
-        tenants
-            .set_limits(
-                &t.code,
-                TenantLimits {
-                    max_extensions: new.max_extensions,
-                    max_calls: new.max_calls,
-                    max_bindings_per_extension: new.max_bindings_per_extension,
-                },
-            )
-            .await?;
+    if limits != TenantLimits::default() {
+        tenants.set_limits(&t.code, limits).await?;
     }
     reload(&api).await?;
     let t = tenants

@@ -64,7 +64,6 @@ impl Problem {
         p
     }
 
-    /// 404 for `what`.
     /// 412: an `If-Match` that no longer holds.
     pub fn precondition_failed(what: impl std::fmt::Display) -> Problem {
         Problem::new(
@@ -75,6 +74,7 @@ impl Problem {
         )
     }
 
+    /// 404 for `what`.
     pub fn not_found(what: impl std::fmt::Display) -> Problem {
         Problem::new(StatusCode::NOT_FOUND, format!("{what} not found"))
     }
