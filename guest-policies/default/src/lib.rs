@@ -39,49 +39,10 @@ pub struct Builtin;
 edgepbx_policy_sdk::export_policy!(Builtin);
 
 /// Memory when this crate is the built-in component: every decision runs
-/// in a fresh instance, so its allocator is an arena that frees nothing,
-/// except what a look-up used once it is done with it.
+/// in a fresh instance, so its allocator is an arena that frees nothing.
 #[cfg(all(feature = "component", target_arch = "wasm32"))]
-mod memory {
-    use edgepbx_policy_sdk::{DecisionArena, Mark};
-
-    #[global_allocator]
-    static ALLOCATOR: DecisionArena = DecisionArena::new();
-
-    /// See [`DecisionArena::mark`].
-    pub fn mark() -> Mark {
-        ALLOCATOR.mark()
-    }
-
-    /// See [`DecisionArena::release`].
-    ///
-    /// # Safety
-    ///
-    /// As there.
-    pub unsafe fn release(mark: Mark) {
-        // SAFETY: passed on to the caller.
-        unsafe { ALLOCATOR.release(mark) }
-    }
-}
-
-/// Natively, and inside other policies, memory is the usual allocator's:
-/// nothing to give back by hand.
-#[cfg(not(all(feature = "component", target_arch = "wasm32")))]
-mod memory {
-    /// Stands for a point in the arena.
-    pub struct Mark;
-
-    pub fn mark() -> Mark {
-        Mark
-    }
-
-    /// Does nothing.
-    ///
-    /// # Safety
-    ///
-    /// None needed; `unsafe` to match the arena's version.
-    pub unsafe fn release(_: Mark) {}
-}
+#[global_allocator]
+static ALLOCATOR: edgepbx_policy_sdk::DecisionArena = edgepbx_policy_sdk::DecisionArena::new();
 
 /// How long an external number rings, in seconds.
 pub const EXTERNAL_RING_SECS: u32 = 60;
@@ -218,26 +179,10 @@ fn available_members(members: &[String], host: &impl Host) -> Vec<String> {
 }
 
 /// Whether the extension `number` can take a call now: registered and not
-/// on do-not-disturb. What the look-up allocates is given back before it
-/// returns, so that a group of a hundred members costs the memory of one.
+/// on do-not-disturb (a busy member may still have a free device).
 fn can_take_calls(number: &str, host: &impl Host) -> bool {
-    let mark = memory::mark();
-    let available = looked_up_available(number, host);
-    // SAFETY: everything allocated since `mark` belongs to the extension
-    // that `looked_up_available` looked up, read and dropped: it returns a
-    // `bool`, and this crate keeps nothing in statics.
-    unsafe { memory::release(mark) };
-    available
-}
-
-/// See [`can_take_calls`].
-fn looked_up_available(number: &str, host: &impl Host) -> bool {
-    match host.extension(number) {
-        Some(extension) => {
-            extension.is_online() && !extension.dnd && extension.presence != Presence::Dnd
-        }
-        None => false,
-    }
+    host.status(number)
+        .is_some_and(|status| status.is_online() && !status.dnd && status.presence != Presence::Dnd)
 }
 
 fn decide_group(call: &Call, group: &Group, host: &impl Host) -> Decision {

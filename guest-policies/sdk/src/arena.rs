@@ -25,11 +25,12 @@ unsafe extern "C" {
 /// bookkeeping, and touches fewer pages, which edgepbx then has fewer of to
 /// reset. The built-in policy uses it.
 ///
-/// The trade: memory freed out of order is not reused within a decision,
-/// unless given back by hand with [`mark`](DecisionArena::mark) and
-/// [`release`](DecisionArena::release). A policy that allocates and frees
-/// in a loop, many times over its memory limit, should keep the default
-/// allocator.
+/// The trade: memory freed out of order is not reused within a decision. A
+/// policy that allocates and frees in a loop, many times over its memory
+/// limit (looking up every member of a large group with
+/// [`Host::extension`](crate::Host::extension), say, where
+/// [`Host::status`](crate::Host::status) would do), should keep the
+/// default allocator.
 ///
 /// ```ignore
 /// #[global_allocator]
@@ -46,25 +47,6 @@ impl DecisionArena {
     pub const fn new() -> DecisionArena {
         DecisionArena {
             next: AtomicUsize::new(0),
-        }
-    }
-
-    /// The current end of the allocated memory, to give back to later
-    /// with [`release`](DecisionArena::release).
-    pub fn mark(&self) -> Mark {
-        Mark(self.next())
-    }
-
-    /// Gives back every block allocated since `mark`, so that a policy that
-    /// looks up many extensions one after another needs the memory of one.
-    ///
-    /// # Safety
-    ///
-    /// No block allocated since `mark` may be used afterwards: everything
-    /// allocated since must have been dropped (or leaked and forgotten).
-    pub unsafe fn release(&self, mark: Mark) {
-        if mark.0 < self.next() {
-            self.next.store(mark.0, Ordering::Relaxed);
         }
     }
 
@@ -90,10 +72,6 @@ impl DecisionArena {
         true
     }
 }
-
-/// A point in a [`DecisionArena`]: see [`DecisionArena::mark`].
-#[derive(Debug, Clone, Copy)]
-pub struct Mark(usize);
 
 // SAFETY: every block handed out lies between the heap's base and the end
 // of the linear memory, is aligned as asked (`align` is a power of two),

@@ -12,3 +12,14 @@ wasmtime::component::bindgen!({
 pub use edgepbx::policy::kv::KvError;
 pub use edgepbx::policy::log::Level;
 pub use edgepbx::policy::types::*;
+
+impl Extension {
+    /// Its live state, as `get-status` answers it.
+    pub fn status(&self) -> ExtensionStatus {
+        ExtensionStatus {
+            presence: self.presence,
+            dnd: self.dnd,
+            devices: u32::try_from(self.devices.len()).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::bindings::edgepbx::policy::{directory, kv, log, types};
-use crate::bindings::{Extension, Group, KvError, Level};
+use crate::bindings::{Extension, ExtensionStatus, Group, KvError, Level};
 
 /// Longest key-value key, in bytes.
 pub const MAX_KV_KEY_BYTES: usize = 128;
@@ -24,6 +24,10 @@ const MAX_NUMBER_BYTES: usize = 64;
 pub trait Directory: Send + Sync {
     /// An extension by number (or alias).
     fn extension(&self, number: &str) -> Option<Extension>;
+    /// The live state of an extension by number (or alias): what
+    /// [`extension`](Directory::extension) would say, without building the
+    /// rest.
+    fn status(&self, number: &str) -> Option<ExtensionStatus>;
     /// A ring group by number.
     fn group(&self, number: &str) -> Option<Group>;
     /// The numbers of the groups `extension` belongs to.
@@ -58,6 +62,13 @@ pub struct StaticDirectory {
 impl Directory for StaticDirectory {
     fn extension(&self, number: &str) -> Option<Extension> {
         self.extensions.iter().find(|e| e.number == number).cloned()
+    }
+
+    fn status(&self, number: &str) -> Option<ExtensionStatus> {
+        self.extensions
+            .iter()
+            .find(|e| e.number == number)
+            .map(Extension::status)
     }
 
     fn group(&self, number: &str) -> Option<Group> {
@@ -161,6 +172,10 @@ impl types::Host for HostState {}
 impl directory::Host for HostState {
     fn get_extension(&mut self, number: String) -> Option<Extension> {
         bounded(&number).and_then(|n| self.directory.extension(n))
+    }
+
+    fn get_status(&mut self, number: String) -> Option<ExtensionStatus> {
+        bounded(&number).and_then(|n| self.directory.status(n))
     }
 
     fn get_group(&mut self, number: String) -> Option<Group> {

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use edgepbx_policy::bindings as policy;
 use edgepbx_store::{ForwardTarget, Group, GroupKind, GroupStrategy, RingMode};
 
-use crate::directory::Tenant;
+use crate::directory::{Extension, Tenant};
 use crate::events::{Event, EventBus};
 use crate::registrar::{Aor, Binding};
 
@@ -124,6 +124,16 @@ impl Lines {
         self.read().get(aor).cloned().unwrap_or_default()
     }
 
+    /// The presence of one extension's line and its number of devices,
+    /// without copying the devices.
+    pub fn presence(&self, aor: &Aor) -> (policy::Presence, usize) {
+        self.read()
+            .get(aor)
+            .map_or((policy::Presence::Offline, 0), |line| {
+                (line.presence(), line.devices.len())
+            })
+    }
+
     /// Replaces the devices of `aor` (after a binding was added or removed).
     pub fn set_devices(&self, aor: &Aor, bindings: &[Binding]) {
         let (before, after) = {
@@ -182,15 +192,9 @@ impl PolicyDirectory {
     /// The policy's view of the extension `number` (or alias) reaches.
     pub fn extension(&self, number: &str) -> Option<policy::Extension> {
         let extension = self.tenant.resolve(number)?;
-        let line = self.lines.get(&Aor {
-            tenant: self.tenant.code.clone(),
-            extension: extension.number.clone(),
-        });
+        let line = self.lines.get(&self.aor(extension));
         let s = &extension.settings;
-        let presence = match line.presence() {
-            policy::Presence::Available if s.dnd => policy::Presence::Dnd,
-            other => other,
-        };
+        let presence = with_dnd(line.presence(), s.dnd);
         Some(policy::Extension {
             number: extension.number.clone(),
             name: extension.name.clone(),
@@ -226,6 +230,27 @@ impl PolicyDirectory {
         })
     }
 
+    /// The live state of the extension `number` (or alias) reaches: what
+    /// [`extension`](PolicyDirectory::extension) tells of it, without
+    /// copying its settings and devices.
+    pub fn status(&self, number: &str) -> Option<policy::ExtensionStatus> {
+        let extension = self.tenant.resolve(number)?;
+        let (presence, devices) = self.lines.presence(&self.aor(extension));
+        let dnd = extension.settings.dnd;
+        Some(policy::ExtensionStatus {
+            presence: with_dnd(presence, dnd),
+            dnd,
+            devices: u32::try_from(devices).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn aor(&self, extension: &Extension) -> Aor {
+        Aor {
+            tenant: self.tenant.code.clone(),
+            extension: extension.number.clone(),
+        }
+    }
+
     /// What a dialled number of the tenant is, as the policy sees it.
     pub fn destination(&self, number: &str) -> policy::Destination {
         if let Some(extension) = self.extension(number) {
@@ -248,6 +273,14 @@ impl PolicyDirectory {
             }
             None => policy::Destination::Unknown,
         }
+    }
+}
+
+/// The presence a policy sees: an idle line on do-not-disturb shows as such.
+fn with_dnd(presence: policy::Presence, dnd: bool) -> policy::Presence {
+    match presence {
+        policy::Presence::Available if dnd => policy::Presence::Dnd,
+        other => other,
     }
 }
 
@@ -287,6 +320,10 @@ impl edgepbx_policy::Directory for PolicyDirectory {
         PolicyDirectory::extension(self, number)
     }
 
+    fn status(&self, number: &str) -> Option<policy::ExtensionStatus> {
+        PolicyDirectory::status(self, number)
+    }
+
     fn group(&self, number: &str) -> Option<policy::Group> {
         self.tenant
             .groups
@@ -305,5 +342,79 @@ impl edgepbx_policy::Directory for PolicyDirectory {
             .collect();
         numbers.sort();
         numbers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use edgepbx_store::CallSettings;
+    use policy::Presence;
+
+    use super::*;
+
+    /// What `status` answers is what `extension` says of the live state,
+    /// by number and by alias, whatever the line is doing.
+    #[test]
+    fn status_agrees_with_the_whole_extension() {
+        let mut tenant = Tenant::new("ACME".into(), "acme.example".into());
+        for (number, dnd) in [("100", false), ("101", true)] {
+            tenant.add_extension(
+                Extension {
+                    number: number.into(),
+                    name: format!("Extension {number}"),
+                    aliases: vec![format!("5{number}")],
+                    settings: CallSettings {
+                        dnd,
+                        ..CallSettings::default()
+                    },
+                },
+                [],
+            );
+        }
+        let lines = Arc::new(Lines::new(EventBus::default()));
+        let directory = PolicyDirectory {
+            tenant: Arc::new(tenant),
+            lines: lines.clone(),
+            ring_timeout_secs: 20,
+        };
+        let aor = |extension: &str| Aor {
+            tenant: "ACME".into(),
+            extension: extension.into(),
+        };
+        let check = |step: &str, expected: [(Presence, u32); 2]| {
+            for (number, (presence, devices)) in ["100", "101"].into_iter().zip(expected) {
+                for asked in [number.to_owned(), format!("5{number}")] {
+                    let status = directory.status(&asked).expect("an extension");
+                    let whole = directory.extension(&asked).expect("an extension");
+                    assert_eq!(status, whole.status(), "{step}: {asked}");
+                    assert_eq!(
+                        (status.presence, status.devices, status.dnd),
+                        (presence, devices, number == "101"),
+                        "{step}: {asked}"
+                    );
+                }
+            }
+        };
+        check("no device", [(Presence::Offline, 0); 2]);
+        for number in ["100", "101"] {
+            lines.set_devices(
+                &aor(number),
+                &[
+                    Binding::for_test("sip:a@127.0.0.1", 1),
+                    Binding::for_test("sip:b@127.0.0.1", 1),
+                ],
+            );
+        }
+        check("idle", [(Presence::Available, 2), (Presence::Dnd, 2)]);
+        for number in ["100", "101"] {
+            lines.adjust(&aor(number), 1, 0);
+        }
+        check("ringing", [(Presence::Ringing, 2); 2]);
+        for number in ["100", "101"] {
+            lines.adjust(&aor(number), -1, 1);
+        }
+        check("talking", [(Presence::Busy, 2); 2]);
+        assert_eq!(directory.status("999"), None);
+        assert_eq!(directory.status("GLOBEX"), None);
     }
 }

@@ -286,26 +286,8 @@ fn event(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
     use crate::registrar::RemovalReason;
-
-    fn binding(contact: &str, cseq: u32) -> Binding {
-        Binding {
-            contact: contact.to_owned(),
-            q: None,
-            instance: None,
-            reg_id: None,
-            call_id: "c".to_owned(),
-            cseq,
-            expires_at: SystemTime::UNIX_EPOCH,
-            stored_expires_at: SystemTime::UNIX_EPOCH,
-            deadline: Instant::now(),
-            source: Peer::Udp("127.0.0.1:5062".parse().expect("literal address")),
-            user_agent: None,
-        }
-    }
 
     fn aor(extension: &str) -> Aor {
         Aor {
@@ -326,13 +308,17 @@ mod tests {
     fn a_batch_writes_each_binding_once_with_its_last_change() {
         let at = SystemTime::UNIX_EPOCH;
         let batch = vec![
-            (at, Change::Added(aor("100"), binding("sip:a", 1))),
-            (at, refreshed(aor("100"), binding("sip:a", 2))),
-            (at, Change::Added(aor("101"), binding("sip:b", 1))),
-            (at, refreshed(aor("100"), binding("sip:a", 3))),
+            (at, Change::Added(aor("100"), Binding::for_test("sip:a", 1))),
+            (at, refreshed(aor("100"), Binding::for_test("sip:a", 2))),
+            (at, Change::Added(aor("101"), Binding::for_test("sip:b", 1))),
+            (at, refreshed(aor("100"), Binding::for_test("sip:a", 3))),
             (
                 at,
-                Change::Removed(aor("101"), binding("sip:b", 1), RemovalReason::Unregistered),
+                Change::Removed(
+                    aor("101"),
+                    Binding::for_test("sip:b", 1),
+                    RemovalReason::Unregistered,
+                ),
             ),
         ];
         let (changes, events) = to_records(batch.into_iter());

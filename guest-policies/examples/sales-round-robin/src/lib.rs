@@ -38,7 +38,7 @@ impl Policy for SalesRoundRobin {
         let mut team: Vec<&str> = SALES_TEAM
             .iter()
             .copied()
-            .filter(|number| host.extension(number).is_some_and(|e| e.is_available()))
+            .filter(|number| host.status(number).is_some_and(|s| s.is_available()))
             .collect();
         if team.is_empty() {
             return Decision::voicemail(SALES_VOICEMAIL);

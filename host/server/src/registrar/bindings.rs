@@ -105,6 +105,27 @@ impl Binding {
     }
 }
 
+#[cfg(test)]
+impl Binding {
+    /// A binding of `contact` from a UDP device on loopback, as the
+    /// REGISTER with CSeq `cseq` made it, for tests.
+    pub(crate) fn for_test(contact: &str, cseq: u32) -> Binding {
+        Binding {
+            contact: contact.to_owned(),
+            q: None,
+            instance: None,
+            reg_id: None,
+            call_id: "c".to_owned(),
+            cseq,
+            expires_at: SystemTime::UNIX_EPOCH,
+            stored_expires_at: SystemTime::UNIX_EPOCH,
+            deadline: Instant::now(),
+            source: Peer::Udp("127.0.0.1:5062".parse().expect("literal address")),
+            user_agent: None,
+        }
+    }
+}
+
 /// Why a binding went away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemovalReason {
