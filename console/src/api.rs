@@ -185,7 +185,9 @@ pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
 
 /// `POST path` with a JSON body, ignoring the answer's body.
 pub async fn post_unit<B: Serialize + ?Sized>(path: &str, body: &B) -> Result<(), ApiError> {
-    send("POST", path, Some(Body::json(body)?), None).await.map(drop)
+    send("POST", path, Some(Body::json(body)?), None)
+        .await
+        .map(drop)
 }
 
 /// `POST path` with a raw body (a file) of the given content type.
@@ -215,15 +217,18 @@ pub async fn patch<T: DeserializeOwned>(
     decode(&send("PATCH", path, Some(body), if_match).await?)
 }
 
-/// `PUT path` with a JSON body, decoding the answer.
+/// `PUT path` with a JSON body, decoding the answer; with `if_match`,
+/// only if the resource still has that entity tag.
 pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
     path: &str,
     body: &B,
+    if_match: Option<&str>,
 ) -> Result<T, ApiError> {
-    decode(&send("PUT", path, Some(Body::json(body)?), None).await?)
+    decode(&send("PUT", path, Some(Body::json(body)?), if_match).await?)
 }
 
-/// `DELETE path`.
-pub async fn delete(path: &str) -> Result<(), ApiError> {
-    send("DELETE", path, None, None).await.map(drop)
+/// `DELETE path`; with `if_match`, only if the resource still has that
+/// entity tag.
+pub async fn delete(path: &str, if_match: Option<&str>) -> Result<(), ApiError> {
+    send("DELETE", path, None, if_match).await.map(drop)
 }

@@ -147,7 +147,7 @@ fn Console() -> impl IntoView {
     let logout = move |_| {
         spawn_local(async move {
             // Logged out locally whatever the server says.
-            let _ = api::delete("/session").await;
+            let _ = api::delete("/session", None).await;
             state.logged_out();
             state.clear_banner();
         });

@@ -337,6 +337,10 @@ pub struct Group {
     pub ring_timeout_secs: Option<u32>,
     /// Where unanswered calls go.
     pub no_answer: Option<String>,
+    /// Its version: sent back in `If-Match` when it is changed or deleted,
+    /// so that a change made meanwhile by someone else is not lost.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub etag: String,
 }
 
 /// A company directory contact.

@@ -153,6 +153,16 @@ async function main() {
     await byId(page, "group-save").click();
     await byId(page, "group-row-600").waitFor({ timeout: 10000 });
     step("group");
+    // The same race for a group: the form's version is refused once
+    // somebody changed the group through the API.
+    await byId(page, "group-edit-600").click();
+    await byId(page, "group-name").waitFor({ timeout: 10000 });
+    step("group-awaiting-change");
+    await stdinLines.next();
+    await byId(page, "group-name").fill("Sales team");
+    await byId(page, "group-save").click();
+    await byId(page, "error-banner").getByText("Someone changed group 600").waitFor({ timeout: 10000 });
+    step("group-stale-refused");
     await byId(page, "nav-contacts").click();
     await byId(page, "contact-new").click();
     await byId(page, "contact-name").fill("Acme Plumbing");

@@ -1091,6 +1091,95 @@ fn if_match_keeps_a_change_from_being_overwritten() {
     assert_eq!(acme.get("/api/v1/extensions/300").status, 404);
 }
 
+/// Groups take part in conditional writes as extensions do: a replacement
+/// or removal with a stale `ETag` is refused and changes nothing, a read
+/// sent back whole (its `etag` field included) is a valid replacement, and
+/// removing a member extension is a change of the group.
+#[test]
+fn if_match_keeps_a_group_change_from_being_overwritten() {
+    let s = setup("api-group-if-match");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    for number in ["301", "302"] {
+        let r = acme.json(
+            "POST",
+            "/api/v1/extensions",
+            &json!({"number": number, "name": format!("Agent {number}")}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let created = acme.json(
+        "POST",
+        "/api/v1/groups",
+        &json!({"number": "600", "name": "Sales", "members": ["301", "302"]}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let tag = created.header("etag").unwrap_or_default().to_owned();
+    assert!(tag.starts_with('"') && tag.len() > 2, "{tag:?}");
+    assert_eq!(created.json()["etag"], tag.as_str());
+    let read = acme.get("/api/v1/groups/600");
+    assert_eq!(read.header("etag"), Some(tag.as_str()));
+    assert_eq!(acme.get("/api/v1/groups").json()[0]["etag"], tag.as_str());
+
+    let put = |body: &Value, if_match: &str| {
+        acme.request(
+            "PUT",
+            "/api/v1/groups/600",
+            Some(("application/json", body.to_string().as_bytes())),
+            &[("If-Match", if_match)],
+        )
+    };
+    let delete = |if_match: &str| {
+        acme.request(
+            "DELETE",
+            "/api/v1/groups/600",
+            None,
+            &[("If-Match", if_match)],
+        )
+    };
+    let mut body = read.json();
+    body["name"] = json!("First");
+    let first = put(&body, &tag);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first_tag = first.header("etag").unwrap_or_default().to_owned();
+    assert_ne!(first_tag, tag);
+    assert_eq!(first.json()["etag"], first_tag.as_str());
+
+    // The second client read before the first one's change.
+    body["name"] = json!("Second");
+    assert_problem(&put(&body, &tag), 412, None);
+    assert_problem(&put(&body, &format!("W/{first_tag}")), 412, None);
+    assert_problem(&delete(&tag), 412, None);
+    assert_eq!(acme.get("/api/v1/groups/600").json()["name"], "First");
+
+    // Taking a member out of the tenant changes the group's version too.
+    assert_eq!(
+        acme.request("DELETE", "/api/v1/extensions/302", None, &[])
+            .status,
+        204
+    );
+    let after = acme.get("/api/v1/groups/600");
+    assert_eq!(after.json()["members"], json!(["301"]));
+    let after_tag = after.header("etag").unwrap_or_default().to_owned();
+    assert_ne!(after_tag, first_tag);
+    assert_problem(&put(&body, &first_tag), 412, None);
+
+    // BETA neither sees nor removes it; `*` or the current tag does.
+    let beta = pbx.api().with_token(&s.beta);
+    assert_eq!(
+        beta.request("DELETE", "/api/v1/groups/600", None, &[("If-Match", "*")])
+            .status,
+        404
+    );
+    body["members"] = json!(["301"]);
+    assert_eq!(put(&body, "*").status, 200);
+    let current = acme.get("/api/v1/groups/600");
+    assert_eq!(current.json()["name"], "Second");
+    let current_tag = current.header("etag").unwrap_or_default().to_owned();
+    assert_eq!(delete(&current_tag).status, 204);
+    assert_eq!(acme.get("/api/v1/groups/600").status, 404);
+}
+
 #[test]
 fn an_extension_created_through_the_api_registers_with_its_password() {
     let s = setup("api-register");

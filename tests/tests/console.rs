@@ -166,9 +166,23 @@ fn the_console_manages_extensions_live_in_a_browser() {
     );
     next("tabs");
     next("group");
+    let group = api.get("/api/v1/groups/600").json();
+    assert_eq!(group["members"], json!(["500", "501"]));
+    next("group-awaiting-change");
+    let mut elsewhere = group.clone();
+    elsewhere["name"] = json!("Sales Elsewhere");
+    elsewhere["members"] = json!(["500"]);
+    let r = api
+        .with_token(&writer_key)
+        .json("PUT", "/api/v1/groups/600", &elsewhere);
+    assert_eq!(r.status, 200, "{}", r.text());
+    writeln!(stdin, "changed").expect("the browser reads stdin");
+    next("group-stale-refused");
+    let kept = api.get("/api/v1/groups/600").json();
     assert_eq!(
-        api.get("/api/v1/groups/600").json()["members"],
-        json!(["500", "501"])
+        (&kept["name"], &kept["members"]),
+        (&json!("Sales Elsewhere"), &json!(["500"])),
+        "{kept}"
     );
     next("contact");
     assert_eq!(

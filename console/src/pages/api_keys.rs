@@ -115,7 +115,7 @@ pub fn ApiKeys() -> impl IntoView {
                                 }
                                 let (id, name) = (id.clone(), name.clone());
                                 spawn_local(async move {
-                                    match api::delete(&format!("/api-keys/{}", api::encode(&id))).await {
+                                    match api::delete(&format!("/api-keys/{}", api::encode(&id)), None).await {
                                         Ok(()) => {
                                             state.done(format!("API key {name} revoked."));
                                             reload.update(|r| *r += 1);

@@ -90,7 +90,7 @@ pub fn Contacts() -> impl IntoView {
                                 }
                                 let (id, name) = (id.clone(), name.clone());
                                 spawn_local(async move {
-                                    match api::delete(&format!("/contacts/{}", api::encode(&id))).await {
+                                    match api::delete(&format!("/contacts/{}", api::encode(&id)), None).await {
                                         Ok(()) => {
                                             state.done(format!("Contact {name} deleted."));
                                             reload.update(|r| *r += 1);
@@ -152,7 +152,8 @@ fn ContactForm(
             let answer = if body.id.is_empty() {
                 api::post::<_, Contact>("/contacts", &body).await
             } else {
-                api::put::<_, Contact>(&format!("/contacts/{}", api::encode(&body.id)), &body).await
+                api::put::<_, Contact>(&format!("/contacts/{}", api::encode(&body.id)), &body, None)
+                    .await
             };
             match answer {
                 Ok(c) => {

@@ -321,7 +321,7 @@ fn ExtensionRow(ext: Extension, actions: RowActions) -> impl IntoView {
             }
             let n = n.clone();
             spawn_local(async move {
-                match api::delete(&format!("/extensions/{}", api::encode(&n))).await {
+                match api::delete(&format!("/extensions/{}", api::encode(&n)), None).await {
                     Ok(()) => {
                         state.done(format!("Extension {n} deleted."));
                         reload.update(|r| *r += 1);

@@ -87,18 +87,21 @@ pub fn Groups() -> impl IntoView {
                                 move |_| form.set(Some((Editing::Existing(g.number.clone()), g.clone())))
                             };
                             let number = g.number.clone();
+                            let shown = g.etag.clone();
                             let delete = move |_| {
                                 if !ui::confirm(&format!("Delete group {number}?")) {
                                     return;
                                 }
                                 let number = number.clone();
+                                let shown = shown.clone();
                                 spawn_local(async move {
-                                    match api::delete(&format!("/groups/{}", api::encode(&number))).await {
+                                    let path = format!("/groups/{}", api::encode(&number));
+                                    match api::delete(&path, ui::opt(&shown).as_deref()).await {
                                         Ok(()) => {
                                             state.done(format!("Group {number} deleted."));
                                             reload.update(|r| *r += 1);
                                         }
-                                        Err(e) => state.fail(&e),
+                                        Err(e) => changed_meanwhile(&state, &e, &number),
                                     }
                                 });
                             };
@@ -125,6 +128,25 @@ pub fn Groups() -> impl IntoView {
             </table>
             {move || groups.with(Vec::is_empty).then(|| view! { <p class="empty">"No groups."</p> })}
         </section>
+    }
+}
+
+/// What the console says when a group changed since the page showed it.
+fn changed_message(number: &str) -> String {
+    format!(
+        "Someone changed group {number} after this page showed it. Reload the page to see \
+         their change, then make yours again."
+    )
+}
+
+/// Reports a failed write to group `number`: a change made meanwhile by
+/// someone else (412) in words, anything else as the server said.
+fn changed_meanwhile(state: &AppState, error: &api::ApiError, number: &str) {
+    match error {
+        api::ApiError::Problem(p) if p.status == 412 => {
+            state.error.set(Some(changed_message(number)));
+        }
+        other => state.fail(other),
     }
 }
 
@@ -155,6 +177,8 @@ fn GroupForm(
         Editing::New => None,
     };
     let is_new = existing.is_none();
+    // The version the form shows: a save applies only to it.
+    let shown = group.etag.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         errors.clear();
@@ -181,13 +205,16 @@ fn GroupForm(
                 .collect(),
             ring_timeout_secs,
             no_answer: ui::opt(&no_answer.get_untracked()),
+            etag: String::new(),
         };
         let existing = existing.clone();
+        let shown = shown.clone();
         spawn_local(async move {
             let answer = match &existing {
                 None => api::post::<_, Group>("/groups", &group).await,
                 Some(n) => {
-                    api::put::<_, Group>(&format!("/groups/{}", api::encode(n)), &group).await
+                    let path = format!("/groups/{}", api::encode(n));
+                    api::put::<_, Group>(&path, &group, ui::opt(&shown).as_deref()).await
                 }
             };
             match answer {
@@ -195,6 +222,9 @@ fn GroupForm(
                     state.done(format!("Group {} saved.", g.number));
                     form.set(None);
                     reload.update(|r| *r += 1);
+                }
+                Err(api::ApiError::Problem(p)) if p.status == 412 => {
+                    state.error.set(Some(changed_message(&group.number)));
                 }
                 Err(e) => errors.fail(&state, &e),
             }

@@ -543,6 +543,7 @@ async fn group_command(store: &Store, cmd: GroupCommand, out: &mut String) -> an
                 no_answer: no_answer
                     .map(|n| ForwardTarget::parse("no_answer", &n))
                     .transpose()?,
+                updated_at: std::time::SystemTime::UNIX_EPOCH,
             };
             store.groups().add(&t.code, group).await?;
             let what = if is_virtual {
@@ -597,7 +598,7 @@ async fn group_command(store: &Store, cmd: GroupCommand, out: &mut String) -> an
         }
         GroupCommand::Rm { tenant, number } => {
             let t = find_tenant(store, &tenant).await?;
-            store.groups().remove(&t.code, &number).await?;
+            store.groups().remove(&t.code, &number, None).await?;
             writeln!(out, "group {number} removed from {}", t.code)?;
         }
     }

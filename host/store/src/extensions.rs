@@ -12,7 +12,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
-use crate::db::{from_datetime, run, to_datetime};
+use crate::db::{by_number, from_datetime, run, to_datetime};
 use crate::settings::{CallSettings, SettingsRow};
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
 use crate::{StoreError, Tenant};
@@ -499,15 +499,7 @@ impl Extensions<'_> {
 
     /// The extension with this number in the tenant, if any.
     pub async fn get(&self, tenant: &str, number: &str) -> Result<Option<Extension>, StoreError> {
-        let code = tenant_code(tenant)?;
-        let number = extension_number(number)?;
-        let mut res = run(self
-            .db
-            .query("SELECT * FROM type::record('extension', [$code, $number])")
-            .bind(("code", code))
-            .bind(("number", number)))
-        .await?;
-        let row: Option<ExtensionRow> = res.take(0)?;
+        let row: Option<ExtensionRow> = by_number(self.db, "extension", tenant, number).await?;
         row.map(ExtensionRow::into_extension).transpose()
     }
 

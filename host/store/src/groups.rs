@@ -6,12 +6,14 @@
 //! numbers and aliases (`dial_name`), so every dialled number reaches
 //! exactly one thing.
 
+use std::time::SystemTime;
+
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
-use surrealdb::types::{RecordId, SurrealValue};
+use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::StoreError;
-use crate::db::run;
+use crate::db::{by_number, from_datetime, run, to_datetime};
 use crate::extensions::extension_number;
 use crate::settings::{ForwardTarget, MAX_RING_SECS};
 use crate::tenants::{code_of, tenant_code, tenant_id};
@@ -97,6 +99,9 @@ pub struct Group {
     pub ring_timeout_secs: u32,
     /// Where an unanswered call goes; `None` ends it.
     pub no_answer: Option<ForwardTarget>,
+    /// When it last changed: its version. Set by the store; what a write
+    /// passes is ignored.
+    pub updated_at: SystemTime,
 }
 
 /// Group repository; get one from [`Store::groups`](crate::Store::groups).
@@ -115,6 +120,8 @@ struct GroupRow {
     members: Vec<String>,
     ring_timeout_secs: u32,
     no_answer: Option<String>,
+    /// Set by the database on every write.
+    updated_at: Option<Datetime>,
 }
 
 impl GroupRow {
@@ -140,28 +147,48 @@ impl GroupRow {
                 .map(|t| ForwardTarget::parse("no_answer", &t))
                 .transpose()
                 .map_err(bad)?,
+            updated_at: self
+                .updated_at
+                .as_ref()
+                .map_or(SystemTime::UNIX_EPOCH, from_datetime),
         })
     }
 }
 
 impl Groups<'_> {
-    /// Adds a group (or virtual extension) to a tenant.
+    /// Adds a group (or virtual extension) to a tenant and returns it as
+    /// stored.
     ///
     /// The number must be free in the tenant's dialling namespace and every
     /// member an existing extension; nothing is written on failure.
     pub async fn add(&self, tenant: &str, group: Group) -> Result<Group, StoreError> {
-        self.write(tenant, group, false).await
+        self.write(tenant, group, Write::Add).await
     }
 
-    /// Replaces an existing group (same checks as [`Groups::add`]).
-    pub async fn replace(&self, tenant: &str, group: Group) -> Result<Group, StoreError> {
-        self.write(tenant, group, true).await
+    /// Replaces an existing group (same checks as [`Groups::add`]); with
+    /// `if_version`, only if its version ([`Group::updated_at`]) is still
+    /// that one ([`StoreError::Changed`] otherwise, and nothing written).
+    pub async fn replace(
+        &self,
+        tenant: &str,
+        group: Group,
+        if_version: Option<SystemTime>,
+    ) -> Result<Group, StoreError> {
+        self.write(tenant, group, Write::Replace { if_version })
+            .await
     }
 
-    async fn write(&self, tenant: &str, group: Group, replace: bool) -> Result<Group, StoreError> {
+    async fn write(&self, tenant: &str, group: Group, how: Write) -> Result<Group, StoreError> {
         let code = tenant_code(tenant)?;
         let number = extension_number(&group.number)?;
         validate(&group)?;
+        let (replace, if_version) = match how {
+            Write::Add => (false, None),
+            Write::Replace { if_version } => (true, if_version),
+        };
+        let if_version = if_version
+            .map(|t| to_datetime("if_version", t))
+            .transpose()?;
         let row = GroupRow {
             tenant: tenant_id(&code),
             number: number.clone(),
@@ -174,6 +201,7 @@ impl Groups<'_> {
             members: group.members.clone(),
             ring_timeout_secs: group.ring_timeout_secs,
             no_answer: group.no_answer.as_ref().map(ToString::to_string),
+            updated_at: None,
         };
         run(self
             .db
@@ -183,6 +211,9 @@ impl Groups<'_> {
                 LET $group = type::record('ring_group', [$code, $number]);
                 IF $replace AND !record::exists($group) {
                     THROW 'edgepbx:not_found:group ' + $number + ' in tenant ' + $code;
+                };
+                IF $if_version != NONE AND (SELECT VALUE updated_at FROM $group)[0] != $if_version {
+                    THROW 'edgepbx:changed:group ' + $number + ' in tenant ' + $code;
                 };
                 IF !$replace AND record::exists(type::record('dial_name', [$code, $number])) {
                     THROW 'edgepbx:conflict:number or alias ' + $number + ' in tenant ' + $code;
@@ -202,13 +233,21 @@ impl Groups<'_> {
             .bind(("number", number.clone()))
             .bind(("members", group.members.clone()))
             .bind(("replace", replace))
+            .bind(("if_version", if_version))
             .bind(("row", row)))
         .await?;
-        Ok(Group {
-            tenant: code,
-            number,
-            ..group
+        self.get(&code, &number).await?.ok_or_else(|| {
+            // Removed by someone else since this write committed.
+            StoreError::NotFound {
+                what: format!("group {number} in tenant {code}"),
+            }
         })
+    }
+
+    /// The group (or virtual extension) with this number, if any.
+    pub async fn get(&self, tenant: &str, number: &str) -> Result<Option<Group>, StoreError> {
+        let row: Option<GroupRow> = by_number(self.db, "ring_group", tenant, number).await?;
+        row.map(GroupRow::into_group).transpose()
     }
 
     /// The tenant's groups, by number.
@@ -235,10 +274,20 @@ impl Groups<'_> {
         rows.into_iter().map(GroupRow::into_group).collect()
     }
 
-    /// Removes a group and frees its number.
-    pub async fn remove(&self, tenant: &str, number: &str) -> Result<(), StoreError> {
+    /// Removes a group and frees its number; with `if_version`, only if
+    /// its version ([`Group::updated_at`]) is still that one
+    /// ([`StoreError::Changed`] otherwise).
+    pub async fn remove(
+        &self,
+        tenant: &str,
+        number: &str,
+        if_version: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
         let code = tenant_code(tenant)?;
         let number = extension_number(number)?;
+        let if_version = if_version
+            .map(|t| to_datetime("if_version", t))
+            .transpose()?;
         run(self
             .db
             .query(
@@ -247,15 +296,25 @@ impl Groups<'_> {
                 IF !record::exists($group) {
                     THROW 'edgepbx:not_found:group ' + $number + ' in tenant ' + $code;
                 };
+                IF $if_version != NONE AND (SELECT VALUE updated_at FROM $group)[0] != $if_version {
+                    THROW 'edgepbx:changed:group ' + $number + ' in tenant ' + $code;
+                };
                 DELETE dial_name WHERE group = $group;
                 DELETE $group;
                 COMMIT TRANSACTION;",
             )
             .bind(("code", code))
-            .bind(("number", number)))
+            .bind(("number", number))
+            .bind(("if_version", if_version)))
         .await?;
         Ok(())
     }
+}
+
+/// How [`Groups::write`] writes.
+enum Write {
+    Add,
+    Replace { if_version: Option<SystemTime> },
 }
 
 fn validate(group: &Group) -> Result<(), StoreError> {

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "console users, API keys, sessions, audit trail, contacts, extension profiles",
         surql: V7_ADMINISTRATION,
+    },
+    Migration {
+        version: 8,
+        name: "ring groups record when they last changed",
+        surql: V8_GROUP_VERSIONS,
     },
 ];
 
@@ -328,6 +333,13 @@ DEFINE FIELD email ON contact TYPE option<string>;
 DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
+"#;
+
+const V8_GROUP_VERSIONS: &str = r#"
+-- A group's version, for conditional writes (If-Match); groups stored
+-- before this migration get the time it ran.
+DEFINE FIELD updated_at ON ring_group TYPE datetime VALUE time::now();
+UPDATE ring_group SET updated_at = time::now();
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

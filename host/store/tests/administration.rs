@@ -220,6 +220,7 @@ async fn extension_writes_are_all_or_nothing() -> TestResult {
                 members: vec!["100".into()],
                 ring_timeout_secs: 20,
                 no_answer: None,
+                updated_at: SystemTime::UNIX_EPOCH,
             },
         )
         .await?;

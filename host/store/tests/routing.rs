@@ -62,6 +62,7 @@ fn group(number: &str, members: &[&str]) -> Group {
         members: members.iter().map(|m| (*m).to_owned()).collect(),
         ring_timeout_secs: 15,
         no_answer: Some(ForwardTarget::Voicemail),
+        updated_at: UNIX_EPOCH,
     }
 }
 
@@ -182,9 +183,65 @@ async fn groups_share_the_dialling_namespace_and_stay_in_their_tenant() -> TestR
     store.extensions().remove("ACME", "101", None).await?;
     let listed = store.groups().list("ACME").await?;
     assert_eq!(listed[0].members, ["102"]);
-    store.groups().remove("ACME", "600").await?;
+    store.groups().remove("ACME", "600", None).await?;
     groups.add("ACME", group("600", &["102"])).await?;
     assert_eq!(store.groups().all().await?.len(), 2);
+    store.close().await?;
+    Ok(())
+}
+
+/// A replacement or removal made against a version that is no longer the
+/// group's is refused and writes nothing; every change, a member's removal
+/// included, gives the group a new version.
+#[tokio::test]
+async fn conditional_group_writes_lose_no_change() -> TestResult {
+    let dir = TempDir::new("group-versions");
+    let store = seeded(&dir.0).await?;
+    let groups = store.groups();
+    let first = groups.add("ACME", group("600", &["101", "102"])).await?;
+    assert_ne!(first.updated_at, UNIX_EPOCH);
+    assert_eq!(groups.get("ACME", "600").await?, Some(first.clone()));
+
+    let second = groups
+        .replace(
+            "ACME",
+            group("600", &["101", "102", "103"]),
+            Some(first.updated_at),
+        )
+        .await?;
+    assert_ne!(second.updated_at, first.updated_at);
+    assert_eq!(second.members, ["101", "102", "103"]);
+
+    // Someone still holding the first version changes nothing.
+    let stale = groups
+        .replace("ACME", group("600", &["100"]), Some(first.updated_at))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Changed { .. })),
+        "{stale:?}"
+    );
+    let stale = groups.remove("ACME", "600", Some(first.updated_at)).await;
+    assert!(
+        matches!(stale, Err(StoreError::Changed { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(groups.get("ACME", "600").await?, Some(second.clone()));
+
+    // Taking a member out is a change of the group too.
+    store.extensions().remove("ACME", "103", None).await?;
+    let third = groups.get("ACME", "600").await?.ok_or("the group")?;
+    assert_eq!(third.members, ["101", "102"]);
+    assert_ne!(third.updated_at, second.updated_at);
+
+    // Another tenant neither sees nor removes it.
+    assert_eq!(groups.get("GLOBEX", "600").await?, None);
+    let foreign = groups.remove("GLOBEX", "600", Some(third.updated_at)).await;
+    assert!(
+        matches!(foreign, Err(StoreError::NotFound { .. })),
+        "{foreign:?}"
+    );
+    groups.remove("ACME", "600", Some(third.updated_at)).await?;
+    assert_eq!(groups.get("ACME", "600").await?, None);
     store.close().await?;
     Ok(())
 }

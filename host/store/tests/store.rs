@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgepbx_store::{
-    BindingChange, CredentialEntry, DbSpec, EventKind, NewExtension, RegistrationEvent,
-    SipCredentials, Store, StoreConfig, StoreError, StoredBinding, TenantLimits, Transport,
+    BindingChange, CredentialEntry, DbSpec, EventKind, Group, GroupKind, GroupStrategy,
+    NewExtension, RegistrationEvent, SipCredentials, Store, StoreConfig, StoreError, StoredBinding,
+    TenantLimits, Transport,
 };
 
 mod common;
@@ -83,6 +84,68 @@ async fn migrations_apply_once_and_reopen_keeps_data_and_key() -> TestResult {
 
     let store = open(&dir.0).await?;
     assert_eq!(store.tenants().list().await?.len(), 1);
+    store.close().await?;
+    Ok(())
+}
+
+/// A database from before groups had versions (schema 7, with a group):
+/// migration 8 gives the group one, and conditional writes work on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_stored_before_versions_get_one() -> TestResult {
+    let dir = TempDir::new("group-migration");
+    let store = open(&dir.0).await?;
+    store.tenants().add("acme", "pbx.acme.example").await?;
+    store
+        .extensions()
+        .add("ACME", extension("ACME", "100", &[]))
+        .await?;
+    let group = Group {
+        tenant: "ACME".into(),
+        number: "600".into(),
+        name: "Sales".into(),
+        kind: GroupKind::Ring,
+        strategy: GroupStrategy::Hunt,
+        members: vec!["100".into()],
+        ring_timeout_secs: 20,
+        no_answer: None,
+        updated_at: UNIX_EPOCH,
+    };
+    store.groups().add("ACME", group.clone()).await?;
+    store.close().await?;
+
+    // Back to schema 7: no version field, no version on the group.
+    {
+        let endpoint = format!("surrealkv://{}", dir.0.display());
+        let db = surrealdb::engine::any::connect(endpoint).await?;
+        db.use_ns("edgepbx").use_db("main").await?;
+        db.query(
+            "REMOVE FIELD updated_at ON ring_group;
+            UPDATE ring_group UNSET updated_at;
+            DELETE migration:8;",
+        )
+        .await?
+        .check()?;
+    }
+
+    let store = open(&dir.0).await?;
+    let migrated = store
+        .groups()
+        .get("ACME", "600")
+        .await?
+        .ok_or("the group")?;
+    assert!(migrated.updated_at > UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    let replaced = store
+        .groups()
+        .replace(
+            "ACME",
+            Group {
+                name: "Sales team".into(),
+                ..group
+            },
+            Some(migrated.updated_at),
+        )
+        .await?;
+    assert_eq!(replaced.name, "Sales team");
     store.close().await?;
     Ok(())
 }

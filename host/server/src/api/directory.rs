@@ -1,10 +1,15 @@
 //! Tenants (system admins), ring groups and virtual extensions, and the
 //! company directory's contacts.
 
+use std::time::SystemTime;
+
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::StatusCode;
-use edgepbx_store::{Contact, ForwardTarget, Group, GroupKind, GroupStrategy, TenantLimits};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use edgepbx_store::{
+    Contact, ForwardTarget, Group, GroupKind, GroupStrategy, StoreError, TenantLimits,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -13,6 +18,7 @@ use utoipa_axum::routes;
 use super::auth::{Principal, Scope, TenantParam, WriteScope, rfc3339};
 use super::extensions::reload;
 use super::problem::Body;
+use super::versions;
 use super::{Problem, State};
 
 /// A tenant.
@@ -142,6 +148,12 @@ pub struct GroupView {
     /// Where unanswered calls go: a number or `voicemail`.
     #[serde(default)]
     no_answer: Option<String>,
+    /// Its version, as the `ETag` header gives it: send it back in
+    /// `If-Match` so that a change made meanwhile by someone else is not
+    /// overwritten (412). Read-only: ignored in requests.
+    #[serde(default)]
+    #[schema(read_only)]
+    etag: Option<String>,
 }
 
 /// A group's ring time when none is given.
@@ -167,7 +179,14 @@ fn group_view(g: Group) -> GroupView {
         members: g.members,
         ring_timeout_secs: Some(g.ring_timeout_secs),
         no_answer: g.no_answer.map(|t| t.to_string()),
+        etag: Some(versions::etag(g.updated_at)),
     }
+}
+
+/// A group's view with its `ETag` header.
+fn tagged_group(g: Group) -> Response {
+    let tag = versions::etag(g.updated_at);
+    versions::tagged(group_view(g), &tag)
 }
 
 fn group_of(tenant: &str, v: GroupView) -> Result<Group, Problem> {
@@ -188,6 +207,7 @@ fn group_of(tenant: &str, v: GroupView) -> Result<Group, Problem> {
             .no_answer
             .map(|t| ForwardTarget::parse("no_answer", &t))
             .transpose()?,
+        updated_at: SystemTime::UNIX_EPOCH,
     })
 }
 
@@ -204,78 +224,99 @@ async fn list_groups(
 
 /// Adds a group or virtual extension.
 #[utoipa::path(post, path = "/api/v1/groups", tag = "groups", params(TenantParam), request_body = GroupView,
-    responses((status = 201, body = GroupView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = GroupView, headers(("ETag" = String, description = "Its version; see `etag`"))), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_group(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Body(body): Body<GroupView>,
-) -> Result<(StatusCode, Json<GroupView>), Problem> {
+) -> Result<(StatusCode, Response), Problem> {
     let group = group_of(&scope.tenant, body)?;
     let stored = api.control.store.groups().add(&scope.tenant, group).await?;
     reload(&api).await?;
-    Ok((StatusCode::CREATED, Json(group_view(stored))))
+    Ok((StatusCode::CREATED, tagged_group(stored)))
 }
 
 async fn find_group(api: &State, tenant: &str, number: &str) -> Result<Group, Problem> {
-    api.control
-        .store
-        .groups()
-        .list(tenant)
-        .await?
-        .into_iter()
-        .find(|g| g.number == number)
-        .ok_or_else(|| Problem::not_found(format!("group {number}")))
+    match api.control.store.groups().get(tenant, number).await {
+        Ok(Some(group)) => Ok(group),
+        // A number no group can have names none.
+        Ok(None) | Err(StoreError::InvalidField { .. }) => {
+            Err(Problem::not_found(format!("group {number}")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One group.
 #[utoipa::path(get, path = "/api/v1/groups/{number}", tag = "groups", params(TenantParam, ("number" = String, Path)),
-    responses((status = 200, body = GroupView), (status = 404, body = Problem)))]
+    responses((status = 200, body = GroupView, headers(("ETag" = String, description = "Its version; see `etag`"))), (status = 404, body = Problem)))]
 async fn read_group(
     AxumState(api): AxumState<State>,
     scope: Scope,
     Path(number): Path<String>,
-) -> Result<Json<GroupView>, Problem> {
-    Ok(Json(group_view(
+) -> Result<Response, Problem> {
+    Ok(tagged_group(
         find_group(&api, &scope.tenant, &number).await?,
-    )))
+    ))
 }
 
-/// Replaces a group (its number stays).
-#[utoipa::path(put, path = "/api/v1/groups/{number}", tag = "groups", params(TenantParam, ("number" = String, Path)),
+/// Replaces a group (its number stays); with `If-Match`, only if nobody
+/// changed it since.
+#[utoipa::path(put, path = "/api/v1/groups/{number}", tag = "groups",
+    params(TenantParam, ("number" = String, Path), ("If-Match" = Option<String>, Header, description = "ETags of which the group must still have one (`etag` of a read), or `*`; else 412")),
     request_body = GroupView,
-    responses((status = 200, body = GroupView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = GroupView, headers(("ETag" = String, description = "Its new version"))), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn replace_group(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Path(number): Path<String>,
+    headers: HeaderMap,
     Body(body): Body<GroupView>,
-) -> Result<Json<GroupView>, Problem> {
+) -> Result<Response, Problem> {
     if body.number != number {
         return Err(Problem::field("number", "must be the number in the path"));
     }
     let group = group_of(&scope.tenant, body)?;
+    let current = find_group(&api, &scope.tenant, &number).await?;
+    let if_version = versions::if_match(
+        &headers,
+        current.updated_at,
+        &format!("group {}", current.number),
+    )?;
     let stored = api
         .control
         .store
         .groups()
-        .replace(&scope.tenant, group)
+        .replace(&scope.tenant, group, if_version)
         .await?;
     reload(&api).await?;
-    Ok(Json(group_view(stored)))
+    Ok(tagged_group(stored))
 }
 
-/// Removes a group.
-#[utoipa::path(delete, path = "/api/v1/groups/{number}", tag = "groups", params(TenantParam, ("number" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+/// Removes a group; with `If-Match`, only if nobody changed it since.
+#[utoipa::path(delete, path = "/api/v1/groups/{number}", tag = "groups",
+    params(TenantParam, ("number" = String, Path), ("If-Match" = Option<String>, Header, description = "ETags of which the group must still have one (`etag` of a read), or `*`; else 412")),
+    responses((status = 204), (status = 404, body = Problem), (status = 412, body = Problem)))]
 async fn remove_group(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Path(number): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
+    let if_version = if headers.contains_key(header::IF_MATCH) {
+        let current = find_group(&api, &scope.tenant, &number).await?;
+        versions::if_match(
+            &headers,
+            current.updated_at,
+            &format!("group {}", current.number),
+        )?
+    } else {
+        None
+    };
     api.control
         .store
         .groups()
-        .remove(&scope.tenant, &number)
+        .remove(&scope.tenant, &number, if_version)
         .await?;
     reload(&api).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use edgepbx_store::{
     AllowedDestinations, AuditEntry, CallSettings, EventKind, Extension, ExtensionWrite, FollowMe,
     FollowMeDestination, ForwardTarget, Profile, RingMode, StoreError, WriteMode, number_order,
@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 use super::auth::{Scope, TenantParam, WriteScope, rfc3339};
 use super::problem::{Body, from_value};
+use super::versions;
 use super::{Api, Problem, State};
 use crate::accounts::hash_off_thread;
 use crate::admin::{check_password, credentials_for, generate_password};
@@ -321,55 +322,15 @@ pub fn view(e: &Extension, line: Option<&LineState>) -> ExtensionView {
         allowed_destinations: ed.allowed_destinations,
         created_at: rfc3339(e.created_at),
         updated_at: rfc3339(e.updated_at),
-        etag: etag(e),
+        etag: versions::etag(e.updated_at),
         password: None,
-    }
-}
-
-/// The entity tag of an extension's stored version: the time of its last
-/// change in nanoseconds, hex, quoted.
-fn etag(e: &Extension) -> String {
-    let nanos = e
-        .updated_at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("\"{nanos:x}\"")
-}
-
-/// What the `If-Match` headers ask of a write to `current`: `None` without
-/// any, else its version when one of the tags (or `*`) matches it, for the
-/// store to check again in the write's transaction; 412 when none does.
-/// Weak tags never match (RFC 9110 §13.1.1: strong comparison).
-fn if_match(headers: &HeaderMap, current: &Extension) -> Result<Option<SystemTime>, Problem> {
-    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
-    if values.peek().is_none() {
-        return Ok(None);
-    }
-    let tag = etag(current);
-    let matches = values
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|t| t == "*" || t == tag);
-    if matches {
-        Ok(Some(current.updated_at))
-    } else {
-        Err(Problem::precondition_failed(format!(
-            "extension {} changed since the version given; its ETag is now {tag}",
-            current.number
-        )))
     }
 }
 
 /// A view of an extension with its `ETag` header.
 fn tagged(view: ExtensionView) -> Response {
-    // Hex digits in quotes: always a valid header value.
-    let tag = HeaderValue::from_str(&view.etag);
-    let mut response = Json(view).into_response();
-    if let Ok(tag) = tag {
-        response.headers_mut().insert(header::ETAG, tag);
-    }
-    response
+    let tag = view.etag.clone();
+    versions::tagged(view, &tag)
 }
 
 /// The API's name of a store field.
@@ -758,7 +719,11 @@ async fn patch(
     }
     reject_unknown(fields)?;
     let current = extension_of(&api, &scope.tenant, &number).await?;
-    let if_version = if_match(&headers, &current)?;
+    let if_version = versions::if_match(
+        &headers,
+        current.updated_at,
+        &format!("extension {}", current.number),
+    )?;
     let mut document =
         serde_json::to_value(editable(&current)).map_err(|e| Problem::internal(&e))?;
     merge_patch(&mut document, &patch);
@@ -814,7 +779,11 @@ async fn remove(
 ) -> Result<StatusCode, Problem> {
     let if_version = if headers.contains_key(header::IF_MATCH) {
         let current = extension_of(&api, &scope.tenant, &number).await?;
-        if_match(&headers, &current)?
+        versions::if_match(
+            &headers,
+            current.updated_at,
+            &format!("extension {}", current.number),
+        )?
     } else {
         None
     };

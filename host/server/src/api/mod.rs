@@ -16,6 +16,7 @@ mod live;
 mod policies;
 mod problem;
 mod tls;
+mod versions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

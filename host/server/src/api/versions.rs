@@ -1,0 +1,61 @@
+//! Versions of stored things as entity tags, and conditional writes: a
+//! client sends back in `If-Match` the `ETag` it read, and a change made
+//! meanwhile by someone else is refused (412) rather than overwritten.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::Problem;
+
+/// The entity tag of a stored version: the time of its last change in
+/// nanoseconds, hex, quoted.
+pub fn etag(updated_at: SystemTime) -> String {
+    let nanos = updated_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{nanos:x}\"")
+}
+
+/// What the `If-Match` headers ask of a write to `what`, whose version is
+/// `current`: `None` without any, else `current` when one of the tags (or
+/// `*`) matches it, for the store to check again in the write's
+/// transaction; 412 when none does. Weak tags never match (RFC 9110
+/// §13.1.1: strong comparison).
+pub fn if_match(
+    headers: &HeaderMap,
+    current: SystemTime,
+    what: &str,
+) -> Result<Option<SystemTime>, Problem> {
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
+        return Ok(None);
+    }
+    let tag = etag(current);
+    let matches = values
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t == tag);
+    if matches {
+        Ok(Some(current))
+    } else {
+        Err(Problem::precondition_failed(format!(
+            "{what} changed since the version given; its ETag is now {tag}"
+        )))
+    }
+}
+
+/// `body` as JSON with its `ETag` header.
+pub fn tagged(body: impl Serialize, etag: &str) -> Response {
+    // Hex digits in quotes (see `etag`): always a valid header value.
+    let tag = HeaderValue::from_str(etag);
+    let mut response = Json(body).into_response();
+    if let Ok(tag) = tag {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
+}
