@@ -360,6 +360,10 @@ pub struct Contact {
     pub company: Option<String>,
     /// Linked extension.
     pub extension: Option<String>,
+    /// Its version: sent back in `If-Match` when it is changed or deleted,
+    /// so that a change made meanwhile by someone else is not lost.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub etag: String,
 }
 
 /// A stored routing policy version.

@@ -169,6 +169,21 @@ impl AppState {
         self.error.set(Some(error.to_string()));
     }
 
+    /// Whether `error` refused a write because `what` changed since the
+    /// page showed it (412, a stale `If-Match`); if so, the banner says
+    /// what to do. Any other error is left to the caller.
+    pub fn changed_meanwhile(&self, error: &ApiError, what: &str) -> bool {
+        let stale = matches!(error, ApiError::Problem(p) if p.status == 412);
+        if stale {
+            self.notice.set(None);
+            self.error.set(Some(format!(
+                "Someone changed {what} after this page showed it. Reload the page to see \
+                 their change, then make yours again."
+            )));
+        }
+        stale
+    }
+
     /// Shows a confirmation and clears the error.
     pub fn done(&self, message: impl Into<String>) {
         self.error.set(None);

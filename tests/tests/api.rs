@@ -1180,6 +1180,58 @@ fn if_match_keeps_a_group_change_from_being_overwritten() {
     assert_eq!(acme.get("/api/v1/groups/600").status, 404);
 }
 
+/// Contacts too: a stale `ETag` changes nothing, the current one (or `*`)
+/// applies, and an id given twice is a conflict rather than an overwrite.
+#[test]
+fn if_match_keeps_a_contact_change_from_being_overwritten() {
+    let s = setup("api-contact-if-match");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    let plumber = json!({"id": "plumber", "name": "Plumber", "number": "+15550199"});
+    let created = acme.json("POST", "/api/v1/contacts", &plumber);
+    assert_eq!(created.status, 201, "{}", created.text());
+    let tag = created.header("etag").unwrap_or_default().to_owned();
+    assert_eq!(created.json()["etag"], tag.as_str());
+    assert_problem(&acme.json("POST", "/api/v1/contacts", &plumber), 409, None);
+    let read = acme.get("/api/v1/contacts/plumber");
+    assert_eq!(read.header("etag"), Some(tag.as_str()));
+
+    let put = |name: &str, if_match: &str| {
+        let mut body = read.json();
+        body["name"] = json!(name);
+        acme.request(
+            "PUT",
+            "/api/v1/contacts/plumber",
+            Some(("application/json", body.to_string().as_bytes())),
+            &[("If-Match", if_match)],
+        )
+    };
+    let first = put("Plumber Pete", &tag);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first_tag = first.header("etag").unwrap_or_default().to_owned();
+    assert_ne!(first_tag, tag);
+    assert_problem(&put("Plumber Paul", &tag), 412, None);
+    let delete = |if_match: &str| {
+        acme.request(
+            "DELETE",
+            "/api/v1/contacts/plumber",
+            None,
+            &[("If-Match", if_match)],
+        )
+    };
+    assert_problem(&delete(&tag), 412, None);
+    assert_eq!(
+        acme.get("/api/v1/contacts/plumber").json()["name"],
+        "Plumber Pete"
+    );
+    assert_eq!(put("Plumber Paul", "*").status, 200);
+    let current = acme.get("/api/v1/contacts/plumber");
+    assert_eq!(current.json()["name"], "Plumber Paul");
+    let current_tag = current.header("etag").unwrap_or_default().to_owned();
+    assert_eq!(delete(&current_tag).status, 204);
+    assert_eq!(acme.get("/api/v1/contacts/plumber").status, 404);
+}
+
 #[test]
 fn an_extension_created_through_the_api_registers_with_its_password() {
     let s = setup("api-register");

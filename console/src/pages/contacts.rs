@@ -83,19 +83,24 @@ pub fn Contacts() -> impl IntoView {
                                 let c = c.clone();
                                 move |_| form.set(Some(c.clone()))
                             };
-                            let (id, name) = (c.id.clone(), c.name.clone());
+                            let (id, name, shown) = (c.id.clone(), c.name.clone(), c.etag.clone());
                             let delete = move |_| {
                                 if !ui::confirm(&format!("Delete contact {name}?")) {
                                     return;
                                 }
-                                let (id, name) = (id.clone(), name.clone());
+                                let (id, name, shown) = (id.clone(), name.clone(), shown.clone());
                                 spawn_local(async move {
-                                    match api::delete(&format!("/contacts/{}", api::encode(&id)), None).await {
+                                    let path = format!("/contacts/{}", api::encode(&id));
+                                    match api::delete(&path, ui::opt(&shown).as_deref()).await {
                                         Ok(()) => {
                                             state.done(format!("Contact {name} deleted."));
                                             reload.update(|r| *r += 1);
                                         }
-                                        Err(e) => state.fail(&e),
+                                        Err(e) => {
+                                            if !state.changed_meanwhile(&e, &format!("contact {name}")) {
+                                                state.fail(&e);
+                                            }
+                                        }
                                     }
                                 });
                             };
@@ -137,6 +142,8 @@ fn ContactForm(
     let email = RwSignal::new(contact.email.clone().unwrap_or_default());
     let company = RwSignal::new(contact.company.clone().unwrap_or_default());
     let extension = RwSignal::new(contact.extension.clone().unwrap_or_default());
+    // The version the form shows: a save applies only to it.
+    let shown = contact.etag.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         errors.clear();
@@ -147,13 +154,15 @@ fn ContactForm(
             email: ui::opt(&email.get_untracked()),
             company: ui::opt(&company.get_untracked()),
             extension: ui::opt(&extension.get_untracked()),
+            etag: String::new(),
         };
+        let shown = shown.clone();
         spawn_local(async move {
             let answer = if body.id.is_empty() {
                 api::post::<_, Contact>("/contacts", &body).await
             } else {
-                api::put::<_, Contact>(&format!("/contacts/{}", api::encode(&body.id)), &body, None)
-                    .await
+                let path = format!("/contacts/{}", api::encode(&body.id));
+                api::put::<_, Contact>(&path, &body, ui::opt(&shown).as_deref()).await
             };
             match answer {
                 Ok(c) => {
@@ -161,7 +170,11 @@ fn ContactForm(
                     form.set(None);
                     reload.update(|r| *r += 1);
                 }
-                Err(e) => errors.fail(&state, &e),
+                Err(e) => {
+                    if !state.changed_meanwhile(&e, &format!("contact {}", body.name)) {
+                        errors.fail(&state, &e);
+                    }
+                }
             }
         });
     };

@@ -50,12 +50,11 @@ impl Editor {
                     state.done(format!("Extension {} saved.", ext.number));
                     editor.ext.set(Some(ext));
                 }
-                Err(api::ApiError::Problem(p)) if p.status == 412 => state.error.set(Some(
-                    "Someone changed this extension after you opened it. Reload the page to see \
-                     their change, then make yours again."
-                        .into(),
-                )),
-                Err(e) => editor.errors.fail(&state, &e),
+                Err(e) => {
+                    if !state.changed_meanwhile(&e, "this extension") {
+                        editor.errors.fail(&state, &e);
+                    }
+                }
             }
             editor.busy.set(false);
         });

@@ -101,7 +101,11 @@ pub fn Groups() -> impl IntoView {
                                             state.done(format!("Group {number} deleted."));
                                             reload.update(|r| *r += 1);
                                         }
-                                        Err(e) => changed_meanwhile(&state, &e, &number),
+                                        Err(e) => {
+                                            if !state.changed_meanwhile(&e, &format!("group {number}")) {
+                                                state.fail(&e);
+                                            }
+                                        }
                                     }
                                 });
                             };
@@ -128,25 +132,6 @@ pub fn Groups() -> impl IntoView {
             </table>
             {move || groups.with(Vec::is_empty).then(|| view! { <p class="empty">"No groups."</p> })}
         </section>
-    }
-}
-
-/// What the console says when a group changed since the page showed it.
-fn changed_message(number: &str) -> String {
-    format!(
-        "Someone changed group {number} after this page showed it. Reload the page to see \
-         their change, then make yours again."
-    )
-}
-
-/// Reports a failed write to group `number`: a change made meanwhile by
-/// someone else (412) in words, anything else as the server said.
-fn changed_meanwhile(state: &AppState, error: &api::ApiError, number: &str) {
-    match error {
-        api::ApiError::Problem(p) if p.status == 412 => {
-            state.error.set(Some(changed_message(number)));
-        }
-        other => state.fail(other),
     }
 }
 
@@ -223,10 +208,11 @@ fn GroupForm(
                     form.set(None);
                     reload.update(|r| *r += 1);
                 }
-                Err(api::ApiError::Problem(p)) if p.status == 412 => {
-                    state.error.set(Some(changed_message(&group.number)));
+                Err(e) => {
+                    if !state.changed_meanwhile(&e, &format!("group {}", group.number)) {
+                        errors.fail(&state, &e);
+                    }
                 }
-                Err(e) => errors.fail(&state, &e),
             }
         });
     };

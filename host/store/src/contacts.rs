@@ -2,12 +2,14 @@
 //! show in their directory and the console lists), each optionally linked
 //! to one of the tenant's extensions, whose caller ID it then names.
 
+use std::time::SystemTime;
+
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
-use surrealdb::types::{RecordId, SurrealValue};
+use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::StoreError;
-use crate::db::run;
+use crate::db::{Write, from_datetime, run, to_datetime};
 use crate::extensions::{email, extension_number};
 use crate::settings::dialable;
 use crate::tenants::{tenant_code, tenant_id};
@@ -30,6 +32,9 @@ pub struct Contact {
     pub company: Option<String>,
     /// The extension it stands for, if any.
     pub extension: Option<String>,
+    /// When it last changed: its version. Set by the store; what a write
+    /// passes is ignored.
+    pub updated_at: SystemTime,
 }
 
 impl Contact {
@@ -80,6 +85,8 @@ struct ContactRow {
     email: Option<String>,
     company: Option<String>,
     extension: Option<String>,
+    /// Set by the database on every write.
+    updated_at: Option<Datetime>,
 }
 
 impl From<ContactRow> for Contact {
@@ -91,6 +98,10 @@ impl From<ContactRow> for Contact {
             email: r.email,
             company: r.company,
             extension: r.extension,
+            updated_at: r
+                .updated_at
+                .as_ref()
+                .map_or(SystemTime::UNIX_EPOCH, from_datetime),
         }
     }
 }
@@ -102,10 +113,36 @@ pub struct Contacts<'a> {
 }
 
 impl Contacts<'_> {
-    /// Creates or replaces a contact. A linked extension must exist.
-    pub async fn put(&self, tenant: &str, contact: Contact) -> Result<Contact, StoreError> {
+    /// Adds a contact and returns it as stored. Its id must be new in the
+    /// tenant and a linked extension must exist; nothing is written on
+    /// failure.
+    pub async fn add(&self, tenant: &str, contact: Contact) -> Result<Contact, StoreError> {
+        self.write(tenant, contact, Write::Add).await
+    }
+
+    /// Replaces an existing contact (same checks as [`Contacts::add`]);
+    /// with `if_version`, only if its version ([`Contact::updated_at`]) is
+    /// still that one ([`StoreError::Changed`] otherwise, and nothing
+    /// written).
+    pub async fn replace(
+        &self,
+        tenant: &str,
+        contact: Contact,
+        if_version: Option<SystemTime>,
+    ) -> Result<Contact, StoreError> {
+        self.write(tenant, contact, Write::Replace { if_version })
+            .await
+    }
+
+    async fn write(
+        &self,
+        tenant: &str,
+        contact: Contact,
+        how: Write,
+    ) -> Result<Contact, StoreError> {
         let code = tenant_code(tenant)?;
         contact.validate()?;
+        let (replace, if_version) = how.parts()?;
         let row = ContactRow {
             contact_id: contact.id.clone(),
             tenant: tenant_id(&code),
@@ -114,6 +151,7 @@ impl Contacts<'_> {
             email: contact.email.clone(),
             company: contact.company.clone(),
             extension: contact.extension.clone(),
+            updated_at: None,
         };
         run(self
             .db
@@ -125,7 +163,16 @@ impl Contacts<'_> {
                     THROW 'edgepbx:not_found:extension ' + $row.extension + ' in tenant ' + $code;
                 };
                 LET $contact = type::record('contact', [$code, $row.contact_id]);
-                IF !record::exists($contact)
+                IF $replace AND !record::exists($contact) {
+                    THROW 'edgepbx:not_found:contact ' + $row.contact_id;
+                };
+                IF !$replace AND record::exists($contact) {
+                    THROW 'edgepbx:conflict:contact ' + $row.contact_id + ' already exists';
+                };
+                IF $if_version != NONE AND (SELECT VALUE updated_at FROM $contact)[0] != $if_version {
+                    THROW 'edgepbx:changed:contact ' + $row.contact_id;
+                };
+                IF !$replace
                     AND array::len((SELECT VALUE id FROM contact WHERE tenant = $tenant)) >= $max {
                     THROW 'edgepbx:limit:max_contacts:' + <string> $max;
                 };
@@ -133,11 +180,18 @@ impl Contacts<'_> {
                 COMMIT TRANSACTION;",
             )
             .bind(("tenant", tenant_id(&code)))
-            .bind(("code", code))
+            .bind(("code", code.clone()))
             .bind(("max", MAX_CONTACTS as i64))
+            .bind(("replace", replace))
+            .bind(("if_version", if_version))
             .bind(("row", row)))
         .await?;
-        Ok(contact)
+        self.get(&code, &contact.id).await?.ok_or_else(|| {
+            // Removed by someone else since this write committed.
+            StoreError::NotFound {
+                what: format!("contact {}", contact.id),
+            }
+        })
     }
 
     /// One contact.
@@ -164,20 +218,34 @@ impl Contacts<'_> {
         Ok(rows.into_iter().map(Contact::from).collect())
     }
 
-    /// Removes a contact.
-    pub async fn remove(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+    /// Removes a contact; with `if_version`, only if its version
+    /// ([`Contact::updated_at`]) is still that one ([`StoreError::Changed`]
+    /// otherwise).
+    pub async fn remove(
+        &self,
+        tenant: &str,
+        id: &str,
+        if_version: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
         let code = tenant_code(tenant)?;
+        let if_version = if_version
+            .map(|t| to_datetime("if_version", t))
+            .transpose()?;
         run(self
             .db
             .query(
                 "BEGIN TRANSACTION;
                 LET $contact = type::record('contact', [$code, $id]);
                 IF !record::exists($contact) { THROW 'edgepbx:not_found:contact ' + $id; };
+                IF $if_version != NONE AND (SELECT VALUE updated_at FROM $contact)[0] != $if_version {
+                    THROW 'edgepbx:changed:contact ' + $id;
+                };
                 DELETE $contact;
                 COMMIT TRANSACTION;",
             )
             .bind(("code", code))
-            .bind(("id", id.to_owned())))
+            .bind(("id", id.to_owned()))
+            .bind(("if_version", if_version)))
         .await?;
         Ok(())
     }

@@ -40,6 +40,32 @@ pub(crate) async fn run(query: Query<'_, Any>) -> Result<IndexedResults, StoreEr
     Err(classify(errors.swap_remove(cause).1))
 }
 
+/// Whether a write adds a record or replaces one, and then on which
+/// condition.
+pub(crate) enum Write {
+    /// A new record; one with the same id is a conflict.
+    Add,
+    /// An existing record; with `if_version`, only if its `updated_at` is
+    /// still that.
+    Replace { if_version: Option<SystemTime> },
+}
+
+impl Write {
+    /// Whether it replaces, and the version it requires as SurrealDB's
+    /// datetime.
+    pub(crate) fn parts(self) -> Result<(bool, Option<Datetime>), StoreError> {
+        match self {
+            Write::Add => Ok((false, None)),
+            Write::Replace { if_version } => Ok((
+                true,
+                if_version
+                    .map(|t| to_datetime("if_version", t))
+                    .transpose()?,
+            )),
+        }
+    }
+}
+
 /// The record `table:[<tenant code>, <number>]` (an extension or a group),
 /// if there is one; `tenant` and `number` are checked first.
 pub(crate) async fn by_number<R: SurrealValue>(

@@ -13,7 +13,7 @@ use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::StoreError;
-use crate::db::{by_number, from_datetime, run, to_datetime};
+use crate::db::{Write, by_number, from_datetime, run, to_datetime};
 use crate::extensions::extension_number;
 use crate::settings::{ForwardTarget, MAX_RING_SECS};
 use crate::tenants::{code_of, tenant_code, tenant_id};
@@ -182,13 +182,7 @@ impl Groups<'_> {
         let code = tenant_code(tenant)?;
         let number = extension_number(&group.number)?;
         validate(&group)?;
-        let (replace, if_version) = match how {
-            Write::Add => (false, None),
-            Write::Replace { if_version } => (true, if_version),
-        };
-        let if_version = if_version
-            .map(|t| to_datetime("if_version", t))
-            .transpose()?;
+        let (replace, if_version) = how.parts()?;
         let row = GroupRow {
             tenant: tenant_id(&code),
             number: number.clone(),
@@ -309,12 +303,6 @@ impl Groups<'_> {
         .await?;
         Ok(())
     }
-}
-
-/// How [`Groups::write`] writes.
-enum Write {
-    Add,
-    Replace { if_version: Option<SystemTime> },
 }
 
 fn validate(group: &Group) -> Result<(), StoreError> {

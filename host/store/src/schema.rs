@@ -70,8 +70,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 8,
-        name: "ring groups record when they last changed",
-        surql: V8_GROUP_VERSIONS,
+        name: "ring groups and contacts record when they last changed",
+        surql: V8_VERSIONS,
     },
 ];
 
@@ -335,11 +335,13 @@ DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
 "#;
 
-const V8_GROUP_VERSIONS: &str = r#"
--- A group's version, for conditional writes (If-Match); groups stored
--- before this migration get the time it ran.
+const V8_VERSIONS: &str = r#"
+-- Versions of groups and contacts, for conditional writes (If-Match);
+-- those stored before this migration get the time it ran.
 DEFINE FIELD updated_at ON ring_group TYPE datetime VALUE time::now();
 UPDATE ring_group SET updated_at = time::now();
+DEFINE FIELD updated_at ON contact TYPE datetime VALUE time::now();
+UPDATE contact SET updated_at = time::now();
 "#;
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the version it found.

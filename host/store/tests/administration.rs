@@ -337,42 +337,86 @@ async fn contacts_are_per_tenant_and_follow_their_extension() -> TestResult {
         email: None,
         company: Some("Pipes".into()),
         extension: Some("100".into()),
+        updated_at: SystemTime::UNIX_EPOCH,
     };
-    contacts.put("ACME", plumber.clone()).await?;
+    let added = contacts.add("ACME", plumber.clone()).await?;
+    assert_ne!(added.updated_at, SystemTime::UNIX_EPOCH);
     assert_eq!(
-        contacts.get("ACME", "plumber").await?,
-        Some(plumber.clone())
+        added,
+        Contact {
+            updated_at: added.updated_at,
+            ..plumber.clone()
+        }
     );
+    assert_eq!(contacts.get("ACME", "plumber").await?, Some(added.clone()));
+    assert!(matches!(
+        contacts.add("ACME", plumber.clone()).await,
+        Err(StoreError::Conflict { .. })
+    ));
     assert!(contacts.get("BETA", "plumber").await?.is_none());
     assert!(matches!(
-        contacts.remove("BETA", "plumber").await,
+        contacts.remove("BETA", "plumber", None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        contacts.replace("BETA", plumber.clone(), None).await,
         Err(StoreError::NotFound { .. })
     ));
     let mut bad = plumber.clone();
     bad.extension = Some("555".into());
     assert!(matches!(
-        contacts.put("ACME", bad).await,
+        contacts.replace("ACME", bad, None).await,
         Err(StoreError::NotFound { .. })
     ));
     let mut bad = plumber.clone();
     bad.number = "call me".into();
     assert!(matches!(
-        contacts.put("ACME", bad).await,
+        contacts.replace("ACME", bad, None).await,
         Err(StoreError::InvalidField {
             field: "number",
             ..
         })
     ));
-    // Removing the extension unlinks the contact.
-    store.extensions().remove("ACME", "100", None).await?;
-    assert_eq!(
+    // A replacement against the version read applies once; a second one
+    // against the same version, or a removal, is refused and writes nothing.
+    let renamed = contacts
+        .replace(
+            "ACME",
+            Contact {
+                name: "Plumber Pete".into(),
+                ..plumber.clone()
+            },
+            Some(added.updated_at),
+        )
+        .await?;
+    assert_ne!(renamed.updated_at, added.updated_at);
+    assert!(matches!(
         contacts
-            .get("ACME", "plumber")
-            .await?
-            .and_then(|c| c.extension),
-        None
+            .replace("ACME", plumber.clone(), Some(added.updated_at))
+            .await,
+        Err(StoreError::Changed { .. })
+    ));
+    assert!(matches!(
+        contacts
+            .remove("ACME", "plumber", Some(added.updated_at))
+            .await,
+        Err(StoreError::Changed { .. })
+    ));
+    assert_eq!(
+        contacts.get("ACME", "plumber").await?,
+        Some(renamed.clone())
     );
-    contacts.remove("ACME", "plumber").await?;
+    // Removing the extension unlinks the contact, a change of it too.
+    store.extensions().remove("ACME", "100", None).await?;
+    let unlinked = contacts
+        .get("ACME", "plumber")
+        .await?
+        .ok_or("the contact")?;
+    assert_eq!(unlinked.extension, None);
+    assert_ne!(unlinked.updated_at, renamed.updated_at);
+    contacts
+        .remove("ACME", "plumber", Some(unlinked.updated_at))
+        .await?;
     assert!(contacts.list("ACME").await?.is_empty());
     store.close().await?;
     Ok(())

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgepbx_store::{
-    BindingChange, CredentialEntry, DbSpec, EventKind, Group, GroupKind, GroupStrategy,
+    BindingChange, Contact, CredentialEntry, DbSpec, EventKind, Group, GroupKind, GroupStrategy,
     NewExtension, RegistrationEvent, SipCredentials, Store, StoreConfig, StoreError, StoredBinding,
     TenantLimits, Transport,
 };
@@ -88,10 +88,11 @@ async fn migrations_apply_once_and_reopen_keeps_data_and_key() -> TestResult {
     Ok(())
 }
 
-/// A database from before groups had versions (schema 7, with a group):
-/// migration 8 gives the group one, and conditional writes work on it.
+/// A database from before groups and contacts had versions (schema 7,
+/// with a group and a contact): migration 8 gives them one, and
+/// conditional writes work on them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_stored_before_versions_get_one() -> TestResult {
+async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
     let dir = TempDir::new("group-migration");
     let store = open(&dir.0).await?;
     store.tenants().add("acme", "pbx.acme.example").await?;
@@ -111,9 +112,19 @@ async fn groups_stored_before_versions_get_one() -> TestResult {
         updated_at: UNIX_EPOCH,
     };
     store.groups().add("ACME", group.clone()).await?;
+    let contact = Contact {
+        id: "plumber".into(),
+        name: "Plumber".into(),
+        number: "+15550199".into(),
+        email: None,
+        company: None,
+        extension: None,
+        updated_at: UNIX_EPOCH,
+    };
+    store.contacts().add("ACME", contact.clone()).await?;
     store.close().await?;
 
-    // Back to schema 7: no version field, no version on the group.
+    // Back to schema 7: no version fields, no versions.
     {
         let endpoint = format!("surrealkv://{}", dir.0.display());
         let db = surrealdb::engine::any::connect(endpoint).await?;
@@ -121,6 +132,8 @@ async fn groups_stored_before_versions_get_one() -> TestResult {
         db.query(
             "REMOVE FIELD updated_at ON ring_group;
             UPDATE ring_group UNSET updated_at;
+            REMOVE FIELD updated_at ON contact;
+            UPDATE contact UNSET updated_at;
             DELETE migration:8;",
         )
         .await?
@@ -146,6 +159,16 @@ async fn groups_stored_before_versions_get_one() -> TestResult {
         )
         .await?;
     assert_eq!(replaced.name, "Sales team");
+    let migrated = store
+        .contacts()
+        .get("ACME", "plumber")
+        .await?
+        .ok_or("the contact")?;
+    assert!(migrated.updated_at > UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    store
+        .contacts()
+        .remove("ACME", "plumber", Some(migrated.updated_at))
+        .await?;
     store.close().await?;
     Ok(())
 }

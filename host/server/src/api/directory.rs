@@ -342,6 +342,12 @@ pub struct ContactView {
     /// The extension it stands for.
     #[serde(default)]
     extension: Option<String>,
+    /// Its version, as the `ETag` header gives it: send it back in
+    /// `If-Match` so that a change made meanwhile by someone else is not
+    /// overwritten (412). Read-only: ignored in requests.
+    #[serde(default)]
+    #[schema(read_only)]
+    etag: Option<String>,
 }
 
 fn contact_view(c: Contact) -> ContactView {
@@ -352,7 +358,14 @@ fn contact_view(c: Contact) -> ContactView {
         email: c.email,
         company: c.company,
         extension: c.extension,
+        etag: Some(versions::etag(c.updated_at)),
     }
+}
+
+/// A contact's view with its `ETag` header.
+fn tagged_contact(c: Contact) -> Response {
+    let tag = versions::etag(c.updated_at);
+    versions::tagged(contact_view(c), &tag)
 }
 
 fn contact_of(id: String, v: ContactView) -> Contact {
@@ -363,6 +376,7 @@ fn contact_of(id: String, v: ContactView) -> Contact {
         email: v.email,
         company: v.company,
         extension: v.extension,
+        updated_at: SystemTime::UNIX_EPOCH,
     }
 }
 
@@ -408,86 +422,98 @@ async fn list_contacts(
 
 /// Adds a contact.
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", params(TenantParam), request_body = ContactView,
-    responses((status = 201, body = ContactView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = ContactView, headers(("ETag" = String, description = "Its version; see `etag`"))), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_contact(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Body(body): Body<ContactView>,
-) -> Result<(StatusCode, Json<ContactView>), Problem> {
-    let store = api.control.store.contacts();
-    let id = match body.id.clone() {
-        Some(id) => {
-            if store.get(&scope.tenant, &id).await?.is_some() {
-                return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    format!("contact {id} already exists"),
-                ));
-            }
-            id
-        }
-        None => crate::secrets::random_token(9)
+) -> Result<(StatusCode, Response), Problem> {
+    let id = body.id.clone().unwrap_or_else(|| {
+        crate::secrets::random_token(9)
             .chars()
             .filter(char::is_ascii_alphanumeric)
             .take(12)
-            .collect(),
-    };
-    let stored = store.put(&scope.tenant, contact_of(id, body)).await?;
+            .collect()
+    });
+    let stored = api
+        .control
+        .store
+        .contacts()
+        .add(&scope.tenant, contact_of(id, body))
+        .await?;
     reload(&api).await?;
-    Ok((StatusCode::CREATED, Json(contact_view(stored))))
+    Ok((StatusCode::CREATED, tagged_contact(stored)))
+}
+
+async fn find_contact(api: &State, tenant: &str, id: &str) -> Result<Contact, Problem> {
+    api.control
+        .store
+        .contacts()
+        .get(tenant, id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("contact {id}")))
 }
 
 /// One contact.
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(TenantParam, ("id" = String, Path)),
-    responses((status = 200, body = ContactView), (status = 404, body = Problem)))]
+    responses((status = 200, body = ContactView, headers(("ETag" = String, description = "Its version; see `etag`"))), (status = 404, body = Problem)))]
 async fn read_contact(
     AxumState(api): AxumState<State>,
     scope: Scope,
     Path(id): Path<String>,
-) -> Result<Json<ContactView>, Problem> {
-    let c = api
-        .control
-        .store
-        .contacts()
-        .get(&scope.tenant, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("contact {id}")))?;
-    Ok(Json(contact_view(c)))
+) -> Result<Response, Problem> {
+    Ok(tagged_contact(
+        find_contact(&api, &scope.tenant, &id).await?,
+    ))
 }
 
-/// Replaces a contact.
-#[utoipa::path(put, path = "/api/v1/contacts/{id}", tag = "contacts", params(TenantParam, ("id" = String, Path)),
+/// Replaces a contact; with `If-Match`, only if nobody changed it since.
+#[utoipa::path(put, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(TenantParam, ("id" = String, Path), ("If-Match" = Option<String>, Header, description = "ETags of which the contact must still have one (`etag` of a read), or `*`; else 412")),
     request_body = ContactView,
-    responses((status = 200, body = ContactView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = ContactView, headers(("ETag" = String, description = "Its new version"))), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn replace_contact(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Body(body): Body<ContactView>,
-) -> Result<Json<ContactView>, Problem> {
+) -> Result<Response, Problem> {
     if body.id.as_ref().is_some_and(|given| *given != id) {
         return Err(Problem::field("id", "must be the id in the path"));
     }
-    let store = api.control.store.contacts();
-    if store.get(&scope.tenant, &id).await?.is_none() {
-        return Err(Problem::not_found(format!("contact {id}")));
-    }
-    let stored = store.put(&scope.tenant, contact_of(id, body)).await?;
+    let current = find_contact(&api, &scope.tenant, &id).await?;
+    let if_version = versions::if_match(&headers, current.updated_at, &format!("contact {id}"))?;
+    let stored = api
+        .control
+        .store
+        .contacts()
+        .replace(&scope.tenant, contact_of(id, body), if_version)
+        .await?;
     reload(&api).await?;
-    Ok(Json(contact_view(stored)))
+    Ok(tagged_contact(stored))
 }
 
-/// Removes a contact.
-#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", params(TenantParam, ("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+/// Removes a contact; with `If-Match`, only if nobody changed it since.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(TenantParam, ("id" = String, Path), ("If-Match" = Option<String>, Header, description = "ETags of which the contact must still have one (`etag` of a read), or `*`; else 412")),
+    responses((status = 204), (status = 404, body = Problem), (status = 412, body = Problem)))]
 async fn remove_contact(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
+    let if_version = if headers.contains_key(header::IF_MATCH) {
+        let current = find_contact(&api, &scope.tenant, &id).await?;
+        versions::if_match(&headers, current.updated_at, &format!("contact {id}"))?
+    } else {
+        None
+    };
     api.control
         .store
         .contacts()
-        .remove(&scope.tenant, &id)
+        .remove(&scope.tenant, &id, if_version)
         .await?;
     reload(&api).await?;
     Ok(StatusCode::NO_CONTENT)
