@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::admin;
 use crate::cli::{CallsArgs, Cli, Command, EventsArgs};
 use crate::core::Control;
+use crate::directory::Directory;
 use crate::events::{Event, EventBus};
 
 /// The socket's file name in the data directory.
@@ -61,9 +62,11 @@ pub struct ControlContext {
     pub policies: Arc<Policies>,
     /// The event bus, for `edgepbx events`.
     pub events: EventBus,
-    /// One reload at a time: two overlapping reloads could otherwise hand
-    /// the SIP core the older snapshot last.
-    pub reloading: Arc<tokio::sync::Mutex<()>>,
+    /// The directory the SIP core was last given. Held while a reload
+    /// builds the next one: reloads apply one at a time, each on the one
+    /// before (overlapping ones could hand the core an older snapshot
+    /// last).
+    pub directory: Arc<tokio::sync::Mutex<Arc<Directory>>>,
 }
 
 /// The bound control socket at `<data>/edgepbx.ctl`, ready to accept before
@@ -181,22 +184,49 @@ async fn run(
     }
 }
 
-/// Reads the configuration again and hands it to the SIP core; brings the
-/// active policies in line with the store; tells watchers (the console)
-/// that every tenant's configuration may have changed.
+/// Reads every tenant's configuration again and hands it to the SIP core;
+/// brings the active policies in line with the store; tells watchers (the
+/// console) that every tenant's configuration may have changed. What an
+/// administration command runs.
 pub async fn reload(context: &ControlContext) -> anyhow::Result<()> {
-    let _one_at_a_time = context.reloading.lock().await;
-    let directory = crate::serve::load_directory(&context.store).await?;
-    let tenants: Vec<String> = directory.tenants().map(|t| t.code.clone()).collect();
+    let mut current = context.directory.lock().await;
+    let directory = Arc::new(crate::serve::load_directory(&context.store).await?);
+    hand_over(context, &mut current, directory.clone()).await?;
+    crate::serve::sync_policies(&context.store, &context.policies).await?;
+    for tenant in directory.tenants() {
+        context.events.publish(Event::Configured {
+            tenant: tenant.code.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// [`reload`] for one tenant, after a change to it (or its addition or
+/// removal): reads only its configuration and policy, so that a change in
+/// one tenant costs the same however many others there are.
+pub async fn reload_tenant(context: &ControlContext, code: &str) -> anyhow::Result<()> {
+    let code = code.to_ascii_uppercase();
+    let mut current = context.directory.lock().await;
+    let tenant = crate::serve::load_tenant(&context.store, &code).await?;
+    let directory = Arc::new(current.with_tenant(&code, tenant));
+    hand_over(context, &mut current, directory).await?;
+    crate::serve::sync_policy(&context.store, &context.policies, &code).await?;
+    context.events.publish(Event::Configured { tenant: code });
+    Ok(())
+}
+
+/// Gives the SIP core `directory` and remembers it as the current one.
+async fn hand_over(
+    context: &ControlContext,
+    current: &mut Arc<Directory>,
+    directory: Arc<Directory>,
+) -> anyhow::Result<()> {
     context
         .core
-        .send(Control::Directory(Arc::new(directory)))
+        .send(Control::Directory(directory.clone()))
         .await
         .context("the SIP core has stopped")?;
-    crate::serve::sync_policies(&context.store, &context.policies).await?;
-    for tenant in tenants {
-        context.events.publish(Event::Configured { tenant });
-    }
+    *current = directory;
     Ok(())
 }
 

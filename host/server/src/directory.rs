@@ -170,6 +170,20 @@ pub struct Addressed {
 impl Directory {
     /// Builds the directory from loaded tenants.
     pub fn new(tenants: impl IntoIterator<Item = Tenant>) -> Self {
+        Directory::of(tenants.into_iter().map(Arc::new).collect())
+    }
+
+    /// This directory with tenant `code` replaced by `tenant`: added when
+    /// it is new, removed when `None`. The other tenants are shared.
+    pub fn with_tenant(&self, code: &str, tenant: Option<Tenant>) -> Directory {
+        let others = self.tenants.values().filter(|t| t.code != code).cloned();
+        Directory::of(others.chain(tenant.map(Arc::new)).collect())
+    }
+
+    fn of(mut tenants: Vec<Arc<Tenant>>) -> Self {
+        // In code order, so that a carrier address two tenants share
+        // always goes to the same one.
+        tenants.sort_by(|a, b| a.code.cmp(&b.code));
         let mut dir = Directory::default();
         for tenant in tenants {
             dir.by_domain
@@ -181,7 +195,7 @@ impl Directory {
                         .or_insert_with(|| (tenant.code.clone(), i));
                 }
             }
-            dir.tenants.insert(tenant.code.clone(), Arc::new(tenant));
+            dir.tenants.insert(tenant.code.clone(), tenant);
         }
         dir
     }
@@ -272,6 +286,37 @@ mod tests {
             a.map(|a| (a.tenant.code.clone(), a.user)),
             Some(("GLOBEX".into(), "100-ACME".into()))
         );
+    }
+
+    /// Replacing one tenant changes it alone: its domain moves with it, the
+    /// others are the same shared values, and a removed tenant is not found
+    /// by code or domain.
+    #[test]
+    fn one_tenant_is_replaced_added_or_removed() {
+        let dir = directory();
+        let globex = dir.tenant("GLOBEX").cloned();
+        let moved = Tenant::new("ACME".into(), "pbx.acme.example".into());
+        let dir = dir.with_tenant("ACME", Some(moved));
+        assert!(dir.address("100", "acme.example").is_none());
+        let acme = dir.address("100", "pbx.acme.example").map(|a| a.tenant);
+        assert_eq!(acme.map(|t| t.extensions.len()), Some(0));
+        assert!(
+            dir.tenant("GLOBEX")
+                .zip(globex.as_ref())
+                .is_some_and(|(now, before)| Arc::ptr_eq(now, before)),
+            "GLOBEX is shared, not reloaded"
+        );
+
+        let initech = Tenant::new("INITECH".into(), "initech.example".into());
+        let dir = dir.with_tenant("INITECH", Some(initech));
+        assert_eq!(dir.tenants().count(), 3);
+        let dir = dir.with_tenant("ACME", None);
+        assert!(dir.tenant("ACME").is_none());
+        assert!(dir.address("100", "pbx.acme.example").is_none());
+        assert!(dir.address("100-ACME", "127.0.0.1").is_none());
+        let mut codes: Vec<&str> = dir.tenants().map(|t| t.code.as_str()).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, ["GLOBEX", "INITECH"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! gracefully on SIGINT/SIGTERM (stop reading, flush the write-behind queue,
 //! close the store).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -122,7 +123,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         .spawn(move || sip.run(sip_shutdown))
         .context("starting the SIP thread")?;
     let control = ControlContext {
-        reloading: Default::default(),
+        directory: Arc::new(tokio::sync::Mutex::new(directory.clone())),
         store: store.clone(),
         core: control_tx,
         policies,
@@ -370,28 +371,51 @@ async fn load_kv(
 pub async fn sync_policies(store: &Store, policies: &Policies) -> anyhow::Result<()> {
     let active = store.policies().all_active().await?;
     for module in &active {
-        let info = &module.info;
-        let running = policies.active(&info.tenant).map(|a| a.version);
-        if running == Some(info.version) {
-            continue;
-        }
-        match policies.engine().compile(&module.wasm) {
-            Ok(compiled) => {
-                info!(tenant = %info.tenant, version = info.version, "routing policy activated");
-                policies.activate(&info.tenant, info.version, compiled);
-            }
-            Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
-                "stored policy does not compile; the built-in policy decides"),
+        if policies.active(&module.info.tenant).map(|a| a.version) != Some(module.info.version) {
+            activate(policies, module);
         }
     }
     for tenant in store.tenants().list().await? {
-        let stored = active.iter().any(|m| m.info.tenant == tenant.code);
-        if !stored && policies.active(&tenant.code).is_some() {
-            info!(tenant = %tenant.code, "the built-in policy decides again");
-            policies.deactivate(&tenant.code);
+        if !active.iter().any(|m| m.info.tenant == tenant.code) {
+            back_to_builtin(policies, &tenant.code);
         }
     }
     Ok(())
+}
+
+/// [`sync_policies`] for one tenant: reads the module's bytes only when
+/// another version than the running one is active.
+pub async fn sync_policy(store: &Store, policies: &Policies, tenant: &str) -> anyhow::Result<()> {
+    let stored = store.policies().list(tenant).await?;
+    let Some(info) = stored.into_iter().find(|m| m.active) else {
+        back_to_builtin(policies, tenant);
+        return Ok(());
+    };
+    if policies.active(tenant).map(|a| a.version) != Some(info.version)
+        && let Some(module) = store.policies().get(tenant, info.version).await?
+    {
+        activate(policies, &module);
+    }
+    Ok(())
+}
+
+fn activate(policies: &Policies, module: &edgepbx_store::PolicyModule) {
+    let info = &module.info;
+    match policies.engine().compile(&module.wasm) {
+        Ok(compiled) => {
+            info!(tenant = %info.tenant, version = info.version, "routing policy activated");
+            policies.activate(&info.tenant, info.version, compiled);
+        }
+        Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
+            "stored policy does not compile; the built-in policy decides"),
+    }
+}
+
+fn back_to_builtin(policies: &Policies, tenant: &str) {
+    if policies.active(tenant).is_some() {
+        info!(tenant, "the built-in policy decides again");
+        policies.deactivate(tenant);
+    }
 }
 
 /// The address of a carrier given as `host[:port]` (port 5060 by default).
@@ -410,63 +434,100 @@ async fn resolve_carrier(host: &str) -> Option<std::net::SocketAddr> {
     tokio::net::lookup_host(with_port).await.ok()?.next()
 }
 
-/// Reads every tenant, extension, group and trunk into the in-memory
-/// directory.
+/// Reads every tenant, extension, group, contact and trunk into the
+/// in-memory directory: what the server starts with.
 pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
+    let mut groups = by_tenant(store.groups().all().await?, |g| &g.tenant);
+    let mut trunks = by_tenant(store.trunks().all().await?, |t| &t.tenant);
     let mut tenants = Vec::new();
     for (t, extensions) in store.extensions().all().await? {
-        let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
-        tenant.max_calls = t
-            .limits
-            .max_calls
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-        tenant.max_bindings = t
-            .limits
-            .max_bindings_per_extension
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-        for e in extensions {
-            let creds = e.credentials.entries.into_iter().map(|c| {
-                (
-                    c.username,
-                    Credentials {
-                        md5: c.md5_ha1,
-                        sha256: c.sha256_ha1,
-                    },
-                )
-            });
-            tenant.add_extension(
-                Extension {
-                    number: e.number,
-                    name: e.name,
-                    aliases: e.aliases,
-                    settings: e.settings,
+        let contacts = store.contacts().list(&t.code).await?;
+        let (groups, trunks) = (
+            groups.remove(&t.code).unwrap_or_default(),
+            trunks.remove(&t.code).unwrap_or_default(),
+        );
+        tenants.push(assemble(t, extensions, groups, contacts, trunks).await);
+    }
+    Ok(Directory::new(tenants))
+}
+
+/// Tenant `code` as stored now, or `None` when there is no such tenant:
+/// what a change to one tenant's configuration reloads.
+pub async fn load_tenant(store: &Store, code: &str) -> anyhow::Result<Option<Tenant>> {
+    let Some(t) = store.tenants().get(code).await? else {
+        return Ok(None);
+    };
+    let extensions = store.extensions().list(&t.code).await?;
+    let groups = store.groups().list(&t.code).await?;
+    let contacts = store.contacts().list(&t.code).await?;
+    let trunks = store.trunks().list(&t.code).await?;
+    Ok(Some(
+        assemble(t, extensions, groups, contacts, trunks).await,
+    ))
+}
+
+/// `items` by the code of the tenant each belongs to.
+fn by_tenant<T>(items: Vec<T>, tenant: impl Fn(&T) -> &String) -> HashMap<String, Vec<T>> {
+    let mut map: HashMap<String, Vec<T>> = HashMap::new();
+    for item in items {
+        map.entry(tenant(&item).clone()).or_default().push(item);
+    }
+    map
+}
+
+/// A tenant as signalling sees it, from its stored parts; resolves its
+/// carriers' addresses.
+async fn assemble(
+    t: edgepbx_store::Tenant,
+    extensions: Vec<edgepbx_store::Extension>,
+    groups: Vec<edgepbx_store::Group>,
+    contacts: Vec<edgepbx_store::Contact>,
+    trunks: Vec<edgepbx_store::Trunk>,
+) -> Tenant {
+    let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
+    tenant.max_calls = t
+        .limits
+        .max_calls
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    tenant.max_bindings = t
+        .limits
+        .max_bindings_per_extension
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    for e in extensions {
+        let creds = e.credentials.entries.into_iter().map(|c| {
+            (
+                c.username,
+                Credentials {
+                    md5: c.md5_ha1,
+                    sha256: c.sha256_ha1,
                 },
-                creds,
-            );
-        }
-        tenants.push(tenant);
+            )
+        });
+        tenant.add_extension(
+            Extension {
+                number: e.number,
+                name: e.name,
+                aliases: e.aliases,
+                settings: e.settings,
+            },
+            creds,
+        );
     }
-    for group in store.groups().all().await? {
-        if let Some(tenant) = tenants.iter_mut().find(|t| t.code == group.tenant) {
-            tenant.add_group(group);
-        }
+    for group in groups {
+        tenant.add_group(group);
     }
-    for tenant in &mut tenants {
-        for contact in store.contacts().list(&tenant.code).await? {
-            tenant.contact_names.insert(contact.number, contact.name);
-        }
+    for contact in contacts {
+        tenant.contact_names.insert(contact.number, contact.name);
     }
-    for trunk in store.trunks().all().await? {
+    for trunk in trunks {
         let addr = resolve_carrier(&trunk.host).await;
         if addr.is_none() {
             warn!(tenant = %trunk.tenant, trunk = %trunk.name, host = %trunk.host,
                 "the carrier's address does not resolve; the trunk is unusable");
         }
-        if let Some(tenant) = tenants.iter_mut().find(|t| t.code == trunk.tenant) {
-            tenant.add_trunk(TrunkLink { trunk, addr });
-        }
+        tenant.add_trunk(TrunkLink { trunk, addr });
     }
-    Ok(Directory::new(tenants))
+    tenant
 }
 
 /// Puts back the bindings that had not expired when the server stopped.

@@ -103,7 +103,7 @@ async fn create_tenant(
     if limits != TenantLimits::default() {
         tenants.set_limits(&t.code, limits).await?;
     }
-    reload(&api).await?;
+    reload(&api, &t.code).await?;
     let t = tenants
         .get(&t.code)
         .await?
@@ -121,7 +121,7 @@ async fn remove_tenant(
 ) -> Result<StatusCode, Problem> {
     principal.require_system_admin()?;
     api.control.store.tenants().remove(&code).await?;
-    reload(&api).await?;
+    reload(&api, &code).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -232,7 +232,7 @@ async fn create_group(
 ) -> Result<(StatusCode, Response), Problem> {
     let group = group_of(&scope.tenant, body)?;
     let stored = api.control.store.groups().add(&scope.tenant, group).await?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok((StatusCode::CREATED, tagged_group(stored)))
 }
 
@@ -289,7 +289,7 @@ async fn replace_group(
         .groups()
         .replace(&scope.tenant, group, if_version)
         .await?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok(tagged_group(stored))
 }
 
@@ -318,7 +318,7 @@ async fn remove_group(
         .groups()
         .remove(&scope.tenant, &number, if_version)
         .await?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -441,7 +441,7 @@ async fn create_contact(
         .contacts()
         .add(&scope.tenant, contact_of(id, body))
         .await?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok((StatusCode::CREATED, tagged_contact(stored)))
 }
 
@@ -490,7 +490,7 @@ async fn replace_contact(
         .contacts()
         .replace(&scope.tenant, contact_of(id, body), if_version)
         .await?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok(tagged_contact(stored))
 }
 
@@ -515,7 +515,7 @@ async fn remove_contact(
         .contacts()
         .remove(&scope.tenant, &id, if_version)
         .await?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -457,9 +457,10 @@ async fn extension_of(api: &Api, tenant: &str, number: &str) -> Result<Extension
     }
 }
 
-/// Applies the change to the running server.
-pub async fn reload(api: &Api) -> Result<(), Problem> {
-    crate::control::reload(&api.control).await?;
+/// Applies a change to `tenant` (or its addition or removal) to the
+/// running server.
+pub async fn reload(api: &Api, tenant: &str) -> Result<(), Problem> {
+    crate::control::reload_tenant(&api.control, tenant).await?;
     Ok(())
 }
 
@@ -642,7 +643,7 @@ async fn create(
         )
         .await
         .map_err(api_error)?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     let stored = extension_of(&api, &tenant.code, &number).await?;
     let mut out = view(&stored, lines_of(&api, &tenant.code).get(&number));
     out.password = Some(password);
@@ -758,7 +759,7 @@ async fn patch(
         )
         .await
         .map_err(api_error)?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     let e = extension_of(&api, &scope.tenant, &number).await?;
     Ok(tagged(view(
         &e,
@@ -793,7 +794,7 @@ async fn remove(
         .remove(&scope.tenant, &number, if_version)
         .await
         .map_err(api_error)?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -824,7 +825,7 @@ async fn reset_password(
         .set_credentials(&tenant.code, &e.number, credentials)
         .await
         .map_err(api_error)?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     Ok(Json(Password {
         password: Some(password),
     }))
@@ -1037,7 +1038,7 @@ async fn bulk(
                     break;
                 }
             }
-            reload(&api).await?;
+            reload(&api, &scope.tenant).await?;
             outcome?;
         }
         "voicemail_on" | "voicemail_off" => {
@@ -1060,7 +1061,7 @@ async fn bulk(
                 })
                 .collect();
             store.put(&scope.tenant, writes).await.map_err(api_error)?;
-            reload(&api).await?;
+            reload(&api, &scope.tenant).await?;
         }
         _ => {
             return Err(Problem::field(

@@ -754,7 +754,7 @@ async fn run(
         .put(code, checked.into_iter().map(|c| c.write).collect())
         .await
         .map_err(super::extensions::api_error)?;
-    reload(api).await?;
+    reload(api, code).await?;
     // Done, committed and the passwords together: a report read while
     // running never holds (and so never takes) the passwords.
     let mut j = lock(job);

@@ -115,7 +115,7 @@ async fn upload(
         .await?;
     if p.activate.unwrap_or(false) {
         store.activate(&scope.tenant, info.version).await?;
-        reload(&api).await?;
+        reload(&api, &scope.tenant).await?;
         info.active = true;
     }
     Ok((StatusCode::CREATED, Json(view(info))))
@@ -137,7 +137,7 @@ async fn activate(
         .ok_or_else(|| Problem::not_found(format!("policy version {version}")))?;
     validate(module.wasm).await?;
     store.activate(&scope.tenant, version).await?;
-    reload(&api).await?;
+    reload(&api, &scope.tenant).await?;
     let info = store
         .info(&scope.tenant, version)
         .await?
@@ -162,7 +162,7 @@ async fn deactivate(
         store
             .deactivate(&scope.tenant, active.version, None)
             .await?;
-        reload(&api).await?;
+        reload(&api, &scope.tenant).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
