@@ -121,19 +121,39 @@ pub async fn execute_on(store: &Store, command: Command, out: &mut String) -> an
     }
 }
 
-/// Whether a command changes what the running server must know.
-pub fn changes_configuration(command: &Command) -> bool {
-    !matches!(
-        command,
+/// The tenant whose configuration in the running server a command
+/// changes, if any: the one to reload after it.
+pub fn configured_tenant(command: &Command) -> Option<&str> {
+    match command {
+        Command::Tenant(TenantCommand::Add { code, .. } | TenantCommand::Limits { code, .. }) => {
+            Some(code)
+        }
+        Command::Ext(
+            ExtCommand::Add { tenant, .. }
+            | ExtCommand::Passwd { tenant, .. }
+            | ExtCommand::Rm { tenant, .. },
+        )
+        | Command::Group(GroupCommand::Add { tenant, .. } | GroupCommand::Rm { tenant, .. })
+        | Command::Trunk(TrunkCommand::Add { tenant, .. } | TrunkCommand::Rm { tenant, .. })
+        | Command::Policy(
+            PolicyCommand::Upload { tenant, .. }
+            | PolicyCommand::Activate { tenant, .. }
+            | PolicyCommand::Deactivate { tenant, .. },
+        ) => Some(tenant),
+        Command::Ext(ExtCommand::Set(args)) => Some(&args.tenant),
         Command::Tenant(TenantCommand::List { .. })
-            | Command::Ext(ExtCommand::List { .. })
-            | Command::Group(GroupCommand::List { .. })
-            | Command::Trunk(TrunkCommand::List { .. })
-            | Command::Policy(PolicyCommand::List { .. })
-            | Command::Calls(_)
-            | Command::User(_)
-            | Command::Apikey(_)
-    )
+        | Command::Ext(ExtCommand::List { .. })
+        | Command::Group(GroupCommand::List { .. })
+        | Command::Trunk(TrunkCommand::List { .. })
+        | Command::Policy(
+            PolicyCommand::List { .. } | PolicyCommand::Check { .. } | PolicyCommand::Try { .. },
+        )
+        | Command::Serve(_)
+        | Command::Calls(_)
+        | Command::Events(_)
+        | Command::User(_)
+        | Command::Apikey(_) => None,
+    }
 }
 
 /// `edgepbx user ...`

@@ -169,12 +169,11 @@ async fn run(
             json,
         }) => active_calls(context, &tenant, json, &mut out).await,
         command => {
-            let changes = admin::changes_configuration(&command);
+            let changes = admin::configured_tenant(&command).map(str::to_owned);
             let result = admin::execute_on(&context.store, command, &mut out).await;
-            if result.is_ok() && changes {
-                reload(context).await
-            } else {
-                result
+            match (result, changes) {
+                (Ok(()), Some(tenant)) => reload_tenant(context, &tenant).await,
+                (result, _) => result,
             }
         }
     };
@@ -184,26 +183,12 @@ async fn run(
     }
 }
 
-/// Reads every tenant's configuration again and hands it to the SIP core;
-/// brings the active policies in line with the store; tells watchers (the
-/// console) that every tenant's configuration may have changed. What an
-/// administration command runs.
-pub async fn reload(context: &ControlContext) -> anyhow::Result<()> {
-    let mut current = context.directory.lock().await;
-    let directory = Arc::new(crate::serve::load_directory(&context.store).await?);
-    hand_over(context, &mut current, directory.clone()).await?;
-    crate::serve::sync_policies(&context.store, &context.policies).await?;
-    for tenant in directory.tenants() {
-        context.events.publish(Event::Configured {
-            tenant: tenant.code.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// [`reload`] for one tenant, after a change to it (or its addition or
-/// removal): reads only its configuration and policy, so that a change in
-/// one tenant costs the same however many others there are.
+/// Reads one tenant's configuration again after a change to it (or its
+/// addition or removal) and hands the SIP core the directory with it;
+/// brings the tenant's running policy in line with the store; tells
+/// watchers (the console) that its configuration may have changed. Only
+/// that tenant is read, so a change costs the same however many others
+/// there are.
 pub async fn reload_tenant(context: &ControlContext, code: &str) -> anyhow::Result<()> {
     let code = code.to_ascii_uppercase();
     let mut current = context.directory.lock().await;
