@@ -169,19 +169,19 @@ impl AppState {
         self.error.set(Some(error.to_string()));
     }
 
-    /// Whether `error` refused a write because `what` changed since the
-    /// page showed it (412, a stale `If-Match`); if so, the banner says
-    /// what to do. Any other error is left to the caller.
-    pub fn changed_meanwhile(&self, error: &ApiError, what: &str) -> bool {
-        let stale = matches!(error, ApiError::Problem(p) if p.status == 412);
-        if stale {
+    /// Shows a failed write to `what`: when it was refused because `what`
+    /// changed since the page showed it (412, a stale `If-Match`), says
+    /// what to do; anything else as [`fail`](AppState::fail) does.
+    pub fn fail_write(&self, error: &ApiError, what: &str) {
+        if matches!(error, ApiError::Problem(p) if p.status == 412) {
             self.notice.set(None);
             self.error.set(Some(format!(
                 "Someone changed {what} after this page showed it. Reload the page to see \
                  their change, then make yours again."
             )));
+        } else {
+            self.fail(error);
         }
-        stale
     }
 
     /// Shows a confirmation and clears the error.

@@ -53,6 +53,13 @@ impl FieldErrors {
         state.fail(error);
     }
 
+    /// [`fail`](FieldErrors::fail) for a write to `what`: see
+    /// [`AppState::fail_write`].
+    pub fn fail_write(&self, state: &AppState, error: &ApiError, what: &str) {
+        self.0.set(error.field_errors().to_vec());
+        state.fail_write(error, what);
+    }
+
     /// Shows one error found before sending anything.
     pub fn set_one(&self, field: &str, message: &str) {
         self.0.set(vec![FieldError {

@@ -96,11 +96,7 @@ pub fn Contacts() -> impl IntoView {
                                             state.done(format!("Contact {name} deleted."));
                                             reload.update(|r| *r += 1);
                                         }
-                                        Err(e) => {
-                                            if !state.changed_meanwhile(&e, &format!("contact {name}")) {
-                                                state.fail(&e);
-                                            }
-                                        }
+                                        Err(e) => state.fail_write(&e, &format!("contact {name}")),
                                     }
                                 });
                             };
@@ -170,11 +166,7 @@ fn ContactForm(
                     form.set(None);
                     reload.update(|r| *r += 1);
                 }
-                Err(e) => {
-                    if !state.changed_meanwhile(&e, &format!("contact {}", body.name)) {
-                        errors.fail(&state, &e);
-                    }
-                }
+                Err(e) => errors.fail_write(&state, &e, &format!("contact {}", body.name)),
             }
         });
     };

@@ -50,11 +50,7 @@ impl Editor {
                     state.done(format!("Extension {} saved.", ext.number));
                     editor.ext.set(Some(ext));
                 }
-                Err(e) => {
-                    if !state.changed_meanwhile(&e, "this extension") {
-                        editor.errors.fail(&state, &e);
-                    }
-                }
+                Err(e) => editor.errors.fail_write(&state, &e, "this extension"),
             }
             editor.busy.set(false);
         });

@@ -312,21 +312,22 @@ fn ExtensionRow(ext: Extension, actions: RowActions) -> impl IntoView {
         }
     };
     let delete = {
-        let n = number.clone();
+        let (n, shown) = (number.clone(), ext.etag.clone());
         move |_| {
             if !ui::confirm(&format!(
                 "Delete extension {n}? Its devices are unregistered."
             )) {
                 return;
             }
-            let n = n.clone();
+            let (n, shown) = (n.clone(), shown.clone());
             spawn_local(async move {
-                match api::delete(&format!("/extensions/{}", api::encode(&n)), None).await {
+                let path = format!("/extensions/{}", api::encode(&n));
+                match api::delete(&path, ui::opt(&shown).as_deref()).await {
                     Ok(()) => {
                         state.done(format!("Extension {n} deleted."));
                         reload.update(|r| *r += 1);
                     }
-                    Err(e) => state.fail(&e),
+                    Err(e) => state.fail_write(&e, &format!("extension {n}")),
                 }
             });
         }

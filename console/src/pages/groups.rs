@@ -101,11 +101,7 @@ pub fn Groups() -> impl IntoView {
                                             state.done(format!("Group {number} deleted."));
                                             reload.update(|r| *r += 1);
                                         }
-                                        Err(e) => {
-                                            if !state.changed_meanwhile(&e, &format!("group {number}")) {
-                                                state.fail(&e);
-                                            }
-                                        }
+                                        Err(e) => state.fail_write(&e, &format!("group {number}")),
                                     }
                                 });
                             };
@@ -208,11 +204,7 @@ fn GroupForm(
                     form.set(None);
                     reload.update(|r| *r += 1);
                 }
-                Err(e) => {
-                    if !state.changed_meanwhile(&e, &format!("group {}", group.number)) {
-                        errors.fail(&state, &e);
-                    }
-                }
+                Err(e) => errors.fail_write(&state, &e, &format!("group {}", group.number)),
             }
         });
     };

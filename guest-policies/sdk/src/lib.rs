@@ -78,8 +78,10 @@ pub trait Host {
     fn extension(&self, number: &str) -> Option<Extension>;
     /// An extension's live state alone: enough to tell whether it can take
     /// a call, and several times cheaper than [`extension`](Host::extension)
-    /// inside edgepbx.
-    fn status(&self, number: &str) -> Option<ExtensionStatus>;
+    /// inside edgepbx. By default, what `extension` says of it.
+    fn status(&self, number: &str) -> Option<ExtensionStatus> {
+        self.extension(number).as_ref().map(Extension::status)
+    }
     /// A ring group.
     fn group(&self, number: &str) -> Option<Group>;
     /// The numbers of the ring groups `extension` belongs to.

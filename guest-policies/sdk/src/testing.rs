@@ -24,9 +24,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use crate::{
-    Action, Attempt, Call, Caller, CallerKind, Destination, Device, Dialled, Extension,
-    ExtensionStatus, Forwarding, Group, GroupStrategy, Host, KvError, Level, LocalTime, Outcome,
-    Presence, VirtualExtension, Weekday,
+    Action, Attempt, Call, Caller, CallerKind, Destination, Device, Dialled, Extension, Forwarding,
+    Group, GroupStrategy, Host, KvError, Level, LocalTime, Outcome, Presence, VirtualExtension,
+    Weekday,
 };
 
 /// Longest key the real host accepts, in bytes.
@@ -79,10 +79,6 @@ impl TestHost {
 impl Host for TestHost {
     fn extension(&self, number: &str) -> Option<Extension> {
         self.extensions.get(number).cloned()
-    }
-
-    fn status(&self, number: &str) -> Option<ExtensionStatus> {
-        self.extensions.get(number).map(Extension::status)
     }
 
     fn group(&self, number: &str) -> Option<Group> {

@@ -194,24 +194,14 @@ pub async fn reload_tenant(context: &ControlContext, code: &str) -> anyhow::Resu
     let mut current = context.directory.lock().await;
     let tenant = crate::serve::load_tenant(&context.store, &code).await?;
     let directory = Arc::new(current.with_tenant(&code, tenant));
-    hand_over(context, &mut current, directory).await?;
-    crate::serve::sync_policy(&context.store, &context.policies, &code).await?;
-    context.events.publish(Event::Configured { tenant: code });
-    Ok(())
-}
-
-/// Gives the SIP core `directory` and remembers it as the current one.
-async fn hand_over(
-    context: &ControlContext,
-    current: &mut Arc<Directory>,
-    directory: Arc<Directory>,
-) -> anyhow::Result<()> {
     context
         .core
         .send(Control::Directory(directory.clone()))
         .await
         .context("the SIP core has stopped")?;
     *current = directory;
+    crate::serve::sync_policy(&context.store, &context.policies, &code).await?;
+    context.events.publish(Event::Configured { tenant: code });
     Ok(())
 }
 

@@ -126,7 +126,7 @@ impl Lines {
 
     /// The presence of one extension's line and its number of devices,
     /// without copying the devices.
-    pub fn presence(&self, aor: &Aor) -> (policy::Presence, usize) {
+    pub fn status(&self, aor: &Aor) -> (policy::Presence, usize) {
         self.read()
             .get(aor)
             .map_or((policy::Presence::Offline, 0), |line| {
@@ -235,7 +235,7 @@ impl PolicyDirectory {
     /// copying its settings and devices.
     pub fn status(&self, number: &str) -> Option<policy::ExtensionStatus> {
         let extension = self.tenant.resolve(number)?;
-        let (presence, devices) = self.lines.presence(&self.aor(extension));
+        let (presence, devices) = self.lines.status(&self.aor(extension));
         let dnd = extension.settings.dnd;
         Some(policy::ExtensionStatus {
             presence: with_dnd(presence, dnd),

@@ -346,7 +346,7 @@ async fn load_policies(store: &Store, config: &Config) -> anyhow::Result<Arc<Pol
     }
     let engine = Arc::new(PolicyEngine::new(config.policy.limits(), Some(cache))?);
     let policies = Arc::new(Policies::new(engine));
-    sync_policies(store, &policies).await?;
+    activate_stored(store, &policies).await?;
     Ok(policies)
 }
 
@@ -365,26 +365,18 @@ async fn load_kv(
     Ok(all)
 }
 
-/// Brings the running policies in line with the store: activates each
-/// tenant's active version if another (or none) runs, and returns tenants
-/// without one to the built-in policy.
-pub async fn sync_policies(store: &Store, policies: &Policies) -> anyhow::Result<()> {
-    let active = store.policies().all_active().await?;
-    for module in &active {
-        if policies.active(&module.info.tenant).map(|a| a.version) != Some(module.info.version) {
-            activate(policies, module);
-        }
-    }
-    for tenant in store.tenants().list().await? {
-        if !active.iter().any(|m| m.info.tenant == tenant.code) {
-            back_to_builtin(policies, &tenant.code);
-        }
+/// Activates every tenant's stored active module: what the server starts
+/// with.
+async fn activate_stored(store: &Store, policies: &Policies) -> anyhow::Result<()> {
+    for module in store.policies().all_active().await? {
+        activate(policies, &module);
     }
     Ok(())
 }
 
-/// [`sync_policies`] for one tenant: reads the module's bytes only when
-/// another version than the running one is active.
+/// Brings the tenant's running policy in line with the store: activates
+/// its active version if another (or none) runs, reading the module's bytes
+/// only then, and returns it to the built-in policy when none is active.
 pub async fn sync_policy(store: &Store, policies: &Policies, tenant: &str) -> anyhow::Result<()> {
     let stored = store.policies().list(tenant).await?;
     let Some(info) = stored.into_iter().find(|m| m.active) else {

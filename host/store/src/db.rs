@@ -9,14 +9,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use surrealdb::IndexedResults;
 use surrealdb::engine::any::Any;
 use surrealdb::method::Query;
-use surrealdb::types::{Datetime, QueryError, SurrealValue};
-use surrealdb::{IndexedResults, Surreal};
+use surrealdb::types::{Datetime, QueryError};
 
 use crate::StoreError;
-use crate::extensions::extension_number;
-use crate::tenants::tenant_code;
 
 /// Prefix of the markers thrown by our own transaction checks.
 const MARKER: &str = "edgepbx:";
@@ -64,25 +62,6 @@ impl Write {
             )),
         }
     }
-}
-
-/// The record `table:[<tenant code>, <number>]` (an extension or a group),
-/// if there is one; `tenant` and `number` are checked first.
-pub(crate) async fn by_number<R: SurrealValue>(
-    db: &Surreal<Any>,
-    table: &'static str,
-    tenant: &str,
-    number: &str,
-) -> Result<Option<R>, StoreError> {
-    let code = tenant_code(tenant)?;
-    let number = extension_number(number)?;
-    let mut res = run(db
-        .query("SELECT * FROM type::record($table, [$code, $number])")
-        .bind(("table", table))
-        .bind(("code", code))
-        .bind(("number", number)))
-    .await?;
-    Ok(res.take(0)?)
 }
 
 /// Whether `e` only says that a statement was skipped because another failed.

@@ -12,7 +12,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
-use crate::db::{by_number, from_datetime, run, to_datetime};
+use crate::db::{from_datetime, run, to_datetime};
 use crate::settings::{CallSettings, SettingsRow};
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
 use crate::{StoreError, Tenant};
@@ -638,7 +638,8 @@ impl Extensions<'_> {
                     THROW 'edgepbx:changed:extension ' + $number + ' in tenant ' + $code;
                 };
                 DELETE dial_name WHERE extension = $ext;
-                UPDATE ring_group SET members -= $number WHERE tenant = $tenant;
+                UPDATE ring_group SET members -= $number
+                    WHERE tenant = $tenant AND members CONTAINS $number;
                 UPDATE contact SET extension = NONE WHERE tenant = $tenant AND extension = $number;
                 DELETE binding WHERE tenant = $tenant AND extension = $number;
                 DELETE $ext;
@@ -697,6 +698,25 @@ impl Extensions<'_> {
 /// extensions and groups are listed.
 pub fn number_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// The record `table:[<tenant code>, <number>]` (an extension or a group),
+/// if there is one; `tenant` and `number` are checked first.
+pub(crate) async fn by_number<R: SurrealValue>(
+    db: &Surreal<Any>,
+    table: &'static str,
+    tenant: &str,
+    number: &str,
+) -> Result<Option<R>, StoreError> {
+    let code = tenant_code(tenant)?;
+    let number = extension_number(number)?;
+    let mut res = run(db
+        .query("SELECT * FROM type::record($table, [$code, $number])")
+        .bind(("table", table))
+        .bind(("code", code))
+        .bind(("number", number)))
+    .await?;
+    Ok(res.take(0)?)
 }
 
 /// A valid extension number (1 to 15 digits), or why it is not one.

@@ -13,8 +13,8 @@ use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::StoreError;
-use crate::db::{Write, by_number, from_datetime, run, to_datetime};
-use crate::extensions::extension_number;
+use crate::db::{Write, from_datetime, run, to_datetime};
+use crate::extensions::{by_number, extension_number};
 use crate::settings::{ForwardTarget, MAX_RING_SECS};
 use crate::tenants::{code_of, tenant_code, tenant_id};
 

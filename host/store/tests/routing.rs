@@ -227,11 +227,13 @@ async fn conditional_group_writes_lose_no_change() -> TestResult {
     );
     assert_eq!(groups.get("ACME", "600").await?, Some(second.clone()));
 
-    // Taking a member out is a change of the group too.
+    // Taking a member out is a change of the group too, and of no other.
+    let other = groups.add("ACME", group("601", &["100"])).await?;
     store.extensions().remove("ACME", "103", None).await?;
     let third = groups.get("ACME", "600").await?.ok_or("the group")?;
     assert_eq!(third.members, ["101", "102"]);
     assert_ne!(third.updated_at, second.updated_at);
+    assert_eq!(groups.get("ACME", "601").await?, Some(other));
 
     // Another tenant neither sees nor removes it.
     assert_eq!(groups.get("GLOBEX", "600").await?, None);

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use edgepbx_store::{
     Contact, ForwardTarget, Group, GroupKind, GroupStrategy, StoreError, TenantLimits,
@@ -303,16 +303,12 @@ async fn remove_group(
     Path(number): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    let if_version = if headers.contains_key(header::IF_MATCH) {
-        let current = find_group(&api, &scope.tenant, &number).await?;
-        versions::if_match(
-            &headers,
-            current.updated_at,
-            &format!("group {}", current.number),
-        )?
-    } else {
-        None
-    };
+    let current = find_group(&api, &scope.tenant, &number).await?;
+    let if_version = versions::if_match(
+        &headers,
+        current.updated_at,
+        &format!("group {}", current.number),
+    )?;
     api.control
         .store
         .groups()
@@ -504,12 +500,8 @@ async fn remove_contact(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    let if_version = if headers.contains_key(header::IF_MATCH) {
-        let current = find_contact(&api, &scope.tenant, &id).await?;
-        versions::if_match(&headers, current.updated_at, &format!("contact {id}"))?
-    } else {
-        None
-    };
+    let current = find_contact(&api, &scope.tenant, &id).await?;
+    let if_version = versions::if_match(&headers, current.updated_at, &format!("contact {id}"))?;
     api.control
         .store
         .contacts()

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use edgepbx_store::{
     AllowedDestinations, AuditEntry, CallSettings, EventKind, Extension, ExtensionWrite, FollowMe,
@@ -778,16 +778,12 @@ async fn remove(
     Path(number): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    let if_version = if headers.contains_key(header::IF_MATCH) {
-        let current = extension_of(&api, &scope.tenant, &number).await?;
-        versions::if_match(
-            &headers,
-            current.updated_at,
-            &format!("extension {}", current.number),
-        )?
-    } else {
-        None
-    };
+    let current = extension_of(&api, &scope.tenant, &number).await?;
+    let if_version = versions::if_match(
+        &headers,
+        current.updated_at,
+        &format!("extension {}", current.number),
+    )?;
     api.control
         .store
         .extensions()

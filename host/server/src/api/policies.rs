@@ -234,8 +234,12 @@ async fn try_decision(
             return Err(Problem::field(field, "must be a number or an alias"));
         }
     }
-    let directory = crate::serve::load_directory(store).await?;
-    let tenant = directory
+    // The tenant as the running server has it.
+    let tenant = api
+        .control
+        .directory
+        .lock()
+        .await
         .tenant(&scope.tenant)
         .cloned()
         .ok_or_else(|| Problem::not_found(format!("tenant {}", scope.tenant)))?;

@@ -20,27 +20,36 @@ pub fn etag(updated_at: SystemTime) -> String {
     format!("\"{nanos:x}\"")
 }
 
-/// What the `If-Match` headers ask of a write to `what`, whose version is
-/// `current`: `None` without any, else `current` when one of the tags (or
-/// `*`) matches it, for the store to check again in the write's
-/// transaction; 412 when none does. Weak tags never match (RFC 9110
-/// §13.1.1: strong comparison).
+/// What the `If-Match` headers ask of a write to `what`, which exists and
+/// whose version is `current`: `None` without any or with `*` (which asks
+/// only that it exists, RFC 9110 §13.1.1), else `current` when one of the
+/// tags matches it, for the store to check again in the write's
+/// transaction; 412 when none does. Weak tags never match (strong
+/// comparison).
 pub fn if_match(
     headers: &HeaderMap,
     current: SystemTime,
     what: &str,
 ) -> Result<Option<SystemTime>, Problem> {
-    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
-    if values.peek().is_none() {
-        return Ok(None);
-    }
     let tag = etag(current);
-    let matches = values
-        .filter_map(|v| v.to_str().ok())
+    let mut any = false;
+    let mut matches = false;
+    for given in headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .any(|t| t == "*" || t == tag);
-    if matches {
+    {
+        any = true;
+        if given == "*" {
+            return Ok(None);
+        }
+        matches |= given == tag;
+    }
+    if !any {
+        Ok(None)
+    } else if matches {
         Ok(Some(current))
     } else {
         Err(Problem::precondition_failed(format!(
