@@ -278,11 +278,7 @@ async fn replace_group(
     }
     let group = group_of(&scope.tenant, body)?;
     let current = find_group(&api, &scope.tenant, &number).await?;
-    let if_version = versions::if_match(
-        &headers,
-        current.updated_at,
-        &format!("group {}", current.number),
-    )?;
+    let if_version = versions::if_match(&headers, &current)?;
     let stored = api
         .control
         .store
@@ -304,11 +300,7 @@ async fn remove_group(
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
     let current = find_group(&api, &scope.tenant, &number).await?;
-    let if_version = versions::if_match(
-        &headers,
-        current.updated_at,
-        &format!("group {}", current.number),
-    )?;
+    let if_version = versions::if_match(&headers, &current)?;
     api.control
         .store
         .groups()
@@ -479,7 +471,7 @@ async fn replace_contact(
         return Err(Problem::field("id", "must be the id in the path"));
     }
     let current = find_contact(&api, &scope.tenant, &id).await?;
-    let if_version = versions::if_match(&headers, current.updated_at, &format!("contact {id}"))?;
+    let if_version = versions::if_match(&headers, &current)?;
     let stored = api
         .control
         .store
@@ -501,7 +493,7 @@ async fn remove_contact(
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
     let current = find_contact(&api, &scope.tenant, &id).await?;
-    let if_version = versions::if_match(&headers, current.updated_at, &format!("contact {id}"))?;
+    let if_version = versions::if_match(&headers, &current)?;
     api.control
         .store
         .contacts()

@@ -720,11 +720,7 @@ async fn patch(
     }
     reject_unknown(fields)?;
     let current = extension_of(&api, &scope.tenant, &number).await?;
-    let if_version = versions::if_match(
-        &headers,
-        current.updated_at,
-        &format!("extension {}", current.number),
-    )?;
+    let if_version = versions::if_match(&headers, &current)?;
     let mut document =
         serde_json::to_value(editable(&current)).map_err(|e| Problem::internal(&e))?;
     merge_patch(&mut document, &patch);
@@ -779,11 +775,7 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
     let current = extension_of(&api, &scope.tenant, &number).await?;
-    let if_version = versions::if_match(
-        &headers,
-        current.updated_at,
-        &format!("extension {}", current.number),
-    )?;
+    let if_version = versions::if_match(&headers, &current)?;
     api.control
         .store
         .extensions()

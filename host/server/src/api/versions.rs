@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use edgepbx_store::{Contact, Extension, Group};
 use serde::Serialize;
 
 use super::Problem;
@@ -20,18 +21,51 @@ pub fn etag(updated_at: SystemTime) -> String {
     format!("\"{nanos:x}\"")
 }
 
-/// What the `If-Match` headers ask of a write to `what`, which exists and
-/// whose version is `current`: `None` without any or with `*` (which asks
-/// only that it exists, RFC 9110 §13.1.1), else `current` when one of the
-/// tags matches it, for the store to check again in the write's
-/// transaction; 412 when none does. Weak tags never match (strong
-/// comparison).
+/// Something stored with a version, which conditional writes name.
+pub trait Versioned {
+    /// When it last changed.
+    fn version(&self) -> SystemTime;
+    /// What it is, for messages ("group 600").
+    fn what(&self) -> String;
+}
+
+impl Versioned for Extension {
+    fn version(&self) -> SystemTime {
+        self.updated_at
+    }
+    fn what(&self) -> String {
+        format!("extension {}", self.number)
+    }
+}
+
+impl Versioned for Group {
+    fn version(&self) -> SystemTime {
+        self.updated_at
+    }
+    fn what(&self) -> String {
+        format!("group {}", self.number)
+    }
+}
+
+impl Versioned for Contact {
+    fn version(&self) -> SystemTime {
+        self.updated_at
+    }
+    fn what(&self) -> String {
+        format!("contact {}", self.id)
+    }
+}
+
+/// What the `If-Match` headers ask of a write to `current`, which exists:
+/// `None` without any or with `*` (which asks only that it exists, RFC
+/// 9110 §13.1.1), else its version when one of the tags matches it, for the
+/// store to check again in the write's transaction; 412 when none does.
+/// Weak tags never match (strong comparison).
 pub fn if_match(
     headers: &HeaderMap,
-    current: SystemTime,
-    what: &str,
+    current: &impl Versioned,
 ) -> Result<Option<SystemTime>, Problem> {
-    let tag = etag(current);
+    let tag = etag(current.version());
     let mut any = false;
     let mut matches = false;
     for given in headers
@@ -50,10 +84,11 @@ pub fn if_match(
     if !any {
         Ok(None)
     } else if matches {
-        Ok(Some(current))
+        Ok(Some(current.version()))
     } else {
         Err(Problem::precondition_failed(format!(
-            "{what} changed since the version given; its ETag is now {tag}"
+            "{} changed since the version given; its ETag is now {tag}",
+            current.what()
         )))
     }
 }
