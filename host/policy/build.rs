@@ -3,9 +3,10 @@
 //! against `guest-policies/wit`, so that the host embeds exactly what the
 //! guest sources say. The sandbox tests' misbehaving policy
 //! (`guest-policies/hostile`) is built beside it, into `OUT_DIR`, and never
-//! embedded. The guest workspace has its own target directory,
-//! `guest-policies/target`, or `EDGEPBX_GUEST_TARGET_DIR` when set (CI keeps
-//! it outside the clone).
+//! embedded, and so is a policy built against an earlier revision of the
+//! contract (`guest-policies/earlier`). The guest workspace has its own
+//! target directory, `guest-policies/target`, or `EDGEPBX_GUEST_TARGET_DIR`
+//! when set (CI keeps it outside the clone).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,7 @@ fn main() {
         "sdk",
         "default",
         "hostile",
+        "earlier",
         "Cargo.toml",
         "Cargo.lock",
     ] {
@@ -45,6 +47,8 @@ fn main() {
             "edgepbx-policy-default",
             "-p",
             "edgepbx-policy-hostile",
+            "-p",
+            "edgepbx-policy-earlier",
             "--features",
             "edgepbx-policy-default/component",
         ])
@@ -71,6 +75,7 @@ fn main() {
     for (crate_name, component) in [
         ("edgepbx_policy_default", "builtin-policy.wasm"),
         ("edgepbx_policy_hostile", "hostile-policy.wasm"),
+        ("edgepbx_policy_earlier", "earlier-policy.wasm"),
     ] {
         componentize(
             &modules.join(format!("{crate_name}.wasm")),

@@ -68,6 +68,57 @@ fn the_builtin_policy_decides_through_the_sandbox() {
     );
 }
 
+/// `guest-policies/earlier`, built against the contract before `get-status`.
+const EARLIER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/earlier-policy.wasm"));
+
+/// A module built against an earlier revision of the contract (one host
+/// function fewer) is accepted and decides: the contract only grows, and
+/// modules tenants uploaded before keep working.
+#[test]
+fn a_module_built_against_an_earlier_contract_still_decides() {
+    let earlier = String::from_utf8_lossy(EARLIER);
+    assert!(
+        earlier.contains("get-extension") && !earlier.contains("get-status"),
+        "the fixture imports the earlier directory interface"
+    );
+    let engine = engine();
+    let policy = engine
+        .compile(EARLIER)
+        .expect("the earlier module is accepted");
+    let mut offline = extension("101");
+    offline.devices.clear();
+    let directory = Arc::new(StaticDirectory {
+        extensions: vec![extension("100"), offline.clone()],
+        groups: Vec::new(),
+    });
+    let decide = |number: &str, destination| {
+        engine
+            .run(
+                &policy,
+                "ACME",
+                &call(number, destination),
+                directory.clone(),
+                kv(),
+            )
+            .expect("a decision")
+            .action
+    };
+    let Action::Ring(ring) = decide("100", Destination::Extension(extension("100"))) else {
+        panic!("the online extension rings");
+    };
+    assert_eq!(
+        ring.targets.iter().map(|t| &t.target).collect::<Vec<_>>(),
+        [&Target::Extension("100".into())]
+    );
+    assert_eq!(
+        decide("101", Destination::Extension(offline)),
+        Action::Reject(Reject {
+            status: 480,
+            reason: None
+        })
+    );
+}
+
 /// A group as large as one ring step may be (the server's groups are no
 /// larger), every member with the most devices a default registrar keeps
 /// and long user agents, some of them unable to take calls: the built-in
