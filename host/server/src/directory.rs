@@ -28,8 +28,8 @@ pub struct TrunkLink {
     /// The trunk as configured.
     pub trunk: Trunk,
     /// Where the carrier is; `None` when its name did not resolve (the
-    /// trunk is then unusable until its tenant's configuration is next
-    /// reloaded, after any change to it, or the server restarts).
+    /// trunk is then unusable until the name resolves: carriers are looked
+    /// up again every minute, see `control::follow_carriers`).
     pub addr: Option<SocketAddr>,
 }
 

@@ -150,6 +150,10 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
             warn!(error = %format!("{error:#}"), "the HTTP listener stopped");
         }
     });
+    let carriers_task = tokio::spawn(control::follow_carriers(
+        control.clone(),
+        shutdown_rx.clone(),
+    ));
     let control_task = match control::ControlSocket::bind(&config.data) {
         Ok(socket) => Some(tokio::spawn(control::serve(socket, control, shutdown_rx))),
         Err(error) => {
@@ -174,6 +178,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         let _ = control_task.await;
     }
     let _ = http_task.await;
+    let _ = carriers_task.await;
     // The SIP thread ends when its transports and core have stopped and the
     // write-behind queue is flushed; wait for it off the async workers.
     match tokio::task::spawn_blocking(move || sip_thread.join()).await {
@@ -412,18 +417,27 @@ fn back_to_builtin(policies: &Policies, tenant: &str) {
 
 /// The address of a carrier given as `host[:port]` (port 5060 by default).
 async fn resolve_carrier(host: &str) -> Option<std::net::SocketAddr> {
+    resolve_carriers(host).await.into_iter().next()
+}
+
+/// Every address a carrier given as `host[:port]` resolves to, first the
+/// one [`resolve_carrier`] picks; none when it does not resolve.
+pub async fn resolve_carriers(host: &str) -> Vec<std::net::SocketAddr> {
     if let Ok(addr) = host.parse() {
-        return Some(addr);
+        return vec![addr];
     }
     if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
-        return Some((ip, 5060).into());
+        return vec![(ip, 5060).into()];
     }
     let with_port = if host.contains(':') {
         host.to_owned()
     } else {
         format!("{host}:5060")
     };
-    tokio::net::lookup_host(with_port).await.ok()?.next()
+    match tokio::net::lookup_host(with_port).await {
+        Ok(addrs) => addrs.collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Reads every tenant, extension, group, contact and trunk into the
