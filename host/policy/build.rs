@@ -67,8 +67,11 @@ fn main() {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_PROFILE_RELEASE_LTO")
         .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo for the built-in policy: {e}"));
-    assert!(status.success(), "building guest-policies/default failed");
+        .unwrap_or_else(|e| panic!("cannot run cargo for the guest policies: {e}"));
+    assert!(
+        status.success(),
+        "building guest-policies (default, hostile, earlier) failed"
+    );
 
     let modules = target_dir.join(WASM_TARGET).join("release");
     let out = PathBuf::from(env("OUT_DIR"));

@@ -1,4 +1,5 @@
-//! The built-in policy through the sandbox, hot swap under load, and the
+//! The built-in policy through the sandbox, a module built against an
+//! earlier revision of the contract, hot swap under load, and the
 //! compiled-artifact cache.
 
 mod common;
@@ -72,15 +73,52 @@ fn the_builtin_policy_decides_through_the_sandbox() {
 const EARLIER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/earlier-policy.wasm"));
 
 /// A module built against an earlier revision of the contract (one host
-/// function fewer) is accepted and decides: the contract only grows, and
-/// modules tenants uploaded before keep working.
+/// function fewer) is accepted and decides, every function of that
+/// revision answering: the contract only grows, and modules tenants
+/// uploaded before keep working.
 #[test]
 fn a_module_built_against_an_earlier_contract_still_decides() {
-    let earlier = String::from_utf8_lossy(EARLIER);
-    assert!(
-        earlier.contains("get-extension") && !earlier.contains("get-status"),
-        "the fixture imports the earlier directory interface"
+    // The fixture imports every function of the earlier directory
+    // interface, and not the one added since.
+    let types = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))
+        .expect("an engine");
+    let component = wasmtime::component::Component::new(&types, EARLIER).expect("a component");
+    let imports: Vec<(String, Vec<String>)> = component
+        .component_type()
+        .imports(&types)
+        .filter_map(|(name, item)| match item.ty {
+            wasmtime::component::types::ComponentItem::ComponentInstance(instance) => Some((
+                name.to_owned(),
+                instance
+                    .exports(&types)
+                    .filter(|(_, export)| {
+                        matches!(
+                            export.ty,
+                            wasmtime::component::types::ComponentItem::ComponentFunc(_)
+                        )
+                    })
+                    .map(|(f, _)| f.to_owned())
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let functions = |interface: &str| {
+        imports
+            .iter()
+            .find(|(name, _)| name == interface)
+            .map(|(_, functions)| functions.clone())
+            .unwrap_or_default()
+    };
+    let mut directory_functions = functions("edgepbx:policy/directory@0.1.0");
+    directory_functions.sort();
+    assert_eq!(
+        directory_functions,
+        ["get-extension", "get-group", "groups-of"]
     );
+    assert_eq!(functions("edgepbx:policy/kv@0.1.0").len(), 4);
+    assert_eq!(functions("edgepbx:policy/log@0.1.0"), ["write"]);
+
     let engine = engine();
     let policy = engine
         .compile(EARLIER)
@@ -89,8 +127,16 @@ fn a_module_built_against_an_earlier_contract_still_decides() {
     offline.devices.clear();
     let directory = Arc::new(StaticDirectory {
         extensions: vec![extension("100"), offline.clone()],
-        groups: Vec::new(),
+        groups: vec![Group {
+            number: "600".into(),
+            name: "Sales".into(),
+            strategy: GroupStrategy::Hunt,
+            members: vec!["101".into()],
+            ring_timeout_secs: 15,
+            no_answer: None,
+        }],
     });
+    let kv = kv();
     let decide = |number: &str, destination| {
         engine
             .run(
@@ -98,7 +144,7 @@ fn a_module_built_against_an_earlier_contract_still_decides() {
                 "ACME",
                 &call(number, destination),
                 directory.clone(),
-                kv(),
+                kv.clone(),
             )
             .expect("a decision")
             .action
@@ -114,7 +160,7 @@ fn a_module_built_against_an_earlier_contract_still_decides() {
         decide("101", Destination::Extension(offline)),
         Action::Reject(Reject {
             status: 480,
-            reason: None
+            reason: Some("groups 1, calls 2, kept true".into())
         })
     );
 }

@@ -13,10 +13,8 @@
 //! `{"ok": bool, "output": "..."}` for a command, or a stream of events for
 //! `edgepbx events` until the client hangs up.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -194,7 +192,9 @@ async fn run(
 pub async fn reload_tenant(context: &ControlContext, code: &str) -> anyhow::Result<()> {
     let code = code.to_ascii_uppercase();
     let mut current = context.directory.lock().await;
-    let tenant = crate::serve::load_tenant(&context.store, &code).await?;
+    let tenant =
+        crate::serve::load_tenant(&context.store, &code, current.tenant(&code).map(|t| &**t))
+            .await?;
     let directory = Arc::new(current.with_tenant(&code, tenant));
     context
         .core
@@ -205,51 +205,6 @@ pub async fn reload_tenant(context: &ControlContext, code: &str) -> anyhow::Resu
     crate::serve::sync_policy(&context.store, &context.policies, &code).await?;
     context.events.publish(Event::Configured { tenant: code });
     Ok(())
-}
-
-/// How often the carriers' names are looked up again.
-const CARRIER_REFRESH: Duration = Duration::from_secs(60);
-
-/// Every [`CARRIER_REFRESH`], looks every trunk's carrier up again and
-/// reloads the tenants whose carrier moved (see [`moved_carriers`]), so
-/// that a carrier that changed its address, or did not resolve when its
-/// tenant was loaded, is followed without a change to the tenant.
-pub async fn follow_carriers(context: ControlContext, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(CARRIER_REFRESH) => {}
-            _ = shutdown.changed() => return,
-        }
-        let directory = context.directory.lock().await.clone();
-        for code in moved_carriers(&directory, crate::serve::resolve_carriers).await {
-            info!(tenant = %code, "a carrier's address changed; reloading the tenant");
-            if let Err(error) = reload_tenant(&context, &code).await {
-                warn!(tenant = %code, error = %format!("{error:#}"), "reloading the tenant failed");
-            }
-        }
-    }
-}
-
-/// The tenants of `directory` with a trunk whose carrier `resolve` places
-/// elsewhere: resolving now when it did not, or no longer to the address
-/// in use. A lookup that fails now is no news: a carrier that resolved
-/// keeps its address.
-async fn moved_carriers(
-    directory: &Directory,
-    resolve: impl AsyncFn(&str) -> Vec<SocketAddr>,
-) -> Vec<String> {
-    let mut moved = Vec::new();
-    for tenant in directory.tenants() {
-        for link in &tenant.trunks {
-            let now = resolve(&link.trunk.host).await;
-            if !now.is_empty() && link.addr.is_none_or(|addr| !now.contains(&addr)) {
-                moved.push(tenant.code.clone());
-                break;
-            }
-        }
-    }
-    moved.sort();
-    moved
 }
 
 async fn active_calls(
@@ -344,63 +299,4 @@ fn absolute_paths(args: Vec<String>) -> Vec<String> {
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use edgepbx_store::Trunk;
-
-    use super::*;
-    use crate::directory::{Tenant, TrunkLink};
-
-    fn tenant(code: &str, host: &str, addr: Option<&str>) -> Tenant {
-        let mut tenant = Tenant::new(code.into(), format!("{code}.example").to_lowercase());
-        tenant.add_trunk(TrunkLink {
-            trunk: Trunk {
-                tenant: code.into(),
-                name: "carrier".into(),
-                host: host.into(),
-                username: None,
-                password: None,
-                register: false,
-                caller_id: None,
-                dids: Vec::new(),
-            },
-            addr: addr.map(|a| a.parse().expect("literal address")),
-        });
-        tenant
-    }
-
-    /// A carrier counts as moved when it resolves now and the address in
-    /// use is not among its addresses; a failed lookup changes nothing.
-    #[tokio::test]
-    async fn carriers_that_moved_are_found() {
-        let directory = Directory::new([
-            // Resolves where it did, among other addresses.
-            tenant("SAME", "same.example", Some("127.0.0.2:5060")),
-            // Resolves elsewhere now.
-            tenant("MOVED", "moved.example", Some("127.0.0.3:5060")),
-            // Did not resolve when loaded; does now.
-            tenant("FOUND", "found.example", None),
-            // Resolved when loaded; the lookup fails now.
-            tenant("LOST", "lost.example", Some("127.0.0.5:5060")),
-            // Never resolves.
-            tenant("NEVER", "never.example", None),
-        ]);
-        let resolve = async |host: &str| -> Vec<SocketAddr> {
-            match host {
-                "same.example" => vec!["127.0.0.9:5060", "127.0.0.2:5060"],
-                "moved.example" => vec!["127.0.0.4:5060"],
-                "found.example" => vec!["127.0.0.6:5060"],
-                _ => Vec::new(),
-            }
-            .into_iter()
-            .map(|a| a.parse().expect("literal address"))
-            .collect()
-        };
-        assert_eq!(
-            moved_carriers(&directory, resolve).await,
-            ["FOUND", "MOVED"]
-        );
-    }
 }

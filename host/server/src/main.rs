@@ -77,6 +77,7 @@ fn lower_thread_priority(nice: u8) {
 mod accounts;
 mod admin;
 mod api;
+mod carriers;
 mod cli;
 mod config;
 mod control;

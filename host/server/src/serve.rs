@@ -150,7 +150,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
             warn!(error = %format!("{error:#}"), "the HTTP listener stopped");
         }
     });
-    let carriers_task = tokio::spawn(control::follow_carriers(
+    let carriers_task = tokio::spawn(crate::carriers::follow(
         control.clone(),
         shutdown_rx.clone(),
     ));
@@ -415,31 +415,6 @@ fn back_to_builtin(policies: &Policies, tenant: &str) {
     }
 }
 
-/// The address of a carrier given as `host[:port]` (port 5060 by default).
-async fn resolve_carrier(host: &str) -> Option<std::net::SocketAddr> {
-    resolve_carriers(host).await.into_iter().next()
-}
-
-/// Every address a carrier given as `host[:port]` resolves to, first the
-/// one [`resolve_carrier`] picks; none when it does not resolve.
-pub async fn resolve_carriers(host: &str) -> Vec<std::net::SocketAddr> {
-    if let Ok(addr) = host.parse() {
-        return vec![addr];
-    }
-    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
-        return vec![(ip, 5060).into()];
-    }
-    let with_port = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:5060")
-    };
-    match tokio::net::lookup_host(with_port).await {
-        Ok(addrs) => addrs.collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 /// Reads every tenant, extension, group, contact and trunk into the
 /// in-memory directory: what the server starts with.
 pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
@@ -452,14 +427,19 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
             groups.remove(&t.code).unwrap_or_default(),
             trunks.remove(&t.code).unwrap_or_default(),
         );
-        tenants.push(assemble(t, extensions, groups, contacts, trunks).await);
+        tenants.push(assemble(t, extensions, groups, contacts, trunks, None).await);
     }
     Ok(Directory::new(tenants))
 }
 
 /// Tenant `code` as stored now, or `None` when there is no such tenant:
-/// what a change to one tenant's configuration reloads.
-pub async fn load_tenant(store: &Store, code: &str) -> anyhow::Result<Option<Tenant>> {
+/// what a change to one tenant's configuration reloads. A carrier whose
+/// name does not resolve now keeps the address it had in `previous`.
+pub async fn load_tenant(
+    store: &Store,
+    code: &str,
+    previous: Option<&Tenant>,
+) -> anyhow::Result<Option<Tenant>> {
     let Some(t) = store.tenants().get(code).await? else {
         return Ok(None);
     };
@@ -468,7 +448,7 @@ pub async fn load_tenant(store: &Store, code: &str) -> anyhow::Result<Option<Ten
     let contacts = store.contacts().list(&t.code).await?;
     let trunks = store.trunks().list(&t.code).await?;
     Ok(Some(
-        assemble(t, extensions, groups, contacts, trunks).await,
+        assemble(t, extensions, groups, contacts, trunks, previous).await,
     ))
 }
 
@@ -482,13 +462,14 @@ fn by_tenant<T>(items: Vec<T>, tenant: impl Fn(&T) -> &String) -> HashMap<String
 }
 
 /// A tenant as signalling sees it, from its stored parts; resolves its
-/// carriers' addresses.
+/// carriers' addresses, keeping those of `previous` that do not resolve now.
 async fn assemble(
     t: edgepbx_store::Tenant,
     extensions: Vec<edgepbx_store::Extension>,
     groups: Vec<edgepbx_store::Group>,
     contacts: Vec<edgepbx_store::Contact>,
     trunks: Vec<edgepbx_store::Trunk>,
+    previous: Option<&Tenant>,
 ) -> Tenant {
     let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
     tenant.max_calls = t
@@ -526,7 +507,10 @@ async fn assemble(
         tenant.contact_names.insert(contact.number, contact.name);
     }
     for trunk in trunks {
-        let addr = resolve_carrier(&trunk.host).await;
+        let known = previous
+            .and_then(|p| p.trunks.iter().find(|l| l.trunk.host == trunk.host))
+            .and_then(|l| l.addr);
+        let addr = crate::carriers::address(&trunk.host).await.or(known);
         if addr.is_none() {
             warn!(tenant = %trunk.tenant, trunk = %trunk.name, host = %trunk.host,
                 "the carrier's address does not resolve; the trunk is unusable");

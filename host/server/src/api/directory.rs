@@ -167,6 +167,7 @@ fn ring_all() -> String {
 }
 
 fn group_view(g: Group) -> GroupView {
+    let etag = Some(versions::etag(&g));
     GroupView {
         number: g.number,
         name: g.name,
@@ -179,13 +180,13 @@ fn group_view(g: Group) -> GroupView {
         members: g.members,
         ring_timeout_secs: Some(g.ring_timeout_secs),
         no_answer: g.no_answer.map(|t| t.to_string()),
-        etag: Some(versions::etag(g.updated_at)),
+        etag,
     }
 }
 
 /// A group's view with its `ETag` header.
 fn tagged_group(g: Group) -> Response {
-    let tag = versions::etag(g.updated_at);
+    let tag = versions::etag(&g);
     versions::tagged(group_view(g), &tag)
 }
 
@@ -339,6 +340,7 @@ pub struct ContactView {
 }
 
 fn contact_view(c: Contact) -> ContactView {
+    let etag = Some(versions::etag(&c));
     ContactView {
         id: Some(c.id),
         name: c.name,
@@ -346,13 +348,13 @@ fn contact_view(c: Contact) -> ContactView {
         email: c.email,
         company: c.company,
         extension: c.extension,
-        etag: Some(versions::etag(c.updated_at)),
+        etag,
     }
 }
 
 /// A contact's view with its `ETag` header.
 fn tagged_contact(c: Contact) -> Response {
-    let tag = versions::etag(c.updated_at);
+    let tag = versions::etag(&c);
     versions::tagged(contact_view(c), &tag)
 }
 

@@ -322,7 +322,7 @@ pub fn view(e: &Extension, line: Option<&LineState>) -> ExtensionView {
         allowed_destinations: ed.allowed_destinations,
         created_at: rfc3339(e.created_at),
         updated_at: rfc3339(e.updated_at),
-        etag: versions::etag(e.updated_at),
+        etag: versions::etag(e),
         password: None,
     }
 }

@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use super::Problem;
 
-/// The entity tag of a stored version: the time of its last change in
-/// nanoseconds, hex, quoted.
-pub fn etag(updated_at: SystemTime) -> String {
-    let nanos = updated_at
+/// The entity tag of the stored version of `it`: the time of its last
+/// change in nanoseconds, hex, quoted.
+pub fn etag(it: &impl Versioned) -> String {
+    let nanos = it
+        .version()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("\"{nanos:x}\"")
@@ -65,7 +66,7 @@ pub fn if_match(
     headers: &HeaderMap,
     current: &impl Versioned,
 ) -> Result<Option<SystemTime>, Problem> {
-    let tag = etag(current.version());
+    let tag = etag(current);
     let mut any = false;
     let mut matches = false;
     for given in headers

@@ -75,8 +75,11 @@ impl SipCore {
                 answered_challenge: false,
                 registered: false,
             });
-            // A changed trunk registers again with its new settings.
-            if !Arc::ptr_eq(&reg.link, &link) && reg.link.trunk != link.trunk {
+            // A changed trunk, or a carrier that moved, registers again
+            // with the new settings or at the new address.
+            if !Arc::ptr_eq(&reg.link, &link)
+                && (reg.link.trunk != link.trunk || reg.link.addr != link.addr)
+            {
                 reg.link = link;
                 reg.next_at = now;
             }
