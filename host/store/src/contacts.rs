@@ -9,7 +9,7 @@ use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::StoreError;
-use crate::db::{Write, from_datetime, run, to_datetime};
+use crate::db::{Write, from_datetime, run, version_required};
 use crate::extensions::{email, extension_number};
 use crate::settings::dialable;
 use crate::tenants::{tenant_code, tenant_id};
@@ -228,9 +228,7 @@ impl Contacts<'_> {
         if_version: Option<SystemTime>,
     ) -> Result<(), StoreError> {
         let code = tenant_code(tenant)?;
-        let if_version = if_version
-            .map(|t| to_datetime("if_version", t))
-            .transpose()?;
+        let if_version = version_required(if_version)?;
         run(self
             .db
             .query(

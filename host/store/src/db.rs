@@ -54,12 +54,7 @@ impl Write {
     pub(crate) fn parts(self) -> Result<(bool, Option<Datetime>), StoreError> {
         match self {
             Write::Add => Ok((false, None)),
-            Write::Replace { if_version } => Ok((
-                true,
-                if_version
-                    .map(|t| to_datetime("if_version", t))
-                    .transpose()?,
-            )),
+            Write::Replace { if_version } => Ok((true, version_required(if_version)?)),
         }
     }
 }
@@ -121,6 +116,14 @@ fn classify(e: surrealdb::Error) -> StoreError {
         };
     }
     StoreError::from(e)
+}
+
+/// The version a conditional write requires (`if_version` of the
+/// repositories), as SurrealDB's datetime.
+pub(crate) fn version_required(
+    if_version: Option<SystemTime>,
+) -> Result<Option<Datetime>, StoreError> {
+    if_version.map(|t| to_datetime("if_version", t)).transpose()
 }
 
 /// A `SystemTime` as a SurrealDB datetime.

@@ -12,7 +12,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
-use crate::db::{from_datetime, run, to_datetime};
+use crate::db::{from_datetime, run, version_required};
 use crate::settings::{CallSettings, SettingsRow};
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
 use crate::{StoreError, Tenant};
@@ -426,10 +426,7 @@ impl Extensions<'_> {
                 .transpose()?;
             rows.push(WriteRow {
                 mode: w.mode.as_str().to_owned(),
-                if_version: w
-                    .if_version
-                    .map(|t| to_datetime("if_version", t))
-                    .transpose()?,
+                if_version: version_required(w.if_version)?,
                 names: std::iter::once(number.clone())
                     .chain(aliases.iter().cloned())
                     .collect(),
@@ -623,9 +620,7 @@ impl Extensions<'_> {
     ) -> Result<(), StoreError> {
         let code = tenant_code(tenant)?;
         let number = extension_number(number)?;
-        let if_version = if_version
-            .map(|t| to_datetime("if_version", t))
-            .transpose()?;
+        let if_version = version_required(if_version)?;
         run(self
             .db
             .query(

@@ -13,7 +13,7 @@ use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::StoreError;
-use crate::db::{Write, from_datetime, run, to_datetime};
+use crate::db::{Write, from_datetime, run, version_required};
 use crate::extensions::{by_number, extension_number};
 use crate::settings::{ForwardTarget, MAX_RING_SECS};
 use crate::tenants::{code_of, tenant_code, tenant_id};
@@ -279,9 +279,7 @@ impl Groups<'_> {
     ) -> Result<(), StoreError> {
         let code = tenant_code(tenant)?;
         let number = extension_number(number)?;
-        let if_version = if_version
-            .map(|t| to_datetime("if_version", t))
-            .transpose()?;
+        let if_version = version_required(if_version)?;
         run(self
             .db
             .query(
