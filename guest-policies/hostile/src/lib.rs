@@ -5,15 +5,22 @@
 //! |---|---|
 //! | `loop` | never returns |
 //! | `bomb` | allocates until memory runs out |
-//! | `trap` | panics (a trap) |
+//! | `trap`, or `8727` (its letters on a phone's keypad: SIP calls dial digits) | panics (a trap) |
 //! | `deep` | recurses until the stack overflows |
 //! | `huge` | answers with 1000 ring targets |
 //! | `long` | forwards to a 1 MiB "number" |
 //! | `spam` | writes 10 000 log lines and oversized key-value entries, then answers |
 //! | `count` | increments the counter `calls` and rejects with 486 |
+//! | `fresh` | counts its decisions in a static and rejects with 400 + that count |
 //! | anything else | rejects with 486 and the reason "hostile" |
 
+use std::sync::atomic::{AtomicU16, Ordering};
+
 use edgepbx_policy_sdk::{Call, Decision, Host, Level, Policy, Ring};
+
+/// Decisions this instance has made: 1 in each decision if every decision
+/// gets a fresh instance.
+static DECISIONS: AtomicU16 = AtomicU16::new(0);
 
 /// Recurses without end (the optimiser cannot see through `black_box`).
 #[allow(unconditional_recursion, reason = "overflowing the stack is the point")]
@@ -43,7 +50,7 @@ impl Policy for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
-            "trap" => panic!("hostile trap"),
+            "trap" | "8727" => panic!("hostile trap"),
             "deep" => Decision::reject(u16::try_from(depth(0) % 200 + 400).unwrap_or(486)),
             "huge" => Decision::ring((0..1000).fold(Ring::simultaneous(), |ring, i| {
                 ring.extension(i.to_string(), 20)
@@ -67,6 +74,9 @@ impl Policy for Hostile {
             "count" => {
                 let _ = host.kv_increment("calls", 1);
                 Decision::reject(486)
+            }
+            "fresh" => {
+                Decision::reject(400 + DECISIONS.fetch_add(1, Ordering::Relaxed).min(99) + 1)
             }
             _ => Decision::reject_with(486, "hostile"),
         }

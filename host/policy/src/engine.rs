@@ -37,6 +37,18 @@ const BUILTIN_DEADLINE_FACTOR: u64 = 20;
 /// Largest number of table elements a decision may grow its tables to.
 const MAX_TABLE_ELEMENTS: usize = 10_000;
 
+/// What one policy component may contain, checked when it is compiled.
+/// The pool is sized from these, so no decision, however its module is
+/// built, can take a slot another tenant's decision needs. A component
+/// from the SDK has one memory, three core instances (the policy and the
+/// two small modules the component model adds for imports that pass
+/// strings) and two tables.
+const MAX_MEMORIES_PER_POLICY: u32 = 1;
+/// See [`MAX_MEMORIES_PER_POLICY`].
+const MAX_CORE_INSTANCES_PER_POLICY: u32 = 4;
+/// See [`MAX_MEMORIES_PER_POLICY`].
+const MAX_TABLES_PER_POLICY: u32 = 4;
+
 /// Why a module was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -184,11 +196,14 @@ impl PolicyEngine {
         // One slot more than the concurrent decisions: a decision's
         // fallback runs after its own store is gone, but a slot is cheap.
         let slots = limits.max_concurrent_decisions.max(1);
-        let instances = slots + 1;
+        let instances = slots.saturating_add(1);
         pool.total_component_instances(instances)
-            .total_core_instances(instances * 4)
-            .total_memories(instances * 2)
-            .total_tables(instances * 4)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_POLICY)
+            .max_memories_per_component(MAX_MEMORIES_PER_POLICY)
+            .max_tables_per_component(MAX_TABLES_PER_POLICY)
+            .total_core_instances(instances.saturating_mul(MAX_CORE_INSTANCES_PER_POLICY))
+            .total_memories(instances.saturating_mul(MAX_MEMORIES_PER_POLICY))
+            .total_tables(instances.saturating_mul(MAX_TABLES_PER_POLICY))
             .max_memory_size(limits.max_memory_bytes)
             // Reset what a decision touched with memset rather than
             // madvise: no page faults when the slot is used again.

@@ -83,6 +83,10 @@ pub struct Decided {
 pub struct Policies {
     engine: Arc<PolicyEngine>,
     active: RwLock<HashMap<String, Arc<ActivePolicy>>>,
+    /// Deactivations after faults that the embedder has not yet confirmed
+    /// as recorded, by tenant: until it has, the version must not be
+    /// activated again from a record that still says it is active.
+    unrecorded: Mutex<HashMap<String, Deactivated>>,
 }
 
 impl Policies {
@@ -91,6 +95,7 @@ impl Policies {
         Policies {
             engine,
             active: RwLock::new(HashMap::new()),
+            unrecorded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -118,6 +123,21 @@ impl Policies {
     /// The tenant's active module, if any.
     pub fn active(&self, tenant: &str) -> Option<Arc<ActivePolicy>> {
         self.read().get(tenant).cloned()
+    }
+
+    /// The tenant's last deactivation after faults, while it is not yet
+    /// [recorded](Policies::deactivation_recorded): a stored configuration
+    /// read before it was written still names that version as active.
+    pub fn unrecorded_deactivation(&self, tenant: &str) -> Option<Deactivated> {
+        self.unrecorded_map().get(tenant).cloned()
+    }
+
+    /// The embedder has stored the deactivation of `tenant`'s `version`.
+    pub fn deactivation_recorded(&self, tenant: &str, version: u32) {
+        let mut unrecorded = self.unrecorded_map();
+        if unrecorded.get(tenant).is_some_and(|d| d.version == version) {
+            unrecorded.remove(tenant);
+        }
     }
 
     /// Decides the next step of `call` for `tenant`; never fails.
@@ -245,11 +265,19 @@ impl Policies {
             %reason,
             "policy deactivated; the built-in policy decides for this tenant"
         );
-        Some(Deactivated {
+        let deactivated = Deactivated {
             version: active.version,
             hash: active.policy.hash().to_owned(),
             reason,
-        })
+        };
+        self.unrecorded_map()
+            .insert(tenant.to_owned(), deactivated.clone());
+        Some(deactivated)
+    }
+
+    fn unrecorded_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Deactivated>> {
+        // Every change is a single insert or remove: never half done.
+        self.unrecorded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ActivePolicy>>> {

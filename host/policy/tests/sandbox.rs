@@ -60,6 +60,11 @@ fn run_time_faults_are_classified_and_bounded() {
         run("long"),
         Err(Fault::Invalid(InvalidDecision::Number { .. }))
     ));
+    assert!(
+        matches!(run("deep"), Err(Fault::Trap(_))),
+        "{:?}",
+        run("deep")
+    );
 
     // The engine is still healthy: an ordinary decision works.
     let fine = run("anything").expect("an ordinary decision");
@@ -168,6 +173,48 @@ fn bad_modules_are_refused_at_upload() {
         other => panic!("{other:?}"),
     }
 
+    // More memories or core instances than a policy may have: refused,
+    // so that no decision can take pool slots from another tenant's.
+    let two_memories = wat::parse_str(
+        r#"(component
+            (core module $m (memory 1))
+            (core instance (instantiate $m))
+            (core instance (instantiate $m)))"#,
+    )
+    .expect("wat");
+    match engine.compile(&two_memories) {
+        Err(PolicyError::NotAComponent(why)) => assert!(why.contains("memories"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let five_instances = wat::parse_str(
+        r#"(component
+            (core module $m)
+            (core instance (instantiate $m))
+            (core instance (instantiate $m))
+            (core instance (instantiate $m))
+            (core instance (instantiate $m))
+            (core instance (instantiate $m)))"#,
+    )
+    .expect("wat");
+    match engine.compile(&five_instances) {
+        Err(PolicyError::NotAComponent(why)) => assert!(why.contains("instances"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A function the contract's interface does not have, under its name.
+    let extra_function = wat::parse_str(
+        r#"(component
+            (import "edgepbx:policy/directory@0.1.0" (instance
+                (export "read-voicemail" (func (param "box" string) (result string))))))"#,
+    )
+    .expect("wat");
+    match engine.compile(&extra_function) {
+        Err(PolicyError::ForbiddenImport(why)) => {
+            assert!(why.contains("read-voicemail"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+
     let mut oversized = HOSTILE.to_vec();
     oversized.resize(2 << 20, 0);
     assert!(matches!(
@@ -225,12 +272,102 @@ fn faults_fall_back_to_the_builtin_policy_and_repeated_ones_deactivate() {
         }
     }
     assert!(policies.active("ACME").is_none());
+    // Until the embedder says it stored the deactivation, the runtime
+    // remembers it (a configuration read before then names 7 as active).
+    assert_eq!(
+        policies.unrecorded_deactivation("ACME").map(|d| d.version),
+        Some(7)
+    );
+    policies.deactivation_recorded("ACME", 6);
+    assert!(policies.unrecorded_deactivation("ACME").is_some());
+    policies.deactivation_recorded("ACME", 7);
+    assert_eq!(policies.unrecorded_deactivation("ACME"), None);
     let after = policies.decide(now, "ACME", &trap_call, directory(), kv());
     assert_eq!(after.by, DecidedBy::Builtin);
 
     // Other tenants never noticed.
     let other = policies.decide(now, "OTHER", &trap_call, directory(), kv());
     assert_eq!(other.by, DecidedBy::Builtin);
+}
+
+#[test]
+fn every_run_time_fault_falls_back_to_the_builtin_policy() {
+    let engine = Arc::new(engine_with(Limits {
+        deadline: Duration::from_millis(250),
+        fault_limit: 100,
+        ..Limits::default()
+    }));
+    let policies = Policies::new(engine.clone());
+    policies.activate("ACME", 3, engine.compile(HOSTILE).expect("valid"));
+    let now = Instant::now();
+    for behaviour in ["loop", "bomb", "trap", "deep", "huge", "long"] {
+        // The hostile module misbehaves as the dialled number says; the
+        // number resolved to extension 100, which the built-in policy rings.
+        let decided = policies.decide(
+            now,
+            "ACME",
+            &call(behaviour, Destination::Extension(extension("100"))),
+            directory(),
+            kv(),
+        );
+        match &decided.decision.action {
+            Action::Ring(ring) => assert_eq!(ring.targets.len(), 1, "{behaviour}"),
+            other => panic!("{behaviour}: the fallback did not ring: {other:?}"),
+        }
+        let expected = match behaviour {
+            "loop" => matches!(
+                decided.by,
+                DecidedBy::Fallback {
+                    fault: Fault::Timeout,
+                    ..
+                }
+            ),
+            "bomb" => matches!(
+                decided.by,
+                DecidedBy::Fallback {
+                    fault: Fault::OutOfMemory,
+                    ..
+                }
+            ),
+            "trap" | "deep" => {
+                matches!(
+                    decided.by,
+                    DecidedBy::Fallback {
+                        fault: Fault::Trap(_),
+                        ..
+                    }
+                )
+            }
+            _ => matches!(
+                decided.by,
+                DecidedBy::Fallback {
+                    fault: Fault::Invalid(_),
+                    ..
+                }
+            ),
+        };
+        assert!(expected, "{behaviour}: {:?}", decided.by);
+        assert!(decided.deactivated.is_none(), "{behaviour}");
+    }
+    // Still active (the limit is high), and answering ordinary calls.
+    let fine = policies.decide(now, "ACME", &hostile_call("anything"), directory(), kv());
+    assert_eq!(reject_reason(&fine.decision.action), Some("hostile"));
+}
+
+#[test]
+fn every_decision_gets_a_fresh_instance() {
+    let engine = engine();
+    let hostile = engine.compile(HOSTILE).expect("valid");
+    for _ in 0..5 {
+        let decision = engine
+            .run(&hostile, "ACME", &hostile_call("fresh"), directory(), kv())
+            .expect("decides");
+        // A static of the guest counts decisions: it is 1 every time.
+        match decision.action {
+            Action::Reject(Reject { status, .. }) => assert_eq!(status, 401),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]
