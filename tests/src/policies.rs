@@ -1,5 +1,6 @@
-//! The example policies of `guest-policies/examples`, built for
-//! WebAssembly the way a policy developer builds them.
+//! The example policies of `guest-policies/examples` and the misbehaving
+//! one of `guest-policies/hostile`, built for WebAssembly the way a policy
+//! developer builds them.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,10 +24,11 @@ fn guest_target_dir() -> PathBuf {
         .unwrap_or_else(|| guest_dir().join("target"))
 }
 
-/// Builds every example policy once per test process (`cargo build
-/// --release --target wasm32-unknown-unknown` in the guest workspace) and
-/// returns the module of `crate_name` (e.g. `edgepbx_policy_example_vip`).
-pub fn example_module(crate_name: &str) -> PathBuf {
+/// Builds the example policies and the hostile one once per test process
+/// (`cargo build --release --target wasm32-unknown-unknown` in the guest
+/// workspace) and returns the module of `crate_name` (e.g.
+/// `edgepbx_policy_example_vip`).
+pub fn policy_module(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -42,14 +44,15 @@ pub fn example_module(crate_name: &str) -> PathBuf {
             .args(["-p", "edgepbx-policy-example-business-hours"])
             .args(["-p", "edgepbx-policy-example-vip"])
             .args(["-p", "edgepbx-policy-example-sales-round-robin"])
+            .args(["-p", "edgepbx-policy-hostile"])
             .arg("--target-dir")
             .arg(guest_target_dir())
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
-            .unwrap_or_else(|e| panic!("cannot run cargo for the example policies: {e}"));
-        assert!(status.success(), "building the example policies failed");
+            .unwrap_or_else(|e| panic!("cannot run cargo for the policies: {e}"));
+        assert!(status.success(), "building the policies failed");
     });
     guest_target_dir()
         .join("wasm32-unknown-unknown/release")

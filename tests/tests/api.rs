@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use edgepbx_e2e::http::Client;
 use edgepbx_e2e::pbx::{Deployment, Extension};
 use edgepbx_e2e::phones::{Behaviour, CALL_CONFIG, Device, caller, wait_for_bindings};
-use edgepbx_e2e::policies::example_module;
+use edgepbx_e2e::policies::policy_module;
 use edgepbx_e2e::wait_for;
 use serde_json::{Value, json};
 
@@ -808,7 +808,7 @@ fn groups_contacts_and_policies() {
         &[],
     );
     assert_problem(&r, 422, Some("body"));
-    let module = std::fs::read(example_module("edgepbx_policy_example_sales_round_robin"))
+    let module = std::fs::read(policy_module("edgepbx_policy_example_sales_round_robin"))
         .expect("the example builds");
     let r = acme.request(
         "POST",

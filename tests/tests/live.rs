@@ -11,7 +11,7 @@ use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
 use edgepbx_e2e::phones::{
     Behaviour, CALL_CONFIG, Device, caller, final_status, received_requests, wait_for_bindings,
 };
-use edgepbx_e2e::policies::example_module;
+use edgepbx_e2e::policies::policy_module;
 use edgepbx_e2e::wait_for;
 use serde_json::Value;
 
@@ -35,7 +35,7 @@ fn call(
 fn configuration_and_policies_change_while_the_server_runs() {
     let deployment = Deployment::with_config("live", CALL_CONFIG);
     let exts = deployment.acme_with([100, 101, 102, 103, 104]);
-    let sales = example_module("edgepbx_policy_example_sales_round_robin");
+    let sales = policy_module("edgepbx_policy_example_sales_round_robin");
     let pbx = deployment.start();
     let dir = deployment.work().path();
     let hold = Duration::from_secs(40);
@@ -178,7 +178,7 @@ fn configuration_and_policies_change_while_the_server_runs() {
 fn a_policys_round_robin_counter_survives_a_restart() {
     let deployment = Deployment::with_config("kv-restart", CALL_CONFIG);
     let exts = deployment.acme_with([100, 101, 102]);
-    let sales = example_module("edgepbx_policy_example_sales_round_robin");
+    let sales = policy_module("edgepbx_policy_example_sales_round_robin");
     // Uploaded while the server is stopped: straight into the store.
     deployment.admin(&[
         "policy",
@@ -211,4 +211,96 @@ fn a_policys_round_robin_counter_survives_a_restart() {
             outcome.report()
         );
     }
+}
+
+#[test]
+fn a_faulting_policy_is_taken_out_of_service_and_stays_out() {
+    // Deactivations are written behind; a long delay (the batch the first
+    // call's record starts is written ten seconds later) keeps the store
+    // saying "active" while the tenant is reloaded below.
+    let config = format!("{CALL_CONFIG}[store]\nwrite_delay_ms = 10000\n");
+    let deployment = Deployment::with_config("policy-faults", &config);
+    let exts = deployment.acme_with([100, 101]);
+    let hostile = policy_module("edgepbx_policy_hostile");
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let out = deployment.admin(&[
+        "policy",
+        "upload",
+        "ACME",
+        &hostile.to_string_lossy(),
+        "--activate",
+    ]);
+    assert!(out.contains("version 1 is now active"), "{out}");
+
+    // The hostile module traps on calls to 8727 ("trap" on a keypad); the
+    // built-in policy decides each of them instead (nobody has that
+    // number). The fifth fault takes the module out of service.
+    for attempt in 1..=5 {
+        let refused =
+            caller("call_refused", &pbx, &exts[0], "8727").run(dir, &format!("trap-{attempt}"));
+        refused.assert_all_succeeded(1);
+        assert_eq!(final_status(&refused), Some(404), "{}", refused.report());
+    }
+    // A change to the tenant at once: its reload reads a store that may
+    // still name version 1 as active. The module must stay out.
+    deployment.admin(&[
+        "ext",
+        "set",
+        "ACME",
+        "101",
+        "--forward-unconditional",
+        "100",
+    ]);
+    let after = caller("call_refused", &pbx, &exts[0], "8727").run(dir, "trap-after");
+    assert_eq!(final_status(&after), Some(404), "{}", after.report());
+
+    // The administrator reads why, at once: the reload stored it.
+    let versions: Value =
+        serde_json::from_str(&deployment.admin(&["policy", "list", "ACME", "--json"]))
+            .expect("JSON versions");
+    let v1 = &versions[0];
+    assert_eq!(v1["version"], 1, "{versions}");
+    assert_eq!(v1["active"], false, "{versions}");
+    let reason = v1["deactivated_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("5 faults") && reason.contains("trapped"),
+        "{reason}"
+    );
+
+    // The records (written behind) say who decided each call: the five
+    // faulted ones, then the built-in policy alone.
+    let mut expected = vec!["builtin".to_owned()];
+    expected.extend(std::iter::repeat_n("builtin (v1 faulted)".to_owned(), 5));
+    let deciders = || {
+        let records: Value =
+            serde_json::from_str(&deployment.admin(&["calls", "ACME", "--recent", "10", "--json"]))
+                .expect("JSON records");
+        records
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| r["policy"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let recorded = wait_for(Duration::from_secs(30), || {
+        (deciders().len() == expected.len()).then_some(())
+    });
+    assert!(recorded.is_some(), "{:?}", deciders());
+    assert_eq!(deciders(), expected);
+
+    // The store keeps it out after a restart too.
+    assert!(pbx.stop().success(), "graceful stop");
+    let pbx = deployment.start();
+    let restarted = caller("call_refused", &pbx, &exts[0], "8727").run(dir, "trap-restarted");
+    assert_eq!(
+        final_status(&restarted),
+        Some(404),
+        "{}",
+        restarted.report()
+    );
+    let records: Value =
+        serde_json::from_str(&deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]))
+            .expect("JSON records");
+    assert_eq!(records[0]["policy"], "builtin", "{records}");
 }

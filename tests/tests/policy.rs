@@ -3,7 +3,7 @@
 //! versions, activate, restore and deactivate them.
 
 use edgepbx_e2e::pbx::Deployment;
-use edgepbx_e2e::policies::{context, example_module};
+use edgepbx_e2e::policies::{context, policy_module};
 use serde_json::Value;
 
 fn json(text: &str) -> Value {
@@ -17,7 +17,7 @@ fn path(p: &std::path::Path) -> &str {
 #[test]
 fn check_and_try_the_examples() {
     let deployment = Deployment::new("policy-try");
-    let vip = example_module("edgepbx_policy_example_vip");
+    let vip = policy_module("edgepbx_policy_example_vip");
     let out = deployment.admin(&["policy", "check", path(&vip)]);
     assert!(
         out.contains("a valid edgepbx:policy@0.1.0 component"),
@@ -86,8 +86,8 @@ fn bad_input_is_refused_with_a_clear_error() {
 fn versions_are_uploaded_activated_restored_and_deactivated() {
     let deployment = Deployment::new("policy-versions");
     deployment.add_tenant("ACME", "acme.example");
-    let vip = example_module("edgepbx_policy_example_vip");
-    let hours = example_module("edgepbx_policy_example_business_hours");
+    let vip = policy_module("edgepbx_policy_example_vip");
+    let hours = policy_module("edgepbx_policy_example_business_hours");
 
     let out = deployment.admin(&[
         "policy",

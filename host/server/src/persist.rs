@@ -6,12 +6,15 @@
 //! disk write in the path of every REGISTER.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use edgepbx_policy::Policies;
 use edgepbx_store::{
     BindingChange, CallRecord, EventKind, RegistrationEvent, Store, StoredBinding, Transport,
 };
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
@@ -50,11 +53,13 @@ pub struct Persist {
 }
 
 impl Persist {
-    /// Starts the writer.
-    pub fn spawn(store: Store, tuning: &StoreTuning) -> Self {
+    /// Starts the writer. It tells `policies` when a deactivation is
+    /// stored.
+    pub fn spawn(store: Store, tuning: &StoreTuning, policies: Arc<Policies>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_loop(
             store,
+            policies,
             rx,
             tuning.write_batch,
             Duration::from_millis(tuning.write_delay_ms),
@@ -84,11 +89,11 @@ impl Persist {
             version,
             reason,
         };
-        if self.queue.try_send(item).is_err() {
-            warn!(
-                tenant,
-                version, "store write-behind queue full; a policy deactivation was not persisted"
-            );
+        // Rare, and it must not be lost: when the queue is full, wait for
+        // room on a task of its own.
+        if let Err(TrySendError::Full(item)) = self.queue.try_send(item) {
+            let queue = self.queue.clone();
+            tokio::spawn(async move { queue.send(item).await });
         }
     }
 
@@ -130,7 +135,13 @@ impl KvWriter {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Item>, batch: usize, delay: Duration) {
+async fn write_loop(
+    store: Store,
+    policies: Arc<Policies>,
+    mut rx: mpsc::Receiver<Item>,
+    batch: usize,
+    delay: Duration,
+) {
     let mut pending = Vec::with_capacity(batch);
     while let Some(first) = rx.recv().await {
         pending.push(first);
@@ -183,12 +194,15 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Item>, batch: usize, de
             }
         }
         for (tenant, version, reason) in deactivations {
-            if let Err(e) = store
+            match store
                 .policies()
                 .deactivate(&tenant, version, Some(&reason))
                 .await
             {
-                error!(error = %e, %tenant, version, "recording a policy deactivation failed");
+                Ok(()) => policies.deactivation_recorded(&tenant, version),
+                Err(e) => {
+                    error!(error = %e, %tenant, version, "recording a policy deactivation failed");
+                }
             }
         }
         if !events.is_empty()

@@ -7,8 +7,9 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::OnceLock;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use edgepbx_policy::{Limits, PolicyEngine, module_hash, playground, to_component};
 use edgepbx_store::{PolicyModuleInfo, Store};
 
@@ -47,7 +48,7 @@ fn try_policy(file: &Path, context: &Path) -> anyhow::Result<()> {
     let json = std::fs::read_to_string(context)
         .with_context(|| format!("reading {}", context.display()))?;
     let context = playground::parse_context(&json)?;
-    let outcome = playground::run(&engine, &policy, context)?;
+    let outcome = playground::run(engine, &policy, context)?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     Ok(())
 }
@@ -123,15 +124,24 @@ async fn active_version(store: &Store, tenant: &str) -> anyhow::Result<Option<u3
     Ok(versions.iter().find(|v| v.active).map(|v| v.version))
 }
 
-/// An engine for validating and trying modules: the server's limits, but
+/// The engine for validating and trying modules: the server's limits, but
 /// a deadline of a second, so that a debug build or a busy laptop does not
-/// turn a slow run into a timeout (the server's deadline is 5 ms).
-pub fn engine() -> anyhow::Result<PolicyEngine> {
-    let limits = Limits {
-        deadline: std::time::Duration::from_secs(1),
-        ..Limits::default()
-    };
-    Ok(PolicyEngine::new(limits, None)?)
+/// turn a slow run into a timeout (the server's deadline is 5 ms). Made
+/// once per process and shared: making one compiles the built-in policy
+/// and starts a thread, which every upload, activation and try would
+/// otherwise pay again.
+pub fn engine() -> anyhow::Result<&'static PolicyEngine> {
+    static ENGINE: OnceLock<Result<PolicyEngine, String>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let limits = Limits {
+                deadline: std::time::Duration::from_secs(1),
+                ..Limits::default()
+            };
+            PolicyEngine::new(limits, None).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))
 }
 
 /// Reads a policy (a component, or a core module built with the SDK, which

@@ -99,7 +99,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The write-behind task runs here, on the runtime that owns the store.
-    let persist = Persist::spawn(store.clone(), &config.store);
+    let persist = Persist::spawn(store.clone(), &config.store, policies.clone());
     let events = EventBus::default();
     let lines = Arc::new(Lines::new(events.clone()));
     let (control_tx, control_rx) = mpsc::channel(64);
@@ -372,9 +372,9 @@ async fn load_kv(
 
 /// Activates every tenant's stored active module: what the server starts
 /// with.
-async fn activate_stored(store: &Store, policies: &Policies) -> anyhow::Result<()> {
+async fn activate_stored(store: &Store, policies: &Arc<Policies>) -> anyhow::Result<()> {
     for module in store.policies().all_active().await? {
-        activate(policies, &module);
+        activate(policies, module).await?;
     }
     Ok(())
 }
@@ -382,30 +382,59 @@ async fn activate_stored(store: &Store, policies: &Policies) -> anyhow::Result<(
 /// Brings the tenant's running policy in line with the store: activates
 /// its active version if another (or none) runs, reading the module's bytes
 /// only then, and returns it to the built-in policy when none is active.
-pub async fn sync_policy(store: &Store, policies: &Policies, tenant: &str) -> anyhow::Result<()> {
+///
+/// A version the runtime took out of service after faults stays out while
+/// the store, whose record of that is written behind, still says it is
+/// active: the deactivation is stored here instead.
+pub async fn sync_policy(
+    store: &Store,
+    policies: &Arc<Policies>,
+    tenant: &str,
+) -> anyhow::Result<()> {
     let stored = store.policies().list(tenant).await?;
     let Some(info) = stored.into_iter().find(|m| m.active) else {
         back_to_builtin(policies, tenant);
         return Ok(());
     };
+    if let Some(gone) = policies.unrecorded_deactivation(tenant)
+        && gone.version == info.version
+    {
+        store
+            .policies()
+            .deactivate(tenant, gone.version, Some(&gone.reason))
+            .await?;
+        policies.deactivation_recorded(tenant, gone.version);
+        back_to_builtin(policies, tenant);
+        return Ok(());
+    }
     if policies.active(tenant).map(|a| a.version) != Some(info.version)
         && let Some(module) = store.policies().get(tenant, info.version).await?
     {
-        activate(policies, &module);
+        activate(policies, module).await?;
     }
     Ok(())
 }
 
-fn activate(policies: &Policies, module: &edgepbx_store::PolicyModule) {
-    let info = &module.info;
-    match policies.engine().compile(&module.wasm) {
-        Ok(compiled) => {
-            info!(tenant = %info.tenant, version = info.version, "routing policy activated");
-            policies.activate(&info.tenant, info.version, compiled);
+/// Compiles a stored module (off the async workers; from the artifact
+/// cache when it is there) and makes it its tenant's policy.
+async fn activate(
+    policies: &Arc<Policies>,
+    module: edgepbx_store::PolicyModule,
+) -> anyhow::Result<()> {
+    let runtime = policies.clone();
+    tokio::task::spawn_blocking(move || {
+        let info = &module.info;
+        match runtime.engine().compile(&module.wasm) {
+            Ok(compiled) => {
+                info!(tenant = %info.tenant, version = info.version, "routing policy activated");
+                runtime.activate(&info.tenant, info.version, compiled);
+            }
+            Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
+                "stored policy does not compile; the built-in policy decides"),
         }
-        Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
-            "stored policy does not compile; the built-in policy decides"),
-    }
+    })
+    .await?;
+    Ok(())
 }
 
 fn back_to_builtin(policies: &Policies, tenant: &str) {

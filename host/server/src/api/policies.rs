@@ -259,7 +259,7 @@ async fn try_decision(
                 .compile(&wasm)
                 .map_err(|e| Problem::field("version", e.to_string()))?,
         };
-        let outcome = playground::run(&engine, &policy, context)
+        let outcome = playground::run(engine, &policy, context)
             .map_err(|e| Problem::field("call", e.to_string()))?;
         let mut json = serde_json::to_value(outcome).map_err(|e| Problem::internal(&e))?;
         if let Some(object) = json.as_object_mut() {
