@@ -289,6 +289,18 @@ fn a_faulting_policy_is_taken_out_of_service_and_stays_out() {
     assert!(recorded.is_some(), "{:?}", deciders());
     assert_eq!(deciders(), expected);
 
+    // Each fault was logged with the tenant and the module's hash.
+    let hash = v1["hash"].as_str().unwrap_or_default();
+    let attributed = format!("tenant=\"ACME\" module=\"{}\"", &hash[..12.min(hash.len())]);
+    let log = pbx.log();
+    let logged = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains(&attributed))
+            .count()
+    };
+    assert_eq!(logged("policy fault;"), 5, "{log}");
+    assert_eq!(logged("policy deactivated;"), 1, "{log}");
+
     // The store keeps it out after a restart too.
     assert!(pbx.stop().success(), "graceful stop");
     let pbx = deployment.start();
