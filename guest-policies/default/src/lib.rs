@@ -140,12 +140,13 @@ fn first_ring(extension: &Extension, host: &impl Host) -> Decision {
     Decision::ring(ring)
 }
 
-/// An extension of the tenant rings all its devices; anything else is
-/// dialled out.
+/// An extension of the tenant (by number or alias) rings all its devices;
+/// anything else is dialled out.
 fn target_for(number: &str, host: &impl Host) -> Target {
-    match host.extension(number) {
-        Some(extension) => Target::Extension(extension.number),
-        None => Target::External(number.to_owned()),
+    if host.status(number).is_some() {
+        Target::Extension(number.to_owned())
+    } else {
+        Target::External(number.to_owned())
     }
 }
 
