@@ -301,7 +301,8 @@ fn a_faulting_policy_is_taken_out_of_service_and_stays_out() {
     assert_eq!(logged("policy fault;"), 5, "{log}");
     assert_eq!(logged("policy deactivated;"), 1, "{log}");
 
-    // The store keeps it out after a restart too.
+    // The store keeps it out after a restart too: the new server does not
+    // activate it, and its call is the built-in policy's alone.
     assert!(pbx.stop().success(), "graceful stop");
     let pbx = deployment.start();
     let restarted = caller("call_refused", &pbx, &exts[0], "8727").run(dir, "trap-restarted");
@@ -311,8 +312,20 @@ fn a_faulting_policy_is_taken_out_of_service_and_stays_out() {
         "{}",
         restarted.report()
     );
+    let log = pbx.log();
+    assert!(!log.contains("routing policy activated"), "{log}");
+    assert!(!log.contains("policy fault;"), "{log}");
+    // Stopping writes what was written behind; the store is read directly.
+    assert!(pbx.stop().success(), "graceful stop");
     let records: Value =
-        serde_json::from_str(&deployment.admin(&["calls", "ACME", "--recent", "1", "--json"]))
+        serde_json::from_str(&deployment.admin(&["calls", "ACME", "--recent", "10", "--json"]))
             .expect("JSON records");
-    assert_eq!(records[0]["policy"], "builtin", "{records}");
+    let deciders: Vec<&str> = records
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(deciders.len(), 7, "{records}");
+    assert_eq!(deciders[0], "builtin", "{records}");
 }

@@ -83,9 +83,9 @@ pub struct Decided {
 pub struct Policies {
     engine: Arc<PolicyEngine>,
     active: RwLock<HashMap<String, Arc<ActivePolicy>>>,
-    /// Deactivations after faults that the embedder has not yet confirmed
-    /// as recorded, by tenant: until it has, the version must not be
-    /// activated again from a record that still says it is active.
+    /// Deactivations after faults not yet taken to be stored, by tenant:
+    /// until they are, the version must not be activated again from a
+    /// record that still says it is active.
     unrecorded: Mutex<HashMap<String, Deactivated>>,
 }
 
@@ -125,19 +125,23 @@ impl Policies {
         self.read().get(tenant).cloned()
     }
 
-    /// The tenant's last deactivation after faults, while it is not yet
-    /// [recorded](Policies::deactivation_recorded): a stored configuration
-    /// read before it was written still names that version as active.
+    /// The tenant's last deactivation after faults, while nobody has
+    /// [taken it to store](Policies::take_unrecorded_deactivation): a
+    /// stored configuration read before it is stored still names that
+    /// version as active.
     pub fn unrecorded_deactivation(&self, tenant: &str) -> Option<Deactivated> {
         self.unrecorded_map().get(tenant).cloned()
     }
 
-    /// The embedder has stored the deactivation of `tenant`'s `version`.
-    pub fn deactivation_recorded(&self, tenant: &str, version: u32) {
+    /// Takes the tenant's unrecorded deactivation of `version` to store it;
+    /// `None` when someone took it already (or it concerns another
+    /// version). So exactly one writer stores each deactivation.
+    pub fn take_unrecorded_deactivation(&self, tenant: &str, version: u32) -> Option<Deactivated> {
         let mut unrecorded = self.unrecorded_map();
-        if unrecorded.get(tenant).is_some_and(|d| d.version == version) {
-            unrecorded.remove(tenant);
+        if unrecorded.get(tenant)?.version != version {
+            return None;
         }
+        unrecorded.remove(tenant)
     }
 
     /// Decides the next step of `call` for `tenant`; never fails.

@@ -60,11 +60,8 @@ fn run_time_faults_are_classified_and_bounded() {
         run("long"),
         Err(Fault::Invalid(InvalidDecision::Number { .. }))
     ));
-    assert!(
-        matches!(run("deep"), Err(Fault::Trap(_))),
-        "{:?}",
-        run("deep")
-    );
+    let deep = run("deep");
+    assert!(matches!(deep, Err(Fault::Trap(_))), "{deep:?}");
 
     // The engine is still healthy: an ordinary decision works.
     let fine = run("anything").expect("an ordinary decision");
@@ -272,15 +269,21 @@ fn faults_fall_back_to_the_builtin_policy_and_repeated_ones_deactivate() {
         }
     }
     assert!(policies.active("ACME").is_none());
-    // Until the embedder says it stored the deactivation, the runtime
-    // remembers it (a configuration read before then names 7 as active).
+    // Until the embedder takes the deactivation to store it, the runtime
+    // remembers it (a configuration read before then names 7 as active);
+    // it is taken once.
     assert_eq!(
         policies.unrecorded_deactivation("ACME").map(|d| d.version),
         Some(7)
     );
-    policies.deactivation_recorded("ACME", 6);
-    assert!(policies.unrecorded_deactivation("ACME").is_some());
-    policies.deactivation_recorded("ACME", 7);
+    assert_eq!(policies.take_unrecorded_deactivation("ACME", 6), None);
+    let taken = policies.take_unrecorded_deactivation("ACME", 7);
+    assert!(
+        taken.is_some_and(|d| d.reason.contains("trapped")),
+        "{:?}",
+        policies.unrecorded_deactivation("ACME")
+    );
+    assert_eq!(policies.take_unrecorded_deactivation("ACME", 7), None);
     assert_eq!(policies.unrecorded_deactivation("ACME"), None);
     let after = policies.decide(now, "ACME", &trap_call, directory(), kv());
     assert_eq!(after.by, DecidedBy::Builtin);

@@ -22,7 +22,8 @@ use crate::config::StoreTuning;
 use crate::registrar::{Aor, Binding, Change};
 use crate::transport::Peer;
 
-/// Most changes queued before new ones are dropped (and logged).
+/// Most changes queued before new ones are dropped (and logged); a
+/// policy deactivation waits for room instead.
 const QUEUE: usize = 65_536;
 
 /// One queued write. Binding changes are by far the most frequent and are
@@ -38,11 +39,11 @@ enum Item {
         key: String,
         value: Option<String>,
     },
-    /// The runtime took a tenant's policy version out of service.
+    /// The runtime took a tenant's policy version out of service; the
+    /// reason is in its unrecorded deactivation.
     PolicyDeactivated {
         tenant: String,
         version: u32,
-        reason: String,
     },
 }
 
@@ -81,19 +82,29 @@ impl Persist {
         }
     }
 
-    /// Queues the deactivation of a faulty policy version, with the reason
-    /// its administrator will read; never waits.
-    pub fn record_policy_deactivation(&self, tenant: &str, version: u32, reason: String) {
+    /// Queues the storing of a faulty policy version's deactivation (the
+    /// runtime keeps it, with the reason its administrator will read, until
+    /// it is taken to be stored); never waits.
+    pub fn record_policy_deactivation(&self, tenant: &str, version: u32) {
         let item = Item::PolicyDeactivated {
             tenant: tenant.to_owned(),
             version,
-            reason,
         };
-        // Rare, and it must not be lost: when the queue is full, wait for
-        // room on a task of its own.
-        if let Err(TrySendError::Full(item)) = self.queue.try_send(item) {
-            let queue = self.queue.clone();
-            tokio::spawn(async move { queue.send(item).await });
+        match self.queue.try_send(item) {
+            Ok(()) => {}
+            // Rare, and it must not be lost: wait for room on a task of
+            // its own.
+            Err(TrySendError::Full(item)) => {
+                let queue = self.queue.clone();
+                tokio::spawn(async move { queue.send(item).await });
+            }
+            Err(TrySendError::Closed(_)) => {
+                warn!(
+                    tenant,
+                    version,
+                    "the store writer has stopped; a policy deactivation was not persisted"
+                );
+            }
         }
     }
 
@@ -164,12 +175,8 @@ async fn write_loop(
                 kv.entry(tenant).or_default().push((key, value));
                 None
             }
-            Item::PolicyDeactivated {
-                tenant,
-                version,
-                reason,
-            } => {
-                deactivations.push((tenant, version, reason));
+            Item::PolicyDeactivated { tenant, version } => {
+                deactivations.push((tenant, version));
                 None
             }
         });
@@ -193,16 +200,17 @@ async fn write_loop(
                 error!(error = %e, %tenant, "writing policy key-value changes failed");
             }
         }
-        for (tenant, version, reason) in deactivations {
-            match store
+        for (tenant, version) in deactivations {
+            // A reload of the tenant may have stored it already.
+            let Some(gone) = policies.take_unrecorded_deactivation(&tenant, version) else {
+                continue;
+            };
+            if let Err(e) = store
                 .policies()
-                .deactivate(&tenant, version, Some(&reason))
+                .deactivate(&tenant, version, Some(&gone.reason))
                 .await
             {
-                Ok(()) => policies.deactivation_recorded(&tenant, version),
-                Err(e) => {
-                    error!(error = %e, %tenant, version, "recording a policy deactivation failed");
-                }
+                error!(error = %e, %tenant, version, "recording a policy deactivation failed");
             }
         }
         if !events.is_empty()

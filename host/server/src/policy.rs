@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{Context, anyhow, bail};
-use edgepbx_policy::{Limits, PolicyEngine, module_hash, playground, to_component};
+use anyhow::{Context, bail};
+use edgepbx_policy::{Limits, PolicyEngine, PolicyError, module_hash, playground, to_component};
 use edgepbx_store::{PolicyModuleInfo, Store};
 
 use crate::admin::find_tenant;
@@ -27,8 +27,8 @@ pub fn local(cmd: &PolicyCommand) -> Option<anyhow::Result<()>> {
 }
 
 fn check(file: &Path) -> anyhow::Result<()> {
-    let wasm = read_module(file)?;
-    let policy = engine()?.compile(&wasm)?;
+    let engine = engine()?;
+    let policy = engine.compile(&to_component(read_module(file)?, engine.limits())?)?;
     println!(
         "{}: a valid edgepbx:policy@0.1.0 component, {} bytes, sha256 {}",
         file.display(),
@@ -43,7 +43,7 @@ fn try_policy(file: &Path, context: &Path) -> anyhow::Result<()> {
     let policy = if file.as_os_str() == "builtin" {
         engine.builtin().clone()
     } else {
-        engine.compile(&read_module(file)?)?
+        engine.compile(&to_component(read_module(file)?, engine.limits())?)?
     };
     let json = std::fs::read_to_string(context)
         .with_context(|| format!("reading {}", context.display()))?;
@@ -70,12 +70,11 @@ pub async fn store_command(
             uploader,
             activate,
         } => {
-            let wasm = read_module(&file)?;
-            let policy = engine()?.compile(&wasm)?;
+            let (wasm, hash) = check_module(read_module(&file)?).await?;
             let t = find_tenant(store, &tenant).await?;
             let info = store
                 .policies()
-                .upload(&t.code, wasm, policy.hash(), &uploader)
+                .upload(&t.code, wasm, &hash, &uploader)
                 .await?;
             writeln!(
                 out,
@@ -99,8 +98,8 @@ pub async fn store_command(
             };
             // Stored versions were validated on upload; a newer edgepbx
             // may be stricter, so check again before activating.
-            engine()?
-                .compile(&module.wasm)
+            check_module(module.wasm)
+                .await
                 .with_context(|| format!("version {version} no longer validates"))?;
             store.policies().activate(&t.code, version).await?;
             writeln!(out, "policy version {version} is now active for {}", t.code)?;
@@ -124,28 +123,47 @@ async fn active_version(store: &Store, tenant: &str) -> anyhow::Result<Option<u3
     Ok(versions.iter().find(|v| v.active).map(|v| v.version))
 }
 
+/// How many checks and tries the validation engine runs at once; more wait.
+const VALIDATION_SLOTS: u32 = 16;
+
 /// The engine for validating and trying modules: the server's limits, but
 /// a deadline of a second, so that a debug build or a busy laptop does not
-/// turn a slow run into a timeout (the server's deadline is 5 ms). Made
-/// once per process and shared: making one compiles the built-in policy
-/// and starts a thread, which every upload, activation and try would
-/// otherwise pay again.
-pub fn engine() -> anyhow::Result<&'static PolicyEngine> {
-    static ENGINE: OnceLock<Result<PolicyEngine, String>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let limits = Limits {
-                deadline: std::time::Duration::from_secs(1),
-                ..Limits::default()
-            };
-            PolicyEngine::new(limits, None).map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| anyhow!("{e}"))
+/// turn a slow run into a timeout (the server's deadline is 5 ms), and room
+/// for [`VALIDATION_SLOTS`] at once, so that one tenant's tries of a slow
+/// module hardly delay another's. Made once per process and shared: making
+/// one compiles the built-in policy and starts a thread, which every
+/// upload, activation and try would otherwise pay again.
+pub fn engine() -> Result<&'static PolicyEngine, PolicyError> {
+    static ENGINE: OnceLock<PolicyEngine> = OnceLock::new();
+    if let Some(engine) = ENGINE.get() {
+        return Ok(engine);
+    }
+    let limits = Limits {
+        deadline: std::time::Duration::from_secs(1),
+        max_concurrent_decisions: VALIDATION_SLOTS,
+        ..Limits::default()
+    };
+    let made = PolicyEngine::new(limits, None)?;
+    // Two first callers may both make one: the second is dropped.
+    Ok(ENGINE.get_or_init(|| made))
 }
 
-/// Reads a policy (a component, or a core module built with the SDK, which
-/// is wrapped into one), refusing files above the size cap before reading
+/// Checks a module as the server will run it, before it is stored or
+/// activated: a core module built with the SDK is wrapped into a
+/// component, which [`engine`] compiles, on a blocking thread (both take a
+/// while). Returns the component with its hash.
+pub async fn check_module(wasm: Vec<u8>) -> Result<(Vec<u8>, String), PolicyError> {
+    tokio::task::spawn_blocking(move || {
+        let engine = engine()?;
+        let component = to_component(wasm, engine.limits())?;
+        let hash = engine.compile(&component)?.hash().to_owned();
+        Ok((component, hash))
+    })
+    .await
+    .map_err(|e| PolicyError::Engine(e.to_string()))?
+}
+
+/// Reads a policy file, refusing files above the size cap before reading
 /// them whole.
 fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
     let max = Limits::default().max_module_bytes;
@@ -159,7 +177,6 @@ fn read_module(path: &Path) -> anyhow::Result<Vec<u8>> {
         );
     }
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let wasm = to_component(wasm, &Limits::default())?;
     tracing::debug!(hash = %module_hash(&wasm), "read policy module");
     Ok(wasm)
 }

@@ -391,19 +391,22 @@ pub async fn sync_policy(
     policies: &Arc<Policies>,
     tenant: &str,
 ) -> anyhow::Result<()> {
+    // Looked at before the store is read: a deactivation stored after
+    // this has gone, but then the store says so.
+    let unrecorded = policies.unrecorded_deactivation(tenant);
     let stored = store.policies().list(tenant).await?;
     let Some(info) = stored.into_iter().find(|m| m.active) else {
         back_to_builtin(policies, tenant);
         return Ok(());
     };
-    if let Some(gone) = policies.unrecorded_deactivation(tenant)
-        && gone.version == info.version
-    {
-        store
-            .policies()
-            .deactivate(tenant, gone.version, Some(&gone.reason))
-            .await?;
-        policies.deactivation_recorded(tenant, gone.version);
+    if unrecorded.is_some_and(|gone| gone.version == info.version) {
+        // Stored here unless the write-behind took it meanwhile.
+        if let Some(gone) = policies.take_unrecorded_deactivation(tenant, info.version) {
+            store
+                .policies()
+                .deactivate(tenant, gone.version, Some(&gone.reason))
+                .await?;
+        }
         back_to_builtin(policies, tenant);
         return Ok(());
     }

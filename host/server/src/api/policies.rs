@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::StatusCode;
-use edgepbx_policy::{Limits, playground, to_component};
+use edgepbx_policy::{Limits, PolicyError, playground};
 use edgepbx_store::PolicyModuleInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -70,29 +70,24 @@ pub struct UploadParams {
     activate: Option<bool>,
 }
 
-/// Compiles a module off the async workers; errors name the body.
+/// Checks a module before it is stored or activated; errors name the body.
 async fn validate(wasm: Vec<u8>) -> Result<(Vec<u8>, String), Problem> {
-    tokio::task::spawn_blocking(move || {
-        let limits = Limits::default();
-        if wasm.len() > limits.max_module_bytes {
-            return Err(Problem::field(
-                "body",
-                format!(
-                    "a policy may have at most {} bytes",
-                    limits.max_module_bytes
-                ),
-            ));
-        }
-        let component =
-            to_component(wasm, &limits).map_err(|e| Problem::field("body", e.to_string()))?;
-        let engine = crate::policy::engine()?;
-        let compiled = engine
-            .compile(&component)
-            .map_err(|e| Problem::field("body", e.to_string()))?;
-        Ok((component, compiled.hash().to_owned()))
-    })
-    .await
-    .map_err(|e| Problem::internal(&e))?
+    let limits = Limits::default();
+    if wasm.len() > limits.max_module_bytes {
+        return Err(Problem::field(
+            "body",
+            format!(
+                "a policy may have at most {} bytes",
+                limits.max_module_bytes
+            ),
+        ));
+    }
+    crate::policy::check_module(wasm)
+        .await
+        .map_err(|e| match e {
+            PolicyError::Engine(_) => Problem::internal(&e),
+            refused => Problem::field("body", refused.to_string()),
+        })
 }
 
 /// Stores a policy module (a WebAssembly component) as the tenant's next
@@ -252,7 +247,7 @@ async fn try_decision(
         store.policies().kv(&scope.tenant).await?,
     );
     let outcome = tokio::task::spawn_blocking(move || {
-        let engine = crate::policy::engine()?;
+        let engine = crate::policy::engine().map_err(|e| Problem::internal(&e))?;
         let policy = match wasm {
             None => engine.builtin().clone(),
             Some(wasm) => engine

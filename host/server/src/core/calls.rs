@@ -622,7 +622,7 @@ impl SipCore {
         call.decided_by = describe(&decided.by);
         if let Some(gone) = decided.deactivated {
             self.persist
-                .record_policy_deactivation(&call.tenant.code, gone.version, gone.reason);
+                .record_policy_deactivation(&call.tenant.code, gone.version);
         }
         if let Some(presentation) = decided.decision.presentation {
             call.presentation = Some(presentation);
