@@ -13,6 +13,7 @@
 //! `{"ok": bool, "output": "..."}` for a command, or a stream of events for
 //! `edgepbx events` until the client hangs up.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -63,10 +64,29 @@ pub struct ControlContext {
     /// The event bus, for `edgepbx events`.
     pub events: EventBus,
     /// The directory the SIP core was last given. Held while a reload
-    /// builds the next one: reloads apply one at a time, each on the one
+    /// swaps its tenant in: swaps apply one at a time, each on the one
     /// before (overlapping ones could hand the core an older snapshot
     /// last).
     pub directory: Arc<tokio::sync::Mutex<Arc<Directory>>>,
+    /// Held for the whole of a reload of its tenant.
+    pub reloading: Arc<TenantLocks>,
+}
+
+/// A lock per tenant, made on first use. A tenant's reloads run one at a
+/// time, in the order of the changes that caused them, so the last one
+/// reads the store after the last change; other tenants' reloads run
+/// alongside, so one tenant's slow carrier lookup or policy compilation
+/// delays no other tenant's change.
+#[derive(Debug, Default)]
+pub struct TenantLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl TenantLocks {
+    /// The lock of the tenant `code`.
+    fn of(&self, code: &str) -> Arc<tokio::sync::Mutex<()>> {
+        // Each change is one insert: never half done.
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(code.to_owned()).or_default().clone()
+    }
 }
 
 /// The bound control socket at `<data>/edgepbx.ctl`, ready to accept before
@@ -191,17 +211,21 @@ async fn run(
 /// there are.
 pub async fn reload_tenant(context: &ControlContext, code: &str) -> anyhow::Result<()> {
     let code = code.to_ascii_uppercase();
-    let mut current = context.directory.lock().await;
-    let tenant =
-        crate::serve::load_tenant(&context.store, &code, current.tenant(&code).map(|t| &**t))
-            .await?;
-    let directory = Arc::new(current.with_tenant(&code, tenant));
-    context
-        .core
-        .send(Control::Directory(directory.clone()))
-        .await
-        .context("the SIP core has stopped")?;
-    *current = directory;
+    let lock = context.reloading.of(&code);
+    let _reloading = lock.lock().await;
+    // Only this tenant's reloads change its entry, and they wait above.
+    let previous = context.directory.lock().await.tenant(&code).cloned();
+    let tenant = crate::serve::load_tenant(&context.store, &code, previous.as_deref()).await?;
+    {
+        let mut current = context.directory.lock().await;
+        let directory = Arc::new(current.with_tenant(&code, tenant));
+        context
+            .core
+            .send(Control::Directory(directory.clone()))
+            .await
+            .context("the SIP core has stopped")?;
+        *current = directory;
+    }
     crate::serve::sync_policy(&context.store, &context.policies, &code).await?;
     context.events.publish(Event::Configured { tenant: code });
     Ok(())
@@ -299,4 +323,75 @@ fn absolute_paths(args: Vec<String>) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use edgepbx_policy::{Limits, PolicyEngine};
+    use edgepbx_store::{DbSpec, StoreConfig};
+
+    use super::*;
+
+    /// A directory removed when the test ends.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenants_reload_waits_for_its_own_tenant_only() {
+        let dir = TempDir(std::env::temp_dir().join(format!(
+            "edgepbx-reload-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        )));
+        let store = Store::open(StoreConfig::new(DbSpec::embedded(&dir.0)))
+            .await
+            .expect("the store opens");
+        for (code, domain) in [("AAA", "a.test"), ("BBB", "b.test")] {
+            store.tenants().add(code, domain).await.expect("a tenant");
+        }
+        let (core, mut directories) = mpsc::channel(8);
+        tokio::spawn(async move { while directories.recv().await.is_some() {} });
+        let engine = PolicyEngine::new(Limits::default(), None).expect("the engine starts");
+        let context = ControlContext {
+            store,
+            core,
+            policies: Arc::new(Policies::new(Arc::new(engine))),
+            events: EventBus::default(),
+            directory: Arc::default(),
+            reloading: Arc::default(),
+        };
+        let has = async |code: &str| context.directory.lock().await.tenant(code).is_some();
+
+        // A reload of AAA is under way (as while its carrier is looked up
+        // or its policy compiled): BBB's reload does not wait for it.
+        let aaa = context.reloading.of("AAA");
+        let under_way = aaa.lock().await;
+        tokio::time::timeout(Duration::from_secs(60), reload_tenant(&context, "bbb"))
+            .await
+            .expect("BBB's reload waited for AAA's")
+            .expect("BBB reloads");
+        assert!(has("BBB").await);
+
+        // AAA's next reload waits for the one under way, then applies.
+        let next = tokio::spawn({
+            let context = context.clone();
+            async move { reload_tenant(&context, "aaa").await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!next.is_finished());
+        assert!(!has("AAA").await);
+        drop(under_way);
+        next.await.expect("the reload task").expect("AAA reloads");
+        assert!(has("AAA").await && has("BBB").await);
+    }
 }

@@ -124,6 +124,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         .context("starting the SIP thread")?;
     let control = ControlContext {
         directory: Arc::new(tokio::sync::Mutex::new(directory.clone())),
+        reloading: Arc::default(),
         store: store.clone(),
         core: control_tx,
         policies,
