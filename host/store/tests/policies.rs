@@ -21,11 +21,22 @@ async fn versions_activation_and_deactivation() -> TestResult {
     store.tenants().add("GLOBEX", "globex.example").await?;
     let policies = store.policies();
 
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
     let v1 = policies
         .upload("acme", vec![0, 97, 115, 109], &hash(1), "alice")
         .await?;
     assert_eq!((v1.version, v1.size, v1.active), (1, 4, false));
-    assert_eq!(v1.uploader, "alice");
+    assert_eq!(
+        (v1.uploader.as_str(), v1.hash.as_str()),
+        ("alice", hash(1).as_str())
+    );
+    // When it was uploaded, by the database's clock (this machine's).
+    let after = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    assert!(
+        (before..after).contains(&v1.uploaded_at),
+        "{:?}",
+        v1.uploaded_at
+    );
     let v2 = policies
         .upload("ACME", vec![1; 10], &hash(2), "bob")
         .await?;
