@@ -199,8 +199,15 @@ fn a_policys_round_robin_counter_survives_a_restart() {
     call(&deployment, &pbx, &exts[0], "600", 500, "before-restart");
     assert!(pbx.stop().success(), "graceful stop");
     // After the restart (bindings and the counter restored), the next turn
-    // is 102's.
+    // is 102's. The policy's compiled artifact was cached at the first
+    // start: this one loads it instead of compiling again.
     let pbx = deployment.start();
+    let log = pbx.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("routing policy activated") && l.contains("from_cache=true")),
+        "{log}"
+    );
     call(&deployment, &pbx, &exts[0], "600", 500, "after-restart");
     for (name, device) in [("bob", bob), ("carol", carol)] {
         let outcome = device.finish();

@@ -14,7 +14,6 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -34,14 +33,14 @@ impl ArtifactCache {
     }
 
     /// The component for `wasm` (whose SHA-256 is `hash`): loaded from the
-    /// cache when a sound artifact is there, else compiled and stored.
+    /// cache when a sound artifact is there (then `true`), else compiled
+    /// and stored.
     pub(crate) fn load_or_compile(
         &self,
         engine: &Engine,
         hash: &str,
         wasm: &[u8],
-        compilations: &AtomicU64,
-    ) -> wasmtime::Result<Component> {
+    ) -> wasmtime::Result<(Component, bool)> {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let name = format!("{hash}-{:016x}", hasher.finish());
@@ -58,12 +57,11 @@ impl ArtifactCache {
             // hash produced (its checksum, written after it, matches), so
             // it is a valid serialized component for this engine.
             match unsafe { Component::deserialize(engine, &artifact) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => return Ok((component, true)),
                 Err(error) => tracing::warn!(%error, "policy artifact unusable; compiling again"),
             }
         }
 
-        compilations.fetch_add(1, Ordering::Relaxed);
         let artifact = engine.precompile_component(wasm)?;
         // SAFETY: these bytes were produced just now, in memory, by this
         // engine's `precompile_component`.
@@ -71,7 +69,7 @@ impl ArtifactCache {
         if let Err(error) = self.store(&artifact_path, &sum_path, &artifact) {
             tracing::warn!(%error, dir = %self.dir.display(), "cannot cache a compiled policy");
         }
-        Ok(component)
+        Ok((component, false))
     }
 
     fn store(

@@ -2,7 +2,7 @@
 //! modules, and running one decision in a fresh, bounded store.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -101,12 +101,18 @@ pub enum Fault {
 pub struct CompiledPolicy {
     hash: String,
     size: usize,
+    from_cache: bool,
     pre: InstancePre<HostState>,
     /// The `decide` export, whose type [`PolicyPre::new`] checked.
     decide: ComponentExportIndex,
 }
 
 impl CompiledPolicy {
+    /// Whether it was loaded from the artifact cache rather than compiled.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
     /// SHA-256 of the module, hex.
     pub fn hash(&self) -> &str {
         &self.hash
@@ -171,8 +177,6 @@ pub struct PolicyEngine {
     cache: Option<ArtifactCache>,
     builtin: Arc<CompiledPolicy>,
     slots: Slots,
-    /// Modules compiled to native code (not loaded from the cache).
-    compilations: AtomicU64,
     /// Advances the epoch while decisions run.
     ticker: EpochTicker,
 }
@@ -237,15 +241,7 @@ impl PolicyEngine {
             }
             None => None,
         };
-        let compilations = AtomicU64::new(0);
-        let builtin = compile(
-            &engine,
-            &linker,
-            cache.as_ref(),
-            &compilations,
-            &limits,
-            BUILTIN_POLICY,
-        )?;
+        let builtin = compile(&engine, &linker, cache.as_ref(), &limits, BUILTIN_POLICY)?;
         let ticker = EpochTicker::start(engine.clone(), limits.epoch_tick)
             .map_err(|e| PolicyError::Engine(format!("cannot start the epoch thread: {e}")))?;
         Ok(PolicyEngine {
@@ -254,7 +250,6 @@ impl PolicyEngine {
             cache,
             builtin,
             slots: Slots::new(slots),
-            compilations,
             ticker,
             limits,
         })
@@ -278,16 +273,9 @@ impl PolicyEngine {
             &self.engine,
             &self.linker,
             self.cache.as_ref(),
-            &self.compilations,
             &self.limits,
             wasm,
         )
-    }
-
-    /// How many modules this engine compiled to native code rather than
-    /// loading them from the artifact cache.
-    pub fn compilations(&self) -> u64 {
-        self.compilations.load(Ordering::Relaxed)
     }
 
     /// Runs one decision of `policy` for `tenant` in a fresh store, within
@@ -341,7 +329,6 @@ fn compile(
     engine: &Engine,
     linker: &Linker<HostState>,
     cache: Option<&ArtifactCache>,
-    compilations: &AtomicU64,
     limits: &Limits,
     wasm: &[u8],
 ) -> Result<Arc<CompiledPolicy>, PolicyError> {
@@ -352,12 +339,9 @@ fn compile(
         });
     }
     let hash = module_hash(wasm);
-    let component = match cache {
-        Some(cache) => cache.load_or_compile(engine, &hash, wasm, compilations),
-        None => {
-            compilations.fetch_add(1, Ordering::Relaxed);
-            Component::new(engine, wasm)
-        }
+    let (component, from_cache) = match cache {
+        Some(cache) => cache.load_or_compile(engine, &hash, wasm),
+        None => Component::new(engine, wasm).map(|component| (component, false)),
     }
     .map_err(|e| PolicyError::NotAComponent(format!("{e:#}")))?;
     for (name, _) in component.component_type().imports(engine) {
@@ -377,6 +361,7 @@ fn compile(
     Ok(Arc::new(CompiledPolicy {
         hash,
         size: wasm.len(),
+        from_cache,
         pre,
         decide,
     }))

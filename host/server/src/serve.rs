@@ -430,7 +430,8 @@ async fn activate(
         let info = &module.info;
         match runtime.engine().compile(&module.wasm) {
             Ok(compiled) => {
-                info!(tenant = %info.tenant, version = info.version, "routing policy activated");
+                info!(tenant = %info.tenant, version = info.version,
+                    from_cache = compiled.from_cache(), "routing policy activated");
                 runtime.activate(&info.tenant, info.version, compiled);
             }
             Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
