@@ -54,8 +54,8 @@ pub struct Persist {
 }
 
 impl Persist {
-    /// Starts the writer. It tells `policies` when a deactivation is
-    /// stored.
+    /// Starts the writer. It takes the policy deactivations it stores
+    /// from `policies`, where they wait with their reasons.
     pub fn spawn(store: Store, tuning: &StoreTuning, policies: Arc<Policies>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_loop(

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::StatusCode;
-use edgepbx_policy::{Limits, PolicyError, playground};
+use edgepbx_policy::{PolicyError, playground};
 use edgepbx_store::PolicyModuleInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -72,16 +72,6 @@ pub struct UploadParams {
 
 /// Checks a module before it is stored or activated; errors name the body.
 async fn validate(wasm: Vec<u8>) -> Result<(Vec<u8>, String), Problem> {
-    let limits = Limits::default();
-    if wasm.len() > limits.max_module_bytes {
-        return Err(Problem::field(
-            "body",
-            format!(
-                "a policy may have at most {} bytes",
-                limits.max_module_bytes
-            ),
-        ));
-    }
     crate::policy::check_module(wasm)
         .await
         .map_err(|e| match e {
