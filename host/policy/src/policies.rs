@@ -155,7 +155,7 @@ impl Policies {
     ) -> Decided {
         let active = self.active(tenant);
         let Some(active) = active else {
-            return self.builtin(tenant, call, directory, kv, DecidedBy::Builtin);
+            return self.decide_builtin(tenant, call, directory, kv);
         };
         let policy = &active.policy;
         match self
@@ -190,6 +190,20 @@ impl Policies {
                 }
             }
         }
+    }
+
+    /// Decides with the built-in policy, whatever `tenant` has active: for
+    /// a caller that found no module active ([`Policies::active`]) and
+    /// decides at once, so that a module activated meanwhile does not run
+    /// in its place.
+    pub fn decide_builtin(
+        &self,
+        tenant: &str,
+        call: &Call,
+        directory: Arc<dyn Directory>,
+        kv: Arc<dyn KeyValue>,
+    ) -> Decided {
+        self.builtin(tenant, call, directory, kv, DecidedBy::Builtin)
     }
 
     fn builtin(

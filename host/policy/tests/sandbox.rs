@@ -355,6 +355,10 @@ fn every_run_time_fault_falls_back_to_the_builtin_policy() {
     // Still active (the limit is high), and answering ordinary calls.
     let fine = policies.decide(now, "ACME", &hostile_call("anything"), directory(), kv());
     assert_eq!(reject_reason(&fine.decision.action), Some("hostile"));
+    // Unless the caller asks for the built-in policy alone.
+    let builtin = policies.decide_builtin("ACME", &hostile_call("anything"), directory(), kv());
+    assert_eq!(builtin.by, DecidedBy::Builtin);
+    assert_eq!(reject_reason(&builtin.decision.action), None);
 }
 
 #[test]

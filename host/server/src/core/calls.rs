@@ -597,7 +597,7 @@ impl SipCore {
         // signalling for everyone else must not wait meanwhile: off this
         // task.
         if policies.active(&tenant).is_none() {
-            let decided = policies.decide(now, &tenant, &context, directory, kv);
+            let decided = policies.decide_builtin(&tenant, &context, directory, kv);
             return self.apply_decision(now, call, decided);
         }
         let reply = self.calls.decided_tx.clone();
