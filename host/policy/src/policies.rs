@@ -83,10 +83,11 @@ pub struct Decided {
 pub struct Policies {
     engine: Arc<PolicyEngine>,
     active: RwLock<HashMap<String, Arc<ActivePolicy>>>,
-    /// Deactivations after faults not yet taken to be stored, by tenant:
-    /// until they are, the version must not be activated again from a
-    /// record that still says it is active.
-    unrecorded: Mutex<HashMap<String, Deactivated>>,
+    /// Deactivations after faults not yet stored, by tenant, each with
+    /// whether a writer is storing it: until it is stored, the version
+    /// must not be activated again from a record that still says it is
+    /// active.
+    unrecorded: Mutex<HashMap<String, (Deactivated, bool)>>,
 }
 
 impl Policies {
@@ -125,23 +126,47 @@ impl Policies {
         self.read().get(tenant).cloned()
     }
 
-    /// The tenant's last deactivation after faults, while nobody has
-    /// [taken it to store](Policies::take_unrecorded_deactivation): a
-    /// stored configuration read before it is stored still names that
-    /// version as active.
+    /// The tenant's last deactivation after faults until it is
+    /// [stored](Policies::deactivation_stored): a stored configuration read
+    /// before then still names that version as active.
     pub fn unrecorded_deactivation(&self, tenant: &str) -> Option<Deactivated> {
-        self.unrecorded_map().get(tenant).cloned()
+        self.unrecorded_map().get(tenant).map(|(d, _)| d.clone())
     }
 
     /// Takes the tenant's unrecorded deactivation of `version` to store it;
-    /// `None` when someone took it already (or it concerns another
-    /// version). So exactly one writer stores each deactivation.
+    /// `None` when another writer has it (or it concerns another version),
+    /// so one writer at a time stores each deactivation. The writer then
+    /// says [`deactivation_stored`](Policies::deactivation_stored) or
+    /// [`deactivation_not_stored`](Policies::deactivation_not_stored).
     pub fn take_unrecorded_deactivation(&self, tenant: &str, version: u32) -> Option<Deactivated> {
         let mut unrecorded = self.unrecorded_map();
-        if unrecorded.get(tenant)?.version != version {
+        let (deactivated, storing) = unrecorded.get_mut(tenant)?;
+        if deactivated.version != version || *storing {
             return None;
         }
-        unrecorded.remove(tenant)
+        *storing = true;
+        Some(deactivated.clone())
+    }
+
+    /// The tenant's deactivation of `version` is stored: forgotten here.
+    pub fn deactivation_stored(&self, tenant: &str, version: u32) {
+        let mut unrecorded = self.unrecorded_map();
+        if unrecorded
+            .get(tenant)
+            .is_some_and(|(d, _)| d.version == version)
+        {
+            unrecorded.remove(tenant);
+        }
+    }
+
+    /// Storing the tenant's deactivation of `version` failed: the next
+    /// writer may take it again.
+    pub fn deactivation_not_stored(&self, tenant: &str, version: u32) {
+        if let Some((d, storing)) = self.unrecorded_map().get_mut(tenant)
+            && d.version == version
+        {
+            *storing = false;
+        }
     }
 
     /// Decides the next step of `call` for `tenant`; never fails.
@@ -289,11 +314,11 @@ impl Policies {
             reason,
         };
         self.unrecorded_map()
-            .insert(tenant.to_owned(), deactivated.clone());
+            .insert(tenant.to_owned(), (deactivated.clone(), false));
         Some(deactivated)
     }
 
-    fn unrecorded_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Deactivated>> {
+    fn unrecorded_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Deactivated, bool)>> {
         // Every change is a single insert or remove: never half done.
         self.unrecorded.lock().unwrap_or_else(|e| e.into_inner())
     }

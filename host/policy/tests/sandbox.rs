@@ -172,30 +172,21 @@ fn bad_modules_are_refused_at_upload() {
 
     // More memories or core instances than a policy may have: refused,
     // so that no decision can take pool slots from another tenant's.
-    let two_memories = wat::parse_str(
-        r#"(component
-            (core module $m (memory 1))
-            (core instance (instantiate $m))
-            (core instance (instantiate $m)))"#,
-    )
-    .expect("wat");
-    match engine.compile(&two_memories) {
-        Err(PolicyError::NotAComponent(why)) => assert!(why.contains("memories"), "{why}"),
-        other => panic!("{other:?}"),
-    }
-    let five_instances = wat::parse_str(
-        r#"(component
-            (core module $m)
-            (core instance (instantiate $m))
-            (core instance (instantiate $m))
-            (core instance (instantiate $m))
-            (core instance (instantiate $m))
-            (core instance (instantiate $m)))"#,
-    )
-    .expect("wat");
-    match engine.compile(&five_instances) {
-        Err(PolicyError::NotAComponent(why)) => assert!(why.contains("instances"), "{why}"),
-        other => panic!("{other:?}"),
+    let instance = "(core instance (instantiate $m))";
+    for (what, wat) in [
+        (
+            "memories",
+            format!("(component (core module $m (memory 1)) {instance} {instance})"),
+        ),
+        (
+            "instances",
+            format!("(component (core module $m) {})", instance.repeat(5)),
+        ),
+    ] {
+        match engine.compile(&wat::parse_str(&wat).expect("wat")) {
+            Err(PolicyError::NotAComponent(why)) => assert!(why.contains(what), "{why}"),
+            other => panic!("{what}: {other:?}"),
+        }
     }
 
     // A function the contract's interface does not have, under its name.
@@ -269,9 +260,9 @@ fn faults_fall_back_to_the_builtin_policy_and_repeated_ones_deactivate() {
         }
     }
     assert!(policies.active("ACME").is_none());
-    // Until the embedder takes the deactivation to store it, the runtime
+    // Until the embedder has stored the deactivation, the runtime
     // remembers it (a configuration read before then names 7 as active);
-    // it is taken once.
+    // one writer at a time takes it, and it is forgotten once stored.
     assert_eq!(
         policies.unrecorded_deactivation("ACME").map(|d| d.version),
         Some(7)
@@ -284,6 +275,14 @@ fn faults_fall_back_to_the_builtin_policy_and_repeated_ones_deactivate() {
         policies.unrecorded_deactivation("ACME")
     );
     assert_eq!(policies.take_unrecorded_deactivation("ACME", 7), None);
+    // While it is being stored, it is still unrecorded.
+    assert!(policies.unrecorded_deactivation("ACME").is_some());
+    // A failed write lets the next writer take it again.
+    policies.deactivation_not_stored("ACME", 7);
+    assert!(policies.take_unrecorded_deactivation("ACME", 7).is_some());
+    policies.deactivation_stored("ACME", 6);
+    assert!(policies.unrecorded_deactivation("ACME").is_some());
+    policies.deactivation_stored("ACME", 7);
     assert_eq!(policies.unrecorded_deactivation("ACME"), None);
     let after = policies.decide(now, "ACME", &trap_call, directory(), kv());
     assert_eq!(after.by, DecidedBy::Builtin);

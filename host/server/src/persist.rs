@@ -201,16 +201,20 @@ async fn write_loop(
             }
         }
         for (tenant, version) in deactivations {
-            // A reload of the tenant may have stored it already.
+            // A reload of the tenant may be storing it, or have stored it.
             let Some(gone) = policies.take_unrecorded_deactivation(&tenant, version) else {
                 continue;
             };
-            if let Err(e) = store
+            match store
                 .policies()
                 .deactivate(&tenant, version, Some(&gone.reason))
                 .await
             {
-                error!(error = %e, %tenant, version, "recording a policy deactivation failed");
+                Ok(()) => policies.deactivation_stored(&tenant, version),
+                Err(e) => {
+                    policies.deactivation_not_stored(&tenant, version);
+                    error!(error = %e, %tenant, version, "recording a policy deactivation failed");
+                }
             }
         }
         if !events.is_empty()

@@ -401,12 +401,17 @@ pub async fn sync_policy(
         return Ok(());
     };
     if unrecorded.is_some_and(|gone| gone.version == info.version) {
-        // Stored here unless the write-behind took it meanwhile.
+        // Stored here unless the write-behind is storing it.
         if let Some(gone) = policies.take_unrecorded_deactivation(tenant, info.version) {
-            store
+            let written = store
                 .policies()
                 .deactivate(tenant, gone.version, Some(&gone.reason))
-                .await?;
+                .await;
+            match written {
+                Ok(()) => policies.deactivation_stored(tenant, gone.version),
+                Err(_) => policies.deactivation_not_stored(tenant, gone.version),
+            }
+            written?;
         }
         back_to_builtin(policies, tenant);
         return Ok(());
