@@ -29,7 +29,7 @@ pub struct TrunkLink {
     pub trunk: Trunk,
     /// Where the carrier is; `None` when its name did not resolve (the
     /// trunk is then unusable until the name resolves: carriers are looked
-    /// up again every minute, see `control::follow_carriers`).
+    /// up again every minute, see `carriers::follow`).
     pub addr: Option<SocketAddr>,
 }
 

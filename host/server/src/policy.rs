@@ -7,10 +7,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
-use edgepbx_policy::{Limits, PolicyEngine, PolicyError, module_hash, playground, to_component};
+use edgepbx_policy::{
+    CompiledPolicy, Limits, PolicyEngine, PolicyError, module_hash, playground, to_component,
+};
 use edgepbx_store::{PolicyModuleInfo, Store};
 
 use crate::admin::find_tenant;
@@ -27,8 +29,7 @@ pub fn local(cmd: &PolicyCommand) -> Option<anyhow::Result<()>> {
 }
 
 fn check(file: &Path) -> anyhow::Result<()> {
-    let engine = engine()?;
-    let policy = engine.compile(&to_component(read_module(file)?, engine.limits())?)?;
+    let (_, policy) = compile_module(read_module(file)?)?;
     println!(
         "{}: a valid edgepbx:policy@0.1.0 component, {} bytes, sha256 {}",
         file.display(),
@@ -43,7 +44,7 @@ fn try_policy(file: &Path, context: &Path) -> anyhow::Result<()> {
     let policy = if file.as_os_str() == "builtin" {
         engine.builtin().clone()
     } else {
-        engine.compile(&to_component(read_module(file)?, engine.limits())?)?
+        compile_module(read_module(file)?)?.1
     };
     let json = std::fs::read_to_string(context)
         .with_context(|| format!("reading {}", context.display()))?;
@@ -154,13 +155,21 @@ pub fn engine() -> Result<&'static PolicyEngine, PolicyError> {
 /// while). Returns the component with its hash.
 pub async fn check_module(wasm: Vec<u8>) -> Result<(Vec<u8>, String), PolicyError> {
     tokio::task::spawn_blocking(move || {
-        let engine = engine()?;
-        let component = to_component(wasm, engine.limits())?;
-        let hash = engine.compile(&component)?.hash().to_owned();
-        Ok((component, hash))
+        let (component, policy) = compile_module(wasm)?;
+        Ok((component, policy.hash().to_owned()))
     })
     .await
     .map_err(|e| PolicyError::Engine(e.to_string()))?
+}
+
+/// A policy as a developer builds it (a component, or a core module built
+/// with the SDK, wrapped into one here) compiled by [`engine`]: the
+/// component and what it compiled to.
+fn compile_module(wasm: Vec<u8>) -> Result<(Vec<u8>, Arc<CompiledPolicy>), PolicyError> {
+    let engine = engine()?;
+    let component = to_component(wasm, engine.limits())?;
+    let policy = engine.compile(&component)?;
+    Ok((component, policy))
 }
 
 /// Reads a policy file, refusing files above the size cap before reading
