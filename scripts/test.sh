@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace, of the guest policies' workspace and of
-# the console, first installing what the tests need when it is missing: the
+# Runs the style checks (rustfmt, clippy with warnings as errors) and every
+# test of the workspace, of the guest policies' workspace and of the
+# console, first installing what the tests need when it is missing: the
 # SIP peers the end-to-end tests drive (SIPp is Debian's sip-tester, baresip
 # is Debian's baresip), Chromium, Node and playwright-core for the console's
 # browser tests, schemathesis for the API's schema test, and the wasm
@@ -51,6 +52,9 @@ cargo build --workspace --all-targets
 export EDGEPBX_BIN="${CARGO_TARGET_DIR:-target}/debug/edgepbx"
 export EDGEPBX_BIN="$(cd "$(dirname "$EDGEPBX_BIN")" && pwd)/edgepbx"
 status=0
+# The style guide's checks: formatting, and clippy with warnings as errors.
+cargo fmt --all --check || status=$?
+cargo clippy --workspace --all-targets --locked -- -D warnings || status=$?
 cargo test --workspace --no-fail-fast || status=$?
 
 # The guest policies' own tests (SDK, built-in policy, examples), natively.

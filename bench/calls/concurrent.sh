@@ -63,7 +63,7 @@ for count in $COUNTS; do
     tone "$dir/bench-tone.wav"
     rate=$(( count / 10 > 0 ? count / 10 : 1 ))
     echo "$count calls: ramping up at $rate/s..." >&2
-    ended_before=$(grep -c "call ended" "$WORK/edgepbx.log" || true)
+    ended_before=$(grep -c "media relay ended" "$WORK/edgepbx.log" || true)
     (cd "$dir" && sipp "$ADDR" -sf "$ROOT/bench/calls/call_media.xml" -s 2001 \
         -key domain "$DOMAIN" -key user 1001 -key password pw-1001-Bench \
         -auth_uri "2001@$DOMAIN" -d $((TALK * 1000)) \
@@ -81,7 +81,7 @@ for count in $COUNTS; do
     cpu=$(awk -v a="$before" -v b="$after" -v w="$WINDOW" 'BEGIN {printf "%.0f", (b - a) * 100 / w}')
     failed=$(awk -F';' 'NR==1 {for (i=1;i<=NF;i++) if ($i=="FailedCall(C)") c=i} NR>1 && c {v=$c} END {print v+0}' "$dir/stats.csv" 2>/dev/null || echo "?")
     # Packets each call relayed, against TALK seconds at 50 a second.
-    grep "call ended" "$WORK/edgepbx.log" | tail -n +$((ended_before + 1)) \
+    grep "media relay ended" "$WORK/edgepbx.log" | tail -n +$((ended_before + 1)) \
         | sed -n 's/.*packets_from_caller=\([0-9]*\) packets_from_callee=\([0-9]*\).*/\1 \2/p' > "$dir/packets"
     ended=$(wc -l < "$dir/packets")
     expected=$(( TALK * 50 ))

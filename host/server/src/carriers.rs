@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::control::{ControlContext, reload_tenant};
-use crate::directory::Directory;
+use edgepbx_engine::TenantTable;
+
+use crate::admin::Admin;
 
 /// How often the carriers' names are looked up again.
 const REFRESH: Duration = Duration::from_secs(60);
@@ -53,18 +54,18 @@ async fn addresses(host: &str) -> Vec<SocketAddr> {
 /// Every [`REFRESH`], looks every carrier up again and reloads the tenants
 /// whose carrier moved (see [`Watch::moved`]); ends at shutdown, even in
 /// the middle of a round.
-pub async fn follow(context: ControlContext, mut shutdown: watch::Receiver<bool>) {
+pub async fn follow(admin: Admin, mut shutdown: watch::Receiver<bool>) {
     let mut watch = Watch::default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(REFRESH) => {}
             _ = shutdown.changed() => return,
         }
-        let directory = context.directory.lock().await.clone();
+        let tenants = admin.tenants.lock().await.clone();
         let round = async {
-            for code in watch.moved(&directory, addresses).await {
+            for code in watch.moved(&tenants, addresses).await {
                 info!(tenant = %code, "a carrier's address changed; reloading the tenant");
-                if let Err(error) = reload_tenant(&context, &code).await {
+                if let Err(error) = admin.reload_tenant(&code).await {
                     warn!(tenant = %code, error = %format!("{error:#}"), "reloading the tenant failed");
                 }
             }
@@ -84,20 +85,20 @@ struct Watch {
 }
 
 impl Watch {
-    /// Looks every carrier of `directory` up once (with `resolve`) and
+    /// Looks every carrier of `tenants` up once (with `resolve`) and
     /// returns the tenants, by code, with a carrier that moved: one that
     /// resolves now but did not, or that missed the address in use
     /// [`MISSES_TO_MOVE`] times in a row. A failed lookup is no news: a
     /// carrier that resolved keeps its address.
     async fn moved(
         &mut self,
-        directory: &Directory,
+        tenants: &TenantTable,
         resolve: impl AsyncFn(&str) -> Vec<SocketAddr>,
     ) -> Vec<String> {
         let mut answers: HashMap<&str, Vec<SocketAddr>> = HashMap::new();
         let mut moved = BTreeSet::new();
         let mut seen = HashSet::new();
-        for tenant in directory.tenants() {
+        for tenant in tenants.tenants() {
             for link in &tenant.trunks {
                 let host = link.trunk.host.as_str();
                 if !answers.contains_key(host) {
@@ -129,7 +130,7 @@ mod tests {
     use edgepbx_store::Trunk;
 
     use super::*;
-    use crate::directory::{Tenant, TrunkLink};
+    use edgepbx_engine::tenants::{Tenant, TrunkLink};
 
     fn tenant(code: &str, host: &str, addr: Option<&str>) -> Tenant {
         let mut tenant = Tenant::new(code.into(), format!("{code}.example").to_lowercase());
@@ -161,7 +162,7 @@ mod tests {
     /// changes nothing; each name is looked up once per round.
     #[tokio::test]
     async fn carriers_that_moved_are_found() {
-        let directory = Directory::new([
+        let tenants = TenantTable::new([
             tenant("SAME", "same.example", Some("127.0.0.2:5060")),
             tenant("MOVED", "moved.example", Some("127.0.0.3:5060")),
             tenant("FLAKY", "flaky.example", Some("127.0.0.7:5060")),
@@ -188,7 +189,7 @@ mod tests {
         let mut results = Vec::new();
         for r in 0..4 {
             round.set(r);
-            results.push(watch.moved(&directory, &resolve).await);
+            results.push(watch.moved(&tenants, &resolve).await);
         }
         assert_eq!(
             lookups.get(),

@@ -2,17 +2,16 @@
 //! variables and command-line flags on top (flags win). Unknown keys are an
 //! error, so a typo never silently falls back to a default.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use edgepbx_sip::auth::Algorithm;
+pub use edgepbx_engine::config::{
+    CallsConfig, MAX_BINDINGS_PER_EXTENSION, MediaConfig, RegistrarConfig, SecurityConfig,
+};
+use edgepbx_engine::config::{EngineConfig, ListeningPorts};
+use edgepbx_sip::transaction::{Timers, TransactionConfig};
 use serde::Deserialize;
-
-/// Largest `registrar.max_bindings_per_extension`: every call to an
-/// extension forks to each binding, and every routing decision about it
-/// lists them.
-pub const MAX_BINDINGS_PER_EXTENSION: usize = 100;
 
 /// Everything `edgepbx serve` can be told.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -81,43 +80,6 @@ impl Default for HttpConfig {
     }
 }
 
-/// Call handling defaults and limits.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct CallsConfig {
-    /// How long an extension rings when its settings name no time.
-    pub ring_timeout_secs: u32,
-    /// Longest a call may last; a call whose parties vanished without a BYE
-    /// ends then.
-    pub max_duration_secs: u64,
-    /// How long both parties of an answered call (not on hold) may send no
-    /// media before the call is ended; 0 never ends a call for silence.
-    pub media_timeout_secs: u64,
-    /// Most simultaneous calls of one tenant; past it new calls get 503.
-    pub max_calls_per_tenant: usize,
-    /// Most policy decisions (steps) in one call before it is refused.
-    pub max_steps: usize,
-}
-
-/// Where and how media is relayed.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct MediaConfig {
-    /// First UDP port of the media range.
-    pub port_min: u16,
-    /// Last UDP port of the media range.
-    pub port_max: u16,
-    /// Address media sockets bind to.
-    pub bind: IpAddr,
-    /// Address written into descriptions; by default the local address
-    /// that routes to each party.
-    pub advertise: Option<IpAddr>,
-    /// Lets two parties whose signalling comes from the same IP address
-    /// (the same site behind one NAT, or the same LAN) send media to each
-    /// other directly instead of through edgepbx.
-    pub direct_same_network: bool,
-}
-
 /// Routing policy runtime limits.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -166,44 +128,6 @@ pub struct SipConfig {
     pub background_nice: u8,
 }
 
-/// REGISTER limits and reachability checks (RFC 3261 §10.3).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RegistrarConfig {
-    /// Shortest registration accepted; shorter gets 423 with Min-Expires.
-    pub min_expires: u32,
-    /// Longest registration granted; longer requests are shortened.
-    pub max_expires: u32,
-    /// Registration length when the request names none.
-    pub default_expires: u32,
-    /// Most contacts bound to one extension at once (at most
-    /// [`MAX_BINDINGS_PER_EXTENSION`]).
-    pub max_bindings_per_extension: usize,
-    /// Interval between OPTIONS pings to each binding; 0 disables them.
-    pub keepalive_interval_secs: u64,
-}
-
-/// Digest nonces and brute-force throttling.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SecurityConfig {
-    /// Lifetime of a digest nonce before `stale=true`.
-    pub nonce_ttl_secs: u64,
-    /// Window over which authentication failures of one source are counted.
-    pub failure_window_secs: u64,
-    /// Failures after which a source's failing requests are answered at most
-    /// once a second.
-    pub throttle_after_failures: u32,
-    /// Failures after which everything from the source is ignored.
-    pub block_after_failures: u32,
-    /// How long a blocked source stays blocked.
-    pub block_secs: u64,
-    /// Digest algorithms offered, preferred first (RFC 8760 §2.4): `SHA-256`
-    /// and/or `MD5`. Put MD5 first only for clients that read the first
-    /// challenge alone (SIPp 3.6).
-    pub digest_algorithms: Vec<String>,
-}
-
 /// Embedded database tuning.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -227,30 +151,6 @@ impl Default for Config {
             media: MediaConfig::default(),
             policy: PolicyConfig::default(),
             http: HttpConfig::default(),
-        }
-    }
-}
-
-impl Default for CallsConfig {
-    fn default() -> Self {
-        CallsConfig {
-            ring_timeout_secs: 25,
-            max_duration_secs: 4 * 3_600,
-            media_timeout_secs: 120,
-            max_calls_per_tenant: 200,
-            max_steps: 8,
-        }
-    }
-}
-
-impl Default for MediaConfig {
-    fn default() -> Self {
-        MediaConfig {
-            port_min: 20_000,
-            port_max: 29_999,
-            bind: IpAddr::from([0, 0, 0, 0]),
-            advertise: None,
-            direct_same_network: false,
         }
     }
 }
@@ -300,31 +200,6 @@ impl Default for SipConfig {
     }
 }
 
-impl Default for RegistrarConfig {
-    fn default() -> Self {
-        RegistrarConfig {
-            min_expires: 60,
-            max_expires: 3_600,
-            default_expires: 3_600,
-            max_bindings_per_extension: 10,
-            keepalive_interval_secs: 30,
-        }
-    }
-}
-
-impl Default for SecurityConfig {
-    fn default() -> Self {
-        SecurityConfig {
-            nonce_ttl_secs: 300,
-            failure_window_secs: 60,
-            throttle_after_failures: 5,
-            block_after_failures: 10,
-            block_secs: 600,
-            digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
-        }
-    }
-}
-
 impl Default for StoreTuning {
     fn default() -> Self {
         StoreTuning {
@@ -334,17 +209,29 @@ impl Default for StoreTuning {
     }
 }
 
-impl SecurityConfig {
-    /// The configured digest algorithms that this build knows.
-    pub fn digest_algorithms_parsed(&self) -> Vec<Algorithm> {
-        self.digest_algorithms
-            .iter()
-            .filter_map(|a| Algorithm::from_token(a))
-            .collect()
-    }
-}
-
 impl Config {
+    /// What the engine runs with, once the listeners are bound.
+    pub fn engine(&self, ports: ListeningPorts, server_key: [u8; 32]) -> EngineConfig {
+        let s = &self.sip;
+        EngineConfig {
+            transactions: TransactionConfig {
+                timers: Timers {
+                    t1: std::time::Duration::from_millis(s.t1_ms),
+                    t2: std::time::Duration::from_millis(s.t2_ms),
+                    t4: std::time::Duration::from_millis(s.t4_ms),
+                },
+                max_transactions: s.max_transactions,
+                ..TransactionConfig::default()
+            },
+            registrar: self.registrar.clone(),
+            security: self.security.clone(),
+            calls: self.calls.clone(),
+            media: self.media.clone(),
+            ports,
+            server_key,
+        }
+    }
+
     /// Reads a TOML file; unknown keys and bad values are errors naming the key.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
@@ -430,6 +317,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use edgepbx_sip::auth::Algorithm;
+
     use super::*;
 
     #[test]

@@ -13,25 +13,22 @@
 //! `{"ok": bool, "output": "..."}` for a command, or a stream of events for
 //! `edgepbx events` until the client hangs up.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use edgepbx_policy::Policies;
-use edgepbx_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::admin;
+use crate::admin::Admin;
 use crate::cli::{CallsArgs, Cli, Command, EventsArgs};
-use crate::core::Control;
-use crate::directory::Directory;
-use crate::events::{Event, EventBus};
+use crate::commands;
+
+use crate::events::EventBus;
+use crate::sip::Control;
 
 /// The socket's file name in the data directory.
 pub const SOCKET_NAME: &str = "edgepbx.ctl";
@@ -50,43 +47,6 @@ struct Reply {
     output: String,
     /// Why it failed, if it did.
     error: Option<String>,
-}
-
-/// What the control socket works with.
-#[derive(Clone)]
-pub struct ControlContext {
-    /// The server's store.
-    pub store: Store,
-    /// The SIP core.
-    pub core: mpsc::Sender<Control>,
-    /// Routing policies, for activations.
-    pub policies: Arc<Policies>,
-    /// The event bus, for `edgepbx events`.
-    pub events: EventBus,
-    /// The directory the SIP core was last given. Held while a reload
-    /// swaps its tenant in: swaps apply one at a time, each on the one
-    /// before (overlapping ones could hand the core an older snapshot
-    /// last).
-    pub directory: Arc<tokio::sync::Mutex<Arc<Directory>>>,
-    /// Held for the whole of a reload of its tenant.
-    pub reloading: Arc<TenantLocks>,
-}
-
-/// A lock per tenant, made on first use. A tenant's reloads run one at a
-/// time, in the order of the changes that caused them, so the last one
-/// reads the store after the last change; other tenants' reloads run
-/// alongside, so one tenant's slow carrier lookup or policy compilation
-/// delays no other tenant's change.
-#[derive(Debug, Default)]
-pub struct TenantLocks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl TenantLocks {
-    /// The lock of the tenant `code`.
-    fn of(&self, code: &str) -> Arc<tokio::sync::Mutex<()>> {
-        // Each change is one insert: never half done.
-        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(code.to_owned()).or_default().clone()
-    }
 }
 
 /// The bound control socket at `<data>/edgepbx.ctl`, ready to accept before
@@ -112,11 +72,7 @@ impl ControlSocket {
 }
 
 /// Serves administration sessions on `socket` until `shutdown`.
-pub async fn serve(
-    socket: ControlSocket,
-    context: ControlContext,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(socket: ControlSocket, context: Admin, mut shutdown: watch::Receiver<bool>) {
     let ControlSocket { listener, path } = socket;
     loop {
         tokio::select! {
@@ -144,7 +100,7 @@ fn restrict(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("restricting {}", path.display()))
 }
 
-async fn session(stream: UnixStream, context: ControlContext) -> anyhow::Result<()> {
+async fn session(stream: UnixStream, context: Admin) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
     let mut line = String::new();
@@ -176,10 +132,7 @@ async fn reply(
 }
 
 /// Runs one command in the server; the output so far comes with an error.
-async fn run(
-    command: Command,
-    context: &ControlContext,
-) -> Result<String, (String, anyhow::Error)> {
+async fn run(command: Command, context: &Admin) -> Result<String, (String, anyhow::Error)> {
     let mut out = String::new();
     let result = match command {
         Command::Serve(_) => Err(anyhow::anyhow!("edgepbx is already running here")),
@@ -189,10 +142,10 @@ async fn run(
             json,
         }) => active_calls(context, &tenant, json, &mut out).await,
         command => {
-            let changes = admin::configured_tenant(&command).map(str::to_owned);
-            let result = admin::execute_on(&context.store, command, &mut out).await;
+            let changes = commands::configured_tenant(&command).map(str::to_owned);
+            let result = commands::execute_on(&context.store, command, &mut out).await;
             match (result, changes) {
-                (Ok(()), Some(tenant)) => reload_tenant(context, &tenant).await,
+                (Ok(()), Some(tenant)) => context.reload_tenant(&tenant).await,
                 (result, _) => result,
             }
         }
@@ -203,41 +156,13 @@ async fn run(
     }
 }
 
-/// Reads one tenant's configuration again after a change to it (or its
-/// addition or removal) and hands the SIP core the directory with it;
-/// brings the tenant's running policy in line with the store; tells
-/// watchers (the console) that its configuration may have changed. Only
-/// that tenant is read, so a change costs the same however many others
-/// there are.
-pub async fn reload_tenant(context: &ControlContext, code: &str) -> anyhow::Result<()> {
-    let code = code.to_ascii_uppercase();
-    let lock = context.reloading.of(&code);
-    let _reloading = lock.lock().await;
-    // Only this tenant's reloads change its entry, and they wait above.
-    let previous = context.directory.lock().await.tenant(&code).cloned();
-    let tenant = crate::serve::load_tenant(&context.store, &code, previous.as_deref()).await?;
-    {
-        let mut current = context.directory.lock().await;
-        let directory = Arc::new(current.with_tenant(&code, tenant));
-        context
-            .core
-            .send(Control::Directory(directory.clone()))
-            .await
-            .context("the SIP core has stopped")?;
-        *current = directory;
-    }
-    crate::serve::sync_policy(&context.store, &context.policies, &code).await?;
-    context.events.publish(Event::Configured { tenant: code });
-    Ok(())
-}
-
 async fn active_calls(
-    context: &ControlContext,
+    context: &Admin,
     tenant: &str,
     json: bool,
     out: &mut String,
 ) -> anyhow::Result<()> {
-    let tenant = admin::find_tenant(&context.store, tenant).await?;
+    let tenant = crate::admin::tenants::find_tenant(&context.store, tenant).await?;
     let (reply, answer) = oneshot::channel();
     context
         .core
@@ -248,7 +173,7 @@ async fn active_calls(
         .await
         .context("the SIP core has stopped")?;
     let calls = answer.await.context("the SIP core has stopped")?;
-    admin::print_active_calls(&calls, json, out)
+    commands::print_active_calls(&calls, json, out)
 }
 
 async fn stream_events(
@@ -323,75 +248,4 @@ fn absolute_paths(args: Vec<String>) -> Vec<String> {
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use edgepbx_policy::{Limits, PolicyEngine};
-    use edgepbx_store::{DbSpec, StoreConfig};
-
-    use super::*;
-
-    /// A directory removed when the test ends.
-    struct TempDir(PathBuf);
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_tenants_reload_waits_for_its_own_tenant_only() {
-        let dir = TempDir(std::env::temp_dir().join(format!(
-            "edgepbx-reload-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        )));
-        let store = Store::open(StoreConfig::new(DbSpec::embedded(&dir.0)))
-            .await
-            .expect("the store opens");
-        for (code, domain) in [("AAA", "a.test"), ("BBB", "b.test")] {
-            store.tenants().add(code, domain).await.expect("a tenant");
-        }
-        let (core, mut directories) = mpsc::channel(8);
-        tokio::spawn(async move { while directories.recv().await.is_some() {} });
-        let engine = PolicyEngine::new(Limits::default(), None).expect("the engine starts");
-        let context = ControlContext {
-            store,
-            core,
-            policies: Arc::new(Policies::new(Arc::new(engine))),
-            events: EventBus::default(),
-            directory: Arc::default(),
-            reloading: Arc::default(),
-        };
-        let has = async |code: &str| context.directory.lock().await.tenant(code).is_some();
-
-        // A reload of AAA is under way (as while its carrier is looked up
-        // or its policy compiled): BBB's reload does not wait for it.
-        let aaa = context.reloading.of("AAA");
-        let under_way = aaa.lock().await;
-        tokio::time::timeout(Duration::from_secs(60), reload_tenant(&context, "bbb"))
-            .await
-            .expect("BBB's reload waited for AAA's")
-            .expect("BBB reloads");
-        assert!(has("BBB").await);
-
-        // AAA's next reload waits for the one under way, then applies.
-        let next = tokio::spawn({
-            let context = context.clone();
-            async move { reload_tenant(&context, "aaa").await }
-        });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!next.is_finished());
-        assert!(!has("AAA").await);
-        drop(under_way);
-        next.await.expect("the reload task").expect("AAA reloads");
-        assert!(has("AAA").await && has("BBB").await);
-    }
 }

@@ -1,24 +1,27 @@
 //! The socket driver of the media relay: per anchored call, one task with
 //! four UDP sockets (RTP and RTCP facing each party) around the sans-IO
-//! [`Relay`]. The SIP core starts and stops sessions and tells them where
-//! each party announced its media; sessions report silence back.
+//! [`Relay`]. The engine asks for slots of ports ahead of calls
+//! ([`MediaCommand::Reserve`]); they are bound here, so that an offer never
+//! names a port another program holds, and kept until a call starts on
+//! them. Sessions report silence back to the engine.
 //!
 //! Sessions run on a runtime of their own (the media runtime), so that
 //! relaying thousands of packets a second never delays a SIP message on the
-//! SIP plane's workers; the SIP core only binds the sockets (to know the
-//! ports are free before it offers them) and hands them over.
+//! SIP plane's workers.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use edgepbx_engine::{MediaCommand, MediaSlot};
 use edgepbx_media::ports::{PortError, PortRange};
 use edgepbx_media::relay::{Event, Relay, Side};
 use edgepbx_media::rtp::Kind;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Largest datagram relayed; RTP of G.711 is 172 bytes, anything much
 /// larger is not a voice packet.
@@ -28,10 +31,10 @@ const MAX_PACKET: usize = 2_048;
 /// other programs.
 const BIND_ATTEMPTS: usize = 64;
 
-/// A relay event of one call, for the SIP core.
+/// A relay event of one call, for the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaEvent {
-    /// The call's id.
+    /// The engine's id of the call.
     pub call: u64,
     /// What happened.
     pub event: Event,
@@ -39,33 +42,23 @@ pub struct MediaEvent {
 
 /// Packets relayed from each side, readable while the session runs.
 #[derive(Debug, Default)]
-pub struct Counters {
+struct Counters {
     /// RTP and RTCP packets relayed from A.
-    pub from_a: AtomicU64,
+    from_a: AtomicU64,
     /// RTP and RTCP packets relayed from B.
-    pub from_b: AtomicU64,
+    from_b: AtomicU64,
 }
 
 /// A running relay session.
 #[derive(Debug)]
-pub struct MediaSession {
-    /// RTP port facing the caller (A).
-    pub a_port: u16,
-    /// RTP port facing the callee (B).
-    pub b_port: u16,
-    /// Packets relayed.
-    pub counters: Arc<Counters>,
+struct Session {
+    slot: MediaSlot,
+    counters: Arc<Counters>,
+    /// Dropping it ends the session's task.
     control: mpsc::UnboundedSender<(Side, SocketAddr)>,
 }
 
-impl MediaSession {
-    /// `side` announced that it receives RTP at `address`.
-    pub fn announce(&self, side: Side, address: SocketAddr) {
-        let _ = self.control.send((side, address));
-    }
-}
-
-/// Media ports and the settings sessions are made with.
+/// Media ports, the slots bound ahead, the sessions running.
 #[derive(Debug)]
 pub struct MediaPlane {
     ports: PortRange,
@@ -73,6 +66,9 @@ pub struct MediaPlane {
     silence: Duration,
     events: mpsc::UnboundedSender<MediaEvent>,
     runtime: tokio::runtime::Handle,
+    /// Bound sockets of reserved slots: A RTP, A RTCP, B RTP, B RTCP.
+    reserved: HashMap<MediaSlot, [StdUdpSocket; 4]>,
+    sessions: HashMap<u64, Session>,
 }
 
 impl MediaPlane {
@@ -92,44 +88,95 @@ impl MediaPlane {
             silence,
             events,
             runtime,
+            reserved: HashMap::new(),
+            sessions: HashMap::new(),
         }
     }
 
-    /// Starts the relay of call `call` on the current runtime.
-    pub fn start(&mut self, call: u64) -> Result<MediaSession, PortError> {
-        let a = self.bind_pair()?;
-        let b = match self.bind_pair() {
-            Ok(b) => b,
-            Err(e) => {
-                self.ports.release(a.0);
-                return Err(e);
+    /// Carries out one of the engine's media commands; a reservation
+    /// returns the slots it asked for (`None` for each that could not be
+    /// bound), for the engine.
+    pub fn execute(&mut self, command: MediaCommand) -> Vec<Option<MediaSlot>> {
+        match command {
+            MediaCommand::Reserve { count } => (0..count).map(|_| self.reserve()).collect(),
+            MediaCommand::Start { call, slot } => {
+                self.start(call, slot);
+                Vec::new()
             }
+            MediaCommand::Announce {
+                call,
+                side,
+                address,
+            } => {
+                if let Some(session) = self.sessions.get(&call) {
+                    let _ = session.control.send((side, address));
+                }
+                Vec::new()
+            }
+            MediaCommand::Stop { call, uid } => {
+                if let Some(session) = self.sessions.remove(&call) {
+                    info!(call = %uid,
+                        packets_from_caller = session.counters.from_a.load(Ordering::Relaxed),
+                        packets_from_callee = session.counters.from_b.load(Ordering::Relaxed),
+                        "media relay ended");
+                    self.ports.release(session.slot.a_port);
+                    self.ports.release(session.slot.b_port);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Binds a slot: two pairs.
+    fn reserve(&mut self) -> Option<MediaSlot> {
+        let a = self.bind_pair();
+        let b = a.as_ref().ok().map(|_| self.bind_pair());
+        match (a, b) {
+            (Ok(a), Some(Ok(b))) => {
+                let slot = MediaSlot {
+                    a_port: a.0,
+                    b_port: b.0,
+                };
+                self.reserved.insert(slot, [a.1, a.2, b.1, b.2]);
+                Some(slot)
+            }
+            (Ok(a), _) => {
+                self.ports.release(a.0);
+                warn!("no free media ports for a call");
+                None
+            }
+            (Err(_), _) => {
+                warn!("no free media ports for a call");
+                None
+            }
+        }
+    }
+
+    /// Starts the relay of call `call` on the media runtime.
+    fn start(&mut self, call: u64, slot: MediaSlot) {
+        let Some(sockets) = self.reserved.remove(&slot) else {
+            warn!(call, "a call started on media ports that were not reserved");
+            return;
         };
-        let (a_port, b_port) = (a.0, b.0);
         let (control, control_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let task = Task {
             call,
-            sockets: [a.1, a.2, b.1, b.2],
+            sockets,
             relay: Relay::new(std::time::Instant::now(), None, None, self.silence),
             control: control_rx,
             events: self.events.clone(),
             counters: counters.clone(),
         };
         self.runtime.spawn(task.run());
-        Ok(MediaSession {
-            a_port,
-            b_port,
-            counters,
-            control,
-        })
-    }
-
-    /// Gives a session's ports back (its task ends when the session is
-    /// dropped).
-    pub fn release(&mut self, session: MediaSession) {
-        self.ports.release(session.a_port);
-        self.ports.release(session.b_port);
+        self.sessions.insert(
+            call,
+            Session {
+                slot,
+                counters,
+                control,
+            },
+        );
     }
 
     /// Allocates a pair and binds both of its sockets.

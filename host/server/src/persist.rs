@@ -18,9 +18,10 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
+use edgepbx_engine::Peer;
+use edgepbx_engine::registrar::{Aor, Binding, Change};
+
 use crate::config::StoreTuning;
-use crate::registrar::{Aor, Binding, Change};
-use crate::transport::Peer;
 
 /// Most changes queued before new ones are dropped (and logged); a
 /// policy deactivation waits for room instead.
@@ -225,7 +226,6 @@ async fn write_loop(
     }
 }
 
-/// Turns in-memory changes into store writes and history events.
 /// Turns a batch of changes into store records. Binding changes are
 /// coalesced per binding, the last one winning: a phone that refreshed ten
 /// times within a batch is written once. Events are kept, in order.
@@ -312,8 +312,27 @@ fn event(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
-    use crate::registrar::RemovalReason;
+    use edgepbx_engine::registrar::RemovalReason;
+
+    /// A binding of `contact` as the REGISTER with CSeq `cseq` made it.
+    fn binding(contact: &str, cseq: u32) -> Binding {
+        Binding {
+            contact: contact.to_owned(),
+            q: None,
+            instance: None,
+            reg_id: None,
+            call_id: "c".to_owned(),
+            cseq,
+            expires_at: SystemTime::UNIX_EPOCH,
+            stored_expires_at: SystemTime::UNIX_EPOCH,
+            deadline: Instant::now(),
+            source: Peer::Udp(([127, 0, 0, 1], 5062).into()),
+            user_agent: None,
+        }
+    }
 
     fn aor(extension: &str) -> Aor {
         Aor {
@@ -334,17 +353,13 @@ mod tests {
     fn a_batch_writes_each_binding_once_with_its_last_change() {
         let at = SystemTime::UNIX_EPOCH;
         let batch = vec![
-            (at, Change::Added(aor("100"), Binding::for_test("sip:a", 1))),
-            (at, refreshed(aor("100"), Binding::for_test("sip:a", 2))),
-            (at, Change::Added(aor("101"), Binding::for_test("sip:b", 1))),
-            (at, refreshed(aor("100"), Binding::for_test("sip:a", 3))),
+            (at, Change::Added(aor("100"), binding("sip:a", 1))),
+            (at, refreshed(aor("100"), binding("sip:a", 2))),
+            (at, Change::Added(aor("101"), binding("sip:b", 1))),
+            (at, refreshed(aor("100"), binding("sip:a", 3))),
             (
                 at,
-                Change::Removed(
-                    aor("101"),
-                    Binding::for_test("sip:b", 1),
-                    RemovalReason::Unregistered,
-                ),
+                Change::Removed(aor("101"), binding("sip:b", 1), RemovalReason::Unregistered),
             ),
         ];
         let (changes, events) = to_records(batch.into_iter());

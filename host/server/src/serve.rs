@@ -4,33 +4,38 @@
 //! gracefully on SIGINT/SIGTERM (stop reading, flush the write-behind queue,
 //! close the store).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use edgepbx_media::ports::PortRange;
-use edgepbx_policy::{Policies, PolicyEngine};
-use edgepbx_sip::auth::Credentials;
+use edgepbx_policy::Policies;
 use edgepbx_sip::parse::Limits;
 use edgepbx_store::{NewExtension, Store};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::admin::{credentials_for, generate_password, open_store, print_registration_hint};
+use edgepbx_engine::config::ListeningPorts;
+use edgepbx_engine::registrar::{Aor, Binding, Location};
+use edgepbx_engine::tenants::TenantTable;
+use edgepbx_engine::{Engine, Lines, Peer};
+
+use crate::admin::Admin;
+use crate::admin::credentials::{credentials_for, generate_password};
+use crate::admin::policies::load_policies;
+use crate::admin::tenants::load_tenants;
 use crate::cli::{ServeArgs, StorageArgs};
+use crate::commands::{open_store, print_registration_hint};
 use crate::config::Config;
-use crate::control::{self, ControlContext};
-use crate::core::{self, CallEngine, CoreInputs, SipCore};
-use crate::directory::{Directory, Extension, Tenant, TrunkLink};
+use crate::control;
 use crate::events::EventBus;
 use crate::kv::PersistentKv;
-use crate::lines::Lines;
 use crate::media::MediaPlane;
 use crate::persist::Persist;
-use crate::registrar::{Aor, Binding, Location};
-use crate::transport::{self, Outbound, Peer, TcpSettings};
+use crate::routing::Router;
+use crate::sip::{self, Driver, Inputs, SystemRoutes};
+use crate::transport::{self, Outbound, TcpSettings};
 
 /// Code and domain of the tenant `--demo` creates.
 const DEMO_TENANT: (&str, &str) = ("DEMO", "demo.edgepbx.test");
@@ -80,7 +85,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     if args.demo {
         create_demo(&store).await?;
     }
-    let directory = Arc::new(load_directory(&store).await?);
+    let tenants = Arc::new(load_tenants(&store).await?);
     let location = restore_bindings(&store, &config).await?;
     let policies = load_policies(&store, &config).await?;
     let server_key = store.server_key();
@@ -101,16 +106,16 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     // The write-behind task runs here, on the runtime that owns the store.
     let persist = Persist::spawn(store.clone(), &config.store, policies.clone());
     let events = EventBus::default();
-    let lines = Arc::new(Lines::new(events.clone()));
+    let lines = Arc::new(Lines::default());
     let (control_tx, control_rx) = mpsc::channel(64);
     let sip = SipPlane {
         config: config.clone(),
-        directory: directory.clone(),
+        tenants: tenants.clone(),
         location,
         server_key,
         persist,
         policies: policies.clone(),
-        kv: load_kv(&store, &directory).await?,
+        kv: load_kv(&store, &tenants).await?,
         events: events.clone(),
         lines: lines.clone(),
         control: control_rx,
@@ -122,8 +127,8 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         .name("sip".into())
         .spawn(move || sip.run(sip_shutdown))
         .context("starting the SIP thread")?;
-    let control = ControlContext {
-        directory: Arc::new(tokio::sync::Mutex::new(directory.clone())),
+    let admin = Admin {
+        tenants: Arc::new(tokio::sync::Mutex::new(tenants.clone())),
         reloading: Arc::default(),
         store: store.clone(),
         core: control_tx,
@@ -131,7 +136,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         events,
     };
     let api = Arc::new(crate::api::Api {
-        control: control.clone(),
+        admin: admin.clone(),
         lines,
         sealer: crate::secrets::Sealer::new(&server_key),
         throttle: crate::api::auth::LoginThrottle::new(
@@ -151,19 +156,16 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
             warn!(error = %format!("{error:#}"), "the HTTP listener stopped");
         }
     });
-    let carriers_task = tokio::spawn(crate::carriers::follow(
-        control.clone(),
-        shutdown_rx.clone(),
-    ));
+    let carriers_task = tokio::spawn(crate::carriers::follow(admin.clone(), shutdown_rx.clone()));
     let control_task = match control::ControlSocket::bind(&config.data) {
-        Ok(socket) => Some(tokio::spawn(control::serve(socket, control, shutdown_rx))),
+        Ok(socket) => Some(tokio::spawn(control::serve(socket, admin, shutdown_rx))),
         Err(error) => {
             warn!(error = %format!("{error:#}"), "no control socket: administration needs the server stopped");
             None
         }
     };
 
-    info!(%udp_addr, %tcp_addr, %http_addr, tenants = directory.tenants().count(), "edgepbx listening");
+    info!(%udp_addr, %tcp_addr, %http_addr, tenants = tenants.tenants().count(), "edgepbx listening");
     // The one line on stdout that scripts and tests wait for.
     let scheme = if config.http.cert.is_some() {
         "https"
@@ -218,7 +220,7 @@ fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> 
 /// delays a SIP message. It talks to the rest through channels.
 struct SipPlane {
     config: Config,
-    directory: Arc<Directory>,
+    tenants: Arc<TenantTable>,
     location: Location,
     server_key: [u8; 32],
     persist: Persist,
@@ -227,7 +229,7 @@ struct SipPlane {
     kv: Vec<(String, std::collections::BTreeMap<String, String>)>,
     events: EventBus,
     lines: Arc<Lines>,
-    control: mpsc::Receiver<core::Control>,
+    control: mpsc::Receiver<sip::Control>,
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
 }
@@ -268,42 +270,55 @@ impl SipPlane {
             let (media_tx, media_rx) = mpsc::unbounded_channel();
             let m = &self.config.media;
             let ports = PortRange::new(m.port_min, m.port_max)?;
-            let silence = match self.config.calls.media_timeout_secs {
-                0 => Duration::from_secs(u64::from(u32::MAX)),
-                secs => Duration::from_secs(secs),
-            };
+            let media = MediaPlane::new(
+                ports,
+                m.bind,
+                self.config.calls.silence(),
+                media_tx,
+                media_handle,
+            );
             let kv = PersistentKv::new(POLICY_KV_KEYS, self.persist.kv_writer());
             for (tenant, entries) in self.kv {
                 kv.load(&tenant, entries);
             }
-            let calls = CallEngine::new(
-                self.config.calls.clone(),
-                self.config.media.clone(),
+            let (decided_tx, decided_rx) = mpsc::unbounded_channel();
+            let router = Router::new(
                 self.policies,
                 Arc::new(kv),
-                self.lines,
-                MediaPlane::new(ports, m.bind, silence, media_tx, media_handle),
+                self.lines.clone(),
+                self.config.calls.ring_timeout_secs,
+                decided_tx,
             );
-            let core = SipCore::new(
-                self.config,
-                self.directory,
+            let ports = ListeningPorts {
+                udp: udp_addr.port(),
+                tcp: tcp_addr.port(),
+            };
+            let engine = Engine::new(
+                Instant::now(),
+                self.config.engine(ports, self.server_key),
+                rand::random(),
+                Box::new(SystemRoutes::default()),
+                self.tenants,
                 self.location,
-                self.server_key,
-                Outbound::new(udp.clone()),
-                self.persist,
-                calls,
-                self.events,
-                udp_addr.port(),
-                tcp_addr.port(),
+                self.lines,
             );
-            let inputs = CoreInputs {
+            let driver = Driver {
+                engine,
+                outbound: Outbound::new(udp.clone()),
+                persist: self.persist,
+                router,
+                media,
+                events: self.events,
+            };
+            let inputs = Inputs {
                 udp: transport::UdpReceiver::new(udp, limits),
                 inbound: inbound_rx,
                 media: media_rx,
                 control: self.control,
+                decisions: decided_rx,
                 shutdown: shutdown.clone(),
             };
-            let core_task = core::spawn(core, inputs);
+            let core_task = sip::spawn(driver, inputs);
             let tcp_task =
                 tokio::spawn(transport::run_tcp(tcp, tcp_settings, inbound_tx, shutdown));
             let _ = tcp_task.await;
@@ -343,220 +358,19 @@ async fn wait_for_signal() {
 /// Keys a tenant's policy may keep in its key-value store.
 const POLICY_KV_KEYS: usize = 1_000;
 
-/// Starts the policy runtime (its compiled modules cached under the data
-/// directory) with every tenant's active module.
-async fn load_policies(store: &Store, config: &Config) -> anyhow::Result<Arc<Policies>> {
-    let cache = config.data.join("policy-cache");
-    if let Err(error) = std::fs::create_dir_all(&cache) {
-        warn!(%error, dir = %cache.display(), "no policy artifact cache");
-    }
-    let engine = Arc::new(PolicyEngine::new(config.policy.limits(), Some(cache))?);
-    let policies = Arc::new(Policies::new(engine));
-    activate_stored(store, &policies).await?;
-    Ok(policies)
-}
-
 /// Every tenant's policy key-value entries.
 async fn load_kv(
     store: &Store,
-    directory: &Directory,
+    tenants: &TenantTable,
 ) -> anyhow::Result<Vec<(String, std::collections::BTreeMap<String, String>)>> {
     let mut all = Vec::new();
-    for tenant in directory.tenants() {
+    for tenant in tenants.tenants() {
         all.push((
             tenant.code.clone(),
             store.policies().kv(&tenant.code).await?,
         ));
     }
     Ok(all)
-}
-
-/// Activates every tenant's stored active module: what the server starts
-/// with.
-async fn activate_stored(store: &Store, policies: &Arc<Policies>) -> anyhow::Result<()> {
-    for module in store.policies().all_active().await? {
-        activate(policies, module).await?;
-    }
-    Ok(())
-}
-
-/// Brings the tenant's running policy in line with the store: activates
-/// its active version if another (or none) runs, reading the module's bytes
-/// only then, and returns it to the built-in policy when none is active.
-///
-/// A version the runtime took out of service after faults stays out while
-/// the store, whose record of that is written behind, still says it is
-/// active: the deactivation is stored here instead.
-pub async fn sync_policy(
-    store: &Store,
-    policies: &Arc<Policies>,
-    tenant: &str,
-) -> anyhow::Result<()> {
-    // Looked at before the store is read: a deactivation stored after
-    // this has gone, but then the store says so.
-    let unrecorded = policies.unrecorded_deactivation(tenant);
-    let stored = store.policies().list(tenant).await?;
-    let Some(info) = stored.into_iter().find(|m| m.active) else {
-        back_to_builtin(policies, tenant);
-        return Ok(());
-    };
-    if unrecorded.is_some_and(|gone| gone.version == info.version) {
-        // Stored here unless the write-behind is storing it.
-        if let Some(gone) = policies.take_unrecorded_deactivation(tenant, info.version) {
-            let written = store
-                .policies()
-                .deactivate(tenant, gone.version, Some(&gone.reason))
-                .await;
-            match written {
-                Ok(()) => policies.deactivation_stored(tenant, gone.version),
-                Err(_) => policies.deactivation_not_stored(tenant, gone.version),
-            }
-            written?;
-        }
-        back_to_builtin(policies, tenant);
-        return Ok(());
-    }
-    if policies.active(tenant).map(|a| a.version) != Some(info.version)
-        && let Some(module) = store.policies().get(tenant, info.version).await?
-    {
-        activate(policies, module).await?;
-    }
-    Ok(())
-}
-
-/// Compiles a stored module (off the async workers; from the artifact
-/// cache when it is there) and makes it its tenant's policy.
-async fn activate(
-    policies: &Arc<Policies>,
-    module: edgepbx_store::PolicyModule,
-) -> anyhow::Result<()> {
-    let runtime = policies.clone();
-    tokio::task::spawn_blocking(move || {
-        let info = &module.info;
-        match runtime.engine().compile(&module.wasm) {
-            Ok(compiled) => {
-                info!(tenant = %info.tenant, version = info.version,
-                    from_cache = compiled.from_cache(), "routing policy activated");
-                runtime.activate(&info.tenant, info.version, compiled);
-            }
-            Err(error) => warn!(tenant = %info.tenant, version = info.version, %error,
-                "stored policy does not compile; the built-in policy decides"),
-        }
-    })
-    .await?;
-    Ok(())
-}
-
-fn back_to_builtin(policies: &Policies, tenant: &str) {
-    if policies.active(tenant).is_some() {
-        info!(tenant, "the built-in policy decides again");
-        policies.deactivate(tenant);
-    }
-}
-
-/// Reads every tenant, extension, group, contact and trunk into the
-/// in-memory directory: what the server starts with.
-pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
-    let mut groups = by_tenant(store.groups().all().await?, |g| &g.tenant);
-    let mut trunks = by_tenant(store.trunks().all().await?, |t| &t.tenant);
-    let mut tenants = Vec::new();
-    for (t, extensions) in store.extensions().all().await? {
-        let contacts = store.contacts().list(&t.code).await?;
-        let (groups, trunks) = (
-            groups.remove(&t.code).unwrap_or_default(),
-            trunks.remove(&t.code).unwrap_or_default(),
-        );
-        tenants.push(assemble(t, extensions, groups, contacts, trunks, None).await);
-    }
-    Ok(Directory::new(tenants))
-}
-
-/// Tenant `code` as stored now, or `None` when there is no such tenant:
-/// what a change to one tenant's configuration reloads. A carrier whose
-/// name does not resolve now keeps the address it had in `previous`.
-pub async fn load_tenant(
-    store: &Store,
-    code: &str,
-    previous: Option<&Tenant>,
-) -> anyhow::Result<Option<Tenant>> {
-    let Some(t) = store.tenants().get(code).await? else {
-        return Ok(None);
-    };
-    let extensions = store.extensions().list(&t.code).await?;
-    let groups = store.groups().list(&t.code).await?;
-    let contacts = store.contacts().list(&t.code).await?;
-    let trunks = store.trunks().list(&t.code).await?;
-    Ok(Some(
-        assemble(t, extensions, groups, contacts, trunks, previous).await,
-    ))
-}
-
-/// `items` by the code of the tenant each belongs to.
-fn by_tenant<T>(items: Vec<T>, tenant: impl Fn(&T) -> &String) -> HashMap<String, Vec<T>> {
-    let mut map: HashMap<String, Vec<T>> = HashMap::new();
-    for item in items {
-        map.entry(tenant(&item).clone()).or_default().push(item);
-    }
-    map
-}
-
-/// A tenant as signalling sees it, from its stored parts; resolves its
-/// carriers' addresses, keeping those of `previous` that do not resolve now.
-async fn assemble(
-    t: edgepbx_store::Tenant,
-    extensions: Vec<edgepbx_store::Extension>,
-    groups: Vec<edgepbx_store::Group>,
-    contacts: Vec<edgepbx_store::Contact>,
-    trunks: Vec<edgepbx_store::Trunk>,
-    previous: Option<&Tenant>,
-) -> Tenant {
-    let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
-    tenant.max_calls = t
-        .limits
-        .max_calls
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    tenant.max_bindings = t
-        .limits
-        .max_bindings_per_extension
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    for e in extensions {
-        let creds = e.credentials.entries.into_iter().map(|c| {
-            (
-                c.username,
-                Credentials {
-                    md5: c.md5_ha1,
-                    sha256: c.sha256_ha1,
-                },
-            )
-        });
-        tenant.add_extension(
-            Extension {
-                number: e.number,
-                name: e.name,
-                aliases: e.aliases,
-                settings: e.settings,
-            },
-            creds,
-        );
-    }
-    for group in groups {
-        tenant.add_group(group);
-    }
-    for contact in contacts {
-        tenant.contact_names.insert(contact.number, contact.name);
-    }
-    for trunk in trunks {
-        let known = previous
-            .and_then(|p| p.trunks.iter().find(|l| l.trunk.host == trunk.host))
-            .and_then(|l| l.addr);
-        let addr = crate::carriers::address(&trunk.host).await.or(known);
-        if addr.is_none() {
-            warn!(tenant = %trunk.tenant, trunk = %trunk.name, host = %trunk.host,
-                "the carrier's address does not resolve; the trunk is unusable");
-        }
-        tenant.add_trunk(TrunkLink { trunk, addr });
-    }
-    tenant
 }
 
 /// Puts back the bindings that had not expired when the server stopped.
@@ -629,7 +443,7 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
     }
     let password = generate_password();
     let email = format!("admin@{domain}");
-    crate::accounts::create_user(
+    crate::admin::accounts::create_user(
         store,
         &email,
         edgepbx_store::Role::TenantAdmin,

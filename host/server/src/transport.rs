@@ -1,7 +1,8 @@
-//! Transport drivers: a reader of the UDP socket that the SIP core calls,
-//! and one task per TCP connection. They frame bytes into messages (with the sans-IO framing of
-//! `edgepbx_sip::parse`) and hand them to the SIP core; the core hands back
-//! bytes to send to a [`Peer`]. Nothing here interprets SIP.
+//! Transport drivers: a reader of the UDP socket that the SIP driver
+//! calls, and one task per TCP connection. They frame bytes into messages
+//! (with the sans-IO framing of `edgepbx_sip::parse`) and hand them to the
+//! SIP driver, which hands back bytes to send to a [`Peer`]. Nothing here
+//! interprets SIP.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,49 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use edgepbx_engine::Peer;
 use edgepbx_sip::Message;
 use edgepbx_sip::parse::{Framed, Limits, ParseError, StreamFramer, parse_datagram};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
-
-/// Where a message came from and where its answers go: the flow of RFC
-/// 5626, so that responses and keepalives reach devices behind NAT.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Peer {
-    /// A UDP source address.
-    Udp(SocketAddr),
-    /// A TCP connection, by id, with its remote address.
-    Tcp {
-        /// Connection id, unique for the life of the process.
-        conn: u64,
-        /// Remote address of the connection.
-        addr: SocketAddr,
-    },
-}
-
-impl Peer {
-    /// The remote address.
-    pub fn addr(&self) -> SocketAddr {
-        match self {
-            Peer::Udp(addr) | Peer::Tcp { addr, .. } => *addr,
-        }
-    }
-
-    /// Whether the transport is reliable (no retransmissions needed).
-    pub fn reliable(&self) -> bool {
-        matches!(self, Peer::Tcp { .. })
-    }
-
-    /// The transport name as in a Via header.
-    pub fn transport(&self) -> &'static str {
-        match self {
-            Peer::Udp(_) => "UDP",
-            Peer::Tcp { .. } => "TCP",
-        }
-    }
-}
 
 /// What the drivers tell the core.
 #[derive(Debug)]
@@ -118,14 +83,6 @@ impl Outbound {
     /// Forgets a closed TCP connection.
     pub fn closed(&mut self, conn: u64) {
         self.tcp.remove(&conn);
-    }
-
-    /// Whether a flow can still be used.
-    pub fn is_open(&self, peer: &Peer) -> bool {
-        match peer {
-            Peer::Udp(_) => true,
-            Peer::Tcp { conn, .. } => self.tcp.contains_key(conn),
-        }
     }
 
     /// Sends bytes without waiting: UDP datagrams best effort, TCP through

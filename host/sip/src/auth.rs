@@ -1,4 +1,6 @@
-//! Server-side digest authentication (RFC 3261 §22, RFC 7616, RFC 8760).
+//! Digest authentication (RFC 3261 §22, RFC 7616, RFC 8760): the server
+//! side, and the client side that answers a carrier's challenge
+//! ([`DigestChallenge`], [`authorized`]).
 //!
 //! A registrar or UAS challenges a request with `401` and `WWW-Authenticate`,
 //! a proxy with `407` and `Proxy-Authenticate`; the client answers with
@@ -62,6 +64,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
+
+use crate::grammar::parse_cseq;
+use crate::{Request, Response};
 
 /// The nonce lifetime the server uses unless configured otherwise.
 pub const DEFAULT_NONCE_TTL_SECS: u64 = 300;
@@ -795,6 +800,36 @@ impl DigestChallenge {
         }
         value
     }
+}
+
+/// `request` again with credentials answering `challenge` (a 401 or 407
+/// to it), as a client does (RFC 3261 §22.2): the next CSeq, the answer in
+/// Authorization or Proxy-Authorization, no Via (the transaction that
+/// sends it adds one). `cnonce` is the client's fresh nonce. `None` when
+/// the challenge cannot be answered.
+pub fn authorized(
+    request: &Request,
+    challenge: &Response,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<Request> {
+    let (offered, answer) = if challenge.status == 407 {
+        ("Proxy-Authenticate", "Proxy-Authorization")
+    } else {
+        ("WWW-Authenticate", "Authorization")
+    };
+    let digest = DigestChallenge::pick(challenge.headers.get_all(offered))?;
+    let cseq = parse_cseq(request.headers.get("CSeq")?).ok()?;
+    let method = request.method.as_str();
+    let value = digest.authorization(&method, &request.uri, user, password, cnonce, 1);
+    let mut next = request.clone();
+    next.headers.remove("Via");
+    next.headers.remove(answer);
+    next.headers
+        .set("CSeq", format!("{} {method}", cseq.seq.saturating_add(1)));
+    next.headers.push(answer, value);
+    Some(next)
 }
 
 // ---------------------------------------------------------------------------

@@ -421,6 +421,18 @@ impl Response {
     }
 }
 
+impl From<Request> for Message {
+    fn from(request: Request) -> Message {
+        Message::Request(request)
+    }
+}
+
+impl From<Response> for Message {
+    fn from(response: Response) -> Message {
+        Message::Response(response)
+    }
+}
+
 impl Message {
     /// Serializes either kind of message.
     pub fn to_bytes(&self) -> Vec<u8> {

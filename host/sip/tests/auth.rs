@@ -1067,3 +1067,41 @@ fn the_client_side_skips_what_it_cannot_answer() {
         None
     );
 }
+
+fn invite(uri: &str) -> edgepbx_sip::Request {
+    let mut r = edgepbx_sip::Request {
+        method: edgepbx_sip::Method::from_token("INVITE"),
+        uri: uri.to_owned(),
+        headers: Default::default(),
+        body: Vec::new(),
+    };
+    r.headers
+        .push("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1");
+    r.headers.push("CSeq", "1 INVITE");
+    r
+}
+
+/// A client answers a carrier's challenge with the same request, the next
+/// CSeq and its credentials, and without a Via (its transaction adds one);
+/// a refusal is not a challenge.
+#[test]
+fn a_challenge_is_answered_with_the_next_cseq() {
+    let invite = invite("sip:0612345678@carrier.example");
+    let mut challenge = edgepbx_sip::Response::for_request(&invite, 407, Some("t"));
+    challenge.headers.push(
+        "Proxy-Authenticate",
+        "Digest realm=\"carrier\", nonce=\"abc\", qop=\"auth\", algorithm=MD5",
+    );
+    let next = edgepbx_sip::auth::authorized(&invite, &challenge, "acme", "secret", "c1")
+        .expect("answered");
+    assert_eq!(next.headers.get("CSeq"), Some("2 INVITE"));
+    assert_eq!(next.headers.get("Via"), None);
+    let answer = next.headers.get("Proxy-Authorization").unwrap_or_default();
+    assert!(answer.contains("username=\"acme\""), "{answer}");
+    assert!(
+        answer.contains("uri=\"sip:0612345678@carrier.example\""),
+        "{answer}"
+    );
+    let refusal = edgepbx_sip::Response::for_request(&invite, 403, Some("t"));
+    assert!(edgepbx_sip::auth::authorized(&invite, &refusal, "acme", "secret", "c1").is_none());
+}

@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use edgepbx_model::dialable;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
@@ -11,7 +12,6 @@ use surrealdb::types::{Datetime, RecordId, SurrealValue};
 use crate::StoreError;
 use crate::db::{Write, from_datetime, run, version_required};
 use crate::extensions::{email, extension_number};
-use crate::settings::dialable;
 use crate::tenants::{tenant_code, tenant_id};
 
 /// Most contacts per tenant.

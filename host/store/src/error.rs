@@ -102,6 +102,15 @@ impl StoreError {
     }
 }
 
+impl From<edgepbx_model::InvalidField> for StoreError {
+    fn from(e: edgepbx_model::InvalidField) -> Self {
+        StoreError::InvalidField {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
 impl From<surrealdb::Error> for StoreError {
     fn from(e: surrealdb::Error) -> Self {
         StoreError::Db(Box::new(e))

@@ -13,7 +13,9 @@ use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::db::{from_datetime, run, version_required};
-use crate::settings::{CallSettings, SettingsRow};
+use edgepbx_model::CallSettings;
+
+use crate::settings::SettingsRow;
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
 use crate::{StoreError, Tenant};
 

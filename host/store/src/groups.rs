@@ -15,94 +15,8 @@ use surrealdb::types::{Datetime, RecordId, SurrealValue};
 use crate::StoreError;
 use crate::db::{Write, from_datetime, run, version_required};
 use crate::extensions::{by_number, extension_number};
-use crate::settings::{ForwardTarget, MAX_RING_SECS};
 use crate::tenants::{code_of, tenant_code, tenant_id};
-
-/// Most members of one group.
-pub const MAX_MEMBERS: usize = 100;
-
-/// A group's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupKind {
-    /// A ring group with a strategy.
-    Ring,
-    /// A virtual extension: rings all members, has no devices.
-    Virtual,
-}
-
-/// How a ring group picks whom to ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupStrategy {
-    /// Every available member at once.
-    RingAll,
-    /// Members in list order, one after another.
-    Hunt,
-    /// One after another, starting one further along each call.
-    RoundRobin,
-    /// One after another in random order.
-    Random,
-    /// One after another, the member offered a call longest ago first.
-    LeastRecent,
-}
-
-impl GroupStrategy {
-    /// Every strategy, for help texts.
-    pub const ALL: [GroupStrategy; 5] = [
-        GroupStrategy::RingAll,
-        GroupStrategy::Hunt,
-        GroupStrategy::RoundRobin,
-        GroupStrategy::Random,
-        GroupStrategy::LeastRecent,
-    ];
-
-    /// `ring-all`, `hunt`, `round-robin`, `random` or `least-recent`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupStrategy::RingAll => "ring-all",
-            GroupStrategy::Hunt => "hunt",
-            GroupStrategy::RoundRobin => "round-robin",
-            GroupStrategy::Random => "random",
-            GroupStrategy::LeastRecent => "least-recent",
-        }
-    }
-
-    /// Parses [`GroupStrategy::as_str`]'s words.
-    pub fn parse(text: &str) -> Result<GroupStrategy, StoreError> {
-        GroupStrategy::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                StoreError::invalid(
-                    "strategy",
-                    "must be ring-all, hunt, round-robin, random or least-recent",
-                )
-            })
-    }
-}
-
-/// A ring group or virtual extension as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// Code of the owning tenant.
-    pub tenant: String,
-    /// Its number.
-    pub number: String,
-    /// Display name.
-    pub name: String,
-    /// Ring group or virtual extension.
-    pub kind: GroupKind,
-    /// How members are rung (virtual extensions ring all).
-    pub strategy: GroupStrategy,
-    /// Member extension numbers, in order.
-    pub members: Vec<String>,
-    /// How long each member (or all, for ring-all) rings, seconds.
-    pub ring_timeout_secs: u32,
-    /// Where an unanswered call goes; `None` ends it.
-    pub no_answer: Option<ForwardTarget>,
-    /// When it last changed: its version. Set by the store; what a write
-    /// passes is ignored.
-    pub updated_at: SystemTime,
-}
+use edgepbx_model::{ForwardTarget, Group, GroupKind, GroupStrategy, MAX_MEMBERS, MAX_RING_SECS};
 
 /// Group repository; get one from [`Store::groups`](crate::Store::groups).
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +40,7 @@ struct GroupRow {
 
 impl GroupRow {
     fn into_group(self) -> Result<Group, StoreError> {
-        let bad = |e: StoreError| StoreError::InvalidRecord {
+        let bad = |e: edgepbx_model::InvalidField| StoreError::InvalidRecord {
             table: "ring_group",
             reason: e.to_string(),
         };
@@ -334,7 +248,7 @@ fn validate(group: &Group) -> Result<(), StoreError> {
         ));
     }
     if let Some(ForwardTarget::Number(n)) = &group.no_answer {
-        crate::settings::dialable("no_answer", n)?;
+        edgepbx_model::dialable("no_answer", n)?;
     }
     Ok(())
 }

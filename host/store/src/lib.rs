@@ -69,24 +69,25 @@ use tracing::info;
 
 pub use access::{Access, ApiKey, AuditEntry, ConsoleUser, MAX_API_KEYS, Role};
 pub use bindings::{BindingChange, Bindings, StoredBinding, Transport};
-pub use calls::{CallRecord, CallRecords, MAX_LISTED_CALLS};
+pub use calls::{CallRecords, MAX_LISTED_CALLS};
 pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
 pub use contacts::{Contact, Contacts, MAX_CONTACTS};
+pub use edgepbx_model::{
+    AllowedDestinations, CallRecord, CallSettings, Did, FollowMe, FollowMeDestination,
+    ForwardTarget, Group, GroupKind, GroupStrategy, InvalidField, MAX_DIDS, MAX_FOLLOW_ME,
+    MAX_MEMBERS, MAX_TRUNKS, RingMode, Trunk,
+};
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
 pub use extensions::{
     CredentialEntry, Extension, ExtensionWrite, Extensions, NewExtension, Profile, SipCredentials,
     WriteMode, number_order,
 };
-pub use groups::{Group, GroupKind, GroupStrategy, Groups, MAX_MEMBERS};
+pub use groups::Groups;
 pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
-pub use settings::{
-    AllowedDestinations, CallSettings, FollowMe, FollowMeDestination, ForwardTarget, MAX_FOLLOW_ME,
-    RingMode,
-};
 pub use tenants::{Tenant, TenantLimits, Tenants};
-pub use trunks::{Did, MAX_DIDS, MAX_TRUNKS, Trunk, Trunks};
+pub use trunks::Trunks;
 
 use crate::db::run;
 use crate::lock::DataDirLock;

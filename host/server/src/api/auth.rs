@@ -20,8 +20,9 @@ use utoipa_axum::routes;
 
 use super::problem::Body;
 use super::{ClientAddr, Problem, State};
-use crate::accounts::{self, SESSION_PREFIX};
+use crate::admin::accounts::{self, SESSION_PREFIX};
 use crate::secrets::{constant_time_eq, decoy_hash, random_token, sha256_hex, verify_password};
+use edgepbx_engine::time::rfc3339;
 
 /// The session cookie's name.
 const COOKIE: &str = "edgepbx_session";
@@ -183,7 +184,7 @@ async fn authenticate(state: &State, token: &str) -> Result<Option<Principal>, P
     if token.len() > 256 {
         return Ok(None);
     }
-    let access = state.control.store.access();
+    let access = state.admin.store.access();
     if let Some(id) = accounts::api_key_id(token) {
         let Some(key) = access.key(id).await? else {
             return Ok(None);
@@ -239,7 +240,7 @@ impl FromRequestParts<State> for Scope {
             }
             (None, Some(asked)) => {
                 if state
-                    .control
+                    .admin
                     .store
                     .tenants()
                     .get(&asked)
@@ -430,7 +431,7 @@ async fn login(
             "wrong e-mail or password",
         ));
     }
-    let user = state.control.store.access().user(&email).await?;
+    let user = state.admin.store.access().user(&email).await?;
     // An unknown user costs a verification too: no user enumeration by time.
     let hash = user
         .as_ref()
@@ -459,7 +460,7 @@ async fn login(
     let token = format!("{SESSION_PREFIX}{}", random_token(32));
     let lifetime = Duration::from_secs(state.config.session_hours * 3_600);
     state
-        .control
+        .admin
         .store
         .access()
         .open_session(
@@ -504,7 +505,7 @@ async fn logout(
 ) -> Result<Response, Problem> {
     if let Some(token) = presented_token(&headers).filter(|t| t.starts_with(SESSION_PREFIX)) {
         state
-            .control
+            .admin
             .store
             .access()
             .close_session(&sha256_hex(&token))
@@ -565,7 +566,7 @@ async fn list_keys(
     axum::extract::State(state): axum::extract::State<State>,
     scope: Scope,
 ) -> Result<axum::Json<Vec<KeyView>>, Problem> {
-    let keys = state.control.store.access().keys(&scope.tenant).await?;
+    let keys = state.admin.store.access().keys(&scope.tenant).await?;
     Ok(axum::Json(
         keys.into_iter().map(|k| key_view(k, None)).collect(),
     ))
@@ -580,13 +581,9 @@ async fn create_key(
     WriteScope(scope): WriteScope,
     Body(new): Body<NewKey>,
 ) -> Result<(StatusCode, axum::Json<KeyView>), Problem> {
-    let (stored, key) = accounts::create_api_key(
-        &state.control.store,
-        &scope.tenant,
-        &new.name,
-        new.read_only,
-    )
-    .await?;
+    let (stored, key) =
+        accounts::create_api_key(&state.admin.store, &scope.tenant, &new.name, new.read_only)
+            .await?;
     Ok((StatusCode::CREATED, axum::Json(key_view(stored, Some(key)))))
 }
 
@@ -599,7 +596,7 @@ async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     state
-        .control
+        .admin
         .store
         .access()
         .revoke_key(&scope.tenant, &id)
@@ -649,7 +646,7 @@ async fn list_users(
     scope: Scope,
 ) -> Result<axum::Json<Vec<UserView>>, Problem> {
     let users = state
-        .control
+        .admin
         .store
         .access()
         .users(Some(&scope.tenant))
@@ -674,14 +671,8 @@ async fn create_user(
         }
         _ => Some(scope.tenant.as_str()),
     };
-    let user = accounts::create_user(
-        &state.control.store,
-        &new.email,
-        role,
-        tenant,
-        &new.password,
-    )
-    .await?;
+    let user =
+        accounts::create_user(&state.admin.store, &new.email, role, tenant, &new.password).await?;
     Ok((StatusCode::CREATED, axum::Json(user_view(user))))
 }
 
@@ -693,7 +684,7 @@ async fn remove_user(
     WriteScope(scope): WriteScope,
     Path(email): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let access = state.control.store.access();
+    let access = state.admin.store.access();
     match access.user(&email).await? {
         Some(u) if u.tenant.as_deref() == Some(scope.tenant.as_str()) => {}
         _ => return Err(Problem::not_found(format!("user {email}"))),
@@ -740,7 +731,7 @@ async fn audit(
         return Err(Problem::field("limit", "must be 1 to 1000"));
     }
     let entries = state
-        .control
+        .admin
         .store
         .access()
         .audit_trail(&scope.tenant, limit)
@@ -767,10 +758,4 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(list_users, create_user))
         .routes(routes!(remove_user))
         .routes(routes!(audit))
-}
-
-/// RFC 3339 UTC with seconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    let human = crate::policy::humantime(t);
-    format!("{}Z", human.replacen(' ', "T", 1))
 }

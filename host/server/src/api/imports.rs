@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use edgepbx_store::{Extension, ExtensionWrite, WriteMode};
+use edgepbx_store::{Extension, ExtensionWrite, FollowMe, WriteMode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,7 +26,6 @@ use super::extensions::{
     editable, new_credentials, reload, settings_of,
 };
 use super::{Api, Problem, State};
-use crate::admin::{follow_me_text, parse_follow_me};
 
 /// The columns, in export order.
 pub const COLUMNS: &[&str] = &[
@@ -188,7 +187,7 @@ fn record(e: &Extension) -> Vec<String> {
         e.settings
             .follow_me
             .as_ref()
-            .map(follow_me_text)
+            .map(ToString::to_string)
             .unwrap_or_default(),
         yes_no(ed.voicemail.enabled).into(),
         opt(&ed.voicemail.email),
@@ -211,7 +210,7 @@ async fn export(
     Query(p): Query<ExportParams>,
 ) -> Result<Response, Problem> {
     let _ = p.tenant;
-    let all = api.control.store.extensions().list(&scope.tenant).await?;
+    let all = api.admin.store.extensions().list(&scope.tenant).await?;
     let chosen: Vec<&Extension> = match &p.numbers {
         None => all.iter().collect(),
         Some(list) => {
@@ -550,7 +549,7 @@ async fn check_row(
         ed.follow_me = match cell(rows, record, "follow_me") {
             None => None,
             Some(t) => {
-                let f = parse_follow_me(t).map_err(|e| err("follow_me", format!("{e:#}")))?;
+                let f = FollowMe::parse(t).map_err(|e| err("follow_me", e.reason))?;
                 Some(FollowMeView {
                     mode: f.mode.as_str().to_owned(),
                     destinations: f
@@ -634,7 +633,7 @@ async fn run(
     dry_run: bool,
     job: &Mutex<Job>,
 ) -> Result<(), Problem> {
-    let store = &api.control.store;
+    let store = &api.admin.store;
     let tenant = store
         .tenants()
         .get(code)

@@ -16,11 +16,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Presented, Scope, TenantParam, rfc3339};
+use super::auth::{Presented, Scope, TenantParam};
 use super::extensions::{lines_of, status, status_of};
 use super::{Api, Problem, State};
-use crate::core::Control;
 use crate::events::{Event, Stamped};
+use crate::sip::Control;
+use edgepbx_engine::time::rfc3339;
 
 /// One extension's BLF state.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -35,7 +36,7 @@ pub struct Presence {
 
 /// Every extension's presence now.
 async fn snapshot(api: &Api, tenant: &str) -> Result<Vec<Presence>, Problem> {
-    let extensions = api.control.store.extensions().list(tenant).await?;
+    let extensions = api.admin.store.extensions().list(tenant).await?;
     let lines = lines_of(api, tenant);
     Ok(extensions
         .iter()
@@ -135,7 +136,7 @@ struct Feed {
 impl Feed {
     /// Queues a presence event for every extension whose state changed.
     async fn refresh(&mut self) {
-        let Ok(extensions) = self.api.control.store.extensions().list(&self.tenant).await else {
+        let Ok(extensions) = self.api.admin.store.extensions().list(&self.tenant).await else {
             return;
         };
         self.dnd = extensions
@@ -274,7 +275,7 @@ async fn events(
         _slot: Streams::acquire(&api, &scope.tenant)?,
         credential,
         recheck,
-        events: api.control.events.subscribe(),
+        events: api.admin.events.subscribe(),
         api,
         tenant: scope.tenant,
         shown: HashMap::new(),
@@ -314,7 +315,7 @@ async fn calls(
     scope: Scope,
 ) -> Result<Json<Vec<ActiveCallView>>, Problem> {
     let (reply, answer) = oneshot::channel();
-    api.control
+    api.admin
         .core
         .send(Control::Calls {
             tenant: scope.tenant,
@@ -392,12 +393,7 @@ async fn records(
             format!("must be 1 to {}", edgepbx_store::MAX_LISTED_CALLS),
         ));
     }
-    let records = api
-        .control
-        .store
-        .calls()
-        .recent(&scope.tenant, limit)
-        .await?;
+    let records = api.admin.store.calls().recent(&scope.tenant, limit).await?;
     Ok(Json(
         records
             .into_iter()

@@ -9,12 +9,14 @@
 
 pub mod auth;
 mod console;
-mod directory;
+mod contacts;
 mod extensions;
+mod groups;
 mod imports;
 mod live;
 mod policies;
 mod problem;
+mod tenants;
 mod tls;
 mod versions;
 
@@ -29,10 +31,10 @@ use tracing::{info, warn};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::admin::Admin;
 use crate::config::HttpConfig;
-use crate::control::ControlContext;
-use crate::lines::Lines;
 use crate::secrets::Sealer;
+use edgepbx_engine::Lines;
 
 pub use problem::Problem;
 
@@ -42,7 +44,7 @@ use auth::SecuritySchemes;
 pub struct Api {
     /// Store, SIP core, policies and event bus, as the control socket has
     /// them.
-    pub control: ControlContext,
+    pub admin: Admin,
     /// Live line state, for presence.
     pub lines: Arc<Lines>,
     /// Seals and opens SIP passwords.
@@ -87,7 +89,9 @@ pub fn router(state: State) -> Router {
         .merge(auth::routes())
         .merge(extensions::routes())
         .merge(imports::routes())
-        .merge(directory::routes())
+        .merge(tenants::routes())
+        .merge(groups::routes())
+        .merge(contacts::routes())
         .merge(policies::routes())
         .merge(live::routes())
         .split_for_parts();

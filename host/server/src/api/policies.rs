@@ -13,10 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Scope, TenantParam, WriteScope, rfc3339};
+use super::auth::{Scope, TenantParam, WriteScope};
 use super::extensions::reload;
 use super::problem::Body;
 use super::{Problem, State};
+use edgepbx_engine::time::rfc3339;
 
 /// A stored policy version.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,7 +57,7 @@ async fn list(
     AxumState(api): AxumState<State>,
     scope: Scope,
 ) -> Result<Json<Vec<PolicyView>>, Problem> {
-    let versions = api.control.store.policies().list(&scope.tenant).await?;
+    let versions = api.admin.store.policies().list(&scope.tenant).await?;
     Ok(Json(versions.into_iter().map(view).collect()))
 }
 
@@ -72,7 +73,7 @@ pub struct UploadParams {
 
 /// Checks a module before it is stored or activated; errors name the body.
 async fn validate(wasm: Vec<u8>) -> Result<(Vec<u8>, String), Problem> {
-    crate::policy::check_module(wasm)
+    crate::admin::policies::check_module(wasm)
         .await
         .map_err(|e| match e {
             PolicyError::Engine(_) => Problem::internal(&e),
@@ -94,7 +95,7 @@ async fn upload(
 ) -> Result<(StatusCode, Json<PolicyView>), Problem> {
     let _ = p.tenant;
     let (wasm, hash) = validate(body.to_vec()).await?;
-    let store = api.control.store.policies();
+    let store = api.admin.store.policies();
     let mut info = store
         .upload(&scope.tenant, wasm, &hash, &scope.principal.actor)
         .await?;
@@ -115,7 +116,7 @@ async fn activate(
     WriteScope(scope): WriteScope,
     Path(version): Path<u32>,
 ) -> Result<Json<PolicyView>, Problem> {
-    let store = api.control.store.policies();
+    let store = api.admin.store.policies();
     let module = store
         .get(&scope.tenant, version)
         .await?
@@ -137,7 +138,7 @@ async fn deactivate(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
 ) -> Result<StatusCode, Problem> {
-    let store = api.control.store.policies();
+    let store = api.admin.store.policies();
     if let Some(active) = store
         .list(&scope.tenant)
         .await?
@@ -186,7 +187,7 @@ async fn try_decision(
     WriteScope(scope): WriteScope,
     Body(request): Body<TryRequest>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let store = &api.control.store;
+    let store = &api.admin.store;
     let version = match request.version {
         Some(v) => Some(v),
         None => store
@@ -221,14 +222,14 @@ async fn try_decision(
     }
     // The tenant as the running server has it.
     let tenant = api
-        .control
-        .directory
+        .admin
+        .tenants
         .lock()
         .await
         .tenant(&scope.tenant)
         .cloned()
         .ok_or_else(|| Problem::not_found(format!("tenant {}", scope.tenant)))?;
-    let context = crate::core::sample_context(
+    let context = crate::routing::sample_context(
         tenant,
         api.lines.clone(),
         api.ring_timeout_secs,
@@ -237,7 +238,7 @@ async fn try_decision(
         store.policies().kv(&scope.tenant).await?,
     );
     let outcome = tokio::task::spawn_blocking(move || {
-        let engine = crate::policy::engine().map_err(|e| Problem::internal(&e))?;
+        let engine = crate::admin::policies::engine().map_err(|e| Problem::internal(&e))?;
         let policy = match wasm {
             None => engine.builtin().clone(),
             Some(wasm) => engine

@@ -129,6 +129,12 @@ impl From<StoreError> for Problem {
     }
 }
 
+impl From<edgepbx_store::InvalidField> for Problem {
+    fn from(e: edgepbx_store::InvalidField) -> Problem {
+        StoreError::from(e).into()
+    }
+}
+
 impl From<anyhow::Error> for Problem {
     fn from(e: anyhow::Error) -> Problem {
         match e.downcast::<StoreError>() {

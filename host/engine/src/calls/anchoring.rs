@@ -1,0 +1,208 @@
+//! Media anchoring: each party's description is rewritten to a media slot
+//! whose ports the driver relays (G.711 and telephone events only, so both
+//! legs agree), and the relay is told where each party receives. Slots are
+//! bound by the driver before they are offered and kept ready a few at a
+//! time, so no offer waits for a socket.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use edgepbx_media::anchor::{AnchorError, RELAYED_CODECS, anchor};
+use edgepbx_media::relay::{Event as RelayEvent, Side};
+use edgepbx_media::sdp::{Direction, SessionDescription};
+use tracing::{debug, info};
+
+use super::{Call, Calls, Cx, EndCause, side_index};
+use crate::output::{MediaCommand, MediaSlot, Output};
+use crate::peer::Peer;
+use crate::signalling::Signalling;
+
+/// Slots kept bound and ready. One call takes one, and the driver binds the
+/// next before it hands the engine another input.
+const READY_SLOTS: usize = 8;
+
+/// Media slots the driver has bound for calls to come.
+#[derive(Debug, Default)]
+pub(crate) struct MediaSlots {
+    ready: VecDeque<MediaSlot>,
+    /// Asked of the driver and not yet handed over.
+    requested: usize,
+}
+
+impl MediaSlots {
+    /// Asks the driver for slots up to [`READY_SLOTS`].
+    pub fn replenish(&mut self, sig: &mut Signalling) {
+        let have = self.ready.len() + self.requested;
+        if have < READY_SLOTS {
+            let count = READY_SLOTS - have;
+            self.requested += count;
+            sig.push(Output::Media(MediaCommand::Reserve { count }));
+        }
+    }
+
+    /// The driver bound a slot (`None`: it could not).
+    pub fn reserved(&mut self, slot: Option<MediaSlot>) {
+        self.requested = self.requested.saturating_sub(1);
+        if let Some(slot) = slot {
+            self.ready.push_back(slot);
+        }
+    }
+
+    /// A ready slot, asking for the next.
+    fn take(&mut self, sig: &mut Signalling) -> Option<MediaSlot> {
+        let slot = self.ready.pop_front();
+        self.replenish(sig);
+        slot
+    }
+}
+
+impl Calls {
+    /// The description a branch is offered: the caller's own (direct
+    /// media), or anchored on the call's B-side port.
+    pub(super) fn offer_for_branch(
+        &mut self,
+        cx: &mut Cx<'_>,
+        call: &mut Call,
+        peer: &Peer,
+        direct: bool,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if direct {
+            return Ok(call.offer.as_ref().map(SessionDescription::to_bytes));
+        }
+        if call.media.is_none() {
+            let slot = self
+                .media
+                .take(cx.sig)
+                .ok_or_else(|| "no media ports are free".to_owned())?;
+            cx.sig.push(Output::Media(MediaCommand::Start {
+                call: call.id,
+                slot,
+            }));
+            call.media = Some(slot);
+        }
+        let (Some(offer), Some(media)) = (&call.offer, call.media) else {
+            // Offerless INVITE: the callee offers in its 2xx.
+            return Ok(None);
+        };
+        let ip = cx.sig.media_ip(peer);
+        let anchored =
+            anchor(offer, ip, media.b_port, RELAYED_CODECS).map_err(|e| e.to_string())?;
+        if let Some(party) = anchored.party {
+            announce(cx, call, Side::A, party);
+        }
+        Ok(Some(anchored.description.to_bytes()))
+    }
+
+    /// The description sent to A for a callee's description `body`.
+    pub(super) fn answer_for_a(
+        &mut self,
+        cx: &mut Cx<'_>,
+        call: &mut Call,
+        direct: bool,
+        body: &[u8],
+    ) -> Option<Vec<u8>> {
+        if body.is_empty() {
+            return None;
+        }
+        let description = SessionDescription::parse(body).ok()?;
+        if direct {
+            return Some(body.to_vec());
+        }
+        let media = call.media?;
+        let a_ip = cx.sig.media_ip(&call.a_peer);
+        let anchored = anchor(&description, a_ip, media.a_port, RELAYED_CODECS).ok()?;
+        if let Some(party) = anchored.party {
+            announce(cx, call, Side::B, party);
+        }
+        Some(anchored.description.to_bytes())
+    }
+
+    /// Rewrites a description from the party opposite `to` for `to`.
+    pub(super) fn anchor_for(
+        &mut self,
+        cx: &mut Cx<'_>,
+        call: &mut Call,
+        to: Side,
+        body: &[u8],
+    ) -> Result<Vec<u8>, u16> {
+        let Some(media) = call.media else {
+            // Direct media: descriptions pass unchanged.
+            return Ok(body.to_vec());
+        };
+        let description = SessionDescription::parse(body).map_err(|_| 400u16)?;
+        let (peer, port) = match to {
+            Side::A => (call.a_peer.clone(), media.a_port),
+            Side::B => (
+                call.b
+                    .as_ref()
+                    .map_or(call.a_peer.clone(), |b| b.peer.clone()),
+                media.b_port,
+            ),
+        };
+        let ip = cx.sig.media_ip(&peer);
+        let anchored = anchor(&description, ip, port, RELAYED_CODECS).map_err(|e| match e {
+            AnchorError::Address => 400u16,
+            _ => 488,
+        })?;
+        if let Some(party) = anchored.party {
+            announce(cx, call, to.other(), party);
+        }
+        call.held = description
+            .media
+            .iter()
+            .find(|m| m.kind == "audio")
+            .is_some_and(|m| m.direction() != Direction::SendRecv);
+        Ok(anchored.description.to_bytes())
+    }
+
+    /// The call no longer needs its relay.
+    pub(super) fn release_media(&mut self, cx: &mut Cx<'_>, call: &mut Call) {
+        if call.media.take().is_some() {
+            cx.sig.push(Output::Media(MediaCommand::Stop {
+                call: call.id,
+                uid: call.uid.clone(),
+            }));
+        }
+    }
+
+    /// What a call's relay reported.
+    pub fn handle_media_event(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        call: u64,
+        event: RelayEvent,
+    ) {
+        let Some(mut call) = self.take(call) else {
+            return;
+        };
+        match event {
+            RelayEvent::Latched(side, address) => {
+                debug!(call = call.id, ?side, %address, "media latched");
+            }
+            RelayEvent::Silent(side) => {
+                call.silent[side_index(side)] = true;
+                let limit = self.config.media_timeout_secs;
+                // A held call is silent on purpose.
+                if limit > 0 && call.answered.is_some() && call.silent == [true, true] && !call.held
+                {
+                    info!(
+                        call = call.id,
+                        "no media from either party; ending the call"
+                    );
+                    self.end(now, cx, &mut call, EndCause::MediaTimeout);
+                }
+            }
+        }
+        self.put_back(call);
+    }
+}
+
+/// Tells the relay where `side` of `call` receives.
+fn announce(cx: &mut Cx<'_>, call: &Call, side: Side, address: std::net::SocketAddr) {
+    cx.sig.push(Output::Media(MediaCommand::Announce {
+        call: call.id,
+        side,
+        address,
+    }));
+}

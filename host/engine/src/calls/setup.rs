@@ -1,0 +1,367 @@
+//! A new INVITE outside any dialog: a carrier's call comes in on a trunk
+//! (recognised by its address) for one of the tenant's numbers; everyone
+//! else authenticates through the digest gate (RFC 3261 §22.3, 407). Then
+//! the tenant's limits, Max-Forwards and the offer are checked, the call
+//! is created and its first routing decision asked.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use edgepbx_media::anchor::{RELAYED_CODECS, anchor};
+use edgepbx_media::sdp::SessionDescription;
+use edgepbx_model::{MAX_NUMBER_LEN, is_dialable};
+use edgepbx_sip::grammar::{Uri, parse_name_addr};
+use edgepbx_sip::transaction::{ServerKey, TransactionKey};
+use edgepbx_sip::{Request, Response};
+use tracing::{debug, info, warn};
+
+use super::{Call, Calls, Cx, Parties};
+use crate::digest::{Challenge, Claim, DigestGate, GateOutcome};
+use crate::events::{LegRole, LegState};
+use crate::peer::Peer;
+use crate::registrar::Aor;
+use crate::routing::{Caller, CallerKind};
+use crate::tenants::{Tenant, TenantTable};
+
+impl Calls {
+    /// A new INVITE outside any dialog.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_invite(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        gate: &mut DigestGate,
+        tenants: &TenantTable,
+        key: ServerKey,
+        request: &Request,
+        peer: &Peer,
+    ) {
+        let respond = |cx: &mut Cx<'_>, status: u16| {
+            let r = Response::for_request(request, status, Some(&request.stateless_tag()));
+            cx.sig.respond(now, key, r);
+        };
+        let (tenant, caller, number) = match tenants.trunk_at(peer.addr().ip()) {
+            Some((tenant, link)) => {
+                let Some(number) = inbound_did(request).and_then(|did| link.route(&did)) else {
+                    return respond(cx, 404);
+                };
+                let mut caller = external_caller(request, &link.trunk.name);
+                if let Some(name) = tenant.contact_names.get(&caller.number) {
+                    caller.name = Some(name.clone());
+                }
+                (tenant, caller, number.to_owned())
+            }
+            None => {
+                let Some((tenant, caller)) =
+                    authenticate(now, cx, gate, tenants, key, request, peer)
+                else {
+                    return;
+                };
+                let Some(number) = dialled_number(request) else {
+                    return respond(cx, 404);
+                };
+                (tenant, caller, number)
+            }
+        };
+        // A number the tenant does not have goes to the policy as external
+        // (through the trunk) or unknown (the built-in policy answers 404;
+        // a tenant's policy may know better). Calling out is subject to the
+        // caller's allowed destinations.
+        if !tenant.is_internal(&number) && tenant.outbound_trunk().is_some() {
+            let allowed = tenant
+                .resolve(&caller.number)
+                .is_none_or(|e| e.settings.allowed_destinations.permits(&number));
+            if !allowed {
+                info!(tenant = %tenant.code, caller = %caller.number, %number,
+                    "destination not allowed for this extension");
+                return respond(cx, 403);
+            }
+        }
+        let max_forwards = request
+            .headers
+            .get("Max-Forwards")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(70);
+        if max_forwards == 0 {
+            return respond(cx, 483);
+        }
+        let busy = self.per_tenant.get(&tenant.code).copied().unwrap_or(0);
+        let limit = tenant.max_calls.unwrap_or(self.config.max_calls_per_tenant);
+        if busy >= limit {
+            warn!(tenant = %tenant.code, "tenant at its limit of concurrent calls");
+            return respond(cx, 503);
+        }
+        let offer = match sdp_body(request) {
+            Ok(offer) => offer,
+            Err(status) => return respond(cx, status),
+        };
+        if let Some(offer) = &offer
+            && let Err(error) = anchor(offer, IpAddr::from([0, 0, 0, 0]), 0, RELAYED_CODECS)
+        {
+            debug!(%error, "offer refused");
+            let mut r = Response::for_request(request, 488, Some(&request.stateless_tag()));
+            r.headers
+                .push("Warning", format!("304 edgepbx \"{error}\""));
+            return cx.sig.respond(now, key, r);
+        }
+        self.start(now, cx, key, request, peer, tenant, caller, number, offer);
+    }
+
+    /// Creates the call, answers 100 and asks the first decision.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        key: ServerKey,
+        request: &Request,
+        peer: &Peer,
+        tenant: Arc<Tenant>,
+        caller: Caller,
+        number: String,
+        offer: Option<SessionDescription>,
+    ) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let caller_aor = (caller.kind == CallerKind::Internal).then(|| Aor {
+            tenant: tenant.code.clone(),
+            extension: caller.number.clone(),
+        });
+        if let Some(aor) = &caller_aor {
+            self.adjust_line(cx.sig, aor, 0, 1);
+        }
+        let mut call = Call {
+            id,
+            uid: cx.sig.tag(),
+            tenant: tenant.clone(),
+            caller,
+            dialled: number,
+            invite: request.clone(),
+            server: Some(key),
+            a_peer: peer.clone(),
+            a_tag: cx.sig.tag(),
+            a_contact: cx.sig.our_contact(peer),
+            offer,
+            presentation: None,
+            history: Vec::new(),
+            decisions: 0,
+            step: None,
+            branches: Vec::new(),
+            unreachable: Vec::new(),
+            next_branch: 0,
+            early_media_sent: false,
+            a: None,
+            b: None,
+            media: None,
+            pending_ok: [None, None],
+            reinviting: [false, false],
+            silent: [false, false],
+            held: false,
+            started: cx.wall,
+            answered: None,
+            decided_by: String::new(),
+            parties: Parties {
+                caller: caller_aor,
+                callee: None,
+            },
+        };
+        *self.per_tenant.entry(tenant.code.clone()).or_default() += 1;
+        self.by_server.insert(key, id);
+        info!(call = id, tenant = %tenant.code, caller = %call.caller.number,
+            dialled = %call.dialled, "call started");
+        cx.sig
+            .respond(now, key, Response::for_request(request, 100, None));
+        let caller_number = call.caller.number.clone();
+        self.leg_event(
+            cx,
+            &call,
+            LegRole::Caller,
+            Some(caller_number),
+            LegState::Calling,
+            None,
+        );
+        self.next_step(now, cx, &mut call);
+        self.put_back(call);
+    }
+}
+
+/// Digest authentication of a caller: returns the tenant and the caller,
+/// or answers the request itself (a challenge, or nothing to a throttled
+/// source).
+fn authenticate(
+    now: Instant,
+    cx: &mut Cx<'_>,
+    gate: &mut DigestGate,
+    tenants: &TenantTable,
+    key: ServerKey,
+    request: &Request,
+    peer: &Peer,
+) -> Option<(Arc<Tenant>, Caller)> {
+    let from = request
+        .headers
+        .get("From")
+        .and_then(|v| parse_name_addr(v).ok());
+    let (user, host) = from
+        .as_ref()
+        .and_then(|f| f.uri.as_sip())
+        .map(|u| (u.user().unwrap_or("").to_owned(), u.host().to_string()))
+        .unwrap_or_default();
+    let tag = request.stateless_tag();
+    let claim = Claim {
+        request,
+        user: &user,
+        host: &host,
+        challenge: Challenge::Proxy,
+        request_uri: Some(&request.uri),
+        tag: &tag,
+        source: peer.addr().ip(),
+    };
+    let nonce = cx.sig.random_bytes();
+    match gate.check(now, cx.wall, nonce, tenants, claim) {
+        GateOutcome::Passed { tenant, number, .. } => {
+            let extension = tenant.extensions.get(&number)?.clone();
+            let caller = Caller {
+                number: extension.number.clone(),
+                name: Some(extension.name.clone()).filter(|n| !n.is_empty()),
+                kind: CallerKind::Internal,
+                source: peer.addr().to_string(),
+            };
+            Some((tenant, caller))
+        }
+        GateOutcome::Answer(response) => {
+            cx.sig.respond(now, key, response);
+            None
+        }
+        GateOutcome::Silence => {
+            cx.sig.transactions.abandon(TransactionKey::Server(key));
+            None
+        }
+    }
+}
+
+/// The number a carrier's INVITE is for: the Request-URI's user part, or
+/// the To's when the Request-URI names the registration (carriers differ).
+fn inbound_did(request: &Request) -> Option<String> {
+    let user_of = |uri: &str| -> Option<String> {
+        let uri: Uri = uri.parse().ok()?;
+        let user = uri.as_sip()?.user()?.to_owned();
+        is_dialable(&user).then_some(user)
+    };
+    user_of(&request.uri).or_else(|| {
+        let to = parse_name_addr(request.headers.get("To")?).ok()?;
+        user_of(&to.uri.to_string())
+    })
+}
+
+/// The caller of a carrier's INVITE, from its From.
+fn external_caller(request: &Request, trunk: &str) -> Caller {
+    let from = request
+        .headers
+        .get("From")
+        .and_then(|v| parse_name_addr(v).ok());
+    let number = from
+        .as_ref()
+        .and_then(|f| f.uri.as_sip().and_then(|u| u.user().map(str::to_owned)))
+        .filter(|n| is_dialable(n))
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let name = from
+        .and_then(|f| f.display)
+        .map(|d| d.chars().filter(|c| !c.is_control()).take(64).collect());
+    Caller {
+        number,
+        name,
+        kind: CallerKind::External,
+        source: trunk.to_owned(),
+    }
+}
+
+/// The number the caller dialled: the Request-URI's user part without a
+/// `-TENANT` suffix, digits and `*#+` only.
+fn dialled_number(request: &Request) -> Option<String> {
+    let uri: Uri = request.uri.parse().ok()?;
+    let user = uri.as_sip()?.user()?;
+    let user = user.split(';').next().unwrap_or(user);
+    let number = user.rsplit_once('-').map_or(user, |(n, _)| n);
+    let valid = !number.is_empty()
+        && number.len() <= MAX_NUMBER_LEN
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | '+'));
+    valid.then(|| number.to_owned())
+}
+
+/// Whether a request's body is a session description.
+pub(super) fn is_sdp(request: &Request) -> bool {
+    request
+        .headers
+        .get("Content-Type")
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/sdp"))
+}
+
+/// The offer of an INVITE: none, a valid description, or the status that
+/// refuses it.
+fn sdp_body(request: &Request) -> Result<Option<SessionDescription>, u16> {
+    if request.body.is_empty() {
+        return Ok(None);
+    }
+    if !is_sdp(request) {
+        return Err(415);
+    }
+    SessionDescription::parse(&request.body)
+        .map(Some)
+        .map_err(|_| 400)
+}
+
+#[cfg(test)]
+mod tests {
+    use edgepbx_sip::Method;
+
+    use super::*;
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> Request {
+        let mut r = Request {
+            method: Method::from_token("INVITE"),
+            uri: uri.to_owned(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        for (name, value) in headers {
+            r.headers.push(*name, *value);
+        }
+        r
+    }
+
+    #[test]
+    fn dialled_numbers_are_digits_without_the_tenant_suffix() {
+        for (uri, expected) in [
+            ("sip:101@acme.test", Some("101")),
+            ("sip:101-ACME@192.0.2.1", Some("101")),
+            (
+                "sip:+33612345678@acme.test;user=phone",
+                Some("+33612345678"),
+            ),
+            ("sip:*97@acme.test", Some("*97")),
+            ("sip:alice@acme.test", None),
+            ("sip:acme.test", None),
+            ("tel:101", None),
+        ] {
+            assert_eq!(
+                dialled_number(&request(uri, &[])).as_deref(),
+                expected,
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_carriers_did_comes_from_the_request_uri_or_the_to() {
+        let by_uri = request("sip:0140000102@pbx.example", &[("To", "<sip:x@y>")]);
+        assert_eq!(inbound_did(&by_uri).as_deref(), Some("0140000102"));
+        let by_to = request(
+            "sip:acme-trunk@192.0.2.1:5060",
+            &[("To", "<sip:0140000102@carrier.example>")],
+        );
+        assert_eq!(inbound_did(&by_to).as_deref(), Some("0140000102"));
+    }
+}

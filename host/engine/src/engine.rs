@@ -1,0 +1,622 @@
+//! The engine: one state machine for everything signalling does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use edgepbx_media::relay::Event as RelayEvent;
+use edgepbx_sip::dialog::DialogId;
+use edgepbx_sip::parse::{ParseError, error_response};
+use edgepbx_sip::transaction::{
+    Incoming, ServerKey, TransactionEvent, TransactionKey, TransactionLayer,
+};
+use edgepbx_sip::uas::{UasPolicy, inspect};
+use edgepbx_sip::{Message, Method, Request, Response};
+use tracing::{debug, info, info_span};
+
+use crate::calls::{ActiveCall, Calls, Cx};
+use crate::config::EngineConfig;
+use crate::digest::DigestGate;
+use crate::events::Event;
+use crate::keepalive::{Keepalive, Ping, options_request};
+use crate::lines::Lines;
+use crate::output::{MediaSlot, Output};
+use crate::peer::Peer;
+use crate::registrar::{self, Aor, Change, Entropy, Location, RemovalReason};
+use crate::routing::Decided;
+use crate::signalling::{LocalRoutes, Signalling};
+use crate::tenants::TenantTable;
+use crate::trunks::TrunkRegistrations;
+
+/// How often bindings expire, keepalives go out and trunks re-register.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// Methods this server handles itself.
+fn allowed_methods() -> Vec<Method> {
+    vec![
+        rsip::Method::Register.into(),
+        rsip::Method::Options.into(),
+        rsip::Method::Invite.into(),
+        rsip::Method::Ack.into(),
+        rsip::Method::Cancel.into(),
+        rsip::Method::Bye.into(),
+        rsip::Method::Update.into(),
+        rsip::Method::Info.into(),
+    ]
+}
+
+/// Body types accepted in requests: session descriptions, and what phones
+/// put in the INFO requests a B2BUA passes between parties (DTMF digits,
+/// video picture requests).
+const RELAYED_BODIES: &[&str] = &[
+    "application/sdp",
+    "application/dtmf-relay",
+    "application/dtmf",
+    "application/media_control+xml",
+];
+
+/// A registered device as the registrar knows it now.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// Its contact URI.
+    pub contact: String,
+    /// Its User-Agent.
+    pub user_agent: Option<String>,
+    /// Where it registered from, over which transport.
+    pub source: Peer,
+    /// When its registration expires.
+    pub expires_at: SystemTime,
+    /// When it was last heard: its last REGISTER, or its last answer to a
+    /// keepalive OPTIONS.
+    pub last_seen: Option<SystemTime>,
+}
+
+/// The PBX's signalling as a state machine: the registrar, the digest
+/// gate, the call engine (a B2BUA), trunk registrations and keepalives,
+/// over the transaction layer of `edgepbx-sip`.
+///
+/// It does no I/O, starts no thread and reads no clock. The driver feeds
+/// it with `handle_*` calls, each given the current `now` (and the wall
+/// time where records and answers need it), and then drains it:
+///
+/// 1. call [`Engine::poll_output`] until it returns `None`, carrying out
+///    each [`Output`] (sending, asking the policy, media, store, events);
+///    an output's answer (a decision, a media slot, a send error) is fed
+///    back with its `handle_*` call, in the same drain or later;
+/// 2. sleep until [`Engine::poll_timeout`] (or the next input), then call
+///    [`Engine::handle_timeout`].
+pub struct Engine {
+    sig: Signalling,
+    uas: UasPolicy,
+    tenants: Arc<TenantTable>,
+    location: Location,
+    gate: DigestGate,
+    lines: Arc<Lines>,
+    calls: Calls,
+    trunks: TrunkRegistrations,
+    keepalive: Keepalive,
+    /// When bindings expire and keepalives go out next.
+    next_housekeeping: Instant,
+}
+
+impl Engine {
+    /// An engine at `now` with `tenants` and the bindings restored in
+    /// `location`; `seed` seeds every random choice (tags, branches,
+    /// Call-IDs, nonces), `routes` answers which local address reaches a
+    /// peer, and `lines` is the live line state it keeps for readers.
+    pub fn new(
+        now: Instant,
+        config: EngineConfig,
+        seed: [u8; 32],
+        routes: Box<dyn LocalRoutes>,
+        tenants: Arc<TenantTable>,
+        location: Location,
+        lines: Arc<Lines>,
+    ) -> Engine {
+        let mut sig = Signalling::new(
+            TransactionLayer::new(config.transactions),
+            seed,
+            routes,
+            config.ports,
+            config.media.advertise,
+        );
+        // Restored bindings are the lines' devices from the start.
+        for (aor, bindings) in location.iter() {
+            sig.publish(lines.set_devices(aor, bindings));
+        }
+        let calls = Calls::new(
+            config.calls.clone(),
+            config.media.direct_same_network,
+            lines.clone(),
+            &mut sig,
+        );
+        let mut engine = Engine {
+            uas: UasPolicy {
+                allowed_methods: allowed_methods(),
+                accepted_content_types: RELAYED_BODIES.iter().map(|t| (*t).to_owned()).collect(),
+                ..UasPolicy::default()
+            },
+            gate: DigestGate::new(config.server_key, &config.security),
+            keepalive: Keepalive::new(config.registrar.keepalive_interval_secs),
+            sig,
+            tenants,
+            location,
+            lines,
+            calls,
+            trunks: TrunkRegistrations::default(),
+            next_housekeeping: now + HOUSEKEEPING,
+        };
+        engine
+            .trunks
+            .housekeeping(now, &mut engine.sig, &engine.tenants);
+        engine
+    }
+
+    // ----- inputs -----------------------------------------------------
+
+    /// A message from `peer`.
+    pub fn handle_message(&mut self, now: Instant, wall: SystemTime, peer: Peer, message: Message) {
+        if !self.gate.admits(now, peer.addr().ip()) {
+            return;
+        }
+        match message {
+            Message::Request(request) => self.handle_request(now, wall, request, peer),
+            Message::Response(response) => {
+                self.sig.transactions.handle_response(now, response, peer)
+            }
+        }
+        self.settle(now, wall);
+    }
+
+    /// Bytes from `peer` that did not parse: answered with a 400 when they
+    /// look like a request, else dropped.
+    pub fn handle_malformed(&mut self, now: Instant, peer: Peer, bytes: &[u8], error: &ParseError) {
+        if !self.gate.admits(now, peer.addr().ip()) {
+            return;
+        }
+        debug!(%error, addr = %peer.addr(), "malformed message");
+        if let Some(response) = error_response(bytes, error) {
+            self.sig.send(&peer, Message::Response(response));
+        }
+    }
+
+    /// A stream connection opened.
+    pub fn handle_connected(&mut self, conn: u64) {
+        self.sig.connected(conn);
+    }
+
+    /// A stream connection closed: requests to its bindings go nowhere until
+    /// they register again (their next keepalive takes them offline).
+    pub fn handle_closed(&mut self, conn: u64) {
+        self.sig.closed(conn);
+    }
+
+    /// What was sent by `transaction` could not be (connection gone, queue
+    /// full).
+    pub fn handle_send_error(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        transaction: TransactionKey,
+    ) {
+        self.sig.transactions.handle_transport_error(transaction);
+        self.settle(now, wall);
+    }
+
+    /// Time passed: timers due by `now` fire.
+    pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        self.sig.transactions.handle_timeout(now);
+        self.settle(now, wall);
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        self.calls.handle_timeout(now, &mut cx);
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            self.housekeeping(now, wall);
+        }
+        self.settle(now, wall);
+    }
+
+    /// A routing decision asked with [`Output::Decide`] came back.
+    pub fn handle_decision(&mut self, now: Instant, wall: SystemTime, decided: Decided) {
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        self.calls.handle_decision(now, &mut cx, decided);
+        self.settle(now, wall);
+    }
+
+    /// A media slot asked with [`MediaCommand::Reserve`](crate::MediaCommand::Reserve)
+    /// is bound (`None`: it could not be).
+    pub fn handle_media_slot(&mut self, slot: Option<MediaSlot>) {
+        self.calls.media_slots().reserved(slot);
+    }
+
+    /// A call's relay reported something.
+    pub fn handle_media_event(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        call: u64,
+        event: RelayEvent,
+    ) {
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        self.calls.handle_media_event(now, &mut cx, call, event);
+        self.settle(now, wall);
+    }
+
+    /// The configuration changed: new requests see `tenants` (calls under
+    /// way keep the tenant they started with).
+    pub fn handle_tenants(&mut self, now: Instant, wall: SystemTime, tenants: Arc<TenantTable>) {
+        info!(
+            tenants = tenants.tenants().count(),
+            "configuration reloaded"
+        );
+        self.tenants = tenants;
+        self.trunks.housekeeping(now, &mut self.sig, &self.tenants);
+        self.settle(now, wall);
+    }
+
+    // ----- outputs ----------------------------------------------------
+
+    /// The next thing to do; `None` when there is nothing until the next
+    /// input or [`Engine::poll_timeout`].
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.sig.poll()
+    }
+
+    /// When [`Engine::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.sig.transactions.poll_timeout(),
+            self.calls.poll_timeout(),
+            Some(self.next_housekeeping),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----- queries ----------------------------------------------------
+
+    /// The calls in progress of `tenant`.
+    pub fn active_calls(&self, tenant: &str, wall: SystemTime) -> Vec<ActiveCall> {
+        self.calls.active(tenant, wall)
+    }
+
+    /// The devices registered for an extension.
+    pub fn devices(&self, aor: &Aor) -> Vec<DeviceInfo> {
+        self.location
+            .bindings(aor)
+            .iter()
+            .map(|b| DeviceInfo {
+                contact: b.contact.clone(),
+                user_agent: b.user_agent.clone(),
+                source: b.source.clone(),
+                expires_at: b.expires_at,
+                last_seen: self.keepalive.last_seen(aor, &b.contact),
+            })
+            .collect()
+    }
+
+    /// Bindings and calls, for the log at shutdown.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.location.len(), self.calls.len())
+    }
+
+    /// The live line state the engine keeps.
+    pub fn lines(&self) -> &Arc<Lines> {
+        &self.lines
+    }
+
+    // ----- dispatch ---------------------------------------------------
+
+    fn handle_request(&mut self, now: Instant, wall: SystemTime, mut request: Request, peer: Peer) {
+        stamp_via(&mut request, &peer);
+        let reliable = peer.reliable();
+        match self
+            .sig
+            .transactions
+            .handle_request(now, request, peer.clone(), reliable)
+        {
+            Incoming::New(key, request) => {
+                let span = info_span!(
+                    "transaction",
+                    method = %request.method,
+                    call_id = request.headers.get("Call-ID").unwrap_or_default(),
+                    source = %peer.addr(),
+                );
+                span.in_scope(|| self.dispatch(now, wall, key, &request, &peer));
+            }
+            Incoming::Rejected { request, error } => {
+                // Unusable Via/CSeq or over the transaction limit: answer
+                // statelessly (never an ACK).
+                debug!(%error, "request refused by the transaction layer");
+                if let (Some(status), false) = (error.status_code(), request.method.is_ack()) {
+                    let response = Response::for_request(&request, status, None);
+                    self.sig.send(&peer, Message::Response(response));
+                }
+            }
+            // The ACK of a 2xx belongs to a call's dialog.
+            Incoming::Ack(request) => {
+                let mut cx = Cx {
+                    sig: &mut self.sig,
+                    location: &self.location,
+                    wall,
+                };
+                self.calls.handle_ack(&mut cx, &request);
+            }
+            Incoming::Absorbed => {}
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: ServerKey,
+        request: &Request,
+        peer: &Peer,
+    ) {
+        if let Err(response) = inspect(request, &self.uas) {
+            return self.sig.respond(now, key, response);
+        }
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        // Only these two mean something else inside a dialog; the others
+        // (REGISTER above all) skip parsing From and To for it.
+        let in_dialog = || DialogId::of_received(request).is_some();
+        let response = match &request.method {
+            Method::Known(rsip::Method::Invite | rsip::Method::Options) if in_dialog() => {
+                return self.calls.handle_in_dialog(now, &mut cx, key, request);
+            }
+            Method::Known(rsip::Method::Bye | rsip::Method::Update | rsip::Method::Info) => {
+                return self.calls.handle_in_dialog(now, &mut cx, key, request);
+            }
+            Method::Known(rsip::Method::Invite) => {
+                return self.calls.handle_invite(
+                    now,
+                    &mut cx,
+                    &mut self.gate,
+                    &self.tenants,
+                    key,
+                    request,
+                    peer,
+                );
+            }
+            Method::Known(rsip::Method::Register) => {
+                return self.register(now, wall, key, request, peer);
+            }
+            Method::Known(rsip::Method::Options) => {
+                let tag = cx.sig.tag();
+                let mut r = Response::for_request(request, 200, Some(&tag));
+                let allow: Vec<String> = self
+                    .uas
+                    .allowed_methods
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect();
+                r.headers.push("Allow", allow.join(", "));
+                r.headers.push("Accept", "application/sdp");
+                r
+            }
+            // RFC 3261 §9.2: a CANCEL is answered at once; the INVITE it
+            // matched then gets its 487.
+            Method::Known(rsip::Method::Cancel) => {
+                match cx.sig.transactions.cancel_target(request) {
+                    Some(invite) => {
+                        cx.sig
+                            .respond(now, key, Response::for_request(request, 200, None));
+                        self.calls
+                            .cancel_call(now, &mut cx, invite, request.headers.get("Reason"));
+                        return;
+                    }
+                    None => Response::for_request(request, 481, None),
+                }
+            }
+            _ => Response::for_request(request, 405, None),
+        };
+        self.sig.respond(now, key, response);
+    }
+
+    fn register(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: ServerKey,
+        request: &Request,
+        peer: &Peer,
+    ) {
+        let entropy = Entropy {
+            nonce: self.sig.random_bytes(),
+            tag: self.sig.random(),
+        };
+        let outcome = registrar::register(
+            now,
+            wall,
+            entropy,
+            &self.tenants,
+            &mut self.gate,
+            &mut self.location,
+            request,
+            peer,
+        );
+        match outcome {
+            registrar::Outcome::Answer(response, changes) => {
+                self.apply_changes(now, wall, changes);
+                self.sig.respond(now, key, response);
+            }
+            registrar::Outcome::Silence => {
+                self.sig.transactions.abandon(TransactionKey::Server(key));
+            }
+        }
+    }
+
+    /// Keeps the lines and keepalives in step with binding changes, and
+    /// hands the changes to the store.
+    fn apply_changes(&mut self, now: Instant, wall: SystemTime, changes: Vec<Change>) {
+        for change in changes {
+            match &change {
+                Change::Added(aor, b)
+                | Change::Refreshed {
+                    aor, binding: b, ..
+                } => {
+                    self.keepalive.registered(aor, &b.contact, now, wall);
+                    if let Change::Added(..) = change {
+                        self.devices_changed(aor);
+                        self.sig.push(Output::Event(Event::Device {
+                            tenant: aor.tenant.clone(),
+                            extension: aor.extension.clone(),
+                            contact: b.contact.clone(),
+                            online: true,
+                            reason: None,
+                        }));
+                        info!(tenant = %aor.tenant, extension = %aor.extension,
+                            source = %b.source.addr(), "binding online");
+                    }
+                }
+                Change::Removed(aor, b, reason) => {
+                    self.keepalive.forget(aor, &b.contact);
+                    self.devices_changed(aor);
+                    self.sig.push(Output::Event(Event::Device {
+                        tenant: aor.tenant.clone(),
+                        extension: aor.extension.clone(),
+                        contact: b.contact.clone(),
+                        online: false,
+                        reason: Some(reason.as_str().to_owned()),
+                    }));
+                    info!(tenant = %aor.tenant, extension = %aor.extension,
+                        reason = reason.as_str(), "binding offline");
+                }
+            }
+            if !matches!(change, Change::Refreshed { write: false, .. }) {
+                self.sig.push(Output::Binding { at: wall, change });
+            }
+        }
+    }
+
+    fn devices_changed(&mut self, aor: &Aor) {
+        let event = self.lines.set_devices(aor, self.location.bindings(aor));
+        self.sig.publish(event);
+    }
+
+    fn housekeeping(&mut self, now: Instant, wall: SystemTime) {
+        self.trunks.housekeeping(now, &mut self.sig, &self.tenants);
+        let expired = self.location.expire(now);
+        self.apply_changes(now, wall, expired);
+        self.gate.evict(now);
+        for (aor, contact, source) in self.keepalive.due(now, &self.location) {
+            if !self.sig.is_open(&source) {
+                let change = self
+                    .location
+                    .remove(&aor, &contact, RemovalReason::Unreachable);
+                self.apply_changes(now, wall, change.into_iter().collect());
+                continue;
+            }
+            let domain = match self.tenants.tenant(&aor.tenant) {
+                Some(t) => t.domain.clone(),
+                None => self.sig.local_ip_for(source.addr()).to_string(),
+            };
+            let (tag, call_id) = (self.sig.tag(), self.sig.call_id());
+            let mut request = options_request(&contact, &domain, &tag, call_id);
+            if let Some(key) = self.sig.send_request(now, &mut request, &source) {
+                self.keepalive.sent(key, Ping { aor, contact });
+            }
+        }
+    }
+
+    /// Handles what the transaction layer reports until it has nothing
+    /// more: handling one event (a call answered) often causes more (the
+    /// CANCELs of the other branches).
+    fn settle(&mut self, now: Instant, wall: SystemTime) {
+        while let Some(event) = self.sig.transactions.poll_event() {
+            self.transaction_event(now, wall, event);
+        }
+    }
+
+    fn transaction_event(&mut self, now: Instant, wall: SystemTime, event: TransactionEvent<Peer>) {
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        match event {
+            TransactionEvent::Response(key, response) if self.calls.owns(key) => {
+                self.calls.handle_response(now, &mut cx, key, response);
+            }
+            TransactionEvent::Response(key, response)
+                if self.trunks.owns(key) && response.status >= 200 =>
+            {
+                self.trunks
+                    .handle_response(now, cx.sig, key, Some(response));
+            }
+            TransactionEvent::Timeout(TransactionKey::Client(key))
+            | TransactionEvent::TransportError(TransactionKey::Client(key))
+                if self.trunks.owns(key) =>
+            {
+                self.trunks.handle_response(now, cx.sig, key, None);
+            }
+            // Any final answer proves the device is there.
+            TransactionEvent::Response(key, response) if response.status >= 200 => {
+                self.keepalive.answered(key, wall);
+            }
+            TransactionEvent::Timeout(TransactionKey::Client(key))
+            | TransactionEvent::TransportError(TransactionKey::Client(key))
+                if self.calls.owns(key) =>
+            {
+                self.calls.handle_client_failure(now, &mut cx, key);
+            }
+            TransactionEvent::Terminated(TransactionKey::Client(key)) => {
+                self.calls.handle_client_terminated(key);
+                self.keepalive.terminated(key);
+            }
+            TransactionEvent::Timeout(TransactionKey::Client(key))
+            | TransactionEvent::TransportError(TransactionKey::Client(key)) => {
+                if let Some(ping) = self.keepalive.failed(key) {
+                    let change =
+                        self.location
+                            .remove(&ping.aor, &ping.contact, RemovalReason::Unreachable);
+                    self.apply_changes(now, wall, change.into_iter().collect());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// RFC 3581: record where a request really came from in its top Via, so
+/// that responses go back through the same NAT binding.
+fn stamp_via(request: &mut Request, peer: &Peer) {
+    let Some(first) = request
+        .headers
+        .0
+        .iter_mut()
+        .find(|h| h.name.eq_ignore_ascii_case("Via"))
+    else {
+        return;
+    };
+    if let Some(stamped) = edgepbx_sip::grammar::stamp_received(&first.value, peer.addr()) {
+        first.value = stamped;
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (bindings, calls) = self.counts();
+        f.debug_struct("Engine")
+            .field("bindings", &bindings)
+            .field("calls", &calls)
+            .finish_non_exhaustive()
+    }
+}

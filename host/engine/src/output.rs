@@ -1,0 +1,101 @@
+//! What the engine asks its driver to do.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+pub use edgepbx_model::CallRecord;
+
+use edgepbx_media::relay::Side;
+use edgepbx_sip::Message;
+use edgepbx_sip::transaction::TransactionKey;
+
+use crate::events::Event;
+use crate::registrar::Change;
+use crate::routing::DecisionRequest;
+
+/// One thing for the driver to do, drained with
+/// [`Engine::poll_output`](crate::Engine::poll_output).
+#[derive(Debug)]
+pub enum Output {
+    /// Send a message.
+    Transmit(Transmit),
+    /// Ask the tenant's routing policy; the answer comes back through
+    /// [`Engine::handle_decision`](crate::Engine::handle_decision), at once
+    /// or later from another thread.
+    Decide(Box<DecisionRequest>),
+    /// Set up, steer or end a call's media relay.
+    Media(MediaCommand),
+    /// Store a binding change (written behind; `at` is when it happened).
+    Binding {
+        /// When it happened.
+        at: SystemTime,
+        /// What changed.
+        change: Change,
+    },
+    /// Store the record of a call that ended.
+    CallRecord(Box<CallRecord>),
+    /// Publish an event.
+    Event(Event),
+}
+
+/// A message to send.
+#[derive(Debug)]
+pub struct Transmit {
+    /// Where to.
+    pub to: crate::Peer,
+    /// What.
+    pub message: Message,
+    /// The transaction that sends it: if sending fails, tell the engine
+    /// through [`Engine::handle_send_error`](crate::Engine::handle_send_error).
+    /// `None` for what no transaction retransmits (ACKs of 2xx, stateless
+    /// answers).
+    pub transaction: Option<TransactionKey>,
+}
+
+/// Two pairs of media ports (RTP, and RTCP on the next port) that the
+/// driver has bound and keeps ready for a call: one facing the caller
+/// (A), one facing the callee (B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MediaSlot {
+    /// The RTP port facing the caller.
+    pub a_port: u16,
+    /// The RTP port facing the callee.
+    pub b_port: u16,
+}
+
+/// What the driver does with media relays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaCommand {
+    /// Bind `count` more slots and hand each to
+    /// [`Engine::handle_media_slot`](crate::Engine::handle_media_slot)
+    /// (`None` when one cannot be bound). Ports are bound before they are
+    /// offered, so an offer never names a port another program holds.
+    Reserve {
+        /// How many slots.
+        count: usize,
+    },
+    /// Relay call `call`'s media on `slot`.
+    Start {
+        /// The engine's id of the call.
+        call: u64,
+        /// The ports.
+        slot: MediaSlot,
+    },
+    /// Side `side` of call `call` said it receives RTP at `address`.
+    Announce {
+        /// The call.
+        call: u64,
+        /// Which party.
+        side: Side,
+        /// Its RTP address.
+        address: SocketAddr,
+    },
+    /// Call `call` no longer needs its relay: stop it and free its ports
+    /// (the driver logs what it relayed).
+    Stop {
+        /// The call.
+        call: u64,
+        /// Its call id as records name it.
+        uid: String,
+    },
+}

@@ -1,0 +1,196 @@
+//! The registrar, the digest gate and keepalives in virtual time.
+
+mod sim;
+
+use std::time::Duration;
+
+use edgepbx_engine::Event;
+use edgepbx_engine::registrar::{Change, RemovalReason};
+use edgepbx_engine::routing::DecisionRequest;
+use edgepbx_sip::{Method, Request, Response};
+use sim::{DOMAIN, Sim, Ua, acme, config};
+
+fn no_policy() -> sim::Policy {
+    Box::new(|_: &DecisionRequest| None)
+}
+
+fn register(ua: &mut Ua, user: &str, expires: u32, cseq: u32) -> Request {
+    let mut r = Request {
+        method: Method::from_token("REGISTER"),
+        uri: format!("sip:{DOMAIN}"),
+        headers: Default::default(),
+        body: Vec::new(),
+    };
+    let via = ua.via();
+    let h = &mut r.headers;
+    h.push("Via", via);
+    h.push("Max-Forwards", "70");
+    h.push(
+        "From",
+        format!("<sip:{user}@{DOMAIN}>;tag=reg-{}", ua.addr.port()),
+    );
+    h.push("To", format!("<sip:{user}@{DOMAIN}>"));
+    h.push("Call-ID", format!("reg-{}@sim", ua.addr.port()));
+    h.push("CSeq", format!("{cseq} REGISTER"));
+    h.push("Contact", format!("<sip:{user}@{}>", ua.addr));
+    h.push("Expires", expires.to_string());
+    r
+}
+
+/// Registers `ua` as `number` through the challenge; returns the 200.
+fn registered(sim: &mut Sim, ua: &mut Ua, expires: u32) -> Response {
+    let number = ua.number.clone();
+    let first = register(ua, &number, expires, 1);
+    sim.send(ua.addr, first.clone());
+    let challenge = sim.responses(ua.addr).pop().expect("a challenge");
+    assert_eq!(challenge.status, 401);
+    let second = ua.with_credentials(&first, &challenge);
+    sim.send(ua.addr, second);
+    sim.responses(ua.addr).pop().expect("an answer")
+}
+
+#[test]
+fn a_device_registers_through_the_challenge_and_expires_in_virtual_time() {
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    let mut phone = Ua::new("101", 6001);
+    let ok = registered(&mut sim, &mut phone, 60);
+    assert_eq!(ok.status, 200);
+    let contact = ok.headers.get("Contact").unwrap_or_default();
+    assert_eq!(contact, "<sip:101@127.0.0.1:6001>;expires=60");
+    assert!(ok.headers.get("Date").is_some_and(|d| d.ends_with("GMT")));
+    assert!(matches!(sim.stored.as_slice(), [Change::Added(aor, _)] if aor.extension == "101"));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, Event::Device { online: true, .. }))
+    );
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, Event::Line { devices: 1, .. }))
+    );
+    sim.advance(Duration::from_secs(59));
+    assert_eq!(sim.stored.len(), 1);
+    sim.advance(Duration::from_secs(2));
+    assert!(matches!(
+        sim.stored.last(),
+        Some(Change::Removed(_, _, RemovalReason::Expired))
+    ));
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, Event::Line { devices: 0, .. }))
+    );
+}
+
+#[test]
+fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    let shape = |r: &Response| {
+        let mut names: Vec<String> = r.headers.0.iter().map(|h| h.name.clone()).collect();
+        names.sort();
+        (r.status, names)
+    };
+    let mut known = Ua::new("101", 6001);
+    known.number = "101".into();
+    let first = register(&mut known, "101", 60, 1);
+    sim.send(known.addr, first.clone());
+    let challenge = sim.responses(known.addr).pop().expect("401");
+    let mut wrong = known.with_credentials(&first, &challenge);
+    let auth = wrong
+        .headers
+        .get("Authorization")
+        .unwrap_or_default()
+        .to_owned();
+    let tampered = auth.replacen("response=\"", "response=\"0", 1);
+    wrong.headers.set("Authorization", tampered);
+    sim.send(known.addr, wrong);
+    let refused_known = sim.responses(known.addr).pop().expect("401");
+
+    let mut unknown = Ua::new("999", 6009);
+    let first = register(&mut unknown, "999", 60, 1);
+    sim.send(unknown.addr, first.clone());
+    let challenge = sim.responses(unknown.addr).pop().expect("401");
+    let attempt = unknown.with_credentials(&first, &challenge);
+    sim.send(unknown.addr, attempt);
+    let refused_unknown = sim.responses(unknown.addr).pop().expect("401");
+    assert_eq!(shape(&refused_known), shape(&refused_unknown));
+    assert_eq!(refused_known.status, 401);
+}
+
+#[test]
+fn repeated_failures_are_throttled_then_blocked_per_source() {
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    let mut attacker = Ua::at("101", "127.0.0.66:6666");
+    let mut answered = 0;
+    for cseq in 1..=12 {
+        let first = register(&mut attacker, "101", 60, cseq * 2);
+        sim.send(attacker.addr, first.clone());
+        let Some(challenge) = sim.responses(attacker.addr).pop() else {
+            continue;
+        };
+        let mut wrong = attacker.with_credentials(&first, &challenge);
+        let auth = wrong
+            .headers
+            .get("Authorization")
+            .unwrap_or_default()
+            .replace("response=\"", "response=\"f");
+        wrong.headers.set("Authorization", auth);
+        sim.send(attacker.addr, wrong);
+        answered += sim.responses(attacker.addr).len();
+    }
+    assert!(
+        answered < 12,
+        "failures past the limit go unanswered ({answered})"
+    );
+    // Blocked: even a first REGISTER gets nothing now...
+    let probe = register(&mut attacker, "101", 60, 100);
+    sim.send(attacker.addr, probe);
+    assert!(sim.responses(attacker.addr).is_empty());
+    // ...while another source is served.
+    let mut phone = Ua::new("101", 6001);
+    assert_eq!(registered(&mut sim, &mut phone, 60).status, 200);
+    // The block ends after block_secs.
+    sim.advance(Duration::from_secs(601));
+    let probe = register(&mut attacker, "101", 60, 200);
+    sim.send(attacker.addr, probe);
+    assert_eq!(
+        sim.responses(attacker.addr).pop().map(|r| r.status),
+        Some(401)
+    );
+}
+
+#[test]
+fn a_binding_that_stops_answering_keepalives_goes_offline() {
+    let mut config = config();
+    config.registrar.keepalive_interval_secs = 30;
+    let mut sim = Sim::new(config, acme(false, &[]), &[], no_policy());
+    let mut phone = Ua::new("101", 6001);
+    assert_eq!(registered(&mut sim, &mut phone, 3600).status, 200);
+    sim.advance(Duration::from_secs(31));
+    let ping = sim.request(phone.addr, "OPTIONS");
+    sim.send(phone.addr, phone.answer(&ping, 200));
+    let seen = sim.engine.devices(&edgepbx_engine::registrar::Aor {
+        tenant: "ACME".into(),
+        extension: "101".into(),
+    });
+    assert_eq!(seen[0].last_seen, Some(sim.wall));
+    // The next ping goes unanswered: timer F (64 T1) takes the binding.
+    sim.advance(Duration::from_secs(30));
+    sim.request(phone.addr, "OPTIONS");
+    sim.advance(Duration::from_secs(33));
+    assert!(matches!(
+        sim.stored.last(),
+        Some(Change::Removed(_, _, RemovalReason::Unreachable))
+    ));
+}
+
+#[test]
+fn a_register_too_brief_gets_423_and_a_query_lists_bindings() {
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    let mut phone = Ua::new("101", 6001);
+    let ok = registered(&mut sim, &mut phone, 30);
+    assert_eq!(ok.status, 423);
+    assert_eq!(ok.headers.get("Min-Expires"), Some("60"));
+    assert!(sim.stored.is_empty());
+}

@@ -1,0 +1,43 @@
+//! The PBX's data as plain values: the configuration an administrator
+//! gives a tenant (an extension's call settings in [`settings`], ring
+//! groups and virtual extensions in [`groups`], trunks to carriers in
+//! [`trunks`]) and the records calls leave ([`calls`]).
+//!
+//! The store persists these values, the call engine acts on them and
+//! writes the records, the API and the CLI edit them, the policy boundary
+//! shows them to routing policies: each reads the same types from here,
+//! none of them from another. Nothing here does I/O; the checks say which
+//! field is wrong.
+
+pub mod calls;
+pub mod groups;
+pub mod settings;
+pub mod trunks;
+
+pub use calls::CallRecord;
+pub use groups::{Group, GroupKind, GroupStrategy, MAX_MEMBERS};
+pub use settings::{
+    AllowedDestinations, CallSettings, FollowMe, FollowMeDestination, ForwardTarget, MAX_FOLLOW_ME,
+    MAX_NUMBER_LEN, MAX_RING_SECS, RingMode, dialable, is_dialable,
+};
+pub use trunks::{Did, MAX_DIDS, MAX_TRUNKS, Trunk};
+
+/// A value that does not have the shape its field needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct InvalidField {
+    /// The field, as the API names it (`forward_busy`, `follow_me.mode`...).
+    pub field: &'static str,
+    /// What is wrong with it, for a person.
+    pub reason: String,
+}
+
+impl InvalidField {
+    /// The field `field` is wrong for `reason`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> InvalidField {
+        InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

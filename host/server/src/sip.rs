@@ -1,0 +1,268 @@
+//! The SIP plane's driver: one task around the sans-IO [`Engine`]. It
+//! feeds the engine what arrives (datagrams, stream messages, timers, the
+//! policies' decisions, relay events, the control socket's requests) with
+//! the current time, then drains it: sends what it asks to send, has the
+//! policy decide, binds and runs media relays, queues records for the
+//! store and publishes events. Then it sleeps until the engine's next
+//! timeout or the next input.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use edgepbx_engine::registrar::Aor;
+use edgepbx_engine::{ActiveCall, DeviceInfo, Engine, LocalRoutes, Output, TenantTable, Transmit};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{Instrument, info, info_span};
+
+use crate::events::EventBus;
+use crate::media::{MediaEvent, MediaPlane};
+use crate::persist::Persist;
+use crate::routing::{Made, Router};
+use crate::transport::{Inbound, Outbound, UdpReceiver};
+
+/// What the rest of the server asks of the SIP plane.
+#[derive(Debug)]
+pub enum Control {
+    /// Configuration changed in the store: use this table for new
+    /// requests (calls under way keep the tenant they started with).
+    Tenants(Arc<TenantTable>),
+    /// The calls in progress of a tenant.
+    Calls {
+        /// Tenant code.
+        tenant: String,
+        /// Where to send them.
+        reply: oneshot::Sender<Vec<ActiveCall>>,
+    },
+    /// The devices registered for an extension.
+    Devices {
+        /// Tenant code.
+        tenant: String,
+        /// Extension number.
+        extension: String,
+        /// Where to send them.
+        reply: oneshot::Sender<Vec<DeviceInfo>>,
+    },
+}
+
+/// The channels the driver listens on besides the transports.
+pub struct Inputs {
+    /// Datagrams of the SIP UDP socket.
+    pub udp: UdpReceiver,
+    /// Messages and connection changes from the TCP transport.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// Relay events of calls' media.
+    pub media: mpsc::UnboundedReceiver<MediaEvent>,
+    /// Requests of the control socket.
+    pub control: mpsc::Receiver<Control>,
+    /// Decisions made off this task.
+    pub decisions: mpsc::UnboundedReceiver<Made>,
+    /// Becomes true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Messages handled in a row before timers get a look.
+const INBOUND_BATCH: usize = 64;
+
+/// The engine and everything its outputs go to.
+pub struct Driver {
+    /// The state machine.
+    pub engine: Engine,
+    /// Sends bytes to peers.
+    pub outbound: Outbound,
+    /// The write-behind queue.
+    pub persist: Persist,
+    /// Asks the tenants' policies.
+    pub router: Router,
+    /// Binds and runs media relays.
+    pub media: MediaPlane,
+    /// Where events are published.
+    pub events: EventBus,
+}
+
+impl Driver {
+    /// Runs until shutdown, then flushes pending writes.
+    ///
+    /// Timers are checked between batches of at most [`INBOUND_BATCH`]
+    /// messages, so a flood cannot starve retransmissions.
+    pub async fn run(mut self, inputs: Inputs) {
+        let Inputs {
+            mut udp,
+            mut inbound,
+            media: mut media_events,
+            mut control,
+            mut decisions,
+            mut shutdown,
+        } = inputs;
+        self.drain();
+        loop {
+            let deadline = self
+                .engine
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                item = inbound.recv() => match item {
+                    Some(item) => {
+                        self.inbound(item);
+                        // Under load more are waiting: take them without
+                        // going round the select (and its timer) each time.
+                        for _ in 0..INBOUND_BATCH {
+                            let Ok(item) = inbound.try_recv() else { break };
+                            self.drain();
+                            self.inbound(item);
+                        }
+                    }
+                    None => break,
+                },
+                ready = udp.readable() => if ready.is_ok() {
+                    for _ in 0..INBOUND_BATCH {
+                        let Some(item) = udp.try_next() else { break };
+                        self.inbound(item);
+                        self.drain();
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    self.engine.handle_timeout(Instant::now(), SystemTime::now());
+                }
+                Some(event) = media_events.recv() => {
+                    self.engine.handle_media_event(Instant::now(), SystemTime::now(), event.call, event.event);
+                }
+                Some(request) = control.recv() => self.control(request),
+                Some(made) = decisions.recv() => self.decided(made),
+                _ = shutdown.changed() => break,
+            }
+            self.drain();
+        }
+        let (bindings, calls) = self.engine.counts();
+        info!(bindings, calls, "sip core stopped");
+        // The router holds the policies' key-value writer: it goes first,
+        // so that the write-behind queue can close.
+        let Driver {
+            persist,
+            router,
+            engine,
+            ..
+        } = self;
+        drop((router, engine));
+        persist.close().await;
+    }
+
+    fn inbound(&mut self, item: Inbound) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        match item {
+            Inbound::Connected { conn, sender } => {
+                self.outbound.connected(conn, sender);
+                self.engine.handle_connected(conn);
+            }
+            Inbound::Closed { conn } => {
+                self.outbound.closed(conn);
+                self.engine.handle_closed(conn);
+            }
+            Inbound::Malformed { peer, bytes, error } => {
+                self.engine.handle_malformed(now, peer, &bytes, &error)
+            }
+            Inbound::Message { peer, message } => {
+                self.engine.handle_message(now, wall, peer, message)
+            }
+        }
+    }
+
+    fn control(&mut self, request: Control) {
+        match request {
+            Control::Tenants(tenants) => {
+                self.engine
+                    .handle_tenants(Instant::now(), SystemTime::now(), tenants);
+            }
+            Control::Calls { tenant, reply } => {
+                let _ = reply.send(self.engine.active_calls(&tenant, SystemTime::now()));
+            }
+            Control::Devices {
+                tenant,
+                extension,
+                reply,
+            } => {
+                let _ = reply.send(self.engine.devices(&Aor { tenant, extension }));
+            }
+        }
+    }
+
+    /// A decision for the engine; a faulty module it took out of service
+    /// is recorded.
+    fn decided(&mut self, made: Made) {
+        if let Some(version) = made.deactivated {
+            self.persist
+                .record_policy_deactivation(&made.tenant, version);
+        }
+        self.engine
+            .handle_decision(Instant::now(), SystemTime::now(), made.decided);
+    }
+
+    /// Carries out everything the engine asks until it asks nothing more.
+    fn drain(&mut self) {
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Transmit(Transmit {
+                    to,
+                    message,
+                    transaction,
+                }) => {
+                    let sent = self.outbound.send(&to, message.to_bytes());
+                    if let (Err(_), Some(key)) = (sent, transaction) {
+                        self.engine
+                            .handle_send_error(Instant::now(), SystemTime::now(), key);
+                    }
+                }
+                Output::Decide(request) => {
+                    if let Some(made) = self.router.decide(*request) {
+                        self.decided(made);
+                    }
+                }
+                Output::Media(command) => {
+                    for slot in self.media.execute(command) {
+                        self.engine.handle_media_slot(slot);
+                    }
+                }
+                Output::Binding { at, change } => self.persist.record(at, change),
+                Output::CallRecord(record) => self.persist.record_call(*record),
+                Output::Event(event) => self.events.publish(event),
+            }
+        }
+    }
+}
+
+/// Which local address reaches a peer: what the system's routing table
+/// says, asked once per remote address.
+#[derive(Debug, Default)]
+pub struct SystemRoutes {
+    cache: HashMap<IpAddr, IpAddr>,
+}
+
+impl LocalRoutes for SystemRoutes {
+    fn local_ip_for(&mut self, remote: SocketAddr) -> IpAddr {
+        *self.cache.entry(remote.ip()).or_insert_with(|| {
+            let bind: SocketAddr = if remote.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            // Connecting a UDP socket sends nothing; it only picks a route.
+            StdUdpSocket::bind(bind)
+                .and_then(|s| s.connect(remote).and_then(|_| s.local_addr()))
+                .map(|a| a.ip())
+                .unwrap_or(bind.ip())
+        })
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the driver in the span of the SIP plane.
+pub fn spawn(driver: Driver, inputs: Inputs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(driver.run(inputs).instrument(info_span!("sip")))
+}
