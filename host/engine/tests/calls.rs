@@ -233,6 +233,54 @@ fn a_caller_cancel_cancels_every_branch_with_the_callers_reason() {
         1,
         "no further step after the caller gave up"
     );
+    // Both lines are idle again once the devices have stopped ringing.
+    assert_eq!(last_line(&sim, "101"), Some((false, false)));
+    assert_eq!(last_line(&sim, "100"), Some((false, false)));
+    assert!(sim.engine.active_calls("ACME", sim.wall).is_empty());
+}
+
+/// What the line of `extension` showed last: (ringing, talking).
+fn last_line(sim: &Sim, extension: &str) -> Option<(bool, bool)> {
+    sim.events.iter().rev().find_map(|e| match e {
+        edgepbx_engine::Event::Line {
+            extension: x,
+            ringing,
+            talking,
+            ..
+        } if x == extension => Some((*ringing, *talking)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_cancelled_branch_that_never_answers_is_given_up_after_64_t1() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        ring_dialled(20),
+    );
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    let invite = call(&mut sim, &mut caller, "101");
+    let to_device = sim.request(d1.addr, "INVITE");
+    sim.send(d1.addr, d1.answer(&to_device, 180));
+    let mut cancel = invite.cancel(None).expect("a CANCEL");
+    cancel
+        .headers
+        .set("Via", invite.headers.get("Via").unwrap_or_default());
+    sim.send(caller.addr, cancel);
+    // The device answers the CANCEL but never its INVITE.
+    let cancel = sim.request(d1.addr, "CANCEL");
+    sim.send(d1.addr, d1.answer(&cancel, 200));
+    sim.advance(Duration::from_secs(31));
+    assert_eq!(
+        last_line(&sim, "101"),
+        Some((true, false)),
+        "still waiting for the INVITE's answer"
+    );
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(last_line(&sim, "101"), Some((false, false)), "given up");
 }
 
 #[test]
@@ -678,4 +726,269 @@ fn every_final_status_in_every_state_maps_to_an_outcome() {
             assert_eq!(statuses.last(), Some(&480), "{status}: {statuses:?}");
         }
     }
+}
+
+#[test]
+fn early_media_reaches_the_caller_once_anchored() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        ring_dialled(20),
+    );
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    call(&mut sim, &mut caller, "101");
+    let invite = sim.request(d1.addr, "INVITE");
+    sim.send(d1.addr, d1.answer(&invite, 183));
+    sim.send(d1.addr, d1.answer(&invite, 183));
+    let provisional: Vec<Response> = sim
+        .responses(caller.addr)
+        .into_iter()
+        .filter(|r| r.status == 183)
+        .collect();
+    assert_eq!(provisional.len(), 2);
+    let body = String::from_utf8_lossy(&provisional[0].body).into_owned();
+    let slot = sim
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::Start { slot, .. } => Some(*slot),
+            _ => None,
+        })
+        .expect("media started");
+    assert!(
+        body.contains(&format!("m=audio {} ", slot.a_port)),
+        "{body}"
+    );
+    assert!(
+        provisional[1].body.is_empty(),
+        "early media is offered once"
+    );
+    // The relay learns where each party receives.
+    let announced = sim
+        .media
+        .iter()
+        .filter(|m| matches!(m, MediaCommand::Announce { .. }))
+        .count();
+    assert_eq!(announced, 2);
+}
+
+#[test]
+fn an_offerless_invite_gets_the_callees_offer_and_its_ack_carries_the_answer() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        ring_dialled(20),
+    );
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    let mut invite = caller.invite("101");
+    invite.body.clear();
+    invite.headers.remove("Content-Type");
+    sim.send(caller.addr, invite.clone());
+    let challenge = sim
+        .responses(caller.addr)
+        .into_iter()
+        .find(|r| r.status == 407)
+        .expect("407");
+    sim.send(caller.addr, caller.ack_failure(&invite, &challenge));
+    let invite = caller.with_credentials(&invite, &challenge);
+    sim.send(caller.addr, invite.clone());
+    let to_device = sim.request(d1.addr, "INVITE");
+    assert!(to_device.body.is_empty(), "no offer to pass on");
+    sim.send(d1.addr, d1.answer(&to_device, 200));
+    assert!(
+        sim.requests(d1.addr, "ACK").is_empty(),
+        "the device's offer waits for the caller's answer"
+    );
+    let ok = sim
+        .responses(caller.addr)
+        .into_iter()
+        .find(|r| r.status == 200)
+        .expect("200");
+    assert!(!ok.body.is_empty(), "the callee's offer, anchored");
+    let mut ack = ack_ok(&mut caller, &invite, &ok);
+    ack.headers.push("Content-Type", "application/sdp");
+    ack.body = sim::sdp(4010);
+    sim.send(caller.addr, ack);
+    let forwarded = sim.request(d1.addr, "ACK");
+    let answer = String::from_utf8_lossy(&forwarded.body).into_owned();
+    assert!(answer.contains("m=audio "), "{answer}");
+    assert!(!answer.contains("m=audio 4010 "), "anchored: {answer}");
+}
+
+#[test]
+fn a_2xx_after_the_caller_gave_up_is_acknowledged_and_hung_up() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        ring_dialled(20),
+    );
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    let invite = call(&mut sim, &mut caller, "101");
+    let to_device = sim.request(d1.addr, "INVITE");
+    sim.send(d1.addr, d1.answer(&to_device, 180));
+    let mut cancel = invite.cancel(None).expect("a CANCEL");
+    cancel
+        .headers
+        .set("Via", invite.headers.get("Via").unwrap_or_default());
+    sim.send(caller.addr, cancel);
+    // The device answered before the CANCEL reached it.
+    sim.send(d1.addr, d1.answer(&to_device, 200));
+    assert_eq!(sim.requests(d1.addr, "ACK").len(), 1);
+    assert_eq!(sim.requests(d1.addr, "BYE").len(), 1);
+    assert!(sim.statuses(caller.addr).ends_with(&[200, 487]));
+    assert_eq!(sim.records[0].outcome, "cancelled");
+}
+
+#[test]
+fn a_second_device_answering_too_is_acknowledged_and_hung_up() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001), ("101", 6002)],
+        ring_dialled(20),
+    );
+    let mut caller = Ua::new("100", 5100);
+    let (d1, d2) = (Ua::new("101", 6001), Ua::new("101", 6002));
+    call(&mut sim, &mut caller, "101");
+    let (i1, i2) = (
+        sim.request(d1.addr, "INVITE"),
+        sim.request(d2.addr, "INVITE"),
+    );
+    sim.send(d1.addr, d1.answer(&i1, 200));
+    sim.send(d2.addr, d2.answer(&i2, 200));
+    assert_eq!(sim.requests(d1.addr, "ACK").len(), 1);
+    assert!(sim.requests(d1.addr, "BYE").is_empty(), "the winner stays");
+    assert_eq!(sim.requests(d2.addr, "ACK").len(), 1);
+    assert_eq!(
+        sim.requests(d2.addr, "BYE").len(),
+        1,
+        "the late one is hung up"
+    );
+    let oks = sim
+        .responses(caller.addr)
+        .into_iter()
+        .filter(|r| r.status == 200)
+        .count();
+    assert_eq!(oks, 1, "the caller is answered once");
+}
+
+#[test]
+fn silence_from_both_parties_ends_a_call_unless_it_is_on_hold() {
+    for held in [false, true] {
+        let mut sim = Sim::new(
+            config(),
+            acme(false, &[]),
+            &[("101", 6001)],
+            ring_dialled(20),
+        );
+        let mut caller = Ua::new("100", 5100);
+        let d1 = Ua::new("101", 6001);
+        let (invite, ok, _) = connected_call(&mut sim, &mut caller, &d1);
+        if held {
+            let mut dialog = caller.dialog(&invite, &ok);
+            let mut hold = caller.stamped(dialog.request(Method::from_token("INVITE"), None));
+            hold.headers.push("Content-Type", "application/sdp");
+            let mut body = String::from_utf8_lossy(&sim::sdp(4000)).into_owned();
+            body.push_str("a=sendonly\r\n");
+            hold.body = body.into_bytes();
+            sim.send(caller.addr, hold);
+        }
+        let call = sim
+            .media
+            .iter()
+            .find_map(|m| match m {
+                MediaCommand::Start { call, .. } => Some(*call),
+                _ => None,
+            })
+            .expect("media started");
+        for side in [edgepbx_media::relay::Side::A, edgepbx_media::relay::Side::B] {
+            sim.engine.handle_media_event(
+                sim.now,
+                sim.wall,
+                call,
+                edgepbx_media::relay::Event::Silent(side),
+            );
+            sim.drain();
+        }
+        if held {
+            assert!(sim.records.is_empty(), "a held call is silent on purpose");
+        } else {
+            assert_eq!(sim.records[0].cause, "no media");
+            assert_eq!(sim.requests(caller.addr, "BYE").len(), 1);
+            assert_eq!(sim.requests(d1.addr, "BYE").len(), 1);
+        }
+    }
+}
+
+#[test]
+fn a_call_ends_at_its_maximum_duration() {
+    let mut config = config();
+    config.calls.max_duration_secs = 3600;
+    let mut sim = Sim::new(config, acme(false, &[]), &[("101", 6001)], ring_dialled(20));
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    connected_call(&mut sim, &mut caller, &d1);
+    sim.advance(Duration::from_secs(3599));
+    assert!(sim.records.is_empty());
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.records[0].cause, "maximum duration");
+    assert_eq!(sim.records[0].duration_secs, 3600);
+}
+
+#[test]
+fn a_device_that_never_answers_counts_as_no_answer_after_timer_b() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        ring_dialled(60),
+    );
+    let mut caller = Ua::new("100", 5100);
+    call(&mut sim, &mut caller, "101");
+    // No 100, no 180: the INVITE is retransmitted, then timer B (64 T1).
+    sim.advance(Duration::from_secs(33));
+    assert_eq!(last_outcome(&sim), Some(Outcome::NoAnswer));
+    assert!(
+        sim.requests("127.0.0.1:6001".parse().expect("addr"), "INVITE")
+            .len()
+            > 1,
+        "retransmitted over UDP"
+    );
+}
+
+#[test]
+fn a_carriers_call_to_a_did_rings_its_extension_without_a_challenge() {
+    let mut sim = Sim::new(
+        config(),
+        acme(true, &[]),
+        &[("100", 6000)],
+        ring_dialled(20),
+    );
+    let mut carrier = Ua::at("0612345678", CARRIER);
+    let mut invite = carrier.invite("0140000100");
+    invite.uri = "sip:0140000100@127.0.0.1".into();
+    sim.send(carrier.addr, invite);
+    assert_eq!(sim.statuses(carrier.addr), [100]);
+    assert_eq!(sim.asked[0].dialled, "100");
+    assert_eq!(sim.asked[0].caller.number, "0612345678");
+    let to_device = sim.request("127.0.0.1:6000".parse().expect("addr"), "INVITE");
+    assert!(
+        to_device
+            .headers
+            .get("From")
+            .is_some_and(|f| f.contains("<sip:0612345678@acme.test>")),
+        "{:?}",
+        to_device.headers.get("From")
+    );
+    // A number that is not one of the trunk's DIDs is refused.
+    let mut other = carrier.invite("0149999999");
+    other.uri = "sip:0149999999@127.0.0.1".into();
+    sim.send(carrier.addr, other);
+    assert_eq!(sim.statuses(carrier.addr), [404]);
 }

@@ -194,3 +194,45 @@ fn a_register_too_brief_gets_423_and_a_query_lists_bindings() {
     assert_eq!(ok.headers.get("Min-Expires"), Some("60"));
     assert!(sim.stored.is_empty());
 }
+
+#[test]
+fn a_trunk_registers_answering_the_carriers_challenge_and_refreshes() {
+    let mut tenant = acme(true, &[]);
+    let mut link = (*tenant.trunks[0]).clone();
+    link.trunk.register = true;
+    tenant.trunks = vec![std::sync::Arc::new(link)];
+    let mut sim = Sim::new(config(), tenant, &[], no_policy());
+    let carrier: std::net::SocketAddr = sim::CARRIER.parse().expect("addr");
+    let first = sim.request(carrier, "REGISTER");
+    assert_eq!(first.headers.get("Expires"), Some("300"));
+    let mut challenge = Response::for_request(&first, 401, Some("c"));
+    challenge.headers.push(
+        "WWW-Authenticate",
+        "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\", algorithm=MD5",
+    );
+    sim.send(carrier, challenge);
+    let second = sim.request(carrier, "REGISTER");
+    assert_eq!(second.headers.get("CSeq"), Some("2 REGISTER"));
+    assert!(
+        second
+            .headers
+            .get("Authorization")
+            .is_some_and(|a| a.contains("username=\"acme\""))
+    );
+    let mut ok = Response::for_request(&second, 200, Some("c"));
+    ok.headers.push("Expires", "120");
+    sim.send(carrier, ok);
+    // Refreshed at three quarters of what the carrier granted.
+    sim.advance(Duration::from_secs(89));
+    assert!(sim.requests(carrier, "REGISTER").is_empty());
+    sim.advance(Duration::from_secs(2));
+    let refresh = sim.request(carrier, "REGISTER");
+    assert_eq!(refresh.headers.get("CSeq"), Some("3 REGISTER"));
+    // A refusal is retried after 30 s.
+    sim.send(carrier, Response::for_request(&refresh, 403, Some("c")));
+    sim.advance(Duration::from_secs(29));
+    assert!(sim.requests(carrier, "REGISTER").is_empty());
+    sim.advance(Duration::from_secs(2));
+    let retry = sim.request(carrier, "REGISTER");
+    assert_eq!(retry.headers.get("CSeq"), Some("4 REGISTER"));
+}

@@ -20,7 +20,8 @@ const MAX_NUMBER_BYTES: usize = 64;
 
 /// The tenant's directory as a policy sees it: extensions with live state
 /// and ring groups. Every method concerns the one tenant the decision is
-/// for.
+/// for. The name is the contract's (`interface directory` of the WIT);
+/// the server implements it with its `PolicyView`.
 pub trait Directory: Send + Sync {
     /// An extension by number (or alias).
     fn extension(&self, number: &str) -> Option<Extension>;

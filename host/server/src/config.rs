@@ -279,6 +279,9 @@ impl Config {
         if s.t1_ms == 0 || s.t2_ms < s.t1_ms || s.t4_ms == 0 {
             bail!("sip timers need t1_ms > 0, t2_ms >= t1_ms and t4_ms > 0");
         }
+        if s.t1_ms > 10_000 || s.t2_ms > 60_000 || s.t4_ms > 60_000 {
+            bail!("sip timers may be at most t1_ms = 10000, t2_ms = 60000 and t4_ms = 60000");
+        }
         if s.max_message_bytes < 1_024 || s.max_headers < 16 {
             bail!("sip.max_message_bytes must be >= 1024 and sip.max_headers >= 16");
         }
@@ -306,6 +309,14 @@ impl Config {
         let c = &self.calls;
         if c.ring_timeout_secs == 0 || c.max_duration_secs == 0 || c.max_steps == 0 {
             bail!("calls.ring_timeout_secs, max_duration_secs and max_steps must be at least 1");
+        }
+        if c.ring_timeout_secs > 600 || c.max_duration_secs > 7 * 86_400 || c.max_steps > 100 {
+            bail!(
+                "calls.ring_timeout_secs may be at most 600, max_duration_secs 604800 (a week) and max_steps 100"
+            );
+        }
+        if c.media_timeout_secs > 86_400 {
+            bail!("calls.media_timeout_secs may be at most 86400 (a day)");
         }
         let p = &self.policy;
         if p.deadline_ms == 0 || p.memory_kib < 64 {
@@ -354,6 +365,19 @@ mod tests {
                 .is_some_and(|e| e.contains("max_bindings_per_extension")),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        for text in [
+            "[sip]\nt1_ms = 18446744073709551615\nt2_ms = 18446744073709551615\n",
+            "[calls]\nmax_duration_secs = 18446744073709551615\n",
+            "[calls]\nmedia_timeout_secs = 100000\n",
+            "[calls]\nring_timeout_secs = 601\n",
+        ] {
+            assert!(Config::from_toml(text).is_err(), "{text}");
+        }
+        assert!(Config::from_toml("[calls]\nmax_duration_secs = 86400\n").is_ok());
     }
 
     #[test]

@@ -22,11 +22,16 @@
 //! - `db`: running SurrealQL, mapping its errors, timestamps.
 //! - `tenants`: [`Tenants`], [`Tenant`], [`TenantLimits`].
 //! - `extensions`: [`Extensions`], numbers, aliases, [`SipCredentials`].
-//! - `settings`: [`CallSettings`] of an extension (forwarding, DND,
-//!   find-me/follow-me, caller ID, allowed destinations).
+//! - `settings`: the stored form of an extension's [`CallSettings`]
+//!   (forwarding, DND, find-me/follow-me, caller ID, allowed
+//!   destinations).
 //! - `groups`: [`Groups`], ring groups and virtual extensions.
 //! - `calls`: [`CallRecords`], call detail records.
 //! - `trunks`: [`Trunks`], connections to carriers with their DIDs.
+//!
+//! The values themselves ([`CallSettings`], [`Group`], [`Trunk`],
+//! [`CallRecord`] and their parts) are defined with their checks in
+//! `edgepbx-model` and re-exported here; this crate stores them.
 //! - `bindings`: [`Bindings`], the registrar's write-behind copy.
 //! - `events`: [`RegistrationEvents`], registration history.
 //! - `policies`: [`PolicyModules`], tenants' routing policy modules and the

@@ -269,7 +269,7 @@ impl Calls {
         let a_seq = cseq_of(&call.invite);
         self.send_ok(now, cx, call, server, Side::A, ok, a_seq, forward_ack);
         let max = Duration::from_secs(self.config.max_duration_secs);
-        self.arm(now + max, call.id, Timer::MaxDuration);
+        self.arm(now, max, call.id, Timer::MaxDuration);
     }
 
     /// Sends a 2xx to an INVITE from `side` and retransmits it until the
@@ -293,9 +293,9 @@ impl Calls {
             response: ok,
             cseq,
             interval: t1,
-            give_up: now + t1 * 64,
+            give_up: now.checked_add(t1.saturating_mul(64)).unwrap_or(now),
             forward_ack,
         });
-        self.arm(now + t1, call.id, Timer::Retransmit(side));
+        self.arm(now, t1, call.id, Timer::Retransmit(side));
     }
 }

@@ -81,7 +81,7 @@ impl Calls {
             let id = call.next_branch;
             call.next_branch += 1;
             self.by_client.insert(key, (call.id, Role::Branch(id)));
-            self.arm(now + timeout, call.id, Timer::Branch(id));
+            self.arm(now, timeout, call.id, Timer::Branch(id));
             self.adjust_line(cx.sig, &aor, 1, 0);
             self.leg_event(
                 cx,
@@ -93,6 +93,7 @@ impl Calls {
             );
             call.branches.push(Branch {
                 id,
+                key,
                 invite,
                 peer: binding.source.clone(),
                 aor: Some(aor.clone()),
@@ -162,11 +163,12 @@ impl Calls {
         let id = call.next_branch;
         call.next_branch += 1;
         self.by_client.insert(key, (call.id, Role::Branch(id)));
-        self.arm(now + timeout, call.id, Timer::Branch(id));
+        self.arm(now, timeout, call.id, Timer::Branch(id));
         self.leg_event(cx, call, LegRole::Callee, None, LegState::Ringing, None);
         info!(call = call.id, trunk = %link.trunk.name, %number, "calling out");
         call.branches.push(Branch {
             id,
+            key,
             invite,
             peer,
             aor: None,
@@ -206,6 +208,7 @@ impl Calls {
         self.by_client.insert(key, (call.id, Role::Branch(id)));
         let branch = &mut call.branches[index];
         branch.invite = invite;
+        branch.key = key;
         if let Some((_, answered)) = &mut branch.trunk {
             *answered = true;
         }
@@ -235,6 +238,36 @@ impl Calls {
         {
             self.by_client.insert(key, (call.id, Role::Fire));
         }
+        let t1 = cx.sig.transactions.config().timers.t1;
+        self.arm(now, t1.saturating_mul(64), call.id, Timer::Cancelled(id));
+    }
+
+    /// A cancelled branch never answered its INVITE: its transaction is
+    /// given up and the branch ends.
+    pub(super) fn cancel_timed_out(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        call: &mut Call,
+        id: u32,
+    ) {
+        let Some(index) = call.branches.iter().position(|b| b.id == id) else {
+            return;
+        };
+        let BranchState::Cancelling { timed_out } = call.branches[index].state else {
+            return;
+        };
+        let key = call.branches[index].key;
+        cx.sig
+            .transactions
+            .abandon(edgepbx_sip::transaction::TransactionKey::Client(key));
+        self.by_client.remove(&key);
+        let outcome = if timed_out {
+            Outcome::NoAnswer
+        } else {
+            Outcome::Failed
+        };
+        self.branch_done(now, cx, call, index, outcome);
     }
 
     /// A branch ended without connecting.
@@ -269,6 +302,7 @@ impl Calls {
             );
         }
         self.disarm(call.id, Timer::Branch(id));
+        self.disarm(call.id, Timer::Cancelled(id));
         if call.b.is_some() || call.server.is_none() || call.step.is_none() {
             return;
         }

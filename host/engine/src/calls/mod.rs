@@ -96,7 +96,7 @@ enum Role {
 }
 
 /// Timers of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Timer {
     /// A branch rang for its target's timeout.
     Branch(u32),
@@ -104,6 +104,9 @@ enum Timer {
     Retransmit(Side),
     /// The call reached its maximum duration.
     MaxDuration,
+    /// A cancelled branch's INVITE got no final answer within 64·T1 of its
+    /// CANCEL: its transaction is given up (RFC 3261 §9.1).
+    Cancelled(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +124,8 @@ enum BranchState {
 #[derive(Debug)]
 struct Branch {
     id: u32,
+    /// Its INVITE's client transaction.
+    key: ClientKey,
     invite: Request,
     peer: Peer,
     aor: Option<Aor>,
@@ -277,7 +282,11 @@ pub(crate) struct Calls {
     by_server: HashMap<ServerKey, CallId>,
     by_client: HashMap<ClientKey, (CallId, Role)>,
     by_dialog: HashMap<DialogId, (CallId, Side)>,
+    /// Armed timers by deadline (and a sequence number, for equal ones)...
     timers: BTreeMap<(Instant, u64), (CallId, Timer)>,
+    /// ...and the same by call and timer, so that disarming one does not
+    /// look through every call's.
+    armed: HashMap<(CallId, Timer), (Instant, u64)>,
     timer_seq: u64,
     per_tenant: HashMap<String, usize>,
 }
@@ -303,14 +312,18 @@ impl Calls {
             by_client: HashMap::new(),
             by_dialog: HashMap::new(),
             timers: BTreeMap::new(),
+            armed: HashMap::new(),
             timer_seq: 0,
             per_tenant: HashMap::new(),
         }
     }
 
-    /// Calls in progress.
+    /// Calls in progress (ended calls still cancelling branches aside).
     pub fn len(&self) -> usize {
-        self.calls.len()
+        self.calls
+            .values()
+            .filter(|c| c.decisions != usize::MAX)
+            .count()
     }
 
     /// The earliest call timer.
@@ -333,7 +346,7 @@ impl Calls {
         let mut list: Vec<ActiveCall> = self
             .calls
             .values()
-            .filter(|c| c.tenant.code == tenant)
+            .filter(|c| c.tenant.code == tenant && c.decisions != usize::MAX)
             .map(|c| ActiveCall {
                 id: c.uid.clone(),
                 caller: c.caller.number.clone(),
@@ -352,13 +365,34 @@ impl Calls {
         list
     }
 
-    fn arm(&mut self, at: Instant, call: CallId, timer: Timer) {
+    /// Arms `timer` of `call` to fire `after` from `now`; a time beyond
+    /// what `Instant` holds (a configured duration of centuries) never
+    /// fires.
+    fn arm(&mut self, now: Instant, after: Duration, call: CallId, timer: Timer) {
+        self.disarm(call, timer);
+        let Some(at) = now.checked_add(after) else {
+            return;
+        };
         self.timer_seq += 1;
         self.timers.insert((at, self.timer_seq), (call, timer));
+        self.armed.insert((call, timer), (at, self.timer_seq));
     }
 
     fn disarm(&mut self, call: CallId, timer: Timer) {
-        self.timers.retain(|_, v| *v != (call, timer));
+        if let Some(key) = self.armed.remove(&(call, timer)) {
+            self.timers.remove(&key);
+        }
+    }
+
+    /// The earliest timer due by `now`, taken.
+    fn due(&mut self, now: Instant) -> Option<(CallId, Timer)> {
+        let entry = self.timers.first_entry()?;
+        if entry.key().0 > now {
+            return None;
+        }
+        let (call, timer) = entry.remove();
+        self.armed.remove(&(call, timer));
+        Some((call, timer))
     }
 
     /// Takes call `id` out of the table to work on it.
@@ -367,11 +401,21 @@ impl Calls {
     }
 
     /// Returns a call to the table, unless it has ended and nothing of it
-    /// is left to finish.
+    /// is left to finish: an ended call stays until every branch it
+    /// cancelled has its final answer (a 2xx that crossed the CANCEL is
+    /// acknowledged and hung up, the device's line stops ringing).
     fn put_back(&mut self, call: Call) {
         let ended = call.decisions == usize::MAX;
-        if ended {
-            self.timers.retain(|_, (id, _)| *id != call.id);
+        if ended && !ringing(&call) {
+            let timers: Vec<Timer> = self
+                .armed
+                .keys()
+                .filter(|(id, _)| *id == call.id)
+                .map(|(_, timer)| *timer)
+                .collect();
+            for timer in timers {
+                self.disarm(call.id, timer);
+            }
             self.by_client.retain(|_, (id, _)| *id != call.id);
             return;
         }

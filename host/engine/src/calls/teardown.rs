@@ -117,11 +117,7 @@ impl Calls {
 
     /// Fires due call timers.
     pub fn handle_timeout(&mut self, now: Instant, cx: &mut Cx<'_>) {
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (id, timer) = entry.remove();
+        while let Some((id, timer)) = self.due(now) {
             let Some(mut call) = self.take(id) else {
                 continue;
             };
@@ -150,18 +146,18 @@ impl Calls {
                     return self.end(now, cx, call, EndCause::NoAck);
                 }
                 let t2 = cx.sig.transactions.config().timers.t2;
-                pending.interval = (pending.interval * 2).min(t2);
+                pending.interval = pending.interval.saturating_mul(2).min(t2);
                 // The last wait ends at 64·T1 sharp, when the call ends.
-                let (server, response, next) = (
-                    pending.server,
-                    pending.response.clone(),
-                    (now + pending.interval).min(pending.give_up),
-                );
+                let wait = pending
+                    .interval
+                    .min(pending.give_up.saturating_duration_since(now));
+                let (server, response) = (pending.server, pending.response.clone());
                 if peer.as_ref().is_some_and(|p| !p.reliable()) {
                     cx.sig.respond(now, server, response);
                 }
-                self.arm(next, call.id, Timer::Retransmit(side));
+                self.arm(now, wait, call.id, Timer::Retransmit(side));
             }
+            Timer::Cancelled(id) => self.cancel_timed_out(now, cx, call, id),
             Timer::MaxDuration => {
                 info!(call = call.id, "call reached its maximum duration");
                 self.end(now, cx, call, EndCause::MaxDuration);
