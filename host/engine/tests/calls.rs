@@ -10,7 +10,7 @@ use edgepbx_engine::routing::{
     Action, Decision, DecisionRequest, Outcome, Ring, RingMode, RingTarget, Target,
 };
 use edgepbx_sip::{Method, Response};
-use sim::{CARRIER, Sim, Ua, acme, call, config};
+use sim::{CARRIER, Sim, Ua, acme, call, call_with, config, one_device, ring_dialled};
 
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 
@@ -39,18 +39,6 @@ fn reject(status: u16) -> Decision {
         action: Action::Reject(status),
         presentation: None,
     }
-}
-
-/// Rings the dialled number for `secs` seconds; after a step that did not
-/// connect, rejects with 480.
-fn ring_dialled(secs: u32) -> sim::Policy {
-    Box::new(move |r: &DecisionRequest| {
-        Some(if r.history.is_empty() {
-            ring(&[&r.dialled], secs, RingMode::Simultaneous)
-        } else {
-            reject(480)
-        })
-    })
 }
 
 /// The outcome of the last step the policy was told of.
@@ -209,11 +197,7 @@ fn a_caller_cancel_cancels_every_branch_with_the_callers_reason() {
         sim.request(d2.addr, "INVITE"),
     );
     sim.send(d1.addr, d1.answer(&i1, 180));
-    let mut cancel = invite.cancel(Some("SIP;cause=487")).expect("a CANCEL");
-    cancel
-        .headers
-        .set("Via", invite.headers.get("Via").unwrap_or_default());
-    sim.send(caller.addr, cancel);
+    sim.send(caller.addr, caller.cancel(&invite, Some("SIP;cause=487")));
     let statuses = sim.statuses(caller.addr);
     assert!(statuses.ends_with(&[200, 487]), "{statuses:?}");
     for (device, invite) in [(&d1, &i1), (&d2, &i2)] {
@@ -254,21 +238,13 @@ fn last_line(sim: &Sim, extension: &str) -> Option<(bool, bool)> {
 
 #[test]
 fn a_cancelled_branch_that_never_answers_is_given_up_after_64_t1() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let d1 = Ua::new("101", 6001);
     let invite = call(&mut sim, &mut caller, "101");
     let to_device = sim.request(d1.addr, "INVITE");
     sim.send(d1.addr, d1.answer(&to_device, 180));
-    let mut cancel = invite.cancel(None).expect("a CANCEL");
-    cancel
-        .headers
-        .set("Via", invite.headers.get("Via").unwrap_or_default());
+    let cancel = caller.cancel(&invite, None);
     sim.send(caller.addr, cancel);
     // The device answers the CANCEL but never its INVITE.
     let cancel = sim.request(d1.addr, "CANCEL");
@@ -429,12 +405,7 @@ fn an_unconditional_forward_goes_out_through_the_trunk_answering_its_challenge()
 
 #[test]
 fn a_2xx_is_retransmitted_until_its_ack_arrives() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let d1 = Ua::new("101", 6001);
     let (invite, ok, _) = answered_call(&mut sim, &mut caller, &d1);
@@ -453,12 +424,7 @@ fn a_2xx_is_retransmitted_until_its_ack_arrives() {
 
 #[test]
 fn a_2xx_never_acknowledged_ends_the_call_after_64_t1() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let d1 = Ua::new("101", 6001);
     answered_call(&mut sim, &mut caller, &d1);
@@ -474,12 +440,7 @@ fn a_2xx_never_acknowledged_ends_the_call_after_64_t1() {
 #[test]
 fn bye_from_either_side_ends_the_call_on_both() {
     for caller_hangs_up in [true, false] {
-        let mut sim = Sim::new(
-            config(),
-            acme(false, &[]),
-            &[("101", 6001)],
-            ring_dialled(20),
-        );
+        let mut sim = one_device();
         let mut caller = Ua::new("100", 5100);
         let mut d1 = Ua::new("101", 6001);
         let (invite, ok, to_device) = connected_call(&mut sim, &mut caller, &d1);
@@ -508,12 +469,7 @@ fn bye_from_either_side_ends_the_call_on_both() {
 
 #[test]
 fn re_invite_glare_gets_491_and_the_call_goes_on() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let mut d1 = Ua::new("101", 6001);
     let (invite, ok, to_device) = connected_call(&mut sim, &mut caller, &d1);
@@ -551,12 +507,7 @@ fn re_invite_glare_gets_491_and_the_call_goes_on() {
 
 #[test]
 fn max_forwards_is_decremented_and_zero_is_refused() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let mut invite = caller.invite("101");
     invite.headers.set("Max-Forwards", "0");
@@ -605,10 +556,7 @@ fn a_decision_that_comes_back_after_the_caller_gave_up_is_ignored() {
     let mut caller = Ua::new("100", 5100);
     let invite = call(&mut sim, &mut caller, "101");
     assert_eq!(sim.pending.len(), 1, "the policy is still deciding");
-    let mut cancel = invite.cancel(None).expect("a CANCEL");
-    cancel
-        .headers
-        .set("Via", invite.headers.get("Via").unwrap_or_default());
+    let cancel = caller.cancel(&invite, None);
     sim.send(caller.addr, cancel);
     assert!(sim.statuses(caller.addr).ends_with(&[200, 487]));
     sim.decide(ring(&["101"], 20, RingMode::Simultaneous));
@@ -655,12 +603,7 @@ fn a_call_asking_too_many_steps_is_refused_with_480() {
 
 #[test]
 fn no_free_media_ports_fail_the_step() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     sim.ports_exhausted = true;
     // Use up the slots reserved before the ports ran out.
     for n in 0..8u16 {
@@ -680,12 +623,7 @@ fn no_free_media_ports_fail_the_step() {
 fn every_final_status_in_every_state_maps_to_an_outcome() {
     for status in 300..700u16 {
         for ringing in [false, true] {
-            let mut sim = Sim::new(
-                config(),
-                acme(false, &[]),
-                &[("101", 6001)],
-                ring_dialled(20),
-            );
+            let mut sim = one_device();
             let mut caller = Ua::new("100", 5100);
             let d1 = Ua::new("101", 6001);
             call(&mut sim, &mut caller, "101");
@@ -730,12 +668,7 @@ fn every_final_status_in_every_state_maps_to_an_outcome() {
 
 #[test]
 fn early_media_reaches_the_caller_once_anchored() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let d1 = Ua::new("101", 6001);
     call(&mut sim, &mut caller, "101");
@@ -776,26 +709,13 @@ fn early_media_reaches_the_caller_once_anchored() {
 
 #[test]
 fn an_offerless_invite_gets_the_callees_offer_and_its_ack_carries_the_answer() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let d1 = Ua::new("101", 6001);
     let mut invite = caller.invite("101");
     invite.body.clear();
     invite.headers.remove("Content-Type");
-    sim.send(caller.addr, invite.clone());
-    let challenge = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 407)
-        .expect("407");
-    sim.send(caller.addr, caller.ack_failure(&invite, &challenge));
-    let invite = caller.with_credentials(&invite, &challenge);
-    sim.send(caller.addr, invite.clone());
+    let invite = call_with(&mut sim, &mut caller, invite);
     let to_device = sim.request(d1.addr, "INVITE");
     assert!(to_device.body.is_empty(), "no offer to pass on");
     sim.send(d1.addr, d1.answer(&to_device, 200));
@@ -821,21 +741,13 @@ fn an_offerless_invite_gets_the_callees_offer_and_its_ack_carries_the_answer() {
 
 #[test]
 fn a_2xx_after_the_caller_gave_up_is_acknowledged_and_hung_up() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001)],
-        ring_dialled(20),
-    );
+    let mut sim = one_device();
     let mut caller = Ua::new("100", 5100);
     let d1 = Ua::new("101", 6001);
     let invite = call(&mut sim, &mut caller, "101");
     let to_device = sim.request(d1.addr, "INVITE");
     sim.send(d1.addr, d1.answer(&to_device, 180));
-    let mut cancel = invite.cancel(None).expect("a CANCEL");
-    cancel
-        .headers
-        .set("Via", invite.headers.get("Via").unwrap_or_default());
+    let cancel = caller.cancel(&invite, None);
     sim.send(caller.addr, cancel);
     // The device answered before the CANCEL reached it.
     sim.send(d1.addr, d1.answer(&to_device, 200));
@@ -881,12 +793,7 @@ fn a_second_device_answering_too_is_acknowledged_and_hung_up() {
 #[test]
 fn silence_from_both_parties_ends_a_call_unless_it_is_on_hold() {
     for held in [false, true] {
-        let mut sim = Sim::new(
-            config(),
-            acme(false, &[]),
-            &[("101", 6001)],
-            ring_dialled(20),
-        );
+        let mut sim = one_device();
         let mut caller = Ua::new("100", 5100);
         let d1 = Ua::new("101", 6001);
         let (invite, ok, _) = connected_call(&mut sim, &mut caller, &d1);

@@ -126,6 +126,39 @@ pub fn config() -> EngineConfig {
 /// the test to answer later (or never).
 pub type Policy = Box<dyn FnMut(&DecisionRequest) -> Option<Decision>>;
 
+/// A world with ACME, no trunk, extension 101 on one device at port 6001,
+/// and a policy ringing the dialled number for 20 s and then rejecting.
+pub fn one_device() -> Sim {
+    Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        ring_dialled(20),
+    )
+}
+
+/// Rings the dialled number for `secs` seconds; after a step that did not
+/// connect, rejects with 480.
+pub fn ring_dialled(secs: u32) -> Policy {
+    use edgepbx_engine::routing::{Action, Ring, RingMode, RingTarget, Target};
+    Box::new(move |r: &DecisionRequest| {
+        Some(Decision {
+            action: if r.history.is_empty() {
+                Action::Ring(Ring {
+                    mode: RingMode::Simultaneous,
+                    targets: vec![RingTarget {
+                        target: Target::Extension(r.dialled.clone()),
+                        timeout_secs: secs,
+                    }],
+                })
+            } else {
+                Action::Reject(480)
+            },
+            presentation: None,
+        })
+    })
+}
+
 /// The world.
 pub struct Sim {
     pub engine: Engine,
@@ -492,6 +525,15 @@ impl Ua {
         ack
     }
 
+    /// The CANCEL of `invite` (same top Via), with `reason` if given.
+    pub fn cancel(&self, invite: &Request, reason: Option<&str>) -> Request {
+        let mut cancel = invite.cancel(reason).expect("an INVITE to cancel");
+        cancel
+            .headers
+            .set("Via", invite.headers.get("Via").unwrap_or_default());
+        cancel
+    }
+
     /// The caller's dialog after a 2xx to `invite`.
     pub fn dialog(&self, invite: &Request, ok: &Response) -> Dialog {
         let mut dialog = Dialog::as_uac(invite, ok).expect("a 2xx makes a dialog");
@@ -531,6 +573,12 @@ impl Ua {
 /// authenticated INVITE as the engine received it.
 pub fn call(sim: &mut Sim, caller: &mut Ua, to: &str) -> Request {
     let invite = caller.invite(to);
+    call_with(sim, caller, invite)
+}
+
+/// Sends `invite` from `caller` through the digest challenge: returns the
+/// authenticated INVITE as the engine received it.
+pub fn call_with(sim: &mut Sim, caller: &mut Ua, invite: Request) -> Request {
     sim.send(caller.addr, invite.clone());
     let challenge = sim
         .responses(caller.addr)
