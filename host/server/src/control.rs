@@ -4,7 +4,7 @@
 //! user may connect). An administration command (`edgepbx ext set ...`)
 //! first tries that socket: when a server answers, the server runs the
 //! command on its own store and applies the change at once (new
-//! configuration for the SIP core, policy activations); otherwise the
+//! configuration for the SIP plane, policy activations); otherwise the
 //! command opens the store itself. The embedded database admits one process
 //! at a time, so this is also the only way to administer a running server.
 //!
@@ -171,8 +171,8 @@ async fn active_calls(
             reply,
         })
         .await
-        .context("the SIP core has stopped")?;
-    let calls = answer.await.context("the SIP core has stopped")?;
+        .context("the SIP plane has stopped")?;
+    let calls = answer.await.context("the SIP plane has stopped")?;
     commands::print_active_calls(&calls, json, out)
 }
 

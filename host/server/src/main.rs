@@ -1,6 +1,6 @@
 //! The `edgepbx` binary: see the library's documentation.
 
-/// The SIP core allocates and frees small buffers for every message. With
+/// The SIP plane allocates and frees small buffers for every message. With
 /// glibc's allocator its thread's arena kept growing and shrinking (mprotect
 /// and fresh page faults on every cycle); mimalloc keeps per-thread pages.
 /// See also [`without_huge_pages`].

@@ -1,4 +1,4 @@
-//! Write-behind of registration state and call records: the SIP core never
+//! Write-behind of registration state and call records: the SIP plane never
 //! waits on the database. Binding changes, registration events and call
 //! detail records are queued, gathered
 //! into batches (by size or after a short delay) and written in one store
@@ -48,7 +48,7 @@ enum Item {
     },
 }
 
-/// The SIP core's handle on the write-behind task.
+/// The SIP plane's handle on the write-behind task.
 pub struct Persist {
     queue: mpsc::Sender<Item>,
     task: JoinHandle<()>,

@@ -1,5 +1,5 @@
 //! `edgepbx serve`: opens the store, loads tenants, bindings and routing
-//! policies into memory, binds the SIP transports, runs the SIP core with
+//! policies into memory, binds the SIP transports, runs the SIP plane with
 //! its call engine, and shuts down
 //! gracefully on SIGINT/SIGTERM (stop reading, flush the write-behind queue,
 //! close the store).
@@ -235,7 +235,7 @@ struct SipPlane {
 }
 
 impl SipPlane {
-    /// Runs the transports and the SIP core until `shutdown`.
+    /// Runs the transports and the SIP plane until `shutdown`.
     fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("sip")

@@ -135,7 +135,7 @@ impl Driver {
             self.drain();
         }
         let (bindings, calls) = self.engine.counts();
-        info!(bindings, calls, "sip core stopped");
+        info!(bindings, calls, "sip plane stopped");
         // The router holds the policies' key-value writer: it goes first,
         // so that the write-behind queue can close.
         let Driver {

@@ -105,7 +105,7 @@ impl Outbound {
     }
 }
 
-/// Reads the SIP UDP socket for the SIP core, which calls it when the socket
+/// Reads the SIP UDP socket for the SIP driver, which calls it when the socket
 /// is readable: no task and no channel between the socket and the core, so
 /// a datagram is handled by the thread that woke up for it.
 #[derive(Debug)]

@@ -83,7 +83,7 @@ impl Admin {
             self.core
                 .send(Control::Tenants(tenants.clone()))
                 .await
-                .context("the SIP core has stopped")?;
+                .context("the SIP plane has stopped")?;
             *current = tenants;
         }
         policies::sync_policy(&self.store, &self.policies, &code).await?;

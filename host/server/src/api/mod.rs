@@ -5,7 +5,7 @@
 //!
 //! Every handler acts on the tenant of its credential (a system admin names
 //! one with `?tenant=CODE`), through the same store and reload path as the
-//! control socket, so a change made here reaches the SIP core at once.
+//! control socket, so a change made here reaches the SIP plane at once.
 
 pub mod auth;
 mod console;
@@ -42,7 +42,7 @@ use auth::SecuritySchemes;
 
 /// What every handler works with.
 pub struct Api {
-    /// Store, SIP core, policies and event bus, as the control socket has
+    /// Store, SIP plane, policies and event bus, as the control socket has
     /// them.
     pub admin: Admin,
     /// Live line state, for presence.

@@ -615,7 +615,7 @@ async fn bulk(
     }
     match body.action.as_str() {
         "delete" => {
-            // One by one: whatever was removed reaches the SIP core even if
+            // One by one: whatever was removed reaches the SIP plane even if
             // a later one fails.
             let mut outcome = Ok(());
             for e in &extensions {
