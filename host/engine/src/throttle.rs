@@ -96,7 +96,7 @@ impl Throttle {
         source.failures = source.failures.saturating_add(1);
         if source.failures >= self.block_after {
             let started = source.blocked_until.is_none_or(|until| until <= now);
-            source.blocked_until = Some(now + self.block_for);
+            source.blocked_until = Some(now.checked_add(self.block_for).unwrap_or(now));
             source.failures = 0;
             source.window_start = now;
             return (FailureReply::Suppress, started);

@@ -18,6 +18,8 @@ use crate::tenants::{TenantTable, TrunkLink};
 
 /// Registration interval asked of carriers, seconds.
 const EXPIRES_SECS: u64 = 300;
+/// Longest registration a carrier's answer is taken for, seconds.
+const MAX_GRANTED_SECS: u64 = 86_400;
 /// Wait before trying again after a failure.
 const RETRY: Duration = Duration::from_secs(30);
 
@@ -184,7 +186,11 @@ impl TrunkRegistrations {
         let status = response.as_ref().map_or(408, |r| r.status);
         match (status, &response) {
             (200..=299, Some(ok)) => {
-                let granted = granted_expiry(ok).unwrap_or(EXPIRES_SECS).max(30);
+                // A carrier's answer is bounded: refreshing at least daily,
+                // at most every 22 s.
+                let granted = granted_expiry(ok)
+                    .unwrap_or(EXPIRES_SECS)
+                    .clamp(30, MAX_GRANTED_SECS);
                 reg.next_at = now + Duration::from_secs(granted * 3 / 4);
                 if !reg.registered {
                     info!(tenant = %id.0, trunk = %id.1, expires = granted, "trunk registered");
@@ -195,6 +201,8 @@ impl TrunkRegistrations {
                 let link = reg.link.clone();
                 let (Some(user), Some(password)) = (&link.trunk.username, &link.trunk.password)
                 else {
+                    warn!(tenant = %id.0, trunk = %id.1, "the carrier asks for credentials the trunk has not");
+                    reg.next_at = now + RETRY;
                     return;
                 };
                 let cnonce = sig.tag();

@@ -899,3 +899,85 @@ fn a_carriers_call_to_a_did_rings_its_extension_without_a_challenge() {
     sim.send(carrier.addr, other);
     assert_eq!(sim.statuses(carrier.addr), [404]);
 }
+
+#[test]
+fn a_decision_that_never_comes_back_refuses_the_call_after_ten_seconds() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        Box::new(|_: &DecisionRequest| None),
+    );
+    let mut caller = Ua::new("100", 5100);
+    call(&mut sim, &mut caller, "101");
+    sim.advance(Duration::from_millis(9_900));
+    assert_eq!(sim.statuses(caller.addr), [100]);
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(sim.statuses(caller.addr), [500]);
+    assert_eq!(sim.records[0].outcome, "failed");
+    // The decision coming back after all changes nothing.
+    sim.decide(ring(&["101"], 20, RingMode::Simultaneous));
+    assert!(sim.take("127.0.0.1:6001".parse().expect("addr")).is_empty());
+}
+
+#[test]
+fn ports_freed_by_a_call_are_bound_again_for_the_next() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001)],
+        ring_dialled(20),
+    );
+    // Every port is taken: the eight slots bound at start go to eight
+    // calls, and binding more fails.
+    sim.ports_exhausted = true;
+    let mut callers: Vec<(Ua, edgepbx_sip::Request)> = Vec::new();
+    for n in 0..8u16 {
+        let mut caller = Ua::new("100", 5200 + n);
+        let invite = call(&mut sim, &mut caller, "101");
+        callers.push((caller, invite));
+    }
+    // One call ends, and its ports are free again.
+    sim.ports_exhausted = false;
+    let (caller, invite) = &callers[0];
+    sim.send(caller.addr, caller.cancel(invite, None));
+    let mut next = Ua::new("100", 5300);
+    call(&mut sim, &mut next, "101");
+    assert_ne!(last_outcome(&sim), Some(Outcome::Failed));
+    assert_eq!(sim.statuses(next.addr), [100], "it rings");
+}
+
+#[test]
+fn a_call_that_ended_ends_once_while_a_branch_still_cancels() {
+    let mut config = config();
+    config.calls.max_duration_secs = 10;
+    let mut sim = Sim::new(
+        config,
+        acme(false, &[]),
+        &[("101", 6001), ("101", 6002)],
+        ring_dialled(20),
+    );
+    let mut caller = Ua::new("100", 5100);
+    let (d1, d2) = (Ua::new("101", 6001), Ua::new("101", 6002));
+    let invite = call(&mut sim, &mut caller, "101");
+    let (i1, _i2) = (
+        sim.request(d1.addr, "INVITE"),
+        sim.request(d2.addr, "INVITE"),
+    );
+    sim.send(d1.addr, d1.answer(&i1, 200));
+    // The loser answers its CANCEL but never its INVITE.
+    let cancel = sim.request(d2.addr, "CANCEL");
+    sim.send(d2.addr, d2.answer(&cancel, 200));
+    let ok = sim
+        .responses(caller.addr)
+        .into_iter()
+        .find(|r| r.status == 200)
+        .expect("200");
+    sim.send(caller.addr, ack_ok(&mut caller, &invite, &ok));
+    let mut dialog = caller.dialog(&invite, &ok);
+    let bye = caller.stamped(dialog.request(Method::from_token("BYE"), None));
+    sim.send(caller.addr, bye);
+    sim.advance(Duration::from_secs(40));
+    assert_eq!(sim.records.len(), 1, "one record: {:?}", sim.records);
+    assert_eq!(sim.records[0].cause, "caller hung up");
+}

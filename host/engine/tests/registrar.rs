@@ -236,3 +236,67 @@ fn a_trunk_registers_answering_the_carriers_challenge_and_refreshes() {
     let retry = sim.request(carrier, "REGISTER");
     assert_eq!(retry.headers.get("CSeq"), Some("4 REGISTER"));
 }
+
+#[test]
+fn a_carriers_expiry_is_bounded_and_a_challenge_without_credentials_waits() {
+    let mut tenant = acme(true, &[]);
+    let mut link = (*tenant.trunks[0]).clone();
+    link.trunk.register = true;
+    tenant.trunks = vec![std::sync::Arc::new(link)];
+    let mut sim = Sim::new(config(), tenant, &[], no_policy());
+    let carrier: std::net::SocketAddr = sim::CARRIER.parse().expect("addr");
+    let first = sim.request(carrier, "REGISTER");
+    let mut ok = Response::for_request(&first, 200, Some("c"));
+    ok.headers.push("Expires", "18446744073709551615");
+    sim.send(carrier, ok);
+    // Refreshed at three quarters of a day however long the carrier says.
+    sim.advance(Duration::from_secs(64_799));
+    assert!(sim.requests(carrier, "REGISTER").is_empty());
+    sim.advance(Duration::from_secs(2));
+    let refresh = sim.request(carrier, "REGISTER");
+    // A second challenge to a request that answered one is a failure:
+    // retried after 30 s, not every second.
+    let mut challenge = Response::for_request(&refresh, 401, Some("c"));
+    challenge.headers.push(
+        "WWW-Authenticate",
+        "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\", algorithm=MD5",
+    );
+    sim.send(carrier, challenge);
+    let answered = sim.request(carrier, "REGISTER");
+    let mut again = Response::for_request(&answered, 401, Some("c"));
+    again.headers.push(
+        "WWW-Authenticate",
+        "Digest realm=\"carrier\", nonce=\"m\", qop=\"auth\", algorithm=MD5",
+    );
+    sim.send(carrier, again);
+    sim.advance(Duration::from_secs(29));
+    assert!(sim.requests(carrier, "REGISTER").is_empty());
+    sim.advance(Duration::from_secs(2));
+    sim.request(carrier, "REGISTER");
+}
+
+#[test]
+fn a_trunk_without_credentials_that_is_challenged_retries_after_30_seconds() {
+    let mut tenant = acme(true, &[]);
+    let mut link = (*tenant.trunks[0]).clone();
+    link.trunk.register = true;
+    link.trunk.username = None;
+    link.trunk.password = None;
+    tenant.trunks = vec![std::sync::Arc::new(link)];
+    let mut sim = Sim::new(config(), tenant, &[], no_policy());
+    let carrier: std::net::SocketAddr = sim::CARRIER.parse().expect("addr");
+    let first = sim.request(carrier, "REGISTER");
+    let mut challenge = Response::for_request(&first, 401, Some("c"));
+    challenge.headers.push(
+        "WWW-Authenticate",
+        "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\", algorithm=MD5",
+    );
+    sim.send(carrier, challenge);
+    sim.advance(Duration::from_secs(29));
+    assert!(
+        sim.requests(carrier, "REGISTER").is_empty(),
+        "not every second"
+    );
+    sim.advance(Duration::from_secs(2));
+    sim.request(carrier, "REGISTER");
+}

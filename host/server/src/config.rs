@@ -299,6 +299,14 @@ impl Config {
         if sec.nonce_ttl_secs < 10 {
             bail!("security.nonce_ttl_secs must be at least 10");
         }
+        if sec.nonce_ttl_secs > 86_400
+            || sec.failure_window_secs > 86_400
+            || sec.block_secs > 604_800
+        {
+            bail!(
+                "security.nonce_ttl_secs and failure_window_secs may be at most 86400 (a day), block_secs 604800 (a week)"
+            );
+        }
         if self.store.write_batch == 0 {
             bail!("store.write_batch must be at least 1");
         }
@@ -374,6 +382,7 @@ mod tests {
             "[calls]\nmax_duration_secs = 18446744073709551615\n",
             "[calls]\nmedia_timeout_secs = 100000\n",
             "[calls]\nring_timeout_secs = 601\n",
+            "[security]\nblock_secs = 18446744073709551615\n",
         ] {
             assert!(Config::from_toml(text).is_err(), "{text}");
         }

@@ -155,13 +155,15 @@ impl Calls {
         Ok(anchored.description.to_bytes())
     }
 
-    /// The call no longer needs its relay.
+    /// The call no longer needs its relay: its ports go back to the driver,
+    /// which binds them again when slots are short (after exhaustion).
     pub(super) fn release_media(&mut self, cx: &mut Cx<'_>, call: &mut Call) {
         if call.media.take().is_some() {
             cx.sig.push(Output::Media(MediaCommand::Stop {
                 call: call.id,
                 uid: call.uid.clone(),
             }));
+            self.media.replenish(cx.sig);
         }
     }
 

@@ -61,6 +61,11 @@ pub(crate) use anchoring::MediaSlots;
 /// The Reason of CANCELs sent to the branches that lost (RFC 3326).
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 
+/// How long a decision may take to come back before the call is refused
+/// with 500: far beyond any policy's deadline, for a decision lost on the
+/// way (a thread that died).
+const DECISION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The methods a call's parties may use, as our Allow header lists them.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, UPDATE, INFO, OPTIONS";
 
@@ -107,6 +112,8 @@ enum Timer {
     /// A cancelled branch's INVITE got no final answer within 64·T1 of its
     /// CANCEL: its transaction is given up (RFC 3261 §9.1).
     Cancelled(u32),
+    /// The routing policy has not answered the call's pending decision.
+    Decision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,14 +414,11 @@ impl Calls {
     fn put_back(&mut self, call: Call) {
         let ended = call.decisions == usize::MAX;
         if ended && !ringing(&call) {
-            let timers: Vec<Timer> = self
-                .armed
-                .keys()
-                .filter(|(id, _)| *id == call.id)
-                .map(|(_, timer)| *timer)
-                .collect();
-            for timer in timers {
-                self.disarm(call.id, timer);
+            // end() disarmed the call's own timers; its branches' are
+            // disarmed as they end, but a branch may not have ended.
+            for branch in &call.branches {
+                self.disarm(call.id, Timer::Branch(branch.id));
+                self.disarm(call.id, Timer::Cancelled(branch.id));
             }
             self.by_client.retain(|_, (id, _)| *id != call.id);
             return;

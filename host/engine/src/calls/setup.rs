@@ -220,7 +220,12 @@ fn authenticate(
     let nonce = cx.sig.random_bytes();
     match gate.check(now, cx.wall, nonce, tenants, claim) {
         GateOutcome::Passed { tenant, number, .. } => {
-            let extension = tenant.extensions.get(&number)?.clone();
+            let Some(extension) = tenant.extensions.get(&number).cloned() else {
+                // Credentials of an extension that is gone: refused.
+                let response = Response::for_request(request, 403, Some(&tag));
+                cx.sig.respond(now, key, response);
+                return None;
+            };
             let caller = Caller {
                 number: extension.number.clone(),
                 name: Some(extension.name.clone()).filter(|n| !n.is_empty()),

@@ -9,7 +9,7 @@ use std::time::Instant;
 use edgepbx_model::is_dialable;
 use tracing::{debug, info, warn};
 
-use super::{Call, Calls, Cx, EndCause, Step, ringing, step_outcome};
+use super::{Call, Calls, Cx, DECISION_TIMEOUT, EndCause, Step, Timer, ringing, step_outcome};
 use crate::output::Output;
 use crate::routing::{
     Action, Attempt, Decided, DecisionId, DecisionRequest, Outcome, RingMode, RingTarget,
@@ -43,6 +43,7 @@ impl Calls {
             history: call.history.clone(),
         };
         cx.sig.push(Output::Decide(Box::new(request)));
+        self.arm(now, DECISION_TIMEOUT, call.id, Timer::Decision);
     }
 
     /// A decision came back; the call may have ended or moved on
@@ -52,6 +53,7 @@ impl Calls {
             return;
         };
         if call.decisions == decided.id.step && call.server.is_some() {
+            self.disarm(call.id, Timer::Decision);
             self.apply_decision(now, cx, &mut call, decided);
         }
         self.put_back(call);

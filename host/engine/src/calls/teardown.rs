@@ -17,6 +17,18 @@ impl Calls {
     /// Ends a call: answers or hangs up every party still there, frees its
     /// media and counts it out.
     pub(super) fn end(&mut self, now: Instant, cx: &mut Cx<'_>, call: &mut Call, cause: EndCause) {
+        // A call ends once (it may stay a while for its cancelled branches).
+        if call.decisions == usize::MAX {
+            return;
+        }
+        for timer in [
+            Timer::MaxDuration,
+            Timer::Decision,
+            Timer::Retransmit(Side::A),
+            Timer::Retransmit(Side::B),
+        ] {
+            self.disarm(call.id, timer);
+        }
         if let Some(server) = call.server.take() {
             self.by_server.remove(&server);
             let status = match cause {
@@ -158,6 +170,13 @@ impl Calls {
                 self.arm(now, wait, call.id, Timer::Retransmit(side));
             }
             Timer::Cancelled(id) => self.cancel_timed_out(now, cx, call, id),
+            Timer::Decision => {
+                warn!(
+                    call = call.id,
+                    "the routing policy did not answer; refusing the call"
+                );
+                self.end(now, cx, call, EndCause::Failure);
+            }
             Timer::MaxDuration => {
                 info!(call = call.id, "call reached its maximum duration");
                 self.end(now, cx, call, EndCause::MaxDuration);
