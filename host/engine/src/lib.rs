@@ -11,6 +11,8 @@
 //! Module map:
 //! - [`engine`]: the [`Engine`] type: dispatch of requests, the drain
 //!   rule, housekeeping (binding expiry, keepalives, trunk registration).
+//! - `signalling`: what every part sends through: the transaction layer,
+//!   the output queue, the seeded randomness, [`LocalRoutes`].
 //! - [`registrar`]: REGISTER (RFC 3261 §10.3) and the location service.
 //! - [`digest`]: the digest gate every authenticated request goes through,
 //!   with its throttle ([`throttle`]).

@@ -22,6 +22,7 @@
 //! - [`carriers`]: following trunks' carriers' addresses.
 //! - [`events`]: the event bus.
 //! - [`kv`]: the policies' key-value store, written behind.
+//! - [`secrets`]: password hashes, sealed SIP passwords, tokens.
 //! - [`api`]: the REST API, the event stream and the console.
 
 mod admin;

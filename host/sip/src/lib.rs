@@ -16,7 +16,8 @@
 //!   Require, Content-Type, Accept) that run before a request reaches its
 //!   handler.
 //! - [`transaction`]: client and server transactions, INVITE and
-//!   non-INVITE (RFC 3261 §17), timers A–K, matching (§17.1.3, §17.2.3).
+//!   non-INVITE (RFC 3261 §17), timers A–K and RFC 6026's L and M,
+//!   matching (§17.1.3, §17.2.3).
 //! - [`dialog`]: dialogs (RFC 3261 §12): creation at the UAS and the UAC,
 //!   requests inside them with loose and strict routing, ordering checks.
 //! - [`auth`]: digest authentication (RFC 7616, RFC 8760): the server side,

@@ -4,11 +4,13 @@
 //! directory or to a remote SurrealDB over WebSocket — the same code path,
 //! the SurrealDB `any` engine, with only the endpoint differing — brings the
 //! schema up to date and loads the server secret. The repositories hang off
-//! the store and every one of their methods names the tenant it works on; no
-//! method reads or writes another tenant's rows (the tenant code is part of
-//! every record id and every filter). The two exceptions are explicit
-//! whole-database reads for start-up: [`Extensions::all`] and
-//! [`Bindings::load_all`].
+//! the store and every one of their methods about a tenant's data names the
+//! tenant it works on; no method reads or writes another tenant's rows (the
+//! tenant code is part of every record id and every filter). The exceptions
+//! are explicit: whole-database reads for start-up ([`Extensions::all`],
+//! [`Groups::all`], [`Trunks::all`], [`PolicyModules::all_active`],
+//! [`Bindings::load_all`]), and console users, API keys and sessions, found
+//! by email, id or token ([`Access`]), which carry their tenant.
 //!
 //! Signalling never waits on this crate: the server loads configuration into
 //! memory at start and writes registration state behind in batches
@@ -28,6 +30,9 @@
 //! - `groups`: [`Groups`], ring groups and virtual extensions.
 //! - `calls`: [`CallRecords`], call detail records.
 //! - `trunks`: [`Trunks`], connections to carriers with their DIDs.
+//! - `contacts`: [`Contacts`], the company directory.
+//! - `access`: [`Access`]: console users, API keys, sessions, the audit
+//!   trail.
 //!
 //! The values themselves ([`CallSettings`], [`Group`], [`Trunk`],
 //! [`CallRecord`] and their parts) are defined with their checks in

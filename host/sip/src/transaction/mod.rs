@@ -2,8 +2,8 @@
 //!
 //! One [`TransactionLayer`] holds every client and server transaction of an
 //! endpoint. It opens no socket and reads no clock: the driver hands it
-//! requests, responses and the current [`Instant`], and drains what it
-//! produces — messages to send ([`TransactionLayer::poll_transmit`]), events
+//! requests, responses and the current [`Instant`](std::time::Instant),
+//! and drains what it produces — messages to send ([`TransactionLayer::poll_transmit`]), events
 //! for the transaction user ([`TransactionLayer::poll_event`]) and the next
 //! deadline ([`TransactionLayer::poll_timeout`]).
 //!
