@@ -80,12 +80,18 @@ fn answered_call(
     let to_device = sim.request(device.addr, "INVITE");
     sim.send(device.addr, device.answer(&to_device, 180));
     sim.send(device.addr, device.answer(&to_device, 200));
-    let ok = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 200)
-        .expect("the caller's 200");
+    let ok = sim.response(caller.addr, 200);
     (invite, ok, to_device)
+}
+
+/// Extension 101 on two devices (ports 6001 and 6002), rung for 20 s.
+fn two_devices(config: edgepbx_engine::EngineConfig) -> Sim {
+    Sim::new(
+        config,
+        acme(false, &[]),
+        &[("101", 6001), ("101", 6002)],
+        ring_dialled(20),
+    )
 }
 
 /// [`answered_call`], acknowledged, with everything said so far read.
@@ -103,12 +109,7 @@ fn connected_call(
 
 #[test]
 fn a_call_forks_to_every_device_and_cancels_the_losers_with_a_reason() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001), ("101", 6002)],
-        ring_dialled(20),
-    );
+    let mut sim = two_devices(config());
     let mut caller = Ua::new("100", 5100);
     let (d1, d2) = (Ua::new("101", 6001), Ua::new("101", 6002));
     let invite = call(&mut sim, &mut caller, "101");
@@ -142,11 +143,7 @@ fn a_call_forks_to_every_device_and_cancels_the_losers_with_a_reason() {
     );
 
     // The caller gets the answer, anchored on the call's media slot.
-    let ok = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 200)
-        .expect("200");
+    let ok = sim.response(caller.addr, 200);
     let answer = String::from_utf8_lossy(&ok.body).into_owned();
     let slot = sim.media.iter().find_map(|m| match m {
         MediaCommand::Start { slot, .. } => Some(*slot),
@@ -183,12 +180,7 @@ fn a_call_forks_to_every_device_and_cancels_the_losers_with_a_reason() {
 
 #[test]
 fn a_caller_cancel_cancels_every_branch_with_the_callers_reason() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001), ("101", 6002)],
-        ring_dialled(20),
-    );
+    let mut sim = two_devices(config());
     let mut caller = Ua::new("100", 5100);
     let (d1, d2) = (Ua::new("101", 6001), Ua::new("101", 6002));
     let invite = call(&mut sim, &mut caller, "101");
@@ -375,11 +367,7 @@ fn an_unconditional_forward_goes_out_through_the_trunk_answering_its_challenge()
         from.starts_with("<sip:0140000100@127.0.0.9>"),
         "the trunk's number: {from}"
     );
-    let mut challenge = Response::for_request(&out, 407, Some("carrier"));
-    challenge.headers.push(
-        "Proxy-Authenticate",
-        "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
-    );
+    let challenge = sim::challenge(&out, 407, "n1");
     sim.send(carrier_addr, challenge);
     assert_eq!(sim.requests(carrier_addr, "ACK").len(), 1);
     let again = sim.request(carrier_addr, "INVITE");
@@ -391,11 +379,7 @@ fn an_unconditional_forward_goes_out_through_the_trunk_answering_its_challenge()
     sim.send(carrier_addr, carrier.answer(&again, 200));
     let ack = sim.request(carrier_addr, "ACK");
     assert_eq!(ack.headers.get("CSeq"), Some("2 ACK"));
-    let ok = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 200)
-        .expect("200");
+    let ok = sim.response(caller.addr, 200);
     sim.send(caller.addr, ack_ok(&mut caller, &invite, &ok));
     assert_eq!(
         sim.engine.active_calls("ACME", sim.wall)[0].state,
@@ -512,11 +496,7 @@ fn max_forwards_is_decremented_and_zero_is_refused() {
     let mut invite = caller.invite("101");
     invite.headers.set("Max-Forwards", "0");
     sim.send(caller.addr, invite.clone());
-    let challenge = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 407)
-        .expect("407");
+    let challenge = sim.response(caller.addr, 407);
     sim.send(caller.addr, caller.ack_failure(&invite, &challenge));
     let authed = caller.with_credentials(&invite, &challenge);
     sim.send(caller.addr, authed);
@@ -723,11 +703,7 @@ fn an_offerless_invite_gets_the_callees_offer_and_its_ack_carries_the_answer() {
         sim.requests(d1.addr, "ACK").is_empty(),
         "the device's offer waits for the caller's answer"
     );
-    let ok = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 200)
-        .expect("200");
+    let ok = sim.response(caller.addr, 200);
     assert!(!ok.body.is_empty(), "the callee's offer, anchored");
     let mut ack = ack_ok(&mut caller, &invite, &ok);
     ack.headers.push("Content-Type", "application/sdp");
@@ -759,12 +735,7 @@ fn a_2xx_after_the_caller_gave_up_is_acknowledged_and_hung_up() {
 
 #[test]
 fn a_second_device_answering_too_is_acknowledged_and_hung_up() {
-    let mut sim = Sim::new(
-        config(),
-        acme(false, &[]),
-        &[("101", 6001), ("101", 6002)],
-        ring_dialled(20),
-    );
+    let mut sim = two_devices(config());
     let mut caller = Ua::new("100", 5100);
     let (d1, d2) = (Ua::new("101", 6001), Ua::new("101", 6002));
     call(&mut sim, &mut caller, "101");
@@ -951,12 +922,7 @@ fn ports_freed_by_a_call_are_bound_again_for_the_next() {
 fn a_call_that_ended_ends_once_while_a_branch_still_cancels() {
     let mut config = config();
     config.calls.max_duration_secs = 10;
-    let mut sim = Sim::new(
-        config,
-        acme(false, &[]),
-        &[("101", 6001), ("101", 6002)],
-        ring_dialled(20),
-    );
+    let mut sim = two_devices(config);
     let mut caller = Ua::new("100", 5100);
     let (d1, d2) = (Ua::new("101", 6001), Ua::new("101", 6002));
     let invite = call(&mut sim, &mut caller, "101");
@@ -968,11 +934,7 @@ fn a_call_that_ended_ends_once_while_a_branch_still_cancels() {
     // The loser answers its CANCEL but never its INVITE.
     let cancel = sim.request(d2.addr, "CANCEL");
     sim.send(d2.addr, d2.answer(&cancel, 200));
-    let ok = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 200)
-        .expect("200");
+    let ok = sim.response(caller.addr, 200);
     sim.send(caller.addr, ack_ok(&mut caller, &invite, &ok));
     let mut dialog = caller.dialog(&invite, &ok);
     let bye = caller.stamped(dialog.request(Method::from_token("BYE"), None));

@@ -14,6 +14,21 @@ fn no_policy() -> sim::Policy {
     Box::new(|_: &DecisionRequest| None)
 }
 
+/// A world whose tenant has a registering trunk; `credentials` off takes
+/// its username and password away.
+fn registering_trunk(credentials: bool) -> (Sim, std::net::SocketAddr) {
+    let mut tenant = acme(true, &[]);
+    let mut link = (*tenant.trunks[0]).clone();
+    link.trunk.register = true;
+    if !credentials {
+        link.trunk.username = None;
+        link.trunk.password = None;
+    }
+    tenant.trunks = vec![std::sync::Arc::new(link)];
+    let sim = Sim::new(config(), tenant, &[], no_policy());
+    (sim, sim::CARRIER.parse().expect("a socket address"))
+}
+
 fn register(ua: &mut Ua, user: &str, expires: u32, cseq: u32) -> Request {
     let mut r = Request {
         method: Method::from_token("REGISTER"),
@@ -197,19 +212,10 @@ fn a_register_too_brief_gets_423_and_a_query_lists_bindings() {
 
 #[test]
 fn a_trunk_registers_answering_the_carriers_challenge_and_refreshes() {
-    let mut tenant = acme(true, &[]);
-    let mut link = (*tenant.trunks[0]).clone();
-    link.trunk.register = true;
-    tenant.trunks = vec![std::sync::Arc::new(link)];
-    let mut sim = Sim::new(config(), tenant, &[], no_policy());
-    let carrier: std::net::SocketAddr = sim::CARRIER.parse().expect("addr");
+    let (mut sim, carrier) = registering_trunk(true);
     let first = sim.request(carrier, "REGISTER");
     assert_eq!(first.headers.get("Expires"), Some("300"));
-    let mut challenge = Response::for_request(&first, 401, Some("c"));
-    challenge.headers.push(
-        "WWW-Authenticate",
-        "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\", algorithm=MD5",
-    );
+    let challenge = sim::challenge(&first, 401, "n");
     sim.send(carrier, challenge);
     let second = sim.request(carrier, "REGISTER");
     assert_eq!(second.headers.get("CSeq"), Some("2 REGISTER"));
@@ -239,12 +245,7 @@ fn a_trunk_registers_answering_the_carriers_challenge_and_refreshes() {
 
 #[test]
 fn a_carriers_expiry_is_bounded_and_a_challenge_without_credentials_waits() {
-    let mut tenant = acme(true, &[]);
-    let mut link = (*tenant.trunks[0]).clone();
-    link.trunk.register = true;
-    tenant.trunks = vec![std::sync::Arc::new(link)];
-    let mut sim = Sim::new(config(), tenant, &[], no_policy());
-    let carrier: std::net::SocketAddr = sim::CARRIER.parse().expect("addr");
+    let (mut sim, carrier) = registering_trunk(true);
     let first = sim.request(carrier, "REGISTER");
     let mut ok = Response::for_request(&first, 200, Some("c"));
     ok.headers.push("Expires", "18446744073709551615");
@@ -256,18 +257,10 @@ fn a_carriers_expiry_is_bounded_and_a_challenge_without_credentials_waits() {
     let refresh = sim.request(carrier, "REGISTER");
     // A second challenge to a request that answered one is a failure:
     // retried after 30 s, not every second.
-    let mut challenge = Response::for_request(&refresh, 401, Some("c"));
-    challenge.headers.push(
-        "WWW-Authenticate",
-        "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\", algorithm=MD5",
-    );
+    let challenge = sim::challenge(&refresh, 401, "n");
     sim.send(carrier, challenge);
     let answered = sim.request(carrier, "REGISTER");
-    let mut again = Response::for_request(&answered, 401, Some("c"));
-    again.headers.push(
-        "WWW-Authenticate",
-        "Digest realm=\"carrier\", nonce=\"m\", qop=\"auth\", algorithm=MD5",
-    );
+    let again = sim::challenge(&answered, 401, "m");
     sim.send(carrier, again);
     sim.advance(Duration::from_secs(29));
     assert!(sim.requests(carrier, "REGISTER").is_empty());
@@ -277,20 +270,9 @@ fn a_carriers_expiry_is_bounded_and_a_challenge_without_credentials_waits() {
 
 #[test]
 fn a_trunk_without_credentials_that_is_challenged_retries_after_30_seconds() {
-    let mut tenant = acme(true, &[]);
-    let mut link = (*tenant.trunks[0]).clone();
-    link.trunk.register = true;
-    link.trunk.username = None;
-    link.trunk.password = None;
-    tenant.trunks = vec![std::sync::Arc::new(link)];
-    let mut sim = Sim::new(config(), tenant, &[], no_policy());
-    let carrier: std::net::SocketAddr = sim::CARRIER.parse().expect("addr");
+    let (mut sim, carrier) = registering_trunk(false);
     let first = sim.request(carrier, "REGISTER");
-    let mut challenge = Response::for_request(&first, 401, Some("c"));
-    challenge.headers.push(
-        "WWW-Authenticate",
-        "Digest realm=\"carrier\", nonce=\"n\", qop=\"auth\", algorithm=MD5",
-    );
+    let challenge = sim::challenge(&first, 401, "n");
     sim.send(carrier, challenge);
     sim.advance(Duration::from_secs(29));
     assert!(

@@ -388,6 +388,15 @@ impl Sim {
         found
     }
 
+    /// The first response with `status` that `addr` received; every
+    /// response is taken.
+    pub fn response(&mut self, addr: SocketAddr, status: u16) -> Response {
+        self.responses(addr)
+            .into_iter()
+            .find(|r| r.status == status)
+            .unwrap_or_else(|| panic!("{addr} received no {status}"))
+    }
+
     /// The engine's leg events of calls, as (role, extension, state, cause).
     pub fn leg_events(&self) -> Vec<String> {
         self.events
@@ -411,6 +420,22 @@ impl Sim {
             })
             .collect()
     }
+}
+
+/// A carrier's (or device's) digest challenge to `request`: a 401 with
+/// WWW-Authenticate or a 407 with Proxy-Authenticate, for MD5 and `nonce`.
+pub fn challenge(request: &Request, status: u16, nonce: &str) -> Response {
+    let mut r = Response::for_request(request, status, Some("c"));
+    let header = if status == 407 {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    };
+    r.headers.push(
+        header,
+        format!("Digest realm=\"carrier\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5"),
+    );
+    r
 }
 
 /// A minimal G.711 offer or answer from `port`.
@@ -580,11 +605,7 @@ pub fn call(sim: &mut Sim, caller: &mut Ua, to: &str) -> Request {
 /// authenticated INVITE as the engine received it.
 pub fn call_with(sim: &mut Sim, caller: &mut Ua, invite: Request) -> Request {
     sim.send(caller.addr, invite.clone());
-    let challenge = sim
-        .responses(caller.addr)
-        .into_iter()
-        .find(|r| r.status == 407)
-        .expect("a 407 challenge");
+    let challenge = sim.response(caller.addr, 407);
     sim.send(caller.addr, caller.ack_failure(&invite, &challenge));
     let invite = caller.with_credentials(&invite, &challenge);
     sim.send(caller.addr, invite.clone());
