@@ -279,6 +279,20 @@ pub struct Device {
     pub expires_at: String,
     /// When it was last heard (REGISTER or keepalive answer).
     pub last_seen: Option<String>,
+    /// What it subscribed to (BLF keys, buddies, its mailbox).
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A device's subscription.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Subscription {
+    /// `dialog`, `presence` or `message-summary`.
+    pub package: String,
+    /// The number watched.
+    pub target: String,
+    /// When it expires unless refreshed.
+    pub expires_at: String,
 }
 
 /// One registration transition (`GET /extensions/{n}/history`).

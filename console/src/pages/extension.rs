@@ -9,7 +9,9 @@ use leptos::task::spawn_local;
 use serde_json::{Value, json};
 
 use crate::api;
-use crate::model::{Device, Extension, FollowMe, FollowMeDestination, HistoryEvent, Password};
+use crate::model::{
+    Device, Extension, FollowMe, FollowMeDestination, HistoryEvent, Password, Subscription,
+};
 use crate::route::{Route, Tab};
 use crate::state::AppState;
 use crate::ui::{self, FieldErrors, StatusDot};
@@ -424,12 +426,14 @@ fn Devices(editor: Editor) -> impl IntoView {
                         <th>"Transport"</th>
                         <th>"Last seen"</th>
                         <th>"Expires"</th>
+                        <th>"Subscriptions"</th>
                     </tr>
                 </thead>
                 <tbody>
                     {list
                         .into_iter()
                         .map(|d| {
+                            let subscriptions = subscriptions_text(&d.subscriptions);
                             view! {
                                 <tr>
                                     <td class="mono">{d.contact}</td>
@@ -438,6 +442,7 @@ fn Devices(editor: Editor) -> impl IntoView {
                                     <td>{d.transport.to_uppercase()}</td>
                                     <td>{d.last_seen.as_deref().map(ui::local_time).unwrap_or_default()}</td>
                                     <td>{ui::local_time(&d.expires_at)}</td>
+                                    <td data-testid="device-subscriptions">{subscriptions}</td>
                                 </tr>
                             }
                         })
@@ -448,6 +453,21 @@ fn Devices(editor: Editor) -> impl IntoView {
         .into_any(),
     }
     }
+}
+
+/// A device's subscriptions, one per line: `dialog 102 (until 10:42)`.
+fn subscriptions_text(list: &[Subscription]) -> String {
+    list.iter()
+        .map(|s| {
+            format!(
+                "{} {} (until {})",
+                s.package,
+                s.target,
+                ui::local_time(&s.expires_at)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The `voicemail` choice offered by forwarding fields.

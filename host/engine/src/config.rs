@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub calls: CallsConfig,
     /// Media anchoring.
     pub media: MediaConfig,
+    /// SUBSCRIBE lengths and limits.
+    pub subscriptions: crate::subscriptions::SubscriptionsConfig,
     /// Our listening ports, for the Via and Contact of what we send.
     pub ports: ListeningPorts,
     /// The installation's secret: digest nonces are sealed with it.

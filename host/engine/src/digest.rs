@@ -1,6 +1,6 @@
 //! The digest gate: how every request that must say who sent it is
-//! authenticated (RFC 3261 §22, RFC 7616, RFC 8760). REGISTER and INVITE
-//! go through it today, and so will everything that authenticates next.
+//! authenticated (RFC 3261 §22, RFC 7616, RFC 8760). REGISTER, INVITE and
+//! SUBSCRIBE go through it.
 //!
 //! The gate finds the tenant the request names, challenges it or checks
 //! its credentials against that tenant alone, and counts failures per
@@ -13,11 +13,15 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use edgepbx_sip::auth::{DigestAuthenticator, DigestRequest, DigestResponse, Verdict};
+use edgepbx_sip::grammar::parse_name_addr;
+use edgepbx_sip::transaction::{ServerKey, TransactionKey};
 use edgepbx_sip::{Request, Response};
 use tracing::warn;
 
 use crate::config::SecurityConfig;
-use crate::tenants::{Tenant, TenantTable};
+use crate::peer::Peer;
+use crate::signalling::Signalling;
+use crate::tenants::{Extension, Tenant, TenantTable};
 use crate::throttle::{Admission, FailureReply, Throttle};
 
 /// Digest nonces tracked for nonce-count replay protection.
@@ -202,5 +206,61 @@ impl DigestGate {
             response.headers.push(claim.challenge.offer_header(), value);
         }
         GateOutcome::Answer(response)
+    }
+}
+
+/// Authenticates a request that speaks for its From (INVITE, SUBSCRIBE)
+/// with a 407 challenge: returns the tenant and the extension whose
+/// credentials verified, or answers the request itself (a challenge, 403
+/// for credentials of an extension that is gone, or nothing to a
+/// throttled source).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn authenticate(
+    now: Instant,
+    wall: SystemTime,
+    sig: &mut Signalling,
+    gate: &mut DigestGate,
+    tenants: &TenantTable,
+    key: ServerKey,
+    request: &Request,
+    peer: &Peer,
+) -> Option<(Arc<Tenant>, Arc<Extension>)> {
+    let from = request
+        .headers
+        .get("From")
+        .and_then(|v| parse_name_addr(v).ok());
+    let (user, host) = from
+        .as_ref()
+        .and_then(|f| f.uri.as_sip())
+        .map(|u| (u.user().unwrap_or("").to_owned(), u.host().to_string()))
+        .unwrap_or_default();
+    let tag = request.stateless_tag();
+    let claim = Claim {
+        request,
+        user: &user,
+        host: &host,
+        challenge: Challenge::Proxy,
+        request_uri: Some(&request.uri),
+        tag: &tag,
+        source: peer.addr().ip(),
+    };
+    let nonce = sig.random_bytes();
+    match gate.check(now, wall, nonce, tenants, claim) {
+        GateOutcome::Passed { tenant, number, .. } => {
+            let Some(extension) = tenant.extensions.get(&number).cloned() else {
+                let response = Response::for_request(request, 403, Some(&tag));
+                sig.respond(now, key, response);
+                return None;
+            };
+            Some((tenant, extension))
+        }
+        GateOutcome::Answer(response) => {
+            sig.respond(now, key, response);
+            None
+        }
+        GateOutcome::Silence => {
+            sig.transactions.abandon(TransactionKey::Server(key));
+            None
+        }
     }
 }

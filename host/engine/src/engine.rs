@@ -24,6 +24,7 @@ use crate::peer::Peer;
 use crate::registrar::{self, Aor, Change, Entropy, Location, RemovalReason};
 use crate::routing::Decided;
 use crate::signalling::{LocalRoutes, Signalling};
+use crate::subscriptions::{SubscriptionInfo, Subscriptions, Sx};
 use crate::tenants::TenantTable;
 use crate::trunks::TrunkRegistrations;
 
@@ -41,6 +42,7 @@ fn allowed_methods() -> Vec<Method> {
         rsip::Method::Bye.into(),
         rsip::Method::Update.into(),
         rsip::Method::Info.into(),
+        rsip::Method::Subscribe.into(),
     ]
 }
 
@@ -68,6 +70,8 @@ pub struct DeviceInfo {
     /// When it was last heard: its last REGISTER, or its last answer to a
     /// keepalive OPTIONS.
     pub last_seen: Option<SystemTime>,
+    /// What it subscribed to (BLF keys, buddies, its mailbox).
+    pub subscriptions: Vec<SubscriptionInfo>,
 }
 
 /// The PBX's signalling as a state machine: the registrar, the digest
@@ -92,6 +96,7 @@ pub struct Engine {
     gate: DigestGate,
     lines: Arc<Lines>,
     calls: Calls,
+    subs: Subscriptions,
     trunks: TrunkRegistrations,
     keepalive: Keepalive,
     /// When bindings expire and keepalives go out next.
@@ -142,6 +147,7 @@ impl Engine {
             location,
             lines,
             calls,
+            subs: Subscriptions::new(config.subscriptions),
             trunks: TrunkRegistrations::default(),
             next_housekeeping: now + HOUSEKEEPING,
         };
@@ -185,9 +191,11 @@ impl Engine {
     }
 
     /// A stream connection closed: requests to its bindings go nowhere until
-    /// they register again (their next keepalive takes them offline).
+    /// they register again (their next keepalive takes them offline), and
+    /// its subscriptions end.
     pub fn handle_closed(&mut self, conn: u64) {
         self.sig.closed(conn);
+        self.subs.handle_closed(conn);
     }
 
     /// What was sent by `transaction` could not be (connection gone, queue
@@ -212,6 +220,15 @@ impl Engine {
             wall,
         };
         self.calls.handle_timeout(now, &mut cx);
+        let mut sx = Sx {
+            sig: &mut self.sig,
+            gate: &mut self.gate,
+            tenants: &self.tenants,
+            calls: &self.calls,
+            lines: &self.lines,
+            wall,
+        };
+        self.subs.handle_timeout(now, &mut sx);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.housekeeping(now, wall);
@@ -262,6 +279,15 @@ impl Engine {
         );
         self.tenants = tenants;
         self.trunks.housekeeping(now, &mut self.sig, &self.tenants);
+        let mut sx = Sx {
+            sig: &mut self.sig,
+            gate: &mut self.gate,
+            tenants: &self.tenants,
+            calls: &self.calls,
+            lines: &self.lines,
+            wall,
+        };
+        self.subs.handle_tenants(now, &mut sx);
         self.settle(now, wall);
     }
 
@@ -278,6 +304,7 @@ impl Engine {
         [
             self.sig.transactions.poll_timeout(),
             self.calls.poll_timeout(),
+            self.subs.poll_timeout(),
             Some(self.next_housekeeping),
         ]
         .into_iter()
@@ -292,8 +319,9 @@ impl Engine {
         self.calls.active(tenant, wall)
     }
 
-    /// The devices registered for an extension.
+    /// The devices registered for an extension, with their subscriptions.
     pub fn devices(&self, aor: &Aor) -> Vec<DeviceInfo> {
+        let subscriptions = self.subs.of_extension(aor);
         self.location
             .bindings(aor)
             .iter()
@@ -303,13 +331,24 @@ impl Engine {
                 source: b.source.clone(),
                 expires_at: b.expires_at,
                 last_seen: self.keepalive.last_seen(aor, &b.contact),
+                subscriptions: subscriptions
+                    .iter()
+                    .filter(|s| s.device == b.contact)
+                    .cloned()
+                    .collect(),
             })
             .collect()
     }
 
-    /// Bindings and calls, for the log at shutdown.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.location.len(), self.calls.len())
+    /// The subscriptions made by the devices of an extension, registered
+    /// or not.
+    pub fn subscriptions(&self, aor: &Aor) -> Vec<SubscriptionInfo> {
+        self.subs.of_extension(aor)
+    }
+
+    /// Bindings, calls and subscriptions, for the log at shutdown.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.location.len(), self.calls.len(), self.subs.len())
     }
 
     /// The live line state the engine keeps.
@@ -397,6 +436,17 @@ impl Engine {
             }
             Method::Known(rsip::Method::Register) => {
                 return self.register(now, wall, key, request, peer);
+            }
+            Method::Known(rsip::Method::Subscribe) => {
+                let mut sx = Sx {
+                    sig: &mut self.sig,
+                    gate: &mut self.gate,
+                    tenants: &self.tenants,
+                    calls: &self.calls,
+                    lines: &self.lines,
+                    wall,
+                };
+                return self.subs.handle_subscribe(now, &mut sx, key, request, peer);
             }
             Method::Known(rsip::Method::Options) => {
                 let tag = cx.sig.tag();
@@ -507,6 +557,7 @@ impl Engine {
     }
 
     fn devices_changed(&mut self, aor: &Aor) {
+        self.sig.touch(aor);
         let event = self.lines.set_devices(aor, self.location.bindings(aor));
         self.sig.publish(event);
     }
@@ -543,6 +594,20 @@ impl Engine {
         while let Some(event) = self.sig.transactions.poll_event() {
             self.transaction_event(now, wall, event);
         }
+        let touched = self.sig.take_touched();
+        if !touched.is_empty() {
+            let mut sx = Sx {
+                sig: &mut self.sig,
+                gate: &mut self.gate,
+                tenants: &self.tenants,
+                calls: &self.calls,
+                lines: &self.lines,
+                wall,
+            };
+            self.subs.handle_touched(now, &mut sx, touched);
+            // NOTIFYs are non-INVITE transactions: nothing they start is
+            // reported before their answers come in.
+        }
     }
 
     fn transaction_event(&mut self, now: Instant, wall: SystemTime, event: TransactionEvent<Peer>) {
@@ -552,6 +617,15 @@ impl Engine {
             wall,
         };
         match event {
+            TransactionEvent::Response(key, response) if self.subs.owns(key) => {
+                self.subs.handle_response(now, cx.sig, key, response.status);
+            }
+            TransactionEvent::Timeout(TransactionKey::Client(key))
+            | TransactionEvent::TransportError(TransactionKey::Client(key))
+                if self.subs.owns(key) =>
+            {
+                self.subs.handle_failure(key);
+            }
             TransactionEvent::Response(key, response) if self.calls.owns(key) => {
                 self.calls.handle_response(now, &mut cx, key, response);
             }
@@ -613,10 +687,11 @@ fn stamp_via(request: &mut Request, peer: &Peer) {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (bindings, calls) = self.counts();
+        let (bindings, calls, subscriptions) = self.counts();
         f.debug_struct("Engine")
             .field("bindings", &bindings)
             .field("calls", &calls)
+            .field("subscriptions", &subscriptions)
             .finish_non_exhaustive()
     }
 }

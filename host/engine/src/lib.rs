@@ -20,6 +20,8 @@
 //!   in-dialog relaying, media anchoring, teardown.
 //! - `trunks`: registration with carriers (RFC 3261 §10.2).
 //! - `keepalive`: OPTIONS to every binding (RFC 3261 §11).
+//! - [`subscriptions`]: SUBSCRIBE/NOTIFY (RFC 6665): dialog state for BLF
+//!   keys, presence, message summaries.
 //! - [`routing`]: the engine's own types for routing decisions; the driver
 //!   converts them at the policy boundary.
 //! - [`tenants`]: the configuration signalling reads ([`TenantTable`]).
@@ -39,6 +41,7 @@ pub mod peer;
 pub mod registrar;
 pub mod routing;
 mod signalling;
+pub mod subscriptions;
 pub mod tenants;
 pub mod throttle;
 pub mod time;

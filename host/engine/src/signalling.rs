@@ -17,6 +17,7 @@ use crate::config::ListeningPorts;
 use crate::events::Event;
 use crate::output::{Output, Transmit};
 use crate::peer::Peer;
+use crate::registrar::Aor;
 
 /// The one question the engine asks its host while it works: which local
 /// address the system would use to reach a remote one (a routing-table
@@ -42,6 +43,9 @@ pub(crate) struct Signalling {
     advertise: Option<IpAddr>,
     /// Stream connections open now.
     connections: HashSet<u64>,
+    /// Numbers whose calls, devices or settings changed since watchers
+    /// were last told.
+    touched: HashSet<Aor>,
 }
 
 impl Signalling {
@@ -60,7 +64,21 @@ impl Signalling {
             ports,
             advertise,
             connections: HashSet::new(),
+            touched: HashSet::new(),
         }
+    }
+
+    /// Notes that what `aor` (an extension or group number) shows may have
+    /// changed, for its watchers.
+    pub fn touch(&mut self, aor: &Aor) {
+        if !self.touched.contains(aor) {
+            self.touched.insert(aor.clone());
+        }
+    }
+
+    /// The numbers touched since the last call.
+    pub fn take_touched(&mut self) -> HashSet<Aor> {
+        std::mem::take(&mut self.touched)
     }
 
     /// Queues an output after everything the transactions sent before it.

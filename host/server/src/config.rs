@@ -10,6 +10,7 @@ pub use edgepbx_engine::config::{
     CallsConfig, MAX_BINDINGS_PER_EXTENSION, MediaConfig, RegistrarConfig, SecurityConfig,
 };
 use edgepbx_engine::config::{EngineConfig, ListeningPorts};
+use edgepbx_engine::subscriptions::SubscriptionsConfig;
 use edgepbx_sip::transaction::{Timers, TransactionConfig};
 use serde::Deserialize;
 
@@ -33,6 +34,8 @@ pub struct Config {
     pub calls: CallsConfig,
     /// Media anchoring.
     pub media: MediaConfig,
+    /// SUBSCRIBE lengths and limits (BLF, presence, MWI).
+    pub subscriptions: SubscriptionsConfig,
     /// Routing policies.
     pub policy: PolicyConfig,
     /// The HTTP listener: REST API, events and the console.
@@ -149,6 +152,7 @@ impl Default for Config {
             store: StoreTuning::default(),
             calls: CallsConfig::default(),
             media: MediaConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
             policy: PolicyConfig::default(),
             http: HttpConfig::default(),
         }
@@ -227,6 +231,7 @@ impl Config {
             security: self.security.clone(),
             calls: self.calls.clone(),
             media: self.media.clone(),
+            subscriptions: self.subscriptions.clone(),
             ports,
             server_key,
         }
@@ -273,6 +278,21 @@ impl Config {
         if !(1..=MAX_BINDINGS_PER_EXTENSION).contains(&r.max_bindings_per_extension) {
             bail!(
                 "registrar.max_bindings_per_extension must lie between 1 and {MAX_BINDINGS_PER_EXTENSION}"
+            );
+        }
+        let sub = &self.subscriptions;
+        if sub.min_expires == 0 || sub.min_expires > sub.max_expires {
+            bail!("subscriptions.min_expires must be between 1 and subscriptions.max_expires");
+        }
+        if sub.default_expires < sub.min_expires || sub.default_expires > sub.max_expires {
+            bail!("subscriptions.default_expires must lie between min_expires and max_expires");
+        }
+        if sub.max_expires > 86_400 {
+            bail!("subscriptions.max_expires may be at most 86400 (a day)");
+        }
+        if sub.max_per_device == 0 || sub.max_per_extension == 0 || sub.max_per_tenant == 0 {
+            bail!(
+                "subscriptions.max_per_device, max_per_extension and max_per_tenant must be at least 1"
             );
         }
         let s = &self.sip;

@@ -134,8 +134,8 @@ impl Driver {
             }
             self.drain();
         }
-        let (bindings, calls) = self.engine.counts();
-        info!(bindings, calls, "sip plane stopped");
+        let (bindings, calls, subscriptions) = self.engine.counts();
+        info!(bindings, calls, subscriptions, "sip plane stopped");
         // The router holds the policies' key-value writer: it goes first,
         // so that the write-behind queue can close.
         let Driver {

@@ -25,6 +25,8 @@
 //!   the parties; 2xx retransmission and ACKs.
 //! - [`anchoring`]: rewriting descriptions onto media slots.
 //! - [`teardown`]: ending a call, its record and events, its timers.
+//! - [`watched`]: the calls of one number as its watchers see them
+//!   (dialog state for BLF).
 //!
 //! A call is taken out of the table while it is worked on, so the engine
 //! borrows the transaction layer and the call at the same time.
@@ -36,6 +38,7 @@ mod dialogs;
 mod setup;
 mod steps;
 mod teardown;
+mod watched;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -57,6 +60,7 @@ use crate::signalling::Signalling;
 use crate::tenants::{Tenant, TrunkLink};
 
 pub(crate) use anchoring::MediaSlots;
+pub(crate) use watched::{DialogView, Direction};
 
 /// The Reason of CANCELs sent to the branches that lost (RFC 3326).
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
@@ -428,6 +432,7 @@ impl Calls {
 
     /// Changes a line's call counters, publishing what it shows.
     fn adjust_line(&self, sig: &mut Signalling, aor: &Aor, ringing: i32, talking: i32) {
+        sig.touch(aor);
         sig.publish(self.lines.adjust(aor, ringing, talking));
     }
 }

@@ -12,12 +12,12 @@ use edgepbx_media::anchor::{RELAYED_CODECS, anchor};
 use edgepbx_media::sdp::SessionDescription;
 use edgepbx_model::{MAX_NUMBER_LEN, is_dialable};
 use edgepbx_sip::grammar::{Uri, parse_name_addr};
-use edgepbx_sip::transaction::{ServerKey, TransactionKey};
+use edgepbx_sip::transaction::ServerKey;
 use edgepbx_sip::{Request, Response};
 use tracing::{debug, info, warn};
 
 use super::{Call, Calls, Cx, Parties};
-use crate::digest::{Challenge, Claim, DigestGate, GateOutcome};
+use crate::digest::{DigestGate, authenticate};
 use crate::events::{LegRole, LegState};
 use crate::peer::Peer;
 use crate::registrar::Aor;
@@ -53,10 +53,16 @@ impl Calls {
                 (tenant, caller, number.to_owned())
             }
             None => {
-                let Some((tenant, caller)) =
-                    authenticate(now, cx, gate, tenants, key, request, peer)
+                let Some((tenant, extension)) =
+                    authenticate(now, cx.wall, cx.sig, gate, tenants, key, request, peer)
                 else {
                     return;
+                };
+                let caller = Caller {
+                    number: extension.number.clone(),
+                    name: Some(extension.name.clone()).filter(|n| !n.is_empty()),
+                    kind: CallerKind::Internal,
+                    source: peer.addr().to_string(),
                 };
                 let Some(number) = dialled_number(request) else {
                     return respond(cx, 404);
@@ -183,65 +189,6 @@ impl Calls {
         );
         self.next_step(now, cx, &mut call);
         self.put_back(call);
-    }
-}
-
-/// Digest authentication of a caller: returns the tenant and the caller,
-/// or answers the request itself (a challenge, or nothing to a throttled
-/// source).
-fn authenticate(
-    now: Instant,
-    cx: &mut Cx<'_>,
-    gate: &mut DigestGate,
-    tenants: &TenantTable,
-    key: ServerKey,
-    request: &Request,
-    peer: &Peer,
-) -> Option<(Arc<Tenant>, Caller)> {
-    let from = request
-        .headers
-        .get("From")
-        .and_then(|v| parse_name_addr(v).ok());
-    let (user, host) = from
-        .as_ref()
-        .and_then(|f| f.uri.as_sip())
-        .map(|u| (u.user().unwrap_or("").to_owned(), u.host().to_string()))
-        .unwrap_or_default();
-    let tag = request.stateless_tag();
-    let claim = Claim {
-        request,
-        user: &user,
-        host: &host,
-        challenge: Challenge::Proxy,
-        request_uri: Some(&request.uri),
-        tag: &tag,
-        source: peer.addr().ip(),
-    };
-    let nonce = cx.sig.random_bytes();
-    match gate.check(now, cx.wall, nonce, tenants, claim) {
-        GateOutcome::Passed { tenant, number, .. } => {
-            let Some(extension) = tenant.extensions.get(&number).cloned() else {
-                // Credentials of an extension that is gone: refused.
-                let response = Response::for_request(request, 403, Some(&tag));
-                cx.sig.respond(now, key, response);
-                return None;
-            };
-            let caller = Caller {
-                number: extension.number.clone(),
-                name: Some(extension.name.clone()).filter(|n| !n.is_empty()),
-                kind: CallerKind::Internal,
-                source: peer.addr().to_string(),
-            };
-            Some((tenant, caller))
-        }
-        GateOutcome::Answer(response) => {
-            cx.sig.respond(now, key, response);
-            None
-        }
-        GateOutcome::Silence => {
-            cx.sig.transactions.abandon(TransactionKey::Server(key));
-            None
-        }
     }
 }
 

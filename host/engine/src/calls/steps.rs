@@ -78,7 +78,11 @@ impl Calls {
                 // The call now belongs to the new number: its policy
                 // decides from a fresh history.
                 info!(call = call.id, from = %call.dialled, to = %number, "forwarded");
-                call.dialled = number;
+                // Watchers of the number left (a group) see the call go.
+                cx.sig.touch(&crate::registrar::Aor {
+                    tenant: call.tenant.code.clone(),
+                    extension: std::mem::replace(&mut call.dialled, number),
+                });
                 call.history.clear();
                 self.next_step(now, cx, call);
             }

@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use super::{Call, Calls, Cx, EndCause, Role, Timer, leg, side_index};
 use crate::events::{Event, LegRole, LegState};
 use crate::output::{CallRecord, Output};
+use crate::registrar::Aor;
 
 impl Calls {
     /// Ends a call: answers or hangs up every party still there, frees its
@@ -117,6 +118,17 @@ impl Calls {
         state: LegState,
         cause: Option<&str>,
     ) {
+        // Watchers of the number dialled (a group) see the call too.
+        cx.sig.touch(&Aor {
+            tenant: call.tenant.code.clone(),
+            extension: call.dialled.clone(),
+        });
+        if let Some(extension) = &extension {
+            cx.sig.touch(&Aor {
+                tenant: call.tenant.code.clone(),
+                extension: extension.clone(),
+            });
+        }
         cx.sig.push(Output::Event(Event::Leg {
             tenant: call.tenant.code.clone(),
             call: call.uid.clone(),

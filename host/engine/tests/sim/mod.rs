@@ -114,6 +114,7 @@ pub fn config() -> EngineConfig {
         },
         calls: CallsConfig::default(),
         media: MediaConfig::default(),
+        subscriptions: edgepbx_engine::subscriptions::SubscriptionsConfig::default(),
         ports: ListeningPorts {
             udp: 5060,
             tcp: 5060,

@@ -548,6 +548,15 @@ async fn devices(
                 transport: d.source.transport_name(),
                 expires_at: rfc3339(d.expires_at),
                 last_seen: d.last_seen.map(rfc3339),
+                subscriptions: d
+                    .subscriptions
+                    .into_iter()
+                    .map(|s| SubscriptionView {
+                        package: s.package,
+                        target: s.target,
+                        expires_at: rfc3339(s.expires_at),
+                    })
+                    .collect(),
             })
             .collect(),
     ))

@@ -371,6 +371,19 @@ pub struct DeviceView {
     pub(super) expires_at: String,
     /// When it was last heard: its last REGISTER or keepalive answer.
     pub(super) last_seen: Option<String>,
+    /// What it subscribed to.
+    pub(super) subscriptions: Vec<SubscriptionView>,
+}
+
+/// A device's subscription (a BLF key, a buddy, its mailbox).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    /// `dialog`, `presence` or `message-summary`.
+    pub(super) package: &'static str,
+    /// The extension or group number watched.
+    pub(super) target: String,
+    /// When it expires unless the device refreshes it.
+    pub(super) expires_at: String,
 }
 
 /// How far back.

@@ -1,0 +1,511 @@
+//! Subscriptions in virtual time: a watcher's SUBSCRIBE, its NOTIFYs
+//! through a call's life, refresh, expiry, unsubscription, a watcher that
+//! stops answering, the answers that reveal nothing, limits, groups and
+//! presence.
+
+mod sim;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use edgepbx_engine::TenantTable;
+use edgepbx_engine::routing::{
+    Action, Decision, DecisionRequest, Ring, RingMode, RingTarget, Target,
+};
+use edgepbx_engine::subscriptions::SubscriptionsConfig;
+use edgepbx_model::{CallSettings, Group, GroupKind, GroupStrategy};
+use edgepbx_sip::{Method, Request, Response};
+use sim::{DOMAIN, Sim, Ua, acme, call, config, one_device, ring_dialled};
+
+/// A phone watching lines: its subscription dialog is read from what it
+/// sent and received.
+struct Watcher {
+    ua: Ua,
+    call_id: String,
+    cseq: u32,
+    /// The To tag the engine gave the subscription.
+    tag: Option<String>,
+}
+
+impl Watcher {
+    fn new(number: &str, port: u16) -> Watcher {
+        Watcher {
+            ua: Ua::new(number, port),
+            call_id: format!("sub-{port}@sim"),
+            cseq: 0,
+            tag: None,
+        }
+    }
+
+    /// A SUBSCRIBE for `event` of `target` asking `expires` seconds.
+    fn subscribe_request(&mut self, target: &str, event: &str, expires: u32) -> Request {
+        self.cseq += 1;
+        let mut r = Request {
+            method: Method::from_token("SUBSCRIBE"),
+            uri: format!("sip:{target}@{DOMAIN}"),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let via = self.ua.via();
+        let number = self.ua.number.clone();
+        let port = self.ua.addr.port();
+        let h = &mut r.headers;
+        h.push("Via", via);
+        h.push("Max-Forwards", "70");
+        h.push("From", format!("<sip:{number}@{DOMAIN}>;tag=w-{port}"));
+        match &self.tag {
+            Some(tag) => h.push("To", format!("<sip:{target}@{DOMAIN}>;tag={tag}")),
+            None => h.push("To", format!("<sip:{target}@{DOMAIN}>")),
+        }
+        h.push("Call-ID", self.call_id.clone());
+        h.push("CSeq", format!("{} SUBSCRIBE", self.cseq));
+        h.push("Contact", format!("<sip:{number}@{}>", self.ua.addr));
+        h.push("Event", event);
+        h.push("Expires", expires.to_string());
+        r
+    }
+
+    /// Subscribes (or refreshes) through the digest challenge; returns
+    /// the engine's final answer.
+    fn subscribe(&mut self, sim: &mut Sim, target: &str, event: &str, expires: u32) -> Response {
+        let request = self.subscribe_request(target, event, expires);
+        sim.send(self.ua.addr, request.clone());
+        let challenge = sim.response(self.ua.addr, 407);
+        self.cseq += 1;
+        let mut again = self.ua.with_credentials(&request, &challenge);
+        again
+            .headers
+            .set("CSeq", format!("{} SUBSCRIBE", self.cseq));
+        sim.send(self.ua.addr, again);
+        let answer = sim
+            .responses(self.ua.addr)
+            .into_iter()
+            .find(|r| r.status >= 200)
+            .expect("a final answer");
+        if answer.status == 200 && self.tag.is_none() {
+            self.tag = to_tag(&answer);
+        }
+        answer
+    }
+
+    /// The NOTIFYs received so far, each answered with `status`.
+    fn notifies(&mut self, sim: &mut Sim, status: u16) -> Vec<Request> {
+        let notifies = sim.requests(self.ua.addr, "NOTIFY");
+        for n in &notifies {
+            sim.send(self.ua.addr, Response::for_request(n, status, None));
+        }
+        notifies
+    }
+
+    /// The one NOTIFY received since the last look, answered 200.
+    fn notify(&mut self, sim: &mut Sim) -> Request {
+        let mut n = self.notifies(sim, 200);
+        assert_eq!(n.len(), 1, "one NOTIFY: {n:?}");
+        n.remove(0)
+    }
+}
+
+fn to_tag(r: &Response) -> Option<String> {
+    let to = r.headers.get("To")?;
+    Some(to.split(";tag=").nth(1)?.split(';').next()?.to_owned())
+}
+
+fn body(r: &Request) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// The `<state>` elements of a dialog-info body, in order.
+fn states(r: &Request) -> Vec<String> {
+    body(r)
+        .split("<state>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn version(r: &Request) -> u32 {
+    let b = body(r);
+    let document = b.split("<dialog-info").nth(1).expect("a dialog-info");
+    let v = document.split("version=\"").nth(1).expect("a version");
+    v.split('"')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a number")
+}
+
+#[test]
+fn a_watcher_sees_a_call_ring_connect_and_end() {
+    let mut sim = Sim::new(
+        config(),
+        acme(false, &[]),
+        &[("101", 6001), ("101", 6002)],
+        ring_dialled(20),
+    );
+    let mut watcher = Watcher::new("102", 7002);
+    let ok = watcher.subscribe(&mut sim, "101", "dialog", 600);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.headers.get("Expires"), Some("600"));
+    let first = watcher.notify(&mut sim);
+    assert_eq!(
+        first.headers.get("Subscription-State"),
+        Some("active;expires=600")
+    );
+    assert_eq!(
+        first.headers.get("Content-Type"),
+        Some("application/dialog-info+xml")
+    );
+    assert_eq!(states(&first), ["terminated"]);
+    assert_eq!(version(&first), 0);
+
+    // 100 calls 101, whose two devices ring: one early dialog.
+    let mut caller = Ua::new("100", 7000);
+    let invite = call(&mut sim, &mut caller, "101");
+    let (d1, d2) = (Ua::new("101", 6001), Ua::new("101", 6002));
+    let one = sim.request(d1.addr, "INVITE");
+    let two = sim.request(d2.addr, "INVITE");
+    sim.send(d1.addr, d1.answer(&one, 180));
+    sim.send(d2.addr, d2.answer(&two, 180));
+    let ringing = watcher.notify(&mut sim);
+    assert_eq!(states(&ringing), ["early"]);
+    let b = body(&ringing);
+    assert!(b.contains("direction=\"recipient\""), "{b}");
+    assert!(
+        b.contains("display=\"User 100\">sip:100@acme.test</identity>"),
+        "{b}"
+    );
+    assert_eq!(version(&ringing), 1);
+
+    // The first device answers: the call is confirmed, and the cancelled
+    // branch never shows as terminated.
+    sim.send(d1.addr, d1.answer(&one, 200));
+    let cancel = sim.request(d2.addr, "CANCEL");
+    sim.send(d2.addr, d2.answer(&cancel, 200));
+    sim.send(d2.addr, d2.answer(&two, 487));
+    let notifies = watcher.notifies(&mut sim, 200);
+    assert!(!notifies.is_empty());
+    for n in &notifies {
+        assert_eq!(states(n), ["confirmed"], "{}", body(n));
+    }
+
+    // The caller hangs up (the engine's 200 is acknowledged first).
+    let ok = sim.response(caller.addr, 200);
+    let mut dialog = caller.dialog(&invite, &ok);
+    let ack = caller.stamped(dialog.ack(1));
+    sim.send(caller.addr, ack);
+    let bye = caller.stamped(dialog.request(Method::from_token("BYE"), None));
+    sim.send(caller.addr, bye);
+    let ended = watcher.notify(&mut sim);
+    assert_eq!(states(&ended), ["terminated"]);
+    assert!(
+        !body(&ended).contains("<dialog id=\"101\""),
+        "the call's own id"
+    );
+    assert!(version(&ended) > version(&ringing));
+}
+
+#[test]
+fn the_caller_is_the_initiator_of_its_call() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    watcher.subscribe(&mut sim, "100", "dialog", 600);
+    watcher.notify(&mut sim);
+    let mut caller = Ua::new("100", 7000);
+    call(&mut sim, &mut caller, "101");
+    let n = watcher.notify(&mut sim);
+    let b = body(&n);
+    assert!(b.contains("direction=\"initiator\""), "{b}");
+    assert!(b.contains("sip:101@acme.test"), "{b}");
+    assert_eq!(states(&n), ["early"]);
+}
+
+#[test]
+fn only_one_notify_is_in_flight_and_the_newest_state_follows_it() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    watcher.subscribe(&mut sim, "101", "dialog", 600);
+    let first = sim.requests(watcher.ua.addr, "NOTIFY");
+    assert_eq!(first.len(), 1);
+    // Unanswered: a call rings and is answered meanwhile.
+    let mut caller = Ua::new("100", 7000);
+    call(&mut sim, &mut caller, "101");
+    let device = Ua::new("101", 6001);
+    let to_device = sim.request(device.addr, "INVITE");
+    sim.send(device.addr, device.answer(&to_device, 180));
+    sim.send(device.addr, device.answer(&to_device, 200));
+    assert!(sim.requests(watcher.ua.addr, "NOTIFY").is_empty());
+    // The first NOTIFY answered: the state now follows, the states it
+    // went through meanwhile skipped.
+    sim.send(watcher.ua.addr, Response::for_request(&first[0], 200, None));
+    let next = watcher.notify(&mut sim);
+    assert_eq!(states(&next), ["confirmed"]);
+    assert_eq!(version(&next), 1);
+}
+
+#[test]
+fn refresh_unsubscribe_and_expiry_end_with_a_terminated_notify() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    watcher.subscribe(&mut sim, "101", "dialog", 120);
+    watcher.notify(&mut sim);
+
+    // A refresh renews it and tells the state again (version goes on).
+    let ok = watcher.subscribe(&mut sim, "101", "dialog", 300);
+    assert_eq!(ok.status, 200);
+    let again = watcher.notify(&mut sim);
+    assert_eq!(
+        again.headers.get("Subscription-State"),
+        Some("active;expires=300")
+    );
+    assert_eq!(version(&again), 1);
+
+    // Expires: 0 ends it.
+    let ok = watcher.subscribe(&mut sim, "101", "dialog", 0);
+    assert_eq!(ok.status, 200);
+    let last = watcher.notify(&mut sim);
+    assert_eq!(
+        last.headers.get("Subscription-State"),
+        Some("terminated;reason=timeout")
+    );
+    // Nothing of it is left: a refresh is 481.
+    let request = watcher.subscribe_request("101", "dialog", 300);
+    sim.send(watcher.ua.addr, request);
+    assert_eq!(sim.statuses(watcher.ua.addr), [481]);
+
+    // A second subscription that is never refreshed expires.
+    let mut other = Watcher::new("103", 7003);
+    other.subscribe(&mut sim, "101", "dialog", 60);
+    other.notify(&mut sim);
+    sim.advance(Duration::from_secs(61));
+    // Unanswered during the wait: the NOTIFY was retransmitted.
+    let sent = other.notifies(&mut sim, 200);
+    assert!(
+        sent.iter()
+            .all(|n| n.headers.get("CSeq") == sent[0].headers.get("CSeq"))
+    );
+    let expired = &sent[0];
+    assert_eq!(
+        expired.headers.get("Subscription-State"),
+        Some("terminated;reason=timeout")
+    );
+    assert!(sim.engine.subscriptions(&aor("103")).is_empty());
+}
+
+fn aor(number: &str) -> edgepbx_engine::registrar::Aor {
+    edgepbx_engine::registrar::Aor {
+        tenant: "ACME".into(),
+        extension: number.into(),
+    }
+}
+
+/// Makes the line of 101 change: a call rings it and is cancelled.
+fn ring_and_cancel(sim: &mut Sim) {
+    let mut caller = Ua::new("100", 7000);
+    let invite = call(sim, &mut caller, "101");
+    sim.send(caller.addr, caller.cancel(&invite, None));
+    let device = Ua::new("101", 6001);
+    let to_device = sim.request(device.addr, "INVITE");
+    let cancel = sim.request(device.addr, "CANCEL");
+    sim.send(device.addr, device.answer(&cancel, 200));
+    sim.send(device.addr, device.answer(&to_device, 487));
+}
+
+#[test]
+fn a_watcher_that_refuses_or_ignores_notifies_is_dropped() {
+    let mut sim = one_device();
+    // One answers 481: gone at once.
+    let mut refusing = Watcher::new("102", 7002);
+    refusing.subscribe(&mut sim, "101", "dialog", 600);
+    refusing.notifies(&mut sim, 481);
+    assert!(sim.engine.subscriptions(&aor("102")).is_empty());
+
+    // One never answers: its NOTIFY is retransmitted, then given up after
+    // 64·T1, and the subscription with it.
+    let mut silent = Watcher::new("103", 7003);
+    silent.subscribe(&mut sim, "101", "dialog", 600);
+    assert_eq!(sim.engine.subscriptions(&aor("103")).len(), 1);
+    sim.advance(Duration::from_secs(33));
+    let sent = sim.requests(silent.ua.addr, "NOTIFY");
+    assert!(sent.len() > 5, "retransmitted: {}", sent.len());
+    assert!(sim.engine.subscriptions(&aor("103")).is_empty());
+    ring_and_cancel(&mut sim);
+    assert!(sim.requests(silent.ua.addr, "NOTIFY").is_empty());
+    assert!(sim.requests(refusing.ua.addr, "NOTIFY").is_empty());
+}
+
+#[test]
+fn answers_to_refused_subscriptions_reveal_nothing() {
+    let mut globex = edgepbx_engine::Tenant::new("GLOBEX".into(), "globex.test".into());
+    globex.add_extension(
+        edgepbx_engine::tenants::Extension {
+            number: "555".into(),
+            name: "Elsewhere".into(),
+            aliases: Vec::new(),
+            settings: CallSettings::default(),
+        },
+        [],
+    );
+    let mut sim = one_device();
+    let table = TenantTable::new([acme(false, &[]), globex]);
+    sim.engine
+        .handle_tenants(sim.now, sim.wall, Arc::new(table));
+    sim.drain();
+    let mut watcher = Watcher::new("102", 7002);
+
+    // Without credentials: 407, nothing else.
+    let request = watcher.subscribe_request("101", "dialog", 600);
+    sim.send(watcher.ua.addr, request);
+    assert_eq!(sim.statuses(watcher.ua.addr), [407]);
+
+    // Another tenant's extension (by its domain or its suffix) and a
+    // number that exists nowhere: the same 404.
+    let mut answers = Vec::new();
+    for target in ["555-GLOBEX", "999"] {
+        watcher.tag = None;
+        let r = watcher.subscribe(&mut sim, target, "dialog", 600);
+        answers.push((r.status, r.reason.clone()));
+    }
+    watcher.tag = None;
+    let mut request = watcher.subscribe_request("555", "dialog", 600);
+    request.uri = "sip:555@globex.test".into();
+    sim.send(watcher.ua.addr, request.clone());
+    let challenge = sim.response(watcher.ua.addr, 407);
+    let again = watcher.ua.with_credentials(&request, &challenge);
+    sim.send(watcher.ua.addr, again);
+    let r = sim.response(watcher.ua.addr, 404);
+    answers.push((r.status, r.reason));
+    assert!(
+        answers.iter().all(|a| *a == (404, "Not Found".to_owned())),
+        "{answers:?}"
+    );
+
+    // Another extension's mailbox: 403. An unknown package: 489.
+    assert_eq!(
+        watcher
+            .subscribe(&mut sim, "101", "message-summary", 600)
+            .status,
+        403
+    );
+    let request = watcher.subscribe_request("101", "reg", 600);
+    sim.send(watcher.ua.addr, request);
+    let r = sim.response(watcher.ua.addr, 489);
+    assert_eq!(
+        r.headers.get("Allow-Events"),
+        Some("dialog, presence, message-summary")
+    );
+    // Too short: 423 with the minimum.
+    let request = watcher.subscribe_request("101", "dialog", 10);
+    sim.send(watcher.ua.addr, request);
+    let r = sim.response(watcher.ua.addr, 423);
+    assert_eq!(r.headers.get("Min-Expires"), Some("60"));
+    assert!(sim.engine.subscriptions(&aor("102")).is_empty());
+}
+
+#[test]
+fn a_device_past_its_limit_is_refused_with_a_reason() {
+    let mut cfg = config();
+    cfg.subscriptions = SubscriptionsConfig {
+        max_per_device: 2,
+        ..SubscriptionsConfig::default()
+    };
+    let mut sim = Sim::new(cfg, acme(false, &[]), &[("101", 6001)], ring_dialled(20));
+    let mut watcher = Watcher::new("102", 7002);
+    for (i, target) in ["100", "101", "103"].into_iter().enumerate() {
+        watcher.tag = None;
+        watcher.call_id = format!("sub-{i}");
+        let r = watcher.subscribe(&mut sim, target, "dialog", 600);
+        let expected = if i < 2 { 200 } else { 403 };
+        assert_eq!(r.status, expected, "{target}");
+        if i == 2 {
+            assert_eq!(r.reason, "Too Many Subscriptions For This Device");
+        }
+    }
+    assert_eq!(sim.engine.subscriptions(&aor("102")).len(), 2);
+}
+
+#[test]
+fn a_group_is_ringing_while_its_call_rings_a_member() {
+    let mut tenant = acme(false, &[]);
+    tenant.add_group(Group {
+        tenant: "ACME".into(),
+        number: "600".into(),
+        name: "Sales".into(),
+        kind: GroupKind::Ring,
+        strategy: GroupStrategy::RingAll,
+        members: vec!["101".into()],
+        ring_timeout_secs: 20,
+        no_answer: None,
+        updated_at: SystemTime::UNIX_EPOCH,
+    });
+    let policy = Box::new(|r: &DecisionRequest| {
+        Some(Decision {
+            action: if r.history.is_empty() {
+                Action::Ring(Ring {
+                    mode: RingMode::Simultaneous,
+                    targets: vec![RingTarget {
+                        target: Target::Extension("101".into()),
+                        timeout_secs: 20,
+                    }],
+                })
+            } else {
+                Action::Reject(480)
+            },
+            presentation: None,
+        })
+    });
+    let mut sim = Sim::new(config(), tenant, &[("101", 6001)], policy);
+    let mut watcher = Watcher::new("102", 7002);
+    assert_eq!(
+        watcher.subscribe(&mut sim, "600", "dialog", 600).status,
+        200
+    );
+    watcher.notify(&mut sim);
+    let mut caller = Ua::new("100", 7000);
+    call(&mut sim, &mut caller, "600");
+    let n = watcher.notify(&mut sim);
+    assert_eq!(states(&n), ["early"]);
+    assert!(body(&n).contains("entity=\"sip:600@acme.test\""));
+}
+
+#[test]
+fn presence_follows_devices_calls_and_do_not_disturb() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    assert_eq!(
+        watcher.subscribe(&mut sim, "101", "presence", 600).status,
+        200
+    );
+    let n = watcher.notify(&mut sim);
+    assert_eq!(n.headers.get("Content-Type"), Some("application/pidf+xml"));
+    assert!(body(&n).contains("<basic>open</basic>"), "{}", body(&n));
+
+    // DND set in the configuration: busy.
+    let dnd = CallSettings {
+        dnd: true,
+        ..CallSettings::default()
+    };
+    let table = TenantTable::new([acme(false, &[("101", dnd)])]);
+    sim.engine
+        .handle_tenants(sim.now, sim.wall, Arc::new(table));
+    sim.drain();
+    let n = watcher.notify(&mut sim);
+    assert!(body(&n).contains("<rpid:busy/>"), "{}", body(&n));
+
+    // 100 (no device, so closed) is watched too: offline.
+    let mut other = Watcher::new("103", 7003);
+    other.subscribe(&mut sim, "100", "presence", 600);
+    let n = other.notify(&mut sim);
+    assert!(body(&n).contains("<basic>closed</basic>"), "{}", body(&n));
+
+    // The own mailbox: no messages, well formed.
+    let mut mwi = Watcher::new("101", 7004);
+    assert_eq!(
+        mwi.subscribe(&mut sim, "101", "message-summary", 600)
+            .status,
+        200
+    );
+    let n = mwi.notify(&mut sim);
+    assert_eq!(
+        body(&n),
+        "Messages-Waiting: no\r\nMessage-Account: sip:101@acme.test\r\nVoice-Message: 0/0 (0/0)\r\n"
+    );
+}
