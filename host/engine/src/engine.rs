@@ -46,14 +46,16 @@ fn allowed_methods() -> Vec<Method> {
     ]
 }
 
-/// Body types accepted in requests: session descriptions, and what phones
-/// put in the INFO requests a B2BUA passes between parties (DTMF digits,
-/// video picture requests).
-const RELAYED_BODIES: &[&str] = &[
+/// Body types accepted in requests: session descriptions, what phones put
+/// in the INFO requests a B2BUA passes between parties (DTMF digits, video
+/// picture requests), and feature key requests.
+const ACCEPTED_BODIES: &[&str] = &[
     "application/sdp",
     "application/dtmf-relay",
     "application/dtmf",
     "application/media_control+xml",
+    // What a phone's feature key sends in its SUBSCRIBE.
+    "application/x-as-feature-event+xml",
 ];
 
 /// A registered device as the registrar knows it now.
@@ -137,7 +139,7 @@ impl Engine {
         let mut engine = Engine {
             uas: UasPolicy {
                 allowed_methods: allowed_methods(),
-                accepted_content_types: RELAYED_BODIES.iter().map(|t| (*t).to_owned()).collect(),
+                accepted_content_types: ACCEPTED_BODIES.iter().map(|t| (*t).to_owned()).collect(),
                 ..UasPolicy::default()
             },
             gate: DigestGate::new(config.server_key, &config.security),

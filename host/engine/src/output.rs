@@ -34,6 +34,19 @@ pub enum Output {
     },
     /// Store the record of a call that ended.
     CallRecord(Box<CallRecord>),
+    /// Change one setting of an extension, as its phone's feature key
+    /// asked, then hand the engine the tenant reloaded
+    /// ([`Engine::handle_tenants`](crate::Engine::handle_tenants)), whether
+    /// the write succeeded or not: the phone is then shown the settings
+    /// as they are.
+    Settings {
+        /// Tenant code.
+        tenant: String,
+        /// Extension number.
+        extension: String,
+        /// The change.
+        key: edgepbx_model::FeatureKey,
+    },
     /// Publish an event.
     Event(Event),
 }

@@ -69,6 +69,12 @@ impl Watcher {
     /// the engine's final answer.
     fn subscribe(&mut self, sim: &mut Sim, target: &str, event: &str, expires: u32) -> Response {
         let request = self.subscribe_request(target, event, expires);
+        self.authenticated(sim, request)
+    }
+
+    /// Sends `request` through the digest challenge; returns the engine's
+    /// final answer.
+    fn authenticated(&mut self, sim: &mut Sim, request: Request) -> Response {
         sim.send(self.ua.addr, request.clone());
         let challenge = sim.response(self.ua.addr, 407);
         self.cseq += 1;
@@ -390,7 +396,7 @@ fn answers_to_refused_subscriptions_reveal_nothing() {
     let r = sim.response(watcher.ua.addr, 489);
     assert_eq!(
         r.headers.get("Allow-Events"),
-        Some("dialog, presence, message-summary")
+        Some("dialog, presence, message-summary, as-feature-event")
     );
     // Too short: 423 with the minimum.
     let request = watcher.subscribe_request("101", "dialog", 10);
@@ -507,5 +513,95 @@ fn presence_follows_devices_calls_and_do_not_disturb() {
     assert_eq!(
         body(&n),
         "Messages-Waiting: no\r\nMessage-Account: sip:101@acme.test\r\nVoice-Message: 0/0 (0/0)\r\n"
+    );
+}
+
+#[test]
+fn feature_keys_change_the_settings_and_the_settings_reach_the_phone() {
+    let mut sim = one_device();
+    let mut phone = Watcher::new("101", 6001);
+    let ok = phone.subscribe(&mut sim, "101", "as-feature-event", 600);
+    assert_eq!(ok.status, 200);
+    let n = phone.notify(&mut sim);
+    assert!(
+        n.headers
+            .get("Content-Type")
+            .is_some_and(|t| t.starts_with("multipart/mixed"))
+    );
+    assert!(
+        body(&n).contains("<doNotDisturbOn>false</doNotDisturbOn>"),
+        "{}",
+        body(&n)
+    );
+
+    // The DND key: the change goes to the store and the phone is shown it.
+    let mut request = phone.subscribe_request("101", "as-feature-event", 600);
+    request
+        .headers
+        .push("Content-Type", "application/x-as-feature-event+xml");
+    request.body = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\
+        <SetDoNotDisturb xmlns=\"http://www.ecma-international.org/standards/ecma-323/csta/ed3\">\
+        <device>101</device><doNotDisturbOn>true</doNotDisturbOn></SetDoNotDisturb>"
+        .to_vec();
+    assert_eq!(phone.authenticated(&mut sim, request).status, 200);
+    assert_eq!(
+        sim.settings,
+        [(
+            "ACME".into(),
+            "101".into(),
+            edgepbx_model::FeatureKey::Dnd(true)
+        )]
+    );
+    let n = phone.notify(&mut sim);
+    assert!(
+        body(&n).contains("<doNotDisturbOn>true</doNotDisturbOn>"),
+        "{}",
+        body(&n)
+    );
+
+    // The store wrote it and the tenant came back: nothing new to show.
+    let dnd = CallSettings {
+        dnd: true,
+        ..CallSettings::default()
+    };
+    let table = TenantTable::new([acme(false, &[("101", dnd)])]);
+    sim.engine
+        .handle_tenants(sim.now, sim.wall, Arc::new(table));
+    sim.drain();
+    assert!(sim.requests(phone.ua.addr, "NOTIFY").is_empty());
+
+    // The console turns DND off and forwards every call: the phone is told.
+    let forward = CallSettings {
+        forward_unconditional: Some(edgepbx_model::ForwardTarget::Number("105".into())),
+        ..CallSettings::default()
+    };
+    let table = TenantTable::new([acme(false, &[("101", forward)])]);
+    sim.engine
+        .handle_tenants(sim.now, sim.wall, Arc::new(table));
+    sim.drain();
+    let n = phone.notify(&mut sim);
+    let b = body(&n);
+    assert!(b.contains("<doNotDisturbOn>false</doNotDisturbOn>"), "{b}");
+    assert!(
+        b.contains("<forwardingType>forwardImmediate</forwardingType><forwardStatus>true</forwardStatus><forwardTo>105</forwardTo>"),
+        "{b}"
+    );
+
+    // A request it cannot read: 400, nothing changed. Another
+    // extension's settings: 403.
+    let mut request = phone.subscribe_request("101", "as-feature-event", 600);
+    request
+        .headers
+        .push("Content-Type", "application/x-as-feature-event+xml");
+    request.body =
+        b"<SetDoNotDisturb><doNotDisturbOn>perhaps</doNotDisturbOn></SetDoNotDisturb>".to_vec();
+    assert_eq!(phone.authenticated(&mut sim, request).status, 400);
+    assert_eq!(sim.settings.len(), 1);
+    let mut other = Watcher::new("102", 7002);
+    assert_eq!(
+        other
+            .subscribe(&mut sim, "101", "as-feature-event", 600)
+            .status,
+        403
     );
 }

@@ -17,8 +17,8 @@ pub mod trunks;
 pub use calls::CallRecord;
 pub use groups::{Group, GroupKind, GroupStrategy, MAX_MEMBERS};
 pub use settings::{
-    AllowedDestinations, CallSettings, FollowMe, FollowMeDestination, ForwardTarget, MAX_FOLLOW_ME,
-    MAX_NUMBER_LEN, MAX_RING_SECS, RingMode, dialable, is_dialable,
+    AllowedDestinations, CallSettings, FeatureKey, FollowMe, FollowMeDestination, ForwardTarget,
+    ForwardWhen, MAX_FOLLOW_ME, MAX_NUMBER_LEN, MAX_RING_SECS, RingMode, dialable, is_dialable,
 };
 pub use trunks::{Did, MAX_DIDS, MAX_TRUNKS, Trunk};
 

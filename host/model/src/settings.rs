@@ -224,6 +224,49 @@ fn pattern_matches(pattern: &str, number: &str) -> bool {
         })
 }
 
+/// Which forwarding rule a phone's key sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardWhen {
+    /// Every call (`forward_unconditional`).
+    Always,
+    /// When busy (`forward_busy`).
+    Busy,
+    /// When not answered (`forward_no_answer`).
+    NoAnswer,
+}
+
+/// One setting a phone's feature key changes (DND and forwarding keys,
+/// synchronised with the phone); the store writes that one field alone,
+/// so a change made meanwhile elsewhere is not lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureKey {
+    /// Do not disturb on or off.
+    Dnd(bool),
+    /// A forwarding rule set (`Some`) or cleared.
+    Forward(ForwardWhen, Option<ForwardTarget>),
+}
+
+impl CallSettings {
+    /// These settings with `key` applied.
+    pub fn with(&self, key: &FeatureKey) -> CallSettings {
+        let mut next = self.clone();
+        match key {
+            FeatureKey::Dnd(on) => next.dnd = *on,
+            FeatureKey::Forward(when, target) => *next.forward_rule(*when) = target.clone(),
+        }
+        next
+    }
+
+    /// The forwarding rule a key sets.
+    pub fn forward_rule(&mut self, when: ForwardWhen) -> &mut Option<ForwardTarget> {
+        match when {
+            ForwardWhen::Always => &mut self.forward_unconditional,
+            ForwardWhen::Busy => &mut self.forward_busy,
+            ForwardWhen::NoAnswer => &mut self.forward_no_answer,
+        }
+    }
+}
+
 /// An extension's call settings. The default is what a new extension
 /// gets: ring for the server's default time, no forwarding, no voicemail,
 /// every destination allowed.

@@ -34,7 +34,7 @@ use crate::kv::PersistentKv;
 use crate::media::MediaPlane;
 use crate::persist::Persist;
 use crate::routing::Router;
-use crate::sip::{self, Driver, Inputs, SystemRoutes};
+use crate::sip::{self, Driver, FEATURE_KEY_QUEUE, FeatureKeyChange, Inputs, SystemRoutes};
 use crate::transport::{self, Outbound, TcpSettings};
 
 /// Code and domain of the tenant `--demo` creates.
@@ -108,6 +108,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     let events = EventBus::default();
     let lines = Arc::new(Lines::default());
     let (control_tx, control_rx) = mpsc::channel(64);
+    let (feature_keys_tx, feature_keys_rx) = mpsc::channel(FEATURE_KEY_QUEUE);
     let sip = SipPlane {
         config: config.clone(),
         tenants: tenants.clone(),
@@ -119,6 +120,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         events: events.clone(),
         lines: lines.clone(),
         control: control_rx,
+        feature_keys: feature_keys_tx,
         udp,
         tcp,
     };
@@ -157,6 +159,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         }
     });
     let carriers_task = tokio::spawn(crate::carriers::follow(admin.clone(), shutdown_rx.clone()));
+    tokio::spawn(admin.clone().apply_feature_keys(feature_keys_rx));
     let control_task = match control::ControlSocket::bind(&config.data) {
         Ok(socket) => Some(tokio::spawn(control::serve(socket, admin, shutdown_rx))),
         Err(error) => {
@@ -230,6 +233,8 @@ struct SipPlane {
     events: EventBus,
     lines: Arc<Lines>,
     control: mpsc::Receiver<sip::Control>,
+    /// Where feature keys' settings changes go to be written.
+    feature_keys: mpsc::Sender<FeatureKeyChange>,
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
 }
@@ -309,6 +314,7 @@ impl SipPlane {
                 router,
                 media,
                 events: self.events,
+                feature_keys: self.feature_keys,
             };
             let inputs = Inputs {
                 udp: transport::UdpReceiver::new(udp, limits),

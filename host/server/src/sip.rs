@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 use edgepbx_engine::registrar::Aor;
 use edgepbx_engine::{ActiveCall, DeviceInfo, Engine, LocalRoutes, Output, TenantTable, Transmit};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::events::EventBus;
 use crate::media::{MediaEvent, MediaPlane};
@@ -79,6 +79,24 @@ pub struct Driver {
     pub media: MediaPlane,
     /// Where events are published.
     pub events: EventBus,
+    /// Where feature keys' settings changes go to be written.
+    pub feature_keys: mpsc::Sender<FeatureKeyChange>,
+}
+
+/// How many feature key changes may wait to be written; past that, a
+/// change is dropped with a warning (phones press keys, they do not
+/// stream them).
+pub const FEATURE_KEY_QUEUE: usize = 256;
+
+/// A setting a phone's feature key changes, for the store.
+#[derive(Debug)]
+pub struct FeatureKeyChange {
+    /// Tenant code.
+    pub tenant: String,
+    /// Extension number.
+    pub extension: String,
+    /// The change.
+    pub key: edgepbx_store::FeatureKey,
 }
 
 impl Driver {
@@ -226,6 +244,20 @@ impl Driver {
                 Output::Binding { at, change } => self.persist.record(at, change),
                 Output::CallRecord(record) => self.persist.record_call(*record),
                 Output::Event(event) => self.events.publish(event),
+                Output::Settings {
+                    tenant,
+                    extension,
+                    key,
+                } => {
+                    let change = FeatureKeyChange {
+                        tenant,
+                        extension,
+                        key,
+                    };
+                    if let Err(error) = self.feature_keys.try_send(change) {
+                        warn!(%error, "feature key change dropped");
+                    }
+                }
             }
         }
     }

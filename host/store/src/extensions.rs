@@ -13,7 +13,7 @@ use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::db::{from_datetime, run, version_required};
-use edgepbx_model::CallSettings;
+use edgepbx_model::{CallSettings, FeatureKey, ForwardTarget, ForwardWhen};
 
 use crate::settings::SettingsRow;
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
@@ -583,6 +583,36 @@ impl Extensions<'_> {
             SettingsRow::from(settings),
         )
         .await
+    }
+
+    /// Changes the one setting a phone's feature key sets, leaving the
+    /// others as they are now (a change made elsewhere meanwhile stays).
+    pub async fn set_feature_key(
+        &self,
+        tenant: &str,
+        number: &str,
+        key: &FeatureKey,
+    ) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let number = extension_number(number)?;
+        match key {
+            FeatureKey::Dnd(on) => {
+                self.update(code, number, "settings.dnd = $value", *on)
+                    .await
+            }
+            FeatureKey::Forward(when, target) => {
+                if let Some(ForwardTarget::Number(n)) = target {
+                    edgepbx_model::dialable("forward", n)?;
+                }
+                let assignment = match when {
+                    ForwardWhen::Always => "settings.forward_unconditional = $value",
+                    ForwardWhen::Busy => "settings.forward_busy = $value",
+                    ForwardWhen::NoAnswer => "settings.forward_no_answer = $value",
+                };
+                let value = target.as_ref().map(ToString::to_string);
+                self.update(code, number, assignment, value).await
+            }
+        }
     }
 
     /// Sets fields of an existing extension from `$value`.

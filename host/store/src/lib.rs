@@ -83,9 +83,9 @@ pub use calls::{CallRecords, MAX_LISTED_CALLS};
 pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
 pub use contacts::{Contact, Contacts, MAX_CONTACTS};
 pub use edgepbx_model::{
-    AllowedDestinations, CallRecord, CallSettings, Did, FollowMe, FollowMeDestination,
-    ForwardTarget, Group, GroupKind, GroupStrategy, InvalidField, MAX_DIDS, MAX_FOLLOW_ME,
-    MAX_MEMBERS, MAX_TRUNKS, RingMode, Trunk,
+    AllowedDestinations, CallRecord, CallSettings, Did, FeatureKey, FollowMe, FollowMeDestination,
+    ForwardTarget, ForwardWhen, Group, GroupKind, GroupStrategy, InvalidField, MAX_DIDS,
+    MAX_FOLLOW_ME, MAX_MEMBERS, MAX_TRUNKS, RingMode, Trunk,
 };
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};

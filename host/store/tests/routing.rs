@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgepbx_store::{
-    AllowedDestinations, CallRecord, CallSettings, DbSpec, Did, FollowMe, FollowMeDestination,
-    ForwardTarget, Group, GroupKind, GroupStrategy, NewExtension, RingMode, SipCredentials, Store,
-    StoreConfig, StoreError, Trunk,
+    AllowedDestinations, CallRecord, CallSettings, DbSpec, Did, FeatureKey, FollowMe,
+    FollowMeDestination, ForwardTarget, ForwardWhen, Group, GroupKind, GroupStrategy, NewExtension,
+    RingMode, SipCredentials, Store, StoreConfig, StoreError, Trunk,
 };
 
 mod common;
@@ -126,6 +126,67 @@ async fn call_settings_are_kept_and_bad_ones_change_nothing() -> TestResult {
         matches!(missing, Err(StoreError::NotFound { .. })),
         "{missing:?}"
     );
+    store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_feature_key_changes_its_one_setting_in_its_tenant() -> TestResult {
+    let dir = TempDir::new("feature-keys");
+    let store = seeded(&dir.0).await?;
+    let before = CallSettings {
+        ring_timeout_secs: Some(12),
+        forward_busy: Some(ForwardTarget::Voicemail),
+        ..CallSettings::default()
+    };
+    store
+        .extensions()
+        .set_settings("ACME", "101", &before)
+        .await?;
+    let extensions = store.extensions();
+    extensions
+        .set_feature_key("ACME", "101", &FeatureKey::Dnd(true))
+        .await?;
+    let always = Some(ForwardTarget::Number("102".into()));
+    extensions
+        .set_feature_key(
+            "ACME",
+            "101",
+            &FeatureKey::Forward(ForwardWhen::Always, always.clone()),
+        )
+        .await?;
+    extensions
+        .set_feature_key("ACME", "101", &FeatureKey::Forward(ForwardWhen::Busy, None))
+        .await?;
+    let read = extensions.get("ACME", "101").await?.ok_or("gone")?;
+    let expected = CallSettings {
+        dnd: true,
+        forward_unconditional: always,
+        forward_busy: None,
+        ..before
+    };
+    assert_eq!(read.settings, expected);
+
+    // A bad target changes nothing; another tenant's number is not found.
+    let bad = FeatureKey::Forward(
+        ForwardWhen::NoAnswer,
+        Some(ForwardTarget::Number("1;x".into())),
+    );
+    assert!(
+        extensions
+            .set_feature_key("ACME", "101", &bad)
+            .await
+            .is_err()
+    );
+    let missing = extensions
+        .set_feature_key("GLOBEX", "101", &FeatureKey::Dnd(true))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+    let read = extensions.get("ACME", "101").await?.ok_or("gone")?;
+    assert_eq!(read.settings, expected);
     store.close().await?;
     Ok(())
 }

@@ -21,6 +21,7 @@ mod packages;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use edgepbx_model::{CallSettings, FeatureKey};
 use edgepbx_sip::dialog::{Dialog, DialogId};
 use edgepbx_sip::grammar::Uri;
 use edgepbx_sip::transaction::{ClientKey, ServerKey};
@@ -31,12 +32,13 @@ use tracing::{debug, info};
 use crate::calls::Calls;
 use crate::digest::{DigestGate, authenticate};
 use crate::lines::{Lines, Presence};
+use crate::output::Output;
 use crate::peer::Peer;
 use crate::registrar::Aor;
 use crate::signalling::Signalling;
 use crate::tenants::{Tenant, TenantTable};
 pub use packages::Package;
-use packages::{ALLOW_EVENTS, Entity, PresenceView, Shown};
+use packages::{ALLOW_EVENTS, Entity, FeaturesView, PresenceView, Shown, feature_request};
 
 /// Subscription lengths and limits (`[subscriptions]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -112,6 +114,8 @@ struct Watched {
     number: String,
     /// Its length, granted.
     expires: u32,
+    /// The setting its body changes (a feature key).
+    change: Option<FeatureKey>,
 }
 
 #[derive(Debug)]
@@ -251,8 +255,18 @@ impl Subscriptions {
             tenant: tenant.code.clone(),
             extension: extension.number.clone(),
         };
+        // A phone's feature key pressed: a change of its own settings.
+        let change = match (package, request.body.is_empty()) {
+            (Package::FeatureEvent, false) => {
+                match feature_request(&String::from_utf8_lossy(&request.body)) {
+                    Some(change) => Some(change),
+                    None => return refuse(sx, 400, Some("Unknown Feature Request")),
+                }
+            }
+            _ => None,
+        };
         match existing {
-            Some(id) => self.refresh(now, sx, key, request, id, &subscriber, expires),
+            Some(id) => self.refresh(now, sx, key, request, id, &subscriber, expires, change),
             None => {
                 let Some(number) = watched_number(sx.tenants, &tenant, &request.uri) else {
                     return refuse(sx, 404, None);
@@ -272,6 +286,7 @@ impl Subscriptions {
                     subscriber,
                     number,
                     expires,
+                    change,
                 };
                 self.create(now, sx, key, request, peer, watched);
             }
@@ -319,6 +334,7 @@ impl Subscriptions {
             subscriber,
             number,
             expires,
+            change,
         } = watched;
         let tag = sx.sig.tag();
         let dialog = match Dialog::as_uas(request, &tag, false) {
@@ -370,7 +386,7 @@ impl Subscriptions {
         *self.per_tenant.entry(subscriber.tenant).or_default() += 1;
         self.subs.insert(id, sub);
         self.renew(now, sx.wall, id, expires);
-        self.notify_current(now, sx, id, expires == 0);
+        self.notify_current(now, sx, id, expires == 0, change);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -383,6 +399,7 @@ impl Subscriptions {
         id: SubId,
         subscriber: &Aor,
         expires: u32,
+        change: Option<FeatureKey>,
     ) {
         let Some(sub) = self.subs.get_mut(&id) else {
             return;
@@ -401,7 +418,7 @@ impl Subscriptions {
         ok.headers.push("Contact", sub.contact.clone());
         sx.sig.respond(now, key, ok);
         self.renew(now, sx.wall, id, expires);
-        self.notify_current(now, sx, id, expires == 0);
+        self.notify_current(now, sx, id, expires == 0, change);
     }
 
     /// Sets when subscription `id` expires.
@@ -420,11 +437,37 @@ impl Subscriptions {
 
     /// Sends subscription `id` its resource's state now (after a
     /// SUBSCRIBE, RFC 6665 §4.2.1.4), as the final NOTIFY if `ending`.
-    fn notify_current(&mut self, now: Instant, sx: &mut Sx<'_>, id: SubId, ending: bool) {
+    /// A feature key's `change` goes to the store, and the NOTIFY shows it
+    /// made: the tenant's reload after the write confirms it, or shows the
+    /// phone the settings as they stayed.
+    fn notify_current(
+        &mut self,
+        now: Instant,
+        sx: &mut Sx<'_>,
+        id: SubId,
+        ending: bool,
+        change: Option<FeatureKey>,
+    ) {
         let Some(sub) = self.subs.get(&id) else {
             return;
         };
-        let shown = shown(sx, sub.package, &sub.resource);
+        let mut shown = shown(sx, sub.package, &sub.resource);
+        if let Some(key) = change {
+            info!(tenant = %sub.subscriber.tenant, extension = %sub.subscriber.extension,
+                ?key, "feature key pressed");
+            if let Some(extension) = sx
+                .tenants
+                .tenant(&sub.resource.tenant)
+                .and_then(|t| t.extensions.get(&sub.resource.extension))
+            {
+                shown = Shown::Features(features_of(&extension.settings.with(&key)));
+            }
+            sx.sig.push(Output::Settings {
+                tenant: sub.subscriber.tenant.clone(),
+                extension: sub.subscriber.extension.clone(),
+                key,
+            });
+        }
         if ending {
             self.end(now, sx.sig, id, Some((shown, "timeout")));
         } else {
@@ -538,7 +581,7 @@ impl Subscriptions {
                 break;
             }
             self.expiry.pop_first();
-            self.notify_current(now, sx, id, true);
+            self.notify_current(now, sx, id, true, None);
         }
     }
 
@@ -655,6 +698,21 @@ fn shown(sx: &Sx<'_>, package: Package, resource: &Aor) -> Shown {
         }),
         // Mailboxes arrive with voicemail: until then, none has messages.
         Package::MessageSummary => Shown::Messages { new: 0, old: 0 },
+        Package::FeatureEvent => match tenant.extensions.get(&resource.extension) {
+            Some(extension) => Shown::Features(features_of(&extension.settings)),
+            None => Shown::Features(features_of(&CallSettings::default())),
+        },
+    }
+}
+
+/// What feature keys show of `settings`.
+fn features_of(settings: &CallSettings) -> FeaturesView {
+    let text = |t: &Option<edgepbx_model::ForwardTarget>| t.as_ref().map(ToString::to_string);
+    FeaturesView {
+        dnd: settings.dnd,
+        always: text(&settings.forward_unconditional),
+        busy: text(&settings.forward_busy),
+        no_answer: text(&settings.forward_no_answer),
     }
 }
 

@@ -1,8 +1,12 @@
 //! The event packages edgepbx serves and what each shows: dialog state
-//! (RFC 4235), presence (RFC 3863 with RPID, RFC 4480) and message
-//! summaries (RFC 3842), and how each is written into a NOTIFY body.
+//! (RFC 4235), presence (RFC 3863 with RPID, RFC 4480), message
+//! summaries (RFC 3842) and feature key synchronisation (BroadSoft's
+//! `as-feature-event`, ECMA-323 CSTA events), and how each is written
+//! into a NOTIFY body.
 
 use std::fmt::Write;
+
+use edgepbx_model::{FeatureKey, ForwardTarget, ForwardWhen};
 
 use crate::calls::{DialogView, Direction};
 
@@ -15,18 +19,32 @@ pub enum Package {
     Presence,
     /// `message-summary`: voicemail waiting (the message lamp).
     MessageSummary,
+    /// `as-feature-event`: the phone's DND and forwarding keys, kept in
+    /// step with the extension's settings both ways.
+    FeatureEvent,
 }
 
 /// What `Allow-Events` lists.
-pub const ALLOW_EVENTS: &str = "dialog, presence, message-summary";
+pub const ALLOW_EVENTS: &str = "dialog, presence, message-summary, as-feature-event";
+
+/// The boundary of multipart feature NOTIFYs.
+const BOUNDARY: &str = "edgepbx-features";
+
+/// The namespace of CSTA feature events.
+const CSTA: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
 
 impl Package {
     /// The package an `Event` header names (its parameters aside).
     pub fn parse(event: &str) -> Option<Package> {
         let name = event.split(';').next().unwrap_or("").trim();
-        [Package::Dialog, Package::Presence, Package::MessageSummary]
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(name))
+        [
+            Package::Dialog,
+            Package::Presence,
+            Package::MessageSummary,
+            Package::FeatureEvent,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(name))
     }
 
     /// Its name, as in `Event`.
@@ -35,6 +53,7 @@ impl Package {
             Package::Dialog => "dialog",
             Package::Presence => "presence",
             Package::MessageSummary => "message-summary",
+            Package::FeatureEvent => "as-feature-event",
         }
     }
 
@@ -44,13 +63,14 @@ impl Package {
             Package::Dialog => "application/dialog-info+xml",
             Package::Presence => "application/pidf+xml",
             Package::MessageSummary => "application/simple-message-summary",
+            Package::FeatureEvent => "multipart/mixed;boundary=edgepbx-features",
         }
     }
 
-    /// Whether a subscriber may watch only its own extension: a mailbox is
-    /// private, a line's state is for the whole tenant.
+    /// Whether a subscriber may watch only its own extension: a mailbox and
+    /// the settings are private, a line's state is for the whole tenant.
     pub fn own_only(self) -> bool {
-        self == Package::MessageSummary
+        matches!(self, Package::MessageSummary | Package::FeatureEvent)
     }
 }
 
@@ -81,6 +101,22 @@ pub enum Shown {
         /// Heard and kept.
         old: u32,
     },
+    /// The settings a phone's feature keys show.
+    Features(FeaturesView),
+}
+
+/// The settings feature keys show: DND and the three forwarding rules a
+/// phone has keys for (their targets as the settings write them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeaturesView {
+    /// Do not disturb.
+    pub dnd: bool,
+    /// Forward every call.
+    pub always: Option<String>,
+    /// Forward when busy.
+    pub busy: Option<String>,
+    /// Forward when not answered.
+    pub no_answer: Option<String>,
 }
 
 /// Where a body's URIs point.
@@ -113,6 +149,7 @@ pub fn body(entity: &Entity<'_>, shown: &Shown, before: Option<&Shown>, version:
             dialog_info(entity, dialogs, &gone, version)
         }
         Shown::Presence(p) => pidf(entity, *p),
+        Shown::Features(f) => features(entity, f),
         Shown::Messages { new, old } => format!(
             "Messages-Waiting: {}\r\nMessage-Account: {}\r\nVoice-Message: {new}/{old} (0/0)\r\n",
             if *new > 0 { "yes" } else { "no" },
@@ -215,6 +252,97 @@ fn pidf(entity: &Entity<'_>, p: PresenceView) -> String {
     )
 }
 
+/// One multipart body with every feature's state (BroadSoft sends them
+/// so, and phones read each part).
+fn features(entity: &Entity<'_>, f: &FeaturesView) -> String {
+    let device = escape(entity.number);
+    let mut parts = vec![format!(
+        "<DoNotDisturbEvent xmlns=\"{CSTA}\"><device>{device}</device>\
+         <doNotDisturbOn>{}</doNotDisturbOn></DoNotDisturbEvent>",
+        f.dnd
+    )];
+    for (kind, target) in [
+        ("forwardImmediate", &f.always),
+        ("forwardBusy", &f.busy),
+        ("forwardNoAns", &f.no_answer),
+    ] {
+        parts.push(format!(
+            "<ForwardingEvent xmlns=\"{CSTA}\"><device>{device}</device>\
+             <forwardingType>{kind}</forwardingType>\
+             <forwardStatus>{}</forwardStatus><forwardTo>{}</forwardTo></ForwardingEvent>",
+            target.is_some(),
+            escape(target.as_deref().unwrap_or("")),
+        ));
+    }
+    let mut body = String::new();
+    for part in parts {
+        let _ = write!(
+            body,
+            "--{BOUNDARY}\r\nContent-Type: application/x-as-feature-event+xml\r\n\r\n\
+             <?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n{part}\r\n"
+        );
+    }
+    let _ = write!(body, "--{BOUNDARY}--\r\n");
+    body
+}
+
+/// A change a phone asks with its feature keys: the body of its
+/// SUBSCRIBE (`SetDoNotDisturb`, `SetForwarding`). `None` when the body
+/// is neither, or misses what the request needs.
+pub fn feature_request(body: &str) -> Option<FeatureKey> {
+    if element(body, "SetDoNotDisturb").is_some() {
+        let on = element(body, "doNotDisturbOn")?;
+        return Some(FeatureKey::Dnd(boolean(on)?));
+    }
+    element(body, "SetForwarding")?;
+    let when = match element(body, "forwardingType")? {
+        "forwardImmediate" => ForwardWhen::Always,
+        "forwardBusy" => ForwardWhen::Busy,
+        "forwardNoAns" => ForwardWhen::NoAnswer,
+        _ => return None,
+    };
+    let target = if boolean(element(body, "activateForward")?)? {
+        let to = element(body, "forwardDN")?;
+        Some(ForwardTarget::parse("forwardDN", to).ok()?)
+    } else {
+        None
+    };
+    Some(FeatureKey::Forward(when, target))
+}
+
+fn boolean(text: &str) -> Option<bool> {
+    match text {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The trimmed text of the first element named `name` (with or without a
+/// namespace prefix); an empty element's text is empty.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = xml;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at + 1..];
+        let end = rest.find('>')?;
+        let tag = &rest[..end];
+        let local = tag
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
+        let local = local.rsplit(':').next().unwrap_or("");
+        if local == name {
+            if tag.ends_with('/') {
+                return Some("");
+            }
+            let content = &rest[end + 1..];
+            let close = content.find("</").unwrap_or(content.len());
+            return Some(content[..close].trim());
+        }
+    }
+    None
+}
+
 /// Escapes text for XML content and attributes.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -307,6 +435,55 @@ mod tests {
             text,
             "Messages-Waiting: no\r\nMessage-Account: sip:101@acme.example\r\nVoice-Message: 0/0 (0/0)\r\n"
         );
+    }
+
+    #[test]
+    fn feature_keys_are_read_and_shown() {
+        let dnd = "<?xml version=\"1.0\"?><SetDoNotDisturb xmlns=\"x\">\
+                   <device>101</device><doNotDisturbOn>true</doNotDisturbOn></SetDoNotDisturb>";
+        assert_eq!(feature_request(dnd), Some(FeatureKey::Dnd(true)));
+        let forward = "<x:SetForwarding xmlns:x=\"y\"><x:device>101</x:device>\
+                       <x:activateForward>true</x:activateForward>\
+                       <x:forwardingType>forwardNoAns</x:forwardingType>\
+                       <x:forwardDN> 1005 </x:forwardDN><x:ringCount>4</x:ringCount></x:SetForwarding>";
+        assert_eq!(
+            feature_request(forward),
+            Some(FeatureKey::Forward(
+                ForwardWhen::NoAnswer,
+                Some(ForwardTarget::Number("1005".into()))
+            ))
+        );
+        let off = "<SetForwarding><activateForward>false</activateForward>\
+                   <forwardingType>forwardBusy</forwardingType><forwardDN/></SetForwarding>";
+        assert_eq!(
+            feature_request(off),
+            Some(FeatureKey::Forward(ForwardWhen::Busy, None))
+        );
+        assert_eq!(
+            feature_request("<SetDoNotDisturb><doNotDisturbOn>maybe"),
+            None
+        );
+        assert_eq!(
+            feature_request(
+                "<SetForwarding><activateForward>true</activateForward><forwardingType>forwardBusy</forwardingType><forwardDN>x;y</forwardDN></SetForwarding>"
+            ),
+            None
+        );
+
+        let view = FeaturesView {
+            dnd: true,
+            always: Some("1005".into()),
+            busy: None,
+            no_answer: None,
+        };
+        let text = body(&entity(), &Shown::Features(view), None, 0);
+        assert_eq!(text.matches("--edgepbx-features\r\n").count(), 4, "{text}");
+        assert!(
+            text.contains("<doNotDisturbOn>true</doNotDisturbOn>"),
+            "{text}"
+        );
+        assert!(text.contains("<forwardingType>forwardImmediate</forwardingType><forwardStatus>true</forwardStatus><forwardTo>1005</forwardTo>"), "{text}");
+        assert!(text.ends_with("--edgepbx-features--\r\n"), "{text}");
     }
 
     #[test]

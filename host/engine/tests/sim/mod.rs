@@ -176,6 +176,8 @@ pub struct Sim {
     pub records: Vec<CallRecord>,
     pub events: Vec<Event>,
     pub stored: Vec<Change>,
+    /// Settings changes asked by feature keys: (tenant, extension, key).
+    pub settings: Vec<(String, String, edgepbx_model::FeatureKey)>,
     next_port: u16,
     /// Slots the simulated driver cannot bind any more (ports exhausted).
     pub ports_exhausted: bool,
@@ -236,6 +238,7 @@ impl Sim {
             records: Vec::new(),
             events: Vec::new(),
             stored: Vec::new(),
+            settings: Vec::new(),
             next_port: 20_000,
             ports_exhausted: false,
         };
@@ -284,6 +287,11 @@ impl Sim {
                 Output::Binding { change, .. } => self.stored.push(change),
                 Output::CallRecord(record) => self.records.push(*record),
                 Output::Event(event) => self.events.push(event),
+                Output::Settings {
+                    tenant,
+                    extension,
+                    key,
+                } => self.settings.push((tenant, extension, key)),
             }
         }
     }

@@ -24,7 +24,7 @@ use edgepbx_store::Store;
 use tokio::sync::mpsc;
 
 use crate::events::{Event, EventBus};
-use crate::sip::Control;
+use crate::sip::{Control, FeatureKeyChange};
 
 /// What administration works with in a running server; cheap to clone.
 #[derive(Clone)]
@@ -64,6 +64,29 @@ impl TenantLocks {
 }
 
 impl Admin {
+    /// Writes what phones' feature keys change (DND, forwarding) until the
+    /// SIP plane stops, reloading the tenant after each write, failed or
+    /// not, so the phone is shown the settings as they are.
+    pub async fn apply_feature_keys(self, mut changes: mpsc::Receiver<FeatureKeyChange>) {
+        while let Some(change) = changes.recv().await {
+            let written = self
+                .store
+                .extensions()
+                .set_feature_key(&change.tenant, &change.extension, &change.key)
+                .await;
+            match written {
+                Ok(()) => tracing::info!(tenant = %change.tenant, extension = %change.extension,
+                    key = ?change.key, "setting changed by a feature key"),
+                Err(error) => tracing::warn!(tenant = %change.tenant,
+                    extension = %change.extension, %error, "feature key change not written"),
+            }
+            if let Err(error) = self.reload_tenant(&change.tenant).await {
+                tracing::warn!(tenant = %change.tenant, error = %format!("{error:#}"),
+                    "reload after a feature key failed");
+            }
+        }
+    }
+
     /// Reads one tenant's configuration again after a change to it (or its
     /// addition or removal) and hands the SIP plane the tenants with it;
     /// brings the tenant's running policy in line with the store; tells
