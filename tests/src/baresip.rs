@@ -1,12 +1,14 @@
 //! baresip as a real softphone: a throwaway config directory (`-f`) with one
 //! SIP account and only the modules it needs: the account loader for
 //! registration; for calls also G.711, a WAV file as microphone, a WAV file
-//! as loudspeaker and the command menu (for `/dial`). No audio device.
+//! as loudspeaker and the command menu (for `/dial`); for a buddy list the
+//! contact and presence modules and the socket console (`cons.so`), through
+//! which the test reads the list back. No audio device.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{require_program, wait_for};
 
@@ -67,13 +69,28 @@ pub fn write_tone(path: &Path, seconds: u32) {
 pub struct Baresip {
     child: Child,
     log: PathBuf,
+    /// Where its console (`cons.so`) listens, when it has one.
+    console: Option<SocketAddr>,
 }
 
 impl Baresip {
     /// Writes `dir/baresip/{config,accounts}` and starts baresip on them,
     /// for registration only.
     pub fn start(dir: &Path, account: &SoftphoneAccount) -> Baresip {
-        Baresip::start_in(&dir.join("baresip"), account, None)
+        Baresip::start_in(&dir.join("baresip"), account, None, &[])
+    }
+
+    /// A softphone with a buddy list, its files in `dir/<name>`: it
+    /// subscribes to the presence of each of `contacts` (lines of
+    /// baresip's `contacts` file, e.g. `"Bob" <sip:101@acme.test>;presence=p2p`)
+    /// and shows it in [`Baresip::presence`].
+    pub fn start_watching(
+        dir: &Path,
+        name: &str,
+        account: &SoftphoneAccount,
+        contacts: &[&str],
+    ) -> Baresip {
+        Baresip::start_in(&dir.join(name), account, None, contacts)
     }
 
     /// A softphone that makes or takes calls, its files in `dir/<name>`.
@@ -83,10 +100,15 @@ impl Baresip {
         account: &SoftphoneAccount,
         calling: &Calling,
     ) -> Baresip {
-        Baresip::start_in(&dir.join(name), account, Some(calling))
+        Baresip::start_in(&dir.join(name), account, Some(calling), &[])
     }
 
-    fn start_in(conf: &Path, account: &SoftphoneAccount, calling: Option<&Calling>) -> Baresip {
+    fn start_in(
+        conf: &Path,
+        account: &SoftphoneAccount,
+        calling: Option<&Calling>,
+        contacts: &[&str],
+    ) -> Baresip {
         let baresip = require_program("baresip");
         let conf = conf.to_owned();
         std::fs::create_dir_all(&conf)
@@ -96,7 +118,8 @@ impl Baresip {
             .find(|p| Path::new(p).join("account.so").is_file())
             .unwrap_or("/usr/lib/baresip/modules");
         // Loopback only, UDP, and the one module registration needs (the
-        // account loader): no codec, no audio driver, no console UI.
+        // account loader): no codec, no audio driver, no console UI unless
+        // a buddy list is read through it.
         let mut config = format!(
             "poll_method\t\tepoll\n\
              sip_listen\t\t127.0.0.1:0\n\
@@ -116,6 +139,20 @@ impl Baresip {
                 mic = calling.microphone.display(),
                 speaker = speaker.display(),
             ));
+        }
+        let console = (!contacts.is_empty()).then(console_address);
+        if let Some(console) = console {
+            // The contact module loads before presence, which reads it.
+            config.push_str(&format!(
+                "module_app\t\tcontact.so\n\
+                 module_app\t\tpresence.so\n\
+                 module\t\tcons.so\n\
+                 cons_listen\t\t{console}\n"
+            ));
+            let mut list = contacts.join("\n");
+            list.push('\n');
+            std::fs::write(conf.join("contacts"), list)
+                .unwrap_or_else(|e| panic!("cannot write contacts: {e}"));
         }
         std::fs::write(conf.join("config"), config)
             .unwrap_or_else(|e| panic!("cannot write config: {e}"));
@@ -151,7 +188,61 @@ impl Baresip {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", baresip.display()));
-        Baresip { child, log }
+        Baresip {
+            child,
+            log,
+            console,
+        }
+    }
+
+    /// What baresip's `/contacts` command prints (colours removed), asked
+    /// through its console; empty when the console does not answer.
+    pub fn contacts(&self) -> String {
+        let Some(console) = self.console else {
+            panic!("this baresip has no console (start it with start_watching)")
+        };
+        let Ok(socket) = UdpSocket::bind("127.0.0.1:0") else {
+            return String::new();
+        };
+        if socket.send_to(b"/contacts\n", console).is_err() {
+            return String::new();
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut reply = String::new();
+        let mut buf = vec![0u8; 65_536];
+        while !reply.contains("--- Contacts") {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) if from == console => {
+                    reply.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        strip_colours(&reply)
+    }
+
+    /// The presence baresip shows for contact `uri` (`Unknown`, `Online`,
+    /// `Offline` or `Busy`), read with [`Baresip::contacts`].
+    pub fn presence(&self, uri: &str) -> Option<String> {
+        let needle = format!("<{uri}>");
+        self.contacts()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .find_map(|l| l.trim_start_matches(['>', ' ']).split_whitespace().next())
+            .map(str::to_owned)
+    }
+
+    /// Waits until baresip shows `state` for contact `uri`.
+    pub fn wait_for_presence(&self, uri: &str, state: &str, timeout: Duration) -> bool {
+        wait_for(timeout, || {
+            (self.presence(uri).as_deref() == Some(state)).then_some(())
+        })
+        .is_some()
     }
 
     /// Everything baresip printed so far.
@@ -195,6 +286,39 @@ impl Baresip {
         }
         exited
     }
+}
+
+/// A loopback port free for UDP and TCP both (the console listens on
+/// both) a moment ago.
+fn console_address() -> SocketAddr {
+    for _ in 0..20 {
+        let Ok(tcp) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no loopback port is free for baresip's console");
+}
+
+/// Removes ANSI colour sequences (`ESC [ ... m`).
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Drop for Baresip {

@@ -605,3 +605,25 @@ fn feature_keys_change_the_settings_and_the_settings_reach_the_phone() {
         403
     );
 }
+
+#[test]
+fn the_final_notify_waits_for_the_one_in_flight() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    watcher.subscribe(&mut sim, "101", "presence", 600);
+    let first = sim.requests(watcher.ua.addr, "NOTIFY");
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        watcher.subscribe(&mut sim, "101", "presence", 0).status,
+        200
+    );
+    assert!(sim.requests(watcher.ua.addr, "NOTIFY").is_empty());
+    sim.send(watcher.ua.addr, Response::for_request(&first[0], 200, None));
+    let last = watcher.notify(&mut sim);
+    assert_eq!(
+        last.headers.get("Subscription-State"),
+        Some("terminated;reason=timeout")
+    );
+    assert_eq!(last.headers.get("CSeq"), Some("2 NOTIFY"));
+    assert!(sim.engine.subscriptions(&aor("102")).is_empty());
+}

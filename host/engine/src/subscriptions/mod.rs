@@ -147,6 +147,9 @@ struct Subscription {
     /// A newer state to send once it is answered (and whether it goes
     /// even if unchanged: it answers a SUBSCRIBE).
     queued: Option<(Shown, bool)>,
+    /// Ended, with this reason: the queued state goes out as the final
+    /// NOTIFY once the one in flight is answered.
+    ending: Option<&'static str>,
 }
 
 /// Every subscription, and how requests, answers and changes find theirs.
@@ -375,6 +378,7 @@ impl Subscriptions {
             shown: None,
             in_flight: None,
             queued: None,
+            ending: None,
         };
         self.by_dialog.insert(sub.dialog.id.clone(), id);
         self.watchers.entry(resource).or_default().push(id);
@@ -544,8 +548,12 @@ impl Subscriptions {
                 status, "subscriber refused a NOTIFY: subscription ended");
             return self.remove(id);
         }
-        if let Some((queued, always)) = sub.queued.take() {
-            self.send(now, sig, id, queued, always);
+        let queued = sub.queued.take();
+        match (sub.ending, queued) {
+            (Some(reason), Some((last, _))) => self.end(now, sig, id, Some((last, reason))),
+            (Some(_), None) => self.remove(id),
+            (None, Some((queued, always))) => self.send(now, sig, id, queued, always),
+            (None, None) => {}
         }
     }
 
@@ -609,22 +617,39 @@ impl Subscriptions {
         sub.shown = Some(shown);
     }
 
-    /// Ends subscription `id`: a final NOTIFY with `final_state` and its
-    /// reason when given, then forgotten.
-    fn end(&mut self, now: Instant, sig: &mut Signalling, id: SubId, last: Option<(Shown, &str)>) {
-        if let Some((shown, reason)) = last
-            && let Some(sub) = self.subs.get_mut(&id)
-        {
-            let state = format!("terminated;reason={reason}");
-            if let Some(key) = notify(now, sig, sub, &shown, &state) {
-                self.by_client.insert(key, id);
-            }
+    /// Ends subscription `id`: a final NOTIFY showing `last` with its
+    /// reason when given, then forgotten. With a NOTIFY in flight, the
+    /// final one waits for its answer (NOTIFYs reach a subscriber in
+    /// order), and the subscription hears of no change meanwhile.
+    fn end(
+        &mut self,
+        now: Instant,
+        sig: &mut Signalling,
+        id: SubId,
+        last: Option<(Shown, &'static str)>,
+    ) {
+        let Some((shown, reason)) = last else {
+            return self.remove(id);
+        };
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        if sub.in_flight.is_some() {
+            sub.ending = Some(reason);
+            sub.queued = Some((shown, true));
+            return self.detach(id);
+        }
+        let state = format!("terminated;reason={reason}");
+        if let Some(key) = notify(now, sig, sub, &shown, &state) {
+            self.by_client.insert(key, id);
         }
         self.remove(id);
     }
 
-    fn remove(&mut self, id: SubId) {
-        let Some(sub) = self.subs.remove(&id) else {
+    /// Takes subscription `id` out of what finds it for changes,
+    /// refreshes and expiry.
+    fn detach(&mut self, id: SubId) {
+        let Some(sub) = self.subs.get(&id) else {
             return;
         };
         self.by_dialog.remove(&sub.dialog.id);
@@ -635,6 +660,13 @@ impl Subscriptions {
                 self.watchers.remove(&sub.resource);
             }
         }
+    }
+
+    fn remove(&mut self, id: SubId) {
+        self.detach(id);
+        let Some(sub) = self.subs.remove(&id) else {
+            return;
+        };
         let device = (sub.subscriber.clone(), sub.device);
         decrement(&mut self.per_device, &device);
         decrement(&mut self.per_extension, &sub.subscriber);
