@@ -140,6 +140,8 @@ impl Engine {
             uas: UasPolicy {
                 allowed_methods: allowed_methods(),
                 accepted_content_types: ACCEPTED_BODIES.iter().map(|t| (*t).to_owned()).collect(),
+                // An INVITE picking a call up may require Replaces.
+                supported_extensions: vec!["replaces".to_owned()],
                 ..UasPolicy::default()
             },
             gate: DigestGate::new(config.server_key, &config.security),

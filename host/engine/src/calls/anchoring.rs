@@ -69,17 +69,8 @@ impl Calls {
         if direct {
             return Ok(call.offer.as_ref().map(SessionDescription::to_bytes));
         }
-        if call.media.is_none() {
-            let slot = self
-                .media
-                .take(cx.sig)
-                .ok_or_else(|| "no media ports are free".to_owned())?;
-            cx.sig.push(Output::Media(MediaCommand::Start {
-                call: call.id,
-                slot,
-            }));
-            call.media = Some(slot);
-        }
+        self.media_slot(cx, call)
+            .ok_or_else(|| "no media ports are free".to_owned())?;
         let (Some(offer), Some(media)) = (&call.offer, call.media) else {
             // Offerless INVITE: the callee offers in its 2xx.
             return Ok(None);
@@ -91,6 +82,20 @@ impl Calls {
             announce(cx, call, Side::A, party);
         }
         Ok(Some(anchored.description.to_bytes()))
+    }
+
+    /// The call's media slot, its relay started on first use; `None` when
+    /// no slot is free.
+    pub(super) fn media_slot(&mut self, cx: &mut Cx<'_>, call: &mut Call) -> Option<MediaSlot> {
+        if call.media.is_none() {
+            let slot = self.media.take(cx.sig)?;
+            cx.sig.push(Output::Media(MediaCommand::Start {
+                call: call.id,
+                slot,
+            }));
+            call.media = Some(slot);
+        }
+        call.media
     }
 
     /// The description sent to A for a callee's description `body`.
@@ -201,7 +206,7 @@ impl Calls {
 }
 
 /// Tells the relay where `side` of `call` receives.
-fn announce(cx: &mut Cx<'_>, call: &Call, side: Side, address: std::net::SocketAddr) {
+pub(super) fn announce(cx: &mut Cx<'_>, call: &Call, side: Side, address: std::net::SocketAddr) {
     cx.sig.push(Output::Media(MediaCommand::Announce {
         call: call.id,
         side,

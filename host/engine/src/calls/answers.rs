@@ -220,13 +220,30 @@ impl Calls {
                 self.cancel_branch(now, cx, call, i, false, Some(COMPLETED_ELSEWHERE));
             }
         }
+        // The ACKs carry the CSeq of the INVITE they acknowledge (a
+        // carrier's is 2 after its challenge).
+        let forward_ack = call.offer.is_none().then_some(b_seq);
+        self.answer_caller(now, cx, call, answer, forward_ack);
+    }
+
+    /// The call is connected: the step ends answered, the caller gets the
+    /// 2xx with `answer` (retransmitted until its ACK; `forward_ack`: the
+    /// CSeq of the callee's offerless INVITE whose ACK carries the
+    /// caller's answer), and the call may last its maximum duration.
+    pub(super) fn answer_caller(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        call: &mut Call,
+        answer: Option<Vec<u8>>,
+        forward_ack: Option<u32>,
+    ) {
         if let Some(step) = call.step.take() {
             call.history.push(Attempt {
                 action: step.action,
                 outcome: Outcome::Answered,
             });
         }
-        // Answer the caller.
         let Some(server) = call.server.take() else {
             return;
         };
@@ -263,9 +280,6 @@ impl Calls {
             LegState::Answered,
             None,
         );
-        // The ACKs carry the CSeq of the INVITE they acknowledge (the
-        // caller's is 2 after a 407, a carrier's 2 after its challenge).
-        let forward_ack = call.offer.is_none().then_some(b_seq);
         let a_seq = cseq_of(&call.invite);
         self.send_ok(now, cx, call, server, Side::A, ok, a_seq, forward_ack);
         let max = Duration::from_secs(self.config.max_duration_secs);

@@ -25,6 +25,7 @@
 //!   the parties; 2xx retransmission and ACKs.
 //! - [`anchoring`]: rewriting descriptions onto media slots.
 //! - [`teardown`]: ending a call, its record and events, its timers.
+//! - [`pickup`]: a phone answering a call that rings another extension.
 //! - [`watched`]: the calls of one number as its watchers see them
 //!   (dialog state for BLF).
 //!
@@ -35,6 +36,7 @@ mod anchoring;
 mod answers;
 mod branches;
 mod dialogs;
+mod pickup;
 mod setup;
 mod steps;
 mod teardown;

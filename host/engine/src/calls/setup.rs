@@ -16,6 +16,7 @@ use edgepbx_sip::transaction::ServerKey;
 use edgepbx_sip::{Request, Response};
 use tracing::{debug, info, warn};
 
+use super::pickup::{Picker, Pickup};
 use super::{Call, Calls, Cx, Parties};
 use crate::digest::{DigestGate, authenticate};
 use crate::events::{LegRole, LegState};
@@ -67,6 +68,18 @@ impl Calls {
                 let Some(number) = dialled_number(request) else {
                     return respond(cx, 404);
                 };
+                if let Some(pickup) = Pickup::of(request, &number, &tenant) {
+                    let picker = Picker {
+                        request,
+                        key,
+                        peer,
+                        aor: Aor {
+                            tenant: tenant.code.clone(),
+                            extension: extension.number.clone(),
+                        },
+                    };
+                    return self.pick_up(now, cx, &tenant, picker, pickup);
+                }
                 (tenant, caller, number)
             }
         };
