@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use edgepbx_model::{CallSettings, Group, Trunk};
+use edgepbx_model::{CallSettings, Group, TenantFeatures, Trunk};
 use edgepbx_sip::auth::Credentials;
 
 /// One extension as signalling sees it.
@@ -83,6 +83,8 @@ pub struct Tenant {
     pub contact_names: HashMap<String, String>,
     /// Digest username (`100` or `100-ACME`) → (extension number, HA1s).
     pub credentials: HashMap<String, (String, Credentials)>,
+    /// Its pickup code and BLF privacy.
+    pub features: TenantFeatures,
 }
 
 impl Tenant {
@@ -99,6 +101,7 @@ impl Tenant {
             max_bindings: None,
             contact_names: HashMap::new(),
             credentials: HashMap::new(),
+            features: TenantFeatures::default(),
         }
     }
 

@@ -81,6 +81,17 @@ fn a_feature_code_picks_up_the_call_ringing_an_extension() {
 }
 
 #[test]
+fn a_tenant_chooses_its_pickup_code() {
+    let mut tenant = acme(false, &[]);
+    tenant.features.pickup_code = "*9".into();
+    let mut sim = Sim::new(config(), tenant, &[("101", 6001)], ring_dialled(20));
+    let (caller, device_invite) = ringing_101(&mut sim);
+    let mut picker = Ua::new("103", 7003);
+    call(&mut sim, &mut picker, "*9101");
+    assert_picked_up(&mut sim, &caller, &picker, &device_invite);
+}
+
+#[test]
 fn replaces_names_the_ringing_call_a_blf_key_showed() {
     let mut sim = world();
     let (caller, device_invite) = ringing_101(&mut sim);

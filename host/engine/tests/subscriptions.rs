@@ -627,3 +627,29 @@ fn the_final_notify_waits_for_the_one_in_flight() {
     assert_eq!(last.headers.get("CSeq"), Some("2 NOTIFY"));
     assert!(sim.engine.subscriptions(&aor("102")).is_empty());
 }
+
+#[test]
+fn a_private_tenant_shows_the_caller_to_the_called_extension_alone() {
+    let mut tenant = acme(false, &[]);
+    tenant.features.blf_shows_caller = false;
+    let mut sim = Sim::new(config(), tenant, &[("101", 6001)], ring_dialled(20));
+    let mut colleague = Watcher::new("102", 7002);
+    colleague.subscribe(&mut sim, "101", "dialog", 600);
+    colleague.notify(&mut sim);
+    let mut own = Watcher::new("101", 7101);
+    own.subscribe(&mut sim, "101", "dialog", 600);
+    own.notify(&mut sim);
+    let mut caller = Ua::new("100", 7000);
+    call(&mut sim, &mut caller, "101");
+    let seen = body(&colleague.notify(&mut sim));
+    assert!(seen.contains("sip:anonymous@acme.test"), "{seen}");
+    assert!(
+        !seen.contains("User 100") && !seen.contains("sip:100@"),
+        "{seen}"
+    );
+    let seen = body(&own.notify(&mut sim));
+    assert!(
+        seen.contains("display=\"User 100\">sip:100@acme.test"),
+        "{seen}"
+    );
+}

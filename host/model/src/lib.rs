@@ -1,7 +1,8 @@
 //! The PBX's data as plain values: the configuration an administrator
 //! gives a tenant (an extension's call settings in [`settings`], ring
 //! groups and virtual extensions in [`groups`], trunks to carriers in
-//! [`trunks`]) and the records calls leave ([`calls`]).
+//! [`trunks`], the tenant's feature codes and BLF privacy in
+//! [`features`]) and the records calls leave ([`calls`]).
 //!
 //! The store persists these values, the call engine acts on them and
 //! writes the records, the API and the CLI edit them, the policy boundary
@@ -10,11 +11,13 @@
 //! field is wrong.
 
 pub mod calls;
+pub mod features;
 pub mod groups;
 pub mod settings;
 pub mod trunks;
 
 pub use calls::CallRecord;
+pub use features::{DEFAULT_PICKUP_CODE, TenantFeatures};
 pub use groups::{Group, GroupKind, GroupStrategy, MAX_MEMBERS};
 pub use settings::{
     AllowedDestinations, CallSettings, FeatureKey, FollowMe, FollowMeDestination, ForwardTarget,

@@ -208,6 +208,19 @@ pub enum TenantCommand {
         #[arg(long)]
         max_bindings: Option<String>,
     },
+    /// Set a tenant's feature codes and BLF privacy.
+    Features {
+        /// Tenant code.
+        code: String,
+        /// Dialled before an extension to pick up its ringing call
+        /// (default `**`; 1 to 4 of `*#0-9`, starting with `*` or `#`).
+        #[arg(long)]
+        pickup_code: Option<String>,
+        /// Whether BLF keys of other extensions show who is calling:
+        /// `on` (the default) or `off`.
+        #[arg(long)]
+        blf_shows_caller: Option<String>,
+    },
     /// List tenants.
     List {
         /// Print JSON instead of a table.

@@ -85,7 +85,7 @@ pub use contacts::{Contact, Contacts, MAX_CONTACTS};
 pub use edgepbx_model::{
     AllowedDestinations, CallRecord, CallSettings, Did, FeatureKey, FollowMe, FollowMeDestination,
     ForwardTarget, ForwardWhen, Group, GroupKind, GroupStrategy, InvalidField, MAX_DIDS,
-    MAX_FOLLOW_ME, MAX_MEMBERS, MAX_TRUNKS, RingMode, Trunk,
+    MAX_FOLLOW_ME, MAX_MEMBERS, MAX_TRUNKS, RingMode, TenantFeatures, Trunk,
 };
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "ring groups and contacts record when they last changed",
         surql: V8_VERSIONS,
+    },
+    Migration {
+        version: 9,
+        name: "a tenant's pickup code and BLF privacy",
+        surql: V9_FEATURES,
     },
 ];
 
@@ -333,6 +338,13 @@ DEFINE FIELD email ON contact TYPE option<string>;
 DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
+"#;
+
+const V9_FEATURES: &str = r#"
+DEFINE FIELD features ON tenant TYPE object DEFAULT {};
+DEFINE FIELD features.pickup_code ON tenant TYPE option<string>;
+DEFINE FIELD features.blf_shows_caller ON tenant TYPE option<bool>;
+UPDATE tenant SET features = {} WHERE features = NONE;
 "#;
 
 const V8_VERSIONS: &str = r#"

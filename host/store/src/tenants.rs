@@ -6,6 +6,8 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, RecordIdKey, SurrealValue};
 
+use edgepbx_model::TenantFeatures;
+
 use crate::StoreError;
 use crate::db::{from_datetime, run};
 
@@ -24,6 +26,8 @@ pub struct Tenant {
     pub created_at: SystemTime,
     /// Its limits.
     pub limits: TenantLimits,
+    /// Its pickup code and BLF privacy.
+    pub features: TenantFeatures,
 }
 
 /// Per-tenant bounds. `None` means the tenant has no limit of its own (the
@@ -66,6 +70,33 @@ struct LimitsRow {
     max_calls: Option<u32>,
 }
 
+#[derive(SurrealValue, Default)]
+struct FeaturesRow {
+    pickup_code: Option<String>,
+    blf_shows_caller: Option<bool>,
+}
+
+impl From<&TenantFeatures> for FeaturesRow {
+    fn from(f: &TenantFeatures) -> Self {
+        FeaturesRow {
+            pickup_code: Some(f.pickup_code.clone()),
+            blf_shows_caller: Some(f.blf_shows_caller),
+        }
+    }
+}
+
+impl FeaturesRow {
+    /// The features a row holds, defaults for what it does not.
+    fn features(self) -> TenantFeatures {
+        let row = self;
+        let default = TenantFeatures::default();
+        TenantFeatures {
+            pickup_code: row.pickup_code.unwrap_or(default.pickup_code),
+            blf_shows_caller: row.blf_shows_caller.unwrap_or(default.blf_shows_caller),
+        }
+    }
+}
+
 #[derive(SurrealValue)]
 struct NewTenantRow {
     code: String,
@@ -79,6 +110,7 @@ pub(crate) struct TenantRow {
     sip_domain: String,
     created_at: Datetime,
     limits: LimitsRow,
+    features: Option<FeaturesRow>,
 }
 
 impl From<TenantLimits> for LimitsRow {
@@ -102,6 +134,7 @@ impl From<TenantRow> for Tenant {
                 max_bindings_per_extension: row.limits.max_bindings_per_extension,
                 max_calls: row.limits.max_calls,
             },
+            features: row.features.unwrap_or_default().features(),
         }
     }
 }
@@ -188,6 +221,30 @@ impl Tenants<'_> {
             .bind(("tenant", tenant_id(&code)))
             .bind(("code", code))
             .bind(("limits", LimitsRow::from(limits))))
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces a tenant's feature settings (checked first, see
+    /// [`TenantFeatures::validate`]).
+    pub async fn set_features(
+        &self,
+        code: &str,
+        features: &TenantFeatures,
+    ) -> Result<(), StoreError> {
+        let code = tenant_code(code)?;
+        features.validate()?;
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
+                UPDATE $tenant SET features = $features;
+                COMMIT TRANSACTION;",
+            )
+            .bind(("tenant", tenant_id(&code)))
+            .bind(("code", code))
+            .bind(("features", FeaturesRow::from(features))))
         .await?;
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use edgepbx_store::{
     AuditEntry, CallSettings, Contact, DbSpec, ExtensionWrite, Profile, Role, SipCredentials,
-    Store, StoreConfig, StoreError, TenantLimits, WriteMode,
+    Store, StoreConfig, StoreError, TenantFeatures, TenantLimits, WriteMode,
 };
 
 mod common;
@@ -418,6 +418,46 @@ async fn contacts_are_per_tenant_and_follow_their_extension() -> TestResult {
         .remove("ACME", "plumber", Some(unlinked.updated_at))
         .await?;
     assert!(contacts.list("ACME").await?.is_empty());
+    store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tenants_features_default_and_change_with_checks() -> TestResult {
+    let dir = TempDir::new("tenant-features");
+    let store = open(&dir.0).await?;
+    let tenants = store.tenants();
+    let acme = tenants.get("ACME").await?.ok_or("missing")?;
+    assert_eq!(acme.features, TenantFeatures::default());
+    assert_eq!(acme.features.pickup_code, "**");
+    let private = TenantFeatures {
+        pickup_code: "*9".into(),
+        blf_shows_caller: false,
+    };
+    tenants.set_features("ACME", &private).await?;
+    assert_eq!(
+        tenants.get("ACME").await?.ok_or("missing")?.features,
+        private
+    );
+    // A code an extension number could begin with is refused, unchanged.
+    let bad = TenantFeatures {
+        pickup_code: "9".into(),
+        ..private.clone()
+    };
+    assert!(matches!(
+        tenants.set_features("ACME", &bad).await,
+        Err(StoreError::InvalidField {
+            field: "pickup_code",
+            ..
+        })
+    ));
+    assert_eq!(
+        tenants.get("ACME").await?.ok_or("missing")?.features,
+        private
+    );
+    // The other tenant keeps the defaults.
+    let beta = tenants.get("BETA").await?.ok_or("missing")?;
+    assert_eq!(beta.features, TenantFeatures::default());
     store.close().await?;
     Ok(())
 }

@@ -134,7 +134,12 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             UPDATE ring_group UNSET updated_at;
             REMOVE FIELD updated_at ON contact;
             UPDATE contact UNSET updated_at;
-            DELETE migration:8;",
+            DELETE migration:8;
+            REMOVE FIELD features.pickup_code ON tenant;
+            REMOVE FIELD features.blf_shows_caller ON tenant;
+            REMOVE FIELD features ON tenant;
+            UPDATE tenant UNSET features;
+            DELETE migration:9;",
         )
         .await?
         .check()?;

@@ -1,6 +1,7 @@
 //! Call pickup: a phone answers a call ringing another extension. Its
-//! INVITE names the call by a feature code (`**<ext>` directed, `*8` for
-//! calls ringing one of the picker's groups or their members) or by a
+//! INVITE names the call by a feature code (the tenant's pickup code,
+//! `**` by default, and an extension: directed; `*8`: calls ringing one
+//! of the picker's groups or their members) or by a
 //! `Replaces` header (RFC 3891) naming the ringing dialog that the BLF
 //! NOTIFYs showed (its call-id is the call's id). The caller is connected
 //! to the picker with the media anchored, and every branch still ringing
@@ -22,8 +23,6 @@ use crate::peer::Peer;
 use crate::registrar::Aor;
 use crate::tenants::Tenant;
 
-/// The prefix of directed pickup: `**101` answers the call ringing 101.
-pub(crate) const DIRECTED_PICKUP: &str = "**";
 /// Group pickup: answers a call ringing one of the picker's groups.
 pub(crate) const GROUP_PICKUP: &str = "*8";
 
@@ -48,7 +47,7 @@ impl Pickup {
         if number == GROUP_PICKUP {
             return Some(Pickup::Group);
         }
-        let target = number.strip_prefix(DIRECTED_PICKUP)?;
+        let target = number.strip_prefix(tenant.features.pickup_code.as_str())?;
         let extension = tenant.resolve(target)?;
         Some(Pickup::Extension(extension.number.clone()))
     }

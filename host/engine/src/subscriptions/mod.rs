@@ -29,7 +29,7 @@ use edgepbx_sip::{Method, Request, Response};
 use serde::Deserialize;
 use tracing::{debug, info};
 
-use crate::calls::Calls;
+use crate::calls::{Calls, DialogView};
 use crate::digest::{DigestGate, authenticate};
 use crate::lines::{Lines, Presence};
 use crate::output::Output;
@@ -455,7 +455,7 @@ impl Subscriptions {
         let Some(sub) = self.subs.get(&id) else {
             return;
         };
-        let mut shown = shown(sx, sub.package, &sub.resource);
+        let mut shown = private(sx.tenants, sub, shown(sx, sub.package, &sub.resource));
         if let Some(key) = change {
             info!(tenant = %sub.subscriber.tenant, extension = %sub.subscriber.extension,
                 ?key, "feature key pressed");
@@ -496,6 +496,7 @@ impl Subscriptions {
                     .entry(package)
                     .or_insert_with(|| shown(sx, package, &aor))
                     .clone();
+                let view = private(sx.tenants, sub, view);
                 self.send(now, sx.sig, id, view, false);
             }
         }
@@ -734,6 +735,27 @@ fn shown(sx: &Sx<'_>, package: Package, resource: &Aor) -> Shown {
             Some(extension) => Shown::Features(features_of(&extension.settings)),
             None => Shown::Features(features_of(&CallSettings::default())),
         },
+    }
+}
+
+/// `shown` as `sub` may see it: when the tenant keeps callers private,
+/// only the watched extension's own phones see who calls.
+fn private(tenants: &TenantTable, sub: &Subscription, shown: Shown) -> Shown {
+    let hidden = tenants
+        .tenant(&sub.resource.tenant)
+        .is_some_and(|t| !t.features.blf_shows_caller);
+    match shown {
+        Shown::Dialogs(dialogs) if hidden && sub.subscriber != sub.resource => Shown::Dialogs(
+            dialogs
+                .into_iter()
+                .map(|d| DialogView {
+                    remote: "anonymous".to_owned(),
+                    remote_name: None,
+                    ..d
+                })
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -75,6 +75,7 @@ async fn assemble(
     previous: Option<&Tenant>,
 ) -> Tenant {
     let mut tenant = Tenant::new(t.code.clone(), t.sip_domain.clone());
+    tenant.features = t.features.clone();
     tenant.max_calls = t
         .limits
         .max_calls

@@ -29,6 +29,10 @@ pub struct TenantView {
     /// Most devices registered per extension (null: the server's
     /// `registrar.max_bindings_per_extension`, which also caps this one).
     max_bindings_per_extension: Option<u32>,
+    /// Dialled before an extension to pick up its ringing call.
+    pickup_code: String,
+    /// BLF keys of other extensions show who is calling.
+    blf_shows_caller: bool,
     /// When it was added.
     created_at: String,
 }
@@ -40,6 +44,8 @@ fn tenant_view(t: edgepbx_store::Tenant) -> TenantView {
         max_extensions: t.limits.max_extensions,
         max_calls: t.limits.max_calls,
         max_bindings_per_extension: t.limits.max_bindings_per_extension,
+        pickup_code: t.features.pickup_code,
+        blf_shows_caller: t.features.blf_shows_caller,
         created_at: rfc3339(t.created_at),
     }
 }

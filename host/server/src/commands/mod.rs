@@ -86,9 +86,11 @@ pub async fn execute_on(store: &Store, command: Command, out: &mut String) -> an
 /// changes, if any: the one to reload after it.
 pub fn configured_tenant(command: &Command) -> Option<&str> {
     match command {
-        Command::Tenant(TenantCommand::Add { code, .. } | TenantCommand::Limits { code, .. }) => {
-            Some(code)
-        }
+        Command::Tenant(
+            TenantCommand::Add { code, .. }
+            | TenantCommand::Limits { code, .. }
+            | TenantCommand::Features { code, .. },
+        ) => Some(code),
         Command::Ext(
             ExtCommand::Add { tenant, .. }
             | ExtCommand::Passwd { tenant, .. }
@@ -346,6 +348,25 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
             }
             store.tenants().set_limits(&t.code, limits).await?;
             writeln!(out, "limits of {} changed", t.code)?;
+        }
+        TenantCommand::Features {
+            code,
+            pickup_code,
+            blf_shows_caller,
+        } => {
+            let t = find_tenant(store, &code).await?;
+            let mut features = t.features;
+            if let Some(code) = pickup_code {
+                features.pickup_code = code;
+            }
+            match blf_shows_caller.as_deref() {
+                None => {}
+                Some("on") => features.blf_shows_caller = true,
+                Some("off") => features.blf_shows_caller = false,
+                Some(_) => bail!("--blf-shows-caller takes on or off"),
+            }
+            store.tenants().set_features(&t.code, &features).await?;
+            writeln!(out, "features of {} changed", t.code)?;
         }
         TenantCommand::List { json } => {
             let tenants = store.tenants().list().await?;
