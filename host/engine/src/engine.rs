@@ -1,5 +1,6 @@
 //! The engine: one state machine for everything signalling does.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -281,6 +282,22 @@ impl Engine {
             tenants = tenants.tenants().count(),
             "configuration reloaded"
         );
+        // A reload swaps one tenant's entry: the others are the same
+        // allocations, and their watchers have nothing new to see.
+        let changed: HashSet<String> = tenants
+            .tenants()
+            .filter(|t| {
+                self.tenants
+                    .tenant(&t.code)
+                    .is_none_or(|old| !Arc::ptr_eq(old, t))
+            })
+            .chain(
+                self.tenants
+                    .tenants()
+                    .filter(|t| tenants.tenant(&t.code).is_none()),
+            )
+            .map(|t| t.code.clone())
+            .collect();
         self.tenants = tenants;
         self.trunks.housekeeping(now, &mut self.sig, &self.tenants);
         let mut sx = Sx {
@@ -291,7 +308,7 @@ impl Engine {
             lines: &self.lines,
             wall,
         };
-        self.subs.handle_tenants(now, &mut sx);
+        self.subs.handle_tenants(now, &mut sx, &changed);
         self.settle(now, wall);
     }
 

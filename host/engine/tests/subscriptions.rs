@@ -653,3 +653,22 @@ fn a_private_tenant_shows_the_caller_to_the_called_extension_alone() {
         "{seen}"
     );
 }
+
+#[test]
+fn a_removed_extension_ends_its_watchers() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    watcher.subscribe(&mut sim, "101", "dialog", 600);
+    watcher.notify(&mut sim);
+    let mut tenant = acme(false, &[]);
+    tenant.extensions.remove("101");
+    sim.engine
+        .handle_tenants(sim.now, sim.wall, Arc::new(TenantTable::new([tenant])));
+    sim.drain();
+    let last = watcher.notify(&mut sim);
+    assert_eq!(
+        last.headers.get("Subscription-State"),
+        Some("terminated;reason=noresource")
+    );
+    assert!(sim.engine.subscriptions(&aor("102")).is_empty());
+}

@@ -502,27 +502,45 @@ impl Subscriptions {
         }
     }
 
-    /// The configuration changed: subscriptions to numbers that are gone
-    /// end (`noresource`), and every other one is checked for changes
-    /// (settings such as DND show in presence).
-    pub fn handle_tenants(&mut self, now: Instant, sx: &mut Sx<'_>) {
-        let gone: Vec<SubId> = self
+    /// The configuration of the `changed` tenants changed: their
+    /// subscriptions to numbers that are gone end (`noresource`), those
+    /// of extensions that are gone too (`rejected`), each with a final
+    /// NOTIFY; every other one is checked for changes (settings such as
+    /// DND show in presence).
+    pub fn handle_tenants(&mut self, now: Instant, sx: &mut Sx<'_>, changed: &HashSet<String>) {
+        let affected: Vec<(SubId, Option<&'static str>)> = self
             .subs
             .iter()
-            .filter(|(_, s)| {
+            .filter(|(_, s)| changed.contains(&s.resource.tenant))
+            .map(|(id, s)| {
                 let tenant = sx.tenants.tenant(&s.resource.tenant);
-                !tenant.is_some_and(|t| {
-                    exists(t, &s.resource.extension)
-                        && t.extensions.contains_key(&s.subscriber.extension)
-                })
+                let ending = match tenant {
+                    Some(t) if !exists(t, &s.resource.extension) => Some("noresource"),
+                    Some(t) if !t.extensions.contains_key(&s.subscriber.extension) => {
+                        Some("rejected")
+                    }
+                    Some(_) => None,
+                    None => Some("noresource"),
+                };
+                (*id, ending)
             })
-            .map(|(id, _)| *id)
             .collect();
-        for id in gone {
-            self.end(now, sx.sig, id, None);
+        let mut touched = HashSet::new();
+        for (id, ending) in affected {
+            let Some(sub) = self.subs.get(&id) else {
+                continue;
+            };
+            match ending {
+                None => {
+                    touched.insert(sub.resource.clone());
+                }
+                Some(reason) => {
+                    let last = shown(sx, sub.package, &sub.resource);
+                    self.end(now, sx.sig, id, Some((last, reason)));
+                }
+            }
         }
-        let all: HashSet<Aor> = self.watchers.keys().cloned().collect();
-        self.handle_touched(now, sx, all);
+        self.handle_touched(now, sx, touched);
     }
 
     /// The answer to a NOTIFY; a failure ends the subscription (RFC 6665
