@@ -672,3 +672,55 @@ fn a_removed_extension_ends_its_watchers() {
     );
     assert!(sim.engine.subscriptions(&aor("102")).is_empty());
 }
+
+#[test]
+fn a_devices_subscriptions_are_listed_with_it() {
+    let mut sim = one_device();
+    // The registered device of 101 (sip:101@127.0.0.1:6001) watches 102.
+    let mut phone = Watcher::new("101", 6001);
+    assert_eq!(phone.subscribe(&mut sim, "102", "dialog", 600).status, 200);
+    phone.notify(&mut sim);
+    let devices = sim.engine.devices(&aor("101"));
+    assert_eq!(devices.len(), 1);
+    let listed = &devices[0].subscriptions;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].package, "dialog");
+    assert_eq!(listed[0].target, "102");
+    assert_eq!(listed[0].device, "sip:101@127.0.0.1:6001");
+    assert_eq!(
+        listed[0].expires_at,
+        sim.wall + std::time::Duration::from_secs(600)
+    );
+}
+
+#[test]
+fn notifies_go_over_the_connection_the_subscription_came_on() {
+    let mut sim = one_device();
+    let mut phone = Watcher::new("102", 7002);
+    sim.engine.handle_connected(9);
+    let request = phone.subscribe_request("101", "dialog", 600);
+    sim.send_tcp(9, phone.ua.addr, request.clone());
+    let challenge = sim.response(phone.ua.addr, 407);
+    let again = phone.ua.with_credentials(&request, &challenge);
+    sim.send_tcp(9, phone.ua.addr, again);
+    assert_eq!(sim.response(phone.ua.addr, 200).status, 200);
+    let notify = sim.request(phone.ua.addr, "NOTIFY");
+    assert_eq!(
+        sim.flows.get(&phone.ua.addr),
+        Some(&edgepbx_engine::Peer::Tcp {
+            conn: 9,
+            addr: phone.ua.addr
+        })
+    );
+    assert!(
+        notify
+            .headers
+            .get("Via")
+            .is_some_and(|v| v.contains("SIP/2.0/TCP"))
+    );
+    // The connection closes: the subscription is over, nothing is sent.
+    sim.engine.handle_closed(9);
+    assert!(sim.engine.subscriptions(&aor("102")).is_empty());
+    ring_and_cancel(&mut sim);
+    assert!(sim.requests(phone.ua.addr, "NOTIFY").is_empty());
+}

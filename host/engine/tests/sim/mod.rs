@@ -176,6 +176,8 @@ pub struct Sim {
     pub records: Vec<CallRecord>,
     pub events: Vec<Event>,
     pub stored: Vec<Change>,
+    /// The flow of the last message sent to each address.
+    pub flows: HashMap<SocketAddr, Peer>,
     /// Settings changes asked by feature keys: (tenant, extension, key).
     pub settings: Vec<(String, String, edgepbx_model::FeatureKey)>,
     next_port: u16,
@@ -239,6 +241,7 @@ impl Sim {
             events: Vec::new(),
             stored: Vec::new(),
             settings: Vec::new(),
+            flows: HashMap::new(),
             next_port: 20_000,
             ports_exhausted: false,
         };
@@ -253,6 +256,7 @@ impl Sim {
             match output {
                 Output::Transmit(Transmit { to, message, .. }) => {
                     self.inbox.entry(to.addr()).or_default().push_back(message);
+                    self.flows.insert(to.addr(), to);
                 }
                 Output::Decide(request) => {
                     self.asked.push((*request).clone());
@@ -300,6 +304,14 @@ impl Sim {
     pub fn send(&mut self, from: SocketAddr, message: impl Into<Message>) {
         self.engine
             .handle_message(self.now, self.wall, Peer::Udp(from), message.into());
+        self.drain();
+    }
+
+    /// `peer` sends `message` now over TCP connection `conn`.
+    pub fn send_tcp(&mut self, conn: u64, from: SocketAddr, message: impl Into<Message>) {
+        let peer = Peer::Tcp { conn, addr: from };
+        self.engine
+            .handle_message(self.now, self.wall, peer, message.into());
         self.drain();
     }
 
