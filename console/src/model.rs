@@ -287,7 +287,7 @@ pub struct Device {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Subscription {
-    /// `dialog`, `presence` or `message-summary`.
+    /// `dialog`, `presence`, `message-summary` or `as-feature-event`.
     pub package: String,
     /// The number watched.
     pub target: String,

@@ -38,8 +38,9 @@ pub enum Output {
     /// asked, then hand the engine the tenant reloaded
     /// ([`Engine::handle_tenants`](crate::Engine::handle_tenants)), whether
     /// the write succeeded or not: the phone is then shown the settings
-    /// as they are.
-    Settings {
+    /// as they are. (A change the driver cannot queue is shown right at
+    /// the phone's next refresh.)
+    FeatureKey {
         /// Tenant code.
         tenant: String,
         /// Extension number.

@@ -335,6 +335,27 @@ fn a_sequential_step_rings_each_target_in_turn() {
 }
 
 #[test]
+fn a_forward_out_is_bound_by_the_forwarding_extensions_allowed_destinations() {
+    let policy: sim::Policy = Box::new(|r: &DecisionRequest| {
+        Some(Decision {
+            action: Action::Forward("0899123456".into()),
+            presentation: None,
+        })
+        .filter(|_| r.dialled == "101")
+    });
+    let restricted = edgepbx_model::CallSettings {
+        allowed_destinations: edgepbx_model::AllowedDestinations::None,
+        ..edgepbx_model::CallSettings::default()
+    };
+    let mut sim = Sim::new(config(), acme(true, &[("101", restricted)]), &[], policy);
+    let mut caller = Ua::new("100", 5100);
+    call(&mut sim, &mut caller, "101");
+    let carrier_addr: std::net::SocketAddr = CARRIER.parse().expect("addr");
+    assert!(sim.requests(carrier_addr, "INVITE").is_empty());
+    assert!(sim.statuses(caller.addr).contains(&403));
+}
+
+#[test]
 fn an_unconditional_forward_goes_out_through_the_trunk_answering_its_challenge() {
     let policy: sim::Policy = Box::new(|r: &DecisionRequest| {
         Some(if r.dialled == "101" {

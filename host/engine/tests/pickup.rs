@@ -132,6 +132,14 @@ fn nothing_to_pick_up_is_480_and_an_unknown_dialog_481() {
         .push("Replaces", "no-such-call;to-tag=a;from-tag=b");
     call_with(&mut sim, &mut picker, invite);
     assert_eq!(final_status(&mut sim, &picker), 481);
+    // The ringing call's id with tags it was never given: 481 too.
+    let id = sim.engine.active_calls("ACME", sim.wall)[0].id.clone();
+    let mut invite = picker.invite("101");
+    invite
+        .headers
+        .push("Replaces", format!("{id};to-tag=x;from-tag=y"));
+    call_with(&mut sim, &mut picker, invite);
+    assert_eq!(final_status(&mut sim, &picker), 481);
     // The call still rings 101.
     assert_eq!(
         sim.engine.active_calls("ACME", sim.wall)[0].state,

@@ -25,6 +25,8 @@ struct Watcher {
     cseq: u32,
     /// The To tag the engine gave the subscription.
     tag: Option<String>,
+    /// Our From tag.
+    from_tag: String,
 }
 
 impl Watcher {
@@ -34,6 +36,7 @@ impl Watcher {
             call_id: format!("sub-{port}@sim"),
             cseq: 0,
             tag: None,
+            from_tag: format!("w-{port}"),
         }
     }
 
@@ -48,11 +51,13 @@ impl Watcher {
         };
         let via = self.ua.via();
         let number = self.ua.number.clone();
-        let port = self.ua.addr.port();
         let h = &mut r.headers;
         h.push("Via", via);
         h.push("Max-Forwards", "70");
-        h.push("From", format!("<sip:{number}@{DOMAIN}>;tag=w-{port}"));
+        h.push(
+            "From",
+            format!("<sip:{number}@{DOMAIN}>;tag={}", self.from_tag),
+        );
         match &self.tag {
             Some(tag) => h.push("To", format!("<sip:{target}@{DOMAIN}>;tag={tag}")),
             None => h.push("To", format!("<sip:{target}@{DOMAIN}>")),
@@ -723,4 +728,123 @@ fn notifies_go_over_the_connection_the_subscription_came_on() {
     assert!(sim.engine.subscriptions(&aor("102")).is_empty());
     ring_and_cancel(&mut sim);
     assert!(sim.requests(phone.ua.addr, "NOTIFY").is_empty());
+}
+
+/// A refresh of `phone`'s feature subscription carrying `body`.
+fn press(sim: &mut Sim, phone: &mut Watcher, body: &str) -> Response {
+    let mut request = phone.subscribe_request("101", "as-feature-event", 600);
+    request
+        .headers
+        .push("Content-Type", "application/x-as-feature-event+xml");
+    request.body = body.as_bytes().to_vec();
+    phone.authenticated(sim, request)
+}
+
+const DND_ON: &str =
+    "<SetDoNotDisturb><device>101</device><doNotDisturbOn>true</doNotDisturbOn></SetDoNotDisturb>";
+
+#[test]
+fn feature_keys_cannot_forward_where_the_extension_may_not_call_nor_press_too_fast() {
+    let restricted = CallSettings {
+        allowed_destinations: edgepbx_model::AllowedDestinations::None,
+        ..CallSettings::default()
+    };
+    let mut sim = Sim::new(
+        config(),
+        acme(true, &[("101", restricted)]),
+        &[("101", 6001)],
+        ring_dialled(20),
+    );
+    let mut phone = Watcher::new("101", 6001);
+    phone.subscribe(&mut sim, "101", "as-feature-event", 600);
+    phone.notify(&mut sim);
+    // Forwarding every call to a premium number: refused, nothing asked.
+    let premium = "<SetForwarding><device>101</device><activateForward>true</activateForward>\
+        <forwardingType>forwardImmediate</forwardingType><forwardDN>0899123456</forwardDN></SetForwarding>";
+    let r = press(&mut sim, &mut phone, premium);
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (403, "Destination Not Allowed")
+    );
+    // To a colleague: allowed.
+    let colleague = premium.replace("0899123456", "102");
+    assert_eq!(press(&mut sim, &mut phone, &colleague).status, 200);
+    assert_eq!(sim.settings.len(), 1);
+    phone.notify(&mut sim);
+    // A second press within the second is shown as not made.
+    sim.advance(std::time::Duration::from_millis(200));
+    phone.notifies(&mut sim, 200);
+    assert_eq!(press(&mut sim, &mut phone, DND_ON).status, 200);
+    assert_eq!(sim.settings.len(), 1);
+    let n = phone.notify(&mut sim);
+    assert!(
+        body(&n).contains("<doNotDisturbOn>false</doNotDisturbOn>"),
+        "{}",
+        body(&n)
+    );
+    // Later, it is made; pressing what is already so asks nothing.
+    sim.advance(std::time::Duration::from_secs(2));
+    phone.notifies(&mut sim, 200);
+    assert_eq!(press(&mut sim, &mut phone, DND_ON).status, 200);
+    assert_eq!(sim.settings.len(), 2);
+    let n = phone.notify(&mut sim);
+    assert!(
+        body(&n).contains("<doNotDisturbOn>true</doNotDisturbOn>"),
+        "{}",
+        body(&n)
+    );
+    sim.advance(std::time::Duration::from_secs(2));
+    let off = DND_ON.replace("true", "false");
+    phone.notifies(&mut sim, 200);
+    press(&mut sim, &mut phone, &off);
+    assert_eq!(
+        sim.settings.len(),
+        2,
+        "DND was never stored on: nothing to change"
+    );
+}
+
+#[test]
+fn a_refresh_for_another_package_is_refused_and_reveals_nothing() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    watcher.subscribe(&mut sim, "101", "dialog", 600);
+    watcher.notify(&mut sim);
+    // The dialog subscription to 101, "refreshed" as 101's feature keys.
+    let mut request = watcher.subscribe_request("101", "as-feature-event", 600);
+    request
+        .headers
+        .push("Content-Type", "application/x-as-feature-event+xml");
+    request.body = DND_ON.as_bytes().to_vec();
+    sim.send(watcher.ua.addr, request);
+    assert_eq!(sim.statuses(watcher.ua.addr), [489]);
+    assert!(sim.settings.is_empty());
+    assert!(sim.requests(watcher.ua.addr, "NOTIFY").is_empty());
+}
+
+#[test]
+fn a_refused_notify_keeps_the_subscription_and_a_moved_device_is_followed() {
+    let mut sim = one_device();
+    let mut watcher = Watcher::new("102", 7002);
+    watcher.subscribe(&mut sim, "101", "dialog", 600);
+    watcher.notifies(&mut sim, 503);
+    assert_eq!(sim.engine.subscriptions(&aor("102")).len(), 1);
+    // The device moved (a new NAT binding) and refreshes from there.
+    let moved = Ua::new("102", 7102);
+    let old = std::mem::replace(&mut watcher.ua, moved);
+    watcher.ua.number = old.number;
+    assert_eq!(
+        watcher.subscribe(&mut sim, "101", "dialog", 600).status,
+        200
+    );
+    let n = watcher.notify(&mut sim);
+    assert_eq!(states(&n), ["terminated"]);
+    ring_and_cancel(&mut sim);
+    assert!(
+        sim.requests("127.0.0.1:7002".parse().expect("address"), "NOTIFY")
+            .is_empty()
+    );
+    assert!(!watcher.notifies(&mut sim, 200).is_empty());
+    let listed = sim.engine.subscriptions(&aor("102"));
+    assert_eq!(listed[0].device, "sip:102@127.0.0.1:7102");
 }

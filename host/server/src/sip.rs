@@ -244,7 +244,7 @@ impl Driver {
                 Output::Binding { at, change } => self.persist.record(at, change),
                 Output::CallRecord(record) => self.persist.record_call(*record),
                 Output::Event(event) => self.events.publish(event),
-                Output::Settings {
+                Output::FeatureKey {
                     tenant,
                     extension,
                     key,

@@ -88,11 +88,10 @@ impl From<&TenantFeatures> for FeaturesRow {
 impl FeaturesRow {
     /// The features a row holds, defaults for what it does not.
     fn features(self) -> TenantFeatures {
-        let row = self;
         let default = TenantFeatures::default();
         TenantFeatures {
-            pickup_code: row.pickup_code.unwrap_or(default.pickup_code),
-            blf_shows_caller: row.blf_shows_caller.unwrap_or(default.blf_shows_caller),
+            pickup_code: self.pickup_code.unwrap_or(default.pickup_code),
+            blf_shows_caller: self.blf_shows_caller.unwrap_or(default.blf_shows_caller),
         }
     }
 }

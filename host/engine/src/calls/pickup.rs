@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use edgepbx_media::anchor::{RELAYED_CODECS, anchor};
 use edgepbx_media::relay::Side;
-use edgepbx_media::sdp::SessionDescription;
+use edgepbx_media::sdp::{Direction, Media, SessionDescription};
 use edgepbx_sip::dialog::Dialog;
 use edgepbx_sip::transaction::ServerKey;
 use edgepbx_sip::{Request, Response};
@@ -41,8 +41,7 @@ impl Pickup {
     /// The pickup an INVITE dialling `number` asks for, if any.
     pub fn of(request: &Request, number: &str, tenant: &Tenant) -> Option<Pickup> {
         if let Some(replaces) = request.headers.get("Replaces") {
-            let call_id = replaces.split(';').next().unwrap_or("").trim();
-            return Some(Pickup::Dialog(call_id.to_owned()));
+            return Some(Pickup::Dialog(replaced_call(replaces)));
         }
         if number == GROUP_PICKUP {
             return Some(Pickup::Group);
@@ -53,11 +52,43 @@ impl Pickup {
     }
 }
 
+/// The call a `Replaces` header names: its call-id, when its tags are the
+/// ones the dialog NOTIFYs gave that call (`<id>-l` and `<id>-r`, in
+/// either order: phones differ on which is which); else nothing any call
+/// is named (RFC 3891 §3: the whole dialog id must match).
+fn replaced_call(replaces: &str) -> String {
+    let mut parts = replaces.split(';').map(str::trim);
+    let call_id = parts.next().unwrap_or("");
+    let (mut to, mut from) = (None, None);
+    for part in parts {
+        match part.split_once('=') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("to-tag") => {
+                to = Some(value.trim());
+            }
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("from-tag") => {
+                from = Some(value.trim());
+            }
+            _ => {}
+        }
+    }
+    let (local, remote) = (format!("{call_id}-l"), format!("{call_id}-r"));
+    let tags = [to.unwrap_or(""), from.unwrap_or("")];
+    let ours =
+        tags == [local.as_str(), remote.as_str()] || tags == [remote.as_str(), local.as_str()];
+    if ours {
+        call_id.to_owned()
+    } else {
+        String::new()
+    }
+}
+
 /// Who picks up, and with what.
 pub(crate) struct Picker<'a> {
-    /// The picker's INVITE and its server transaction.
+    /// The picker's INVITE...
     pub request: &'a Request,
+    /// ...its server transaction...
     pub key: ServerKey,
+    /// ...and the flow it came on.
     pub peer: &'a Peer,
     /// The picker's extension.
     pub aor: Aor,
@@ -165,20 +196,26 @@ impl Calls {
         let picker_offer = SessionDescription::parse(&picker.request.body).map_err(|_| 488u16)?;
         let codecs = shared_codecs(&caller_offer, &picker_offer).ok_or(488u16)?;
         let media = self.media_slot(cx, call).ok_or(503u16)?;
-        let to_picker = anchor(
+        let mut to_picker = anchor(
             &picker_offer,
             cx.sig.media_ip(picker.peer),
             media.b_port,
             &codecs,
         )
         .map_err(|_| 488u16)?;
-        let to_caller = anchor(
+        let mut to_caller = anchor(
             &caller_offer,
             cx.sig.media_ip(&call.a_peer),
             media.a_port,
             &codecs,
         )
         .map_err(|_| 488u16)?;
+        // Each answers an offer as if the other party had written it: its
+        // origin (so the descriptions relayed later from that party keep
+        // one origin, RFC 3264 §8) and the direction that answers the
+        // offer's.
+        as_answer(&mut to_picker.description, &caller_offer);
+        as_answer(&mut to_caller.description, &picker_offer);
         let tag = cx.sig.tag();
         let dialog = Dialog::as_uas(picker.request, &tag, false).map_err(|_| 400u16)?;
         if let Some(party) = to_picker.party {
@@ -212,38 +249,69 @@ impl Calls {
     }
 }
 
+/// The stream `anchor` anchors: the first active RTP/AVP audio stream.
+fn audio_of(description: &SessionDescription) -> Option<&Media> {
+    description
+        .media
+        .iter()
+        .find(|m| m.kind == "audio" && m.port != 0 && m.proto.eq_ignore_ascii_case("RTP/AVP"))
+}
+
 /// The codec both offers have, first in the caller's order, with
-/// telephone events when both offer them; `None` when they share none.
+/// telephone events when both offer them under the same payload type
+/// (the relay passes payload types as they are); `None` when they share
+/// no codec.
 fn shared_codecs(
     caller: &SessionDescription,
     picker: &SessionDescription,
 ) -> Option<Vec<(&'static str, u32)>> {
-    let audio = |d: &SessionDescription| {
-        d.media
-            .iter()
-            .find(|m| m.kind == "audio" && m.port != 0)
-            .cloned()
-    };
-    let (a, p) = (audio(caller)?, audio(picker)?);
-    let names = |m: &edgepbx_media::sdp::Media| -> Vec<String> {
+    let (a, p) = (audio_of(caller)?, audio_of(picker)?);
+    let codecs = |m: &Media| -> Vec<(String, u8)> {
         m.accepted_formats(RELAYED_CODECS)
             .iter()
             .filter_map(|f| f.parse::<u8>().ok().and_then(|pt| m.rtpmap(pt)))
-            .map(|map| map.encoding.to_ascii_lowercase())
+            .map(|map| (map.encoding.to_ascii_lowercase(), map.payload_type))
             .collect()
     };
-    let (a_names, p_names) = (names(&a), names(&p));
-    let codec = a_names
+    let (a_codecs, p_codecs) = (codecs(a), codecs(p));
+    let has = |list: &[(String, u8)], name: &str| list.iter().any(|(n, _)| n == name);
+    let codec = a_codecs
         .iter()
-        .find(|n| *n != "telephone-event" && p_names.contains(n))?;
-    let mut codecs: Vec<(&'static str, u32)> = RELAYED_CODECS
+        .map(|(n, _)| n.as_str())
+        .find(|n| *n != "telephone-event" && has(&p_codecs, n))?;
+    let mut shared: Vec<(&'static str, u32)> = RELAYED_CODECS
         .iter()
         .copied()
         .filter(|(name, _)| name.eq_ignore_ascii_case(codec))
         .collect();
-    let events = "telephone-event".to_owned();
-    if a_names.contains(&events) && p_names.contains(&events) {
-        codecs.push(("telephone-event", 8000));
+    let events = |list: &[(String, u8)]| {
+        list.iter()
+            .find(|(n, _)| n == "telephone-event")
+            .map(|(_, pt)| *pt)
+    };
+    if events(&a_codecs).is_some() && events(&a_codecs) == events(&p_codecs) {
+        shared.push(("telephone-event", 8000));
     }
-    Some(codecs)
+    Some(shared)
+}
+
+/// Makes `answer` (an offer anchored back to its offerer) read as written
+/// by the other party: `other`'s origin, and the direction that answers
+/// the offer's.
+fn as_answer(answer: &mut SessionDescription, other: &SessionDescription) {
+    answer.origin.username = other.origin.username.clone();
+    answer.origin.session_id = other.origin.session_id.clone();
+    answer.origin.session_version = other.origin.session_version;
+    if let Some(stream) = answer
+        .media
+        .iter_mut()
+        .find(|m| m.kind == "audio" && m.port != 0)
+    {
+        let direction = match stream.direction() {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            other => other,
+        };
+        stream.set_direction(direction);
+    }
 }

@@ -75,6 +75,19 @@ impl Calls {
                     info!(call = call.id, %number, "forward to a number no trunk reaches");
                     return self.end(now, cx, call, EndCause::Rejected(404));
                 }
+                // A forward out through the trunk is a call the forwarding
+                // extension makes: its allowed destinations apply (a
+                // phone's forward key could otherwise dial anywhere).
+                let forbidden = !call.tenant.is_internal(&number)
+                    && call
+                        .tenant
+                        .resolve(&call.dialled)
+                        .is_some_and(|e| !e.settings.allowed_destinations.permits(&number));
+                if forbidden {
+                    info!(call = call.id, from = %call.dialled, %number,
+                        "forward to a destination the extension may not call");
+                    return self.end(now, cx, call, EndCause::Rejected(403));
+                }
                 // The call now belongs to the new number: its policy
                 // decides from a fresh history.
                 info!(call = call.id, from = %call.dialled, to = %number, "forwarded");

@@ -87,9 +87,10 @@ pub struct PresenceView {
     pub dnd: bool,
 }
 
-/// What a subscription shows: the state of its resource for its package.
+/// What a subscription shows: the state of the number it watches, for
+/// its package.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shown {
+pub enum View {
     /// The calls, oldest first.
     Dialogs(Vec<DialogView>),
     /// Presence.
@@ -102,13 +103,13 @@ pub enum Shown {
         old: u32,
     },
     /// The settings a phone's feature keys show.
-    Features(FeaturesView),
+    Keys(KeysView),
 }
 
 /// The settings feature keys show: DND and the three forwarding rules a
 /// phone has keys for (their targets as the settings write them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeaturesView {
+pub struct KeysView {
     /// Do not disturb.
     pub dnd: bool,
     /// Forward every call.
@@ -133,14 +134,14 @@ impl Entity<'_> {
     }
 }
 
-/// The NOTIFY body showing `shown`; `before` is what the previous NOTIFY
+/// The NOTIFY body showing `view`; `before` is what the previous NOTIFY
 /// showed (dialogs gone since are shown terminated, once), `version` the
 /// subscription's document version.
-pub fn body(entity: &Entity<'_>, shown: &Shown, before: Option<&Shown>, version: u32) -> String {
-    match shown {
-        Shown::Dialogs(dialogs) => {
+pub fn body(entity: &Entity<'_>, view: &View, before: Option<&View>, version: u32) -> String {
+    match view {
+        View::Dialogs(dialogs) => {
             let gone: Vec<&DialogView> = match before {
-                Some(Shown::Dialogs(old)) => old
+                Some(View::Dialogs(old)) => old
                     .iter()
                     .filter(|o| !dialogs.iter().any(|d| d.id == o.id))
                     .collect(),
@@ -148,9 +149,9 @@ pub fn body(entity: &Entity<'_>, shown: &Shown, before: Option<&Shown>, version:
             };
             dialog_info(entity, dialogs, &gone, version)
         }
-        Shown::Presence(p) => pidf(entity, *p),
-        Shown::Features(f) => features(entity, f),
-        Shown::Messages { new, old } => format!(
+        View::Presence(p) => pidf(entity, *p),
+        View::Keys(k) => keys(entity, k),
+        View::Messages { new, old } => format!(
             "Messages-Waiting: {}\r\nMessage-Account: {}\r\nVoice-Message: {new}/{old} (0/0)\r\n",
             if *new > 0 { "yes" } else { "no" },
             entity.uri(entity.number),
@@ -252,9 +253,9 @@ fn pidf(entity: &Entity<'_>, p: PresenceView) -> String {
     )
 }
 
-/// One multipart body with every feature's state (BroadSoft sends them
-/// so, and phones read each part).
-fn features(entity: &Entity<'_>, f: &FeaturesView) -> String {
+/// One multipart body with every feature key's state (BroadSoft sends
+/// them so, and phones read each part).
+fn keys(entity: &Entity<'_>, f: &KeysView) -> String {
     let device = escape(entity.number);
     let mut parts = vec![format!(
         "<DoNotDisturbEvent xmlns=\"{CSTA}\"><device>{device}</device>\
@@ -383,7 +384,7 @@ mod tests {
 
     #[test]
     fn an_idle_line_still_shows_a_dialog() {
-        let xml = body(&entity(), &Shown::Dialogs(vec![]), None, 0);
+        let xml = body(&entity(), &View::Dialogs(vec![]), None, 0);
         assert!(xml.contains("version=\"0\""), "{xml}");
         assert!(
             xml.contains("<dialog id=\"101\"><state>terminated</state></dialog>"),
@@ -393,7 +394,7 @@ mod tests {
 
     #[test]
     fn a_ringing_call_is_early_with_the_callers_identity() {
-        let xml = body(&entity(), &Shown::Dialogs(vec![ringing()]), None, 3);
+        let xml = body(&entity(), &View::Dialogs(vec![ringing()]), None, 3);
         assert!(xml.contains("direction=\"recipient\""), "{xml}");
         assert!(xml.contains("<state>early</state>"), "{xml}");
         assert!(
@@ -405,8 +406,8 @@ mod tests {
 
     #[test]
     fn a_call_that_ended_is_shown_terminated_once() {
-        let before = Shown::Dialogs(vec![ringing()]);
-        let xml = body(&entity(), &Shown::Dialogs(vec![]), Some(&before), 4);
+        let before = View::Dialogs(vec![ringing()]);
+        let xml = body(&entity(), &View::Dialogs(vec![]), Some(&before), 4);
         assert!(xml.contains("<dialog id=\"c1\""), "{xml}");
         assert!(xml.contains("<state>terminated</state>"), "{xml}");
         assert!(!xml.contains("<dialog id=\"101\""), "{xml}");
@@ -420,17 +421,17 @@ mod tests {
             ringing: false,
             dnd: true,
         };
-        let xml = body(&entity(), &Shown::Presence(p), None, 0);
+        let xml = body(&entity(), &View::Presence(p), None, 0);
         assert!(xml.contains("<basic>open</basic>"), "{xml}");
         assert!(xml.contains("<rpid:on-the-phone/>"), "{xml}");
         let off = PresenceView { online: false, ..p };
-        let xml = body(&entity(), &Shown::Presence(off), None, 0);
+        let xml = body(&entity(), &View::Presence(off), None, 0);
         assert!(xml.contains("<basic>closed</basic>"), "{xml}");
     }
 
     #[test]
     fn an_empty_mailbox_is_summarised() {
-        let text = body(&entity(), &Shown::Messages { new: 0, old: 0 }, None, 0);
+        let text = body(&entity(), &View::Messages { new: 0, old: 0 }, None, 0);
         assert_eq!(
             text,
             "Messages-Waiting: no\r\nMessage-Account: sip:101@acme.example\r\nVoice-Message: 0/0 (0/0)\r\n"
@@ -470,13 +471,13 @@ mod tests {
             None
         );
 
-        let view = FeaturesView {
+        let view = KeysView {
             dnd: true,
             always: Some("1005".into()),
             busy: None,
             no_answer: None,
         };
-        let text = body(&entity(), &Shown::Features(view), None, 0);
+        let text = body(&entity(), &View::Keys(view), None, 0);
         assert_eq!(text.matches("--edgepbx-features\r\n").count(), 4, "{text}");
         assert!(
             text.contains("<doNotDisturbOn>true</doNotDisturbOn>"),

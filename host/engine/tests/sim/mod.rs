@@ -291,7 +291,7 @@ impl Sim {
                 Output::Binding { change, .. } => self.stored.push(change),
                 Output::CallRecord(record) => self.records.push(*record),
                 Output::Event(event) => self.events.push(event),
-                Output::Settings {
+                Output::FeatureKey {
                     tenant,
                     extension,
                     key,

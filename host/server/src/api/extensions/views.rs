@@ -378,7 +378,7 @@ pub struct DeviceView {
 /// A device's subscription (a BLF key, a buddy, its mailbox).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionView {
-    /// `dialog`, `presence` or `message-summary`.
+    /// `dialog`, `presence`, `message-summary` or `as-feature-event`.
     pub(super) package: &'static str,
     /// The extension or group number watched.
     pub(super) target: String,
