@@ -7,7 +7,7 @@
 //! given with `-oocsf`. Debian's SIPp 3.6 reads only the first digest
 //! challenge, so servers these phones use offer MD5 first ([`CALL_CONFIG`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ impl Behaviour {
 #[derive(Debug)]
 pub struct Device {
     name: String,
+    /// SIPp's message trace, written as messages come and go.
+    trace: PathBuf,
     thread: JoinHandle<SippOutcome>,
 }
 
@@ -94,8 +96,22 @@ impl Device {
         let (dir, label) = (dir.to_owned(), name.to_owned());
         Device {
             name: name.to_owned(),
+            trace: dir.join(name).join("messages.log"),
             thread: std::thread::spawn(move || sipp.run(&dir, &label)),
         }
+    }
+
+    /// Waits until the device's message trace (flushed by SIPp after every
+    /// message) contains `needle` `times` times, e.g. `SIP/2.0 180 Ringing`
+    /// once it rang that often.
+    pub fn wait_for_trace(&self, needle: &str, times: usize, timeout: Duration) -> bool {
+        wait_for(timeout, || {
+            std::fs::read_to_string(&self.trace)
+                .ok()
+                .filter(|t| t.matches(needle).count() >= times)
+                .map(|_| ())
+        })
+        .is_some()
     }
 
     /// Waits for the device to go off line and returns what it saw.

@@ -108,6 +108,24 @@ fn replaces_names_the_ringing_call_a_blf_key_showed() {
 }
 
 #[test]
+fn replacing_a_call_already_picked_up_is_486() {
+    let mut sim = world();
+    let (caller, device_invite) = ringing_101(&mut sim);
+    let id = sim.engine.active_calls("ACME", sim.wall)[0].id.clone();
+    let replaces = format!("{id};to-tag={id}-l;from-tag={id}-r;early-only");
+    let mut first = Ua::new("103", 7003);
+    let mut invite = first.invite("101");
+    invite.headers.push("Replaces", replaces.clone());
+    call_with(&mut sim, &mut first, invite);
+    assert_picked_up(&mut sim, &caller, &first, &device_invite);
+    let mut second = Ua::new("104", 7004);
+    let mut invite = second.invite("101");
+    invite.headers.push("Replaces", replaces);
+    call_with(&mut sim, &mut second, invite);
+    assert_eq!(final_status(&mut sim, &second), 486);
+}
+
+#[test]
 fn group_pickup_answers_a_call_ringing_a_fellow_member() {
     let mut sim = world();
     let (caller, device_invite) = ringing_101(&mut sim);

@@ -96,9 +96,9 @@ pub(crate) struct Picker<'a> {
 
 impl Calls {
     /// Connects the call `pickup` names to `picker`, or answers the
-    /// picker's INVITE with why not: 481 for a Replaces that names no
-    /// ringing call, 480 when nothing rings, 488 when the two parties'
-    /// descriptions share no codec.
+    /// picker's INVITE with why not: 486 for a Replaces that names an
+    /// answered call, 481 for one that names no call, 480 when nothing
+    /// rings, 488 when the two parties' descriptions share no codec.
     pub(crate) fn pick_up(
         &mut self,
         now: Instant,
@@ -118,10 +118,12 @@ impl Calls {
         let Some(id) = self.ringing_call(tenant, &picker.aor, &pickup) else {
             info!(tenant = %tenant.code, picker = %picker.aor.extension, ?pickup,
                 "nothing to pick up");
-            let status = if matches!(pickup, Pickup::Dialog(_)) {
-                481
-            } else {
-                480
+            let status = match &pickup {
+                // A dialog already answered: someone is on it (RFC 3891
+                // §3 answers an early-only Replaces of one so).
+                Pickup::Dialog(id) if self.answered(tenant, id) => 486,
+                Pickup::Dialog(_) => 481,
+                _ => 480,
             };
             return refuse(cx, status);
         };
@@ -135,6 +137,16 @@ impl Calls {
             Err(status) => refuse(cx, status),
         }
         self.put_back(call);
+    }
+
+    /// Whether `tenant`'s call `id` is in progress and answered.
+    fn answered(&self, tenant: &Tenant, id: &str) -> bool {
+        self.calls.values().any(|c| {
+            c.tenant.code == tenant.code
+                && c.uid == id
+                && c.answered.is_some()
+                && c.decisions != usize::MAX
+        })
     }
 
     /// The oldest unanswered call of `tenant` that `pickup` names and a
