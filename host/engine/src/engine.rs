@@ -225,15 +225,8 @@ impl Engine {
             wall,
         };
         self.calls.handle_timeout(now, &mut cx);
-        let mut sx = Sx {
-            sig: &mut self.sig,
-            gate: &mut self.gate,
-            tenants: &self.tenants,
-            calls: &self.calls,
-            lines: &self.lines,
-            wall,
-        };
-        self.subs.handle_timeout(now, &mut sx);
+        let (subs, mut sx) = self.watching(wall);
+        subs.handle_timeout(now, &mut sx);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.housekeeping(now, wall);
@@ -300,15 +293,8 @@ impl Engine {
             .collect();
         self.tenants = tenants;
         self.trunks.housekeeping(now, &mut self.sig, &self.tenants);
-        let mut sx = Sx {
-            sig: &mut self.sig,
-            gate: &mut self.gate,
-            tenants: &self.tenants,
-            calls: &self.calls,
-            lines: &self.lines,
-            wall,
-        };
-        self.subs.handle_tenants(now, &mut sx, &changed);
+        let (subs, mut sx) = self.watching(wall);
+        subs.handle_tenants(now, &mut sx, &changed);
         self.settle(now, wall);
     }
 
@@ -375,6 +361,19 @@ impl Engine {
     /// The live line state the engine keeps.
     pub fn lines(&self) -> &Arc<Lines> {
         &self.lines
+    }
+
+    /// The subscriptions, and what they read and send through.
+    fn watching(&mut self, wall: SystemTime) -> (&mut Subscriptions, Sx<'_>) {
+        let sx = Sx {
+            sig: &mut self.sig,
+            gate: &mut self.gate,
+            tenants: &self.tenants,
+            calls: &self.calls,
+            lines: &self.lines,
+            wall,
+        };
+        (&mut self.subs, sx)
     }
 
     // ----- dispatch ---------------------------------------------------
@@ -459,15 +458,8 @@ impl Engine {
                 return self.register(now, wall, key, request, peer);
             }
             Method::Known(rsip::Method::Subscribe) => {
-                let mut sx = Sx {
-                    sig: &mut self.sig,
-                    gate: &mut self.gate,
-                    tenants: &self.tenants,
-                    calls: &self.calls,
-                    lines: &self.lines,
-                    wall,
-                };
-                return self.subs.handle_subscribe(now, &mut sx, key, request, peer);
+                let (subs, mut sx) = self.watching(wall);
+                return subs.handle_subscribe(now, &mut sx, key, request, peer);
             }
             Method::Known(rsip::Method::Options) => {
                 let tag = cx.sig.tag();
@@ -617,15 +609,8 @@ impl Engine {
         }
         let touched = self.sig.take_touched();
         if !touched.is_empty() {
-            let mut sx = Sx {
-                sig: &mut self.sig,
-                gate: &mut self.gate,
-                tenants: &self.tenants,
-                calls: &self.calls,
-                lines: &self.lines,
-                wall,
-            };
-            self.subs.handle_touched(now, &mut sx, touched);
+            let (subs, mut sx) = self.watching(wall);
+            subs.handle_touched(now, &mut sx, touched);
             // NOTIFYs are non-INVITE transactions: nothing they start is
             // reported before their answers come in.
         }

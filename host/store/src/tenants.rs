@@ -207,21 +207,13 @@ impl Tenants<'_> {
     /// Replaces a tenant's limits (checked first, see
     /// [`TenantLimits::validate`]).
     pub async fn set_limits(&self, code: &str, limits: TenantLimits) -> Result<(), StoreError> {
-        let code = tenant_code(code)?;
         limits.validate()?;
-        run(self
-            .db
-            .query(
-                "BEGIN TRANSACTION;
-                IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
-                UPDATE $tenant SET limits = $limits;
-                COMMIT TRANSACTION;",
-            )
-            .bind(("tenant", tenant_id(&code)))
-            .bind(("code", code))
-            .bind(("limits", LimitsRow::from(limits))))
-        .await?;
-        Ok(())
+        self.set(
+            code,
+            "UPDATE $tenant SET limits = $value",
+            LimitsRow::from(limits),
+        )
+        .await
     }
 
     /// Replaces a tenant's feature settings (checked first, see
@@ -231,19 +223,35 @@ impl Tenants<'_> {
         code: &str,
         features: &TenantFeatures,
     ) -> Result<(), StoreError> {
-        let code = tenant_code(code)?;
         features.validate()?;
+        self.set(
+            code,
+            "UPDATE $tenant SET features = $value",
+            FeaturesRow::from(features),
+        )
+        .await
+    }
+
+    /// Runs `update` (which sets fields of `$tenant` from `$value`) on an
+    /// existing tenant.
+    async fn set<T: SurrealValue>(
+        &self,
+        code: &str,
+        update: &'static str,
+        value: T,
+    ) -> Result<(), StoreError> {
+        let code = tenant_code(code)?;
         run(self
             .db
-            .query(
+            .query(format!(
                 "BEGIN TRANSACTION;
-                IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
-                UPDATE $tenant SET features = $features;
-                COMMIT TRANSACTION;",
-            )
+                IF !record::exists($tenant) {{ THROW 'edgepbx:not_found:tenant ' + $code; }};
+                {update};
+                COMMIT TRANSACTION;"
+            ))
             .bind(("tenant", tenant_id(&code)))
             .bind(("code", code))
-            .bind(("features", FeaturesRow::from(features))))
+            .bind(("value", value)))
         .await?;
         Ok(())
     }
