@@ -150,7 +150,9 @@ struct Subscription {
 #[derive(Debug, Default)]
 pub(crate) struct Subscriptions {
     config: SubscriptionsConfig,
-    subs: HashMap<SubId, Subscription>,
+    /// Boxed: a subscription is large, and a map's slots are sized for
+    /// the value (half of them empty after it grows).
+    subs: HashMap<SubId, Box<Subscription>>,
     next_id: SubId,
     /// Refreshes find their subscription by dialog...
     by_dialog: HashMap<DialogId, SubId>,

@@ -235,7 +235,7 @@ impl Subscriptions {
             .or_default() += 1;
         *self.per_extension.entry(subscriber.clone()).or_default() += 1;
         *self.per_tenant.entry(subscriber.tenant).or_default() += 1;
-        self.subs.insert(id, sub);
+        self.subs.insert(id, Box::new(sub));
         self.renew(now, sx.wall, id, expires);
         self.notify_current(now, sx, id, expires == 0, change);
     }
