@@ -21,12 +21,15 @@
 # Per server, in this order:
 #   1. the call stream without subscriptions (the server's CPU for the
 #      calls alone);
-#   2. memory (the Pss of the server's processes, /proc/PID/smaps_rollup)
-#      before and after the subscriptions, each read after SETTLE seconds
-#      of quiet so that the transactions of the SUBSCRIBEs have ended; for
-#      Kamailio also its own count of shared memory in use (kamcmd
-#      core.shmmem real_used);
-#   3. the same call stream with the subscriptions: every datagram to and
+#   2. memory (the Pss of the server's processes, /proc/PID/smaps_rollup),
+#      each read after SETTLE seconds of quiet so that the transactions
+#      of the SUBSCRIBEs have ended: before any subscription, with the
+#      WATCHERS x EXTENSIONS subscriptions, with as many more from a second
+#      process (what one more costs, without what the first ones paid
+#      once), and after that second process ended its subscriptions
+#      (Expires: 0); for Kamailio also its own count of shared memory in
+#      use (kamcmd core.shmmem real_used);
+#   3. the same call stream with the first subscriptions: every datagram to and
 #      from the server is captured on the loopback device (tcpdump), and
 #      each NOTIFY's fan-out latency is the time from the datagram that
 #      changed the state reaching the server to the NOTIFY leaving it,
@@ -40,10 +43,11 @@
 #      the stream without subscriptions.
 #
 # edgepbx runs with `[security] digest_algorithms = ["MD5"]` (SIPp 3.6,
-# which registers the callees, answers nothing else), no keepalive pings, direct media between parties
-# on one network (no relay: Kamailio relays no media either) and
-# subscription limits raised for any EXTENSIONS x WATCHERS. Kamailio runs
-# bench/blf/kamailio.cfg.
+# which registers the callees, answers nothing else), no keepalive pings,
+# direct media between parties on one network (no relay: Kamailio relays
+# no media either) and subscription limits raised for any EXTENSIONS x
+# WATCHERS. Kamailio runs bench/blf/kamailio.cfg with the TLSF memory
+# managers.
 #
 # Usage: bench/blf/run.sh
 # Environment (all optional):
