@@ -8,7 +8,12 @@
 //! sequence numbers, Request-URI and Route for loose and strict routers)
 //! and checks the requests the other side sends ([`Dialog::receive`],
 //! §12.2.2: identity and ordering). Like the rest of the crate it does no
-//! I/O: it only reads and produces messages.
+//! I/O: it only reads and produces messages. A dialog kept long and used
+//! seldom can be kept as text instead ([`StoredDialog`]).
+
+mod stored;
+
+pub use stored::StoredDialog;
 
 use crate::grammar::{
     ContactValue, NameAddr, Uri, parse_contact, parse_cseq, parse_name_addr, parse_name_addr_list,
@@ -69,6 +74,9 @@ pub enum DialogError {
     /// The request belongs to another dialog.
     #[error("the request does not belong to this dialog")]
     Mismatch,
+    /// A [`StoredDialog`]'s text is not one that [`Dialog::store`] wrote.
+    #[error("a stored dialog's text is damaged")]
+    Stored,
 }
 
 /// One side's view of a dialog.

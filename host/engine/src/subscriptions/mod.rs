@@ -27,9 +27,10 @@ mod subscribe;
 mod views;
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::time::{Instant, SystemTime};
 
-use edgepbx_sip::dialog::{Dialog, DialogId};
+use edgepbx_sip::dialog::StoredDialog;
 use edgepbx_sip::transaction::ClientKey;
 use serde::Deserialize;
 
@@ -107,26 +108,29 @@ pub(crate) struct Sx<'a> {
 type SubId = u64;
 
 /// One subscription: a dialog with the subscriber and what it was told.
+///
+/// Kept small: a PBX holds tens of thousands (every BLF key of every
+/// phone), so text is boxed and the dialog kept as text.
 #[derive(Debug)]
 struct Subscription {
     /// What it watches.
     package: Package,
     /// The `Event` header to echo (with its `id` parameter).
-    event: String,
+    event: Box<str>,
     /// The number watched (an extension's own number, or a group's).
     resource: Aor,
     /// Who subscribed.
     subscriber: Aor,
     /// The subscribing device's Contact.
-    device: String,
+    device: Box<str>,
     /// The tenant's SIP domain, for the URIs in bodies.
-    domain: String,
+    domain: Box<str>,
     /// The subscription's dialog (we are its notifier, the UAS).
-    dialog: Dialog,
+    dialog: StoredDialog,
     /// The flow of its last SUBSCRIBE: NOTIFYs go back over it.
     peer: Peer,
     /// Our Contact in the dialog.
-    contact: String,
+    contact: Box<str>,
     /// When it expires unless refreshed...
     expires_at: Instant,
     /// ...and the same on the wall clock, for listings.
@@ -139,8 +143,8 @@ struct Subscription {
     /// The NOTIFY awaiting its answer.
     in_flight: Option<ClientKey>,
     /// A newer view to send once it is answered (and whether it goes
-    /// even if unchanged: it answers a SUBSCRIBE).
-    queued: Option<(View, bool)>,
+    /// even if unchanged: it answers a SUBSCRIBE). Boxed: seldom there.
+    queued: Option<Box<(View, bool)>>,
     /// Ended, with this reason: the queued view goes out as the final
     /// NOTIFY once the one in flight is answered.
     ending: Option<&'static str>,
@@ -154,8 +158,11 @@ pub(crate) struct Subscriptions {
     /// the value (half of them empty after it grows).
     subs: HashMap<SubId, Box<Subscription>>,
     next_id: SubId,
-    /// Refreshes find their subscription by dialog...
-    by_dialog: HashMap<DialogId, SubId>,
+    /// Refreshes find their subscription by dialog (a keyed hash of its
+    /// id, [`Subscriptions::dialog_key`], which a sender cannot aim)...
+    by_dialog: HashMap<u64, SubId>,
+    /// The key of that hash.
+    dialog_hasher: RandomState,
     /// ...answers to NOTIFYs by transaction...
     by_client: HashMap<ClientKey, SubId>,
     /// ...and changes by the number watched.
@@ -200,7 +207,7 @@ impl Subscriptions {
             .map(|s| SubscriptionInfo {
                 package: s.package.name(),
                 target: s.resource.extension.clone(),
-                device: s.device.clone(),
+                device: s.device.to_string(),
                 expires_at: s.expires_wall,
             })
             .collect();
@@ -208,6 +215,12 @@ impl Subscriptions {
             (&a.device, &a.target, a.package).cmp(&(&b.device, &b.target, b.package))
         });
         list
+    }
+
+    /// What finds the dialog of Call-ID `call_id` with tags `local` and
+    /// `remote` in `by_dialog`.
+    fn dialog_key(&self, (call_id, local, remote): (&str, &str, &str)) -> u64 {
+        self.dialog_hasher.hash_one((call_id, local, remote))
     }
 
     /// How many subscriptions there are.
@@ -221,7 +234,8 @@ impl Subscriptions {
         let Some(sub) = self.subs.get(&id) else {
             return;
         };
-        self.by_dialog.remove(&sub.dialog.id);
+        self.by_dialog
+            .remove(&self.dialog_key(sub.dialog.id_parts()));
         self.expiry.remove(&(sub.expires_at, id));
         if let Some(ids) = self.watchers.get_mut(&sub.resource) {
             ids.retain(|i| *i != id);
@@ -237,7 +251,7 @@ impl Subscriptions {
         let Some(sub) = self.subs.remove(&id) else {
             return;
         };
-        let device = (sub.subscriber.clone(), sub.device);
+        let device = (sub.subscriber.clone(), sub.device.into_string());
         decrement(&mut self.per_device, &device);
         decrement(&mut self.per_extension, &sub.subscriber);
         decrement(&mut self.per_tenant, &sub.subscriber.tenant);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use edgepbx_model::FeatureKey;
 use edgepbx_sip::Method;
 use edgepbx_sip::transaction::ClientKey;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::packages::{self, Entity, Package, View};
 use super::views::{exists, keys_of, private, view_of};
@@ -175,7 +175,7 @@ impl Subscriptions {
                 status, "subscriber refused a NOTIFY");
             sub.shown = None;
         }
-        let queued = sub.queued.take();
+        let queued = sub.queued.take().map(|q| *q);
         match (sub.ending, queued) {
             (Some(reason), Some((last, _))) => self.end(now, sig, id, Some((last, reason))),
             (Some(_), None) => self.remove(id),
@@ -228,8 +228,8 @@ impl Subscriptions {
             return;
         };
         if sub.in_flight.is_some() {
-            let always = always || sub.queued.as_ref().is_some_and(|(_, a)| *a);
-            sub.queued = Some((view, always));
+            let always = always || sub.queued.as_ref().is_some_and(|q| q.1);
+            sub.queued = Some(Box::new((view, always)));
             return;
         }
         if !always && sub.shown.as_ref() == Some(&view) {
@@ -263,7 +263,7 @@ impl Subscriptions {
         };
         if sub.in_flight.is_some() {
             sub.ending = Some(reason);
-            sub.queued = Some((view, true));
+            sub.queued = Some(Box::new((view, true)));
             return self.detach(id);
         }
         let state = format!("terminated;reason={reason}");
@@ -288,10 +288,17 @@ fn notify(
     };
     let body = packages::body(&entity, view, sub.shown.as_ref(), sub.version);
     sub.version = sub.version.wrapping_add(1);
-    let mut request = sub
+    let mut request = match sub
         .dialog
-        .request(Method::from_token("NOTIFY"), Some(&sub.contact));
-    request.headers.push("Event", sub.event.clone());
+        .request(Method::from_token("NOTIFY"), Some(&sub.contact))
+    {
+        Ok(request) => request,
+        Err(error) => {
+            warn!(%error, "subscription dialog unreadable: NOTIFY not sent");
+            return None;
+        }
+    };
+    request.headers.push("Event", &*sub.event);
     request.headers.push("Subscription-State", state);
     request
         .headers

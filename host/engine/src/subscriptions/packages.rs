@@ -102,8 +102,9 @@ pub enum View {
         /// Heard and kept.
         old: u32,
     },
-    /// The settings a phone's feature keys show.
-    Keys(KeysView),
+    /// The settings a phone's feature keys show (boxed: the largest
+    /// view and the rarest, and every subscription keeps a view).
+    Keys(Box<KeysView>),
 }
 
 /// The settings feature keys show: DND and the three forwarding rules a
@@ -477,7 +478,7 @@ mod tests {
             busy: None,
             no_answer: None,
         };
-        let text = body(&entity(), &View::Keys(view), None, 0);
+        let text = body(&entity(), &View::Keys(Box::new(view)), None, 0);
         assert_eq!(text.matches("--edgepbx-features\r\n").count(), 4, "{text}");
         assert!(
             text.contains("<doNotDisturbOn>true</doNotDisturbOn>"),

@@ -74,10 +74,13 @@ impl Subscriptions {
             return refuse(sx, 489, None);
         };
         let existing = match DialogId::of_received(request) {
-            Some(id) => match self.by_dialog.get(&id) {
-                Some(sub) => Some(*sub),
-                None => return refuse(sx, 481, None),
-            },
+            Some(id) => {
+                let key = self.dialog_key((&id.call_id, &id.local_tag, &id.remote_tag));
+                match self.by_dialog.get(&key) {
+                    Some(sub) if self.subs.get(sub).is_some_and(|s| s.dialog.is(&id)) => Some(*sub),
+                    _ => return refuse(sx, 481, None),
+                }
+            }
             None => None,
         };
         // A refresh renews the subscription it names: same package, same
@@ -188,17 +191,24 @@ impl Subscriptions {
         } = new;
         let tag = sx.sig.tag();
         let dialog = match Dialog::as_uas(request, &tag, false) {
-            Ok(dialog) => dialog,
+            Ok(dialog) => dialog.store(),
             Err(error) => {
                 debug!(%error, "SUBSCRIBE without a usable dialog");
                 let r = Response::for_request(request, 400, Some(&tag));
                 return sx.sig.respond(now, key, r);
             }
         };
+        let dialog_key = self.dialog_key(dialog.id_parts());
+        if self.by_dialog.contains_key(&dialog_key) {
+            // Two dialogs whose keyed 64-bit hashes collide: as likely as
+            // guessing the key. The phone tries again with a new tag.
+            let r = Response::for_request(request, 500, Some(&tag));
+            return sx.sig.respond(now, key, r);
+        }
         let contact = sx.sig.our_contact(peer);
         let mut ok = Response::for_request(request, 200, Some(&tag));
         ok.headers.push("Expires", expires.to_string());
-        ok.headers.push("Contact", contact.clone());
+        ok.headers.push("Contact", contact.as_str());
         sx.sig.respond(now, key, ok);
         let resource = Aor {
             tenant: subscriber.tenant.clone(),
@@ -211,14 +221,14 @@ impl Subscriptions {
             target = %resource.extension, package = package.name(), expires, "subscribed");
         let sub = Subscription {
             package,
-            event,
+            event: event.into_boxed_str(),
             resource: resource.clone(),
             subscriber: subscriber.clone(),
-            device: device.clone(),
-            domain,
+            device: device.as_str().into(),
+            domain: domain.into_boxed_str(),
             dialog,
             peer: peer.clone(),
-            contact,
+            contact: contact.into_boxed_str(),
             expires_at: now,
             expires_wall: sx.wall,
             version: 0,
@@ -227,7 +237,7 @@ impl Subscriptions {
             queued: None,
             ending: None,
         };
-        self.by_dialog.insert(sub.dialog.id.clone(), id);
+        self.by_dialog.insert(dialog_key, id);
         self.watchers.entry(resource).or_default().push(id);
         *self
             .per_device
@@ -259,29 +269,39 @@ impl Subscriptions {
             let r = Response::for_request(request, 403, None);
             return sx.sig.respond(now, key, r);
         }
-        if let Err(error) = sub.dialog.receive(request) {
+        let mut dialog = match sub.dialog.load() {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                debug!(%error, "subscription dialog unreadable");
+                let r = Response::for_request(request, 500, None);
+                return sx.sig.respond(now, key, r);
+            }
+        };
+        if let Err(error) = dialog.receive(request) {
             debug!(%error, "SUBSCRIBE out of order");
             let r = Response::for_request(request, 500, None);
             return sx.sig.respond(now, key, r);
         }
-        if sub.dialog.refresh_target(&request.headers).is_ok() {
+        let moved = dialog.refresh_target(&request.headers).is_ok();
+        sub.dialog = dialog.store();
+        if moved {
             sub.peer = peer.clone();
             let device = device_of(request);
-            if device != sub.device {
+            if *device != *sub.device {
                 let old = (
                     sub.subscriber.clone(),
-                    std::mem::replace(&mut sub.device, device),
+                    std::mem::replace(&mut sub.device, device.into_boxed_str()).into_string(),
                 );
                 *self
                     .per_device
-                    .entry((sub.subscriber.clone(), sub.device.clone()))
+                    .entry((sub.subscriber.clone(), sub.device.to_string()))
                     .or_default() += 1;
                 super::decrement(&mut self.per_device, &old);
             }
         }
         let mut ok = Response::for_request(request, 200, None);
         ok.headers.push("Expires", expires.to_string());
-        ok.headers.push("Contact", sub.contact.clone());
+        ok.headers.push("Contact", &*sub.contact);
         sx.sig.respond(now, key, ok);
         self.renew(now, sx.wall, id, expires);
         self.notify_current(now, sx, id, expires == 0, change);

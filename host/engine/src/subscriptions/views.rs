@@ -88,14 +88,14 @@ pub(super) fn private(tenants: &TenantTable, sub: &Subscription, view: View) -> 
 }
 
 /// What feature keys show of `settings`.
-pub(super) fn keys_of(settings: &CallSettings) -> KeysView {
+pub(super) fn keys_of(settings: &CallSettings) -> Box<KeysView> {
     let text = |t: &Option<edgepbx_model::ForwardTarget>| t.as_ref().map(ToString::to_string);
-    KeysView {
+    Box::new(KeysView {
         dnd: settings.dnd,
         always: text(&settings.forward_unconditional),
         busy: text(&settings.forward_busy),
         no_answer: text(&settings.forward_no_answer),
-    }
+    })
 }
 
 /// Whether `number` is still an extension or group of `tenant`.
