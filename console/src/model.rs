@@ -104,6 +104,8 @@ pub enum Status {
     Offline,
     /// Do not disturb.
     Dnd,
+    /// Away (registered, but its user said so).
+    Away,
     /// A status this console does not know yet.
     #[serde(other)]
     Unknown,
@@ -118,6 +120,7 @@ impl Status {
             Status::InUse => "in_use",
             Status::Offline => "offline",
             Status::Dnd => "dnd",
+            Status::Away => "away",
             Status::Unknown => "unknown",
         }
     }
@@ -130,6 +133,7 @@ impl Status {
             Status::InUse => "In use",
             Status::Offline => "Offline",
             Status::Dnd => "Do not disturb",
+            Status::Away => "Away",
             Status::Unknown => "Unknown",
         }
     }
@@ -226,6 +230,8 @@ pub struct Extension {
     pub ring_timeout_secs: Option<u32>,
     /// Do not disturb.
     pub dnd: bool,
+    /// Away.
+    pub away: bool,
     /// Forwarding.
     pub forwarding: Forwarding,
     /// Find-me/follow-me, `None` when off.

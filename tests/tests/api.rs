@@ -399,6 +399,7 @@ fn extension_settings_validation_and_listing() {
         "aliases": ["zed", "+15550100"],
         "ring_timeout_secs": 30,
         "dnd": true,
+        "away": true,
         "forwarding": {"busy": "voicemail", "no_answer": "101", "offline": "0612345678"},
         "follow_me": {"mode": "sequential", "destinations": [
             {"number": "0612345678", "timeout_secs": 15}, {"number": "101", "timeout_secs": 20}]},
@@ -421,6 +422,7 @@ fn extension_settings_validation_and_listing() {
     assert_eq!(e["directory"]["department"], "Sales");
     assert_eq!(e["allowed_destinations"], "0X.,+1X.");
     assert_eq!(e["dnd"], true);
+    assert_eq!(e["away"], true);
     // null removes one value and keeps the others.
     let r = acme.json(
         "PATCH",
@@ -618,6 +620,26 @@ fn devices_history_presence_events_and_calls() {
         "a dnd presence event"
     );
     assert_eq!(acme.get("/api/v1/extensions/100").json()["status"], "dnd");
+    // Away shows once DND is off.
+    acme.json(
+        "PATCH",
+        "/api/v1/extensions/100",
+        &json!({"dnd": false, "away": true}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut away = None;
+    while let Some(event) = events.next_before(deadline) {
+        if event.name == "presence" {
+            away = Some(event.data);
+            break;
+        }
+    }
+    assert!(
+        away.is_some_and(|d| d.contains("\"away\"")),
+        "an away presence event"
+    );
+    assert_eq!(acme.get("/api/v1/extensions/100").json()["status"], "away");
+    acme.json("PATCH", "/api/v1/extensions/100", &json!({"away": false}));
 
     // Devices and the registration history.
     let devices = wait_for(Duration::from_secs(10), || {

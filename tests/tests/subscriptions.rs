@@ -864,6 +864,13 @@ fn a_softphones_buddy_list_shows_a_colleague_online_and_busy() {
         deployment.admin(&["ext", "set", "ACME", "101", "--dnd", "off"]);
         shows("Online");
 
+        // Away: the document says away; baresip 1.0 reads `<rpid:away/>`
+        // as closed and shows it off line.
+        deployment.admin(&["ext", "set", "ACME", "101", "--away", "on"]);
+        shows("Offline");
+        deployment.admin(&["ext", "set", "ACME", "101", "--away", "off"]);
+        shows("Online");
+
         stop.store(true, Ordering::Relaxed);
         desk.finish();
         recorder.join().expect("the desk phone's recorder")
@@ -878,7 +885,7 @@ fn a_softphones_buddy_list_shows_a_colleague_online_and_busy() {
 
     // The documents behind what baresip showed: off line, available, on
     // the phone (ringing shows available), available, busy for do not
-    // disturb, available.
+    // disturb, available, away, available.
     for notify in &recorded {
         assert_eq!(
             notify.header("Event"),
@@ -908,6 +915,8 @@ fn a_softphones_buddy_list_shows_a_colleague_online_and_busy() {
             "open+on-the-phone",
             "open",
             "open+busy",
+            "open",
+            "open+away",
             "open"
         ],
         "presence documents in order"

@@ -89,6 +89,7 @@ fn Legend() -> impl IntoView {
         Status::Ringing,
         Status::InUse,
         Status::Dnd,
+        Status::Away,
         Status::Offline,
     ]
     .into_iter()

@@ -240,6 +240,7 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
     let outbound = RwSignal::new(text(&ext.caller_id.outbound));
     let ring = RwSignal::new(secs_text(ext.ring_timeout_secs));
     let dnd = RwSignal::new(ext.dnd);
+    let away = RwSignal::new(ext.away);
     let allowed = RwSignal::new(ext.allowed_destinations.clone());
     let revealed = RwSignal::new(None::<String>);
     let errors = editor.errors;
@@ -252,6 +253,7 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
                 "caller_id": { "outbound": ui::opt(&outbound.get_untracked()) },
                 "ring_timeout_secs": ring,
                 "dnd": dnd.get_untracked(),
+                "away": away.get_untracked(),
                 "allowed_destinations": allowed.get_untracked().trim(),
             }))
         },
@@ -333,6 +335,7 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
                 placeholder="server default"
             />
             <CheckField label="Do not disturb" value=dnd field="dnd" errors/>
+            <CheckField label="Away (buddy lists show it; calls ring as usual)" value=away field="away" errors/>
             <TextField
                 label="Allowed destinations"
                 value=allowed
@@ -340,7 +343,7 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
                 errors
                 placeholder="all, none or patterns like 0X.,+33X."
             />
-            {other_errors(editor, &["name", "caller_id.outbound", "ring_timeout_secs", "dnd", "allowed_destinations"])}
+            {other_errors(editor, &["name", "caller_id.outbound", "ring_timeout_secs", "dnd", "away", "allowed_destinations"])}
             <SaveButton editor/>
         </form>
     }

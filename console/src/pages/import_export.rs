@@ -85,7 +85,7 @@ pub fn ImportExport() -> impl IntoView {
             <div class="card writes" data-testid="import-card">
                 <h2>"Import extensions from CSV"</h2>
                 <p class="hint">
-                    "Columns: number, name, aliases, ring_timeout_secs, dnd, forward_unconditional, forward_busy, "
+                    "Columns: number, name, aliases, ring_timeout_secs, dnd, away, forward_unconditional, forward_busy, "
                     "forward_no_answer, forward_offline, follow_me, voicemail, voicemail_email, outbound_caller_id, "
                     "inbound_prefix, directory_listed, directory_email, directory_department, allowed_destinations, and optionally password. "
                     "A dry run checks every row and changes nothing; a commit with any error changes nothing either."

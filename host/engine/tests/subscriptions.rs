@@ -398,6 +398,19 @@ fn presence_follows_devices_calls_and_do_not_disturb() {
     let n = watcher.notify(&mut sim);
     assert!(body(&n).contains("<rpid:busy/>"), "{}", body(&n));
 
+    // DND off, away: still open, away.
+    let away = CallSettings {
+        away: true,
+        ..CallSettings::default()
+    };
+    let table = TenantTable::new([acme(false, &[("101", away)])]);
+    sim.engine
+        .handle_tenants(sim.now, sim.wall, Arc::new(table));
+    sim.drain();
+    let n = watcher.notify(&mut sim);
+    assert!(body(&n).contains("<basic>open</basic>"), "{}", body(&n));
+    assert!(body(&n).contains("<rpid:away/>"), "{}", body(&n));
+
     // 100 (no device, so closed) is watched too: offline.
     let mut other = Watcher::new("103", 7003);
     other.subscribe(&mut sim, "100", "presence", 600);

@@ -276,6 +276,9 @@ pub struct CallSettings {
     pub ring_timeout_secs: Option<u32>,
     /// Do not disturb.
     pub dnd: bool,
+    /// Away from the desk: watchers' buddy lists show it (presence);
+    /// calls ring as usual.
+    pub away: bool,
     /// Forward every call.
     pub forward_unconditional: Option<ForwardTarget>,
     /// Forward when busy (or declined).

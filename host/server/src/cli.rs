@@ -268,7 +268,7 @@ pub enum ExtCommand {
     },
     /// Change how an extension's calls are handled. Only the options given
     /// change; `off` clears a setting.
-    Set(ExtSettingsArgs),
+    Set(Box<ExtSettingsArgs>),
     /// Remove an extension and its registrations.
     Rm {
         /// Tenant code.
@@ -291,6 +291,9 @@ pub struct ExtSettingsArgs {
     /// Do not disturb: `on` or `off`.
     #[arg(long)]
     pub dnd: Option<String>,
+    /// Away (shown to buddy lists; calls ring as usual): `on` or `off`.
+    #[arg(long)]
+    pub away: Option<String>,
     /// Forward every call: a number, `voicemail` or `off`.
     #[arg(long)]
     pub forward_unconditional: Option<String>,

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "a tenant's pickup code and BLF privacy",
         surql: V9_FEATURES,
+    },
+    Migration {
+        version: 10,
+        name: "an extension's away status",
+        surql: V10_AWAY,
     },
 ];
 
@@ -338,6 +343,10 @@ DEFINE FIELD email ON contact TYPE option<string>;
 DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
+"#;
+
+const V10_AWAY: &str = r#"
+DEFINE FIELD settings.away ON extension TYPE option<bool>;
 "#;
 
 const V9_FEATURES: &str = r#"

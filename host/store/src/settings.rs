@@ -15,6 +15,7 @@ use crate::StoreError;
 pub(crate) struct SettingsRow {
     ring_timeout_secs: Option<u32>,
     dnd: Option<bool>,
+    away: Option<bool>,
     forward_unconditional: Option<String>,
     forward_busy: Option<String>,
     forward_no_answer: Option<String>,
@@ -39,6 +40,7 @@ impl From<&CallSettings> for SettingsRow {
         SettingsRow {
             ring_timeout_secs: s.ring_timeout_secs,
             dnd: Some(s.dnd),
+            away: Some(s.away),
             forward_unconditional: text(&s.forward_unconditional),
             forward_busy: text(&s.forward_busy),
             forward_no_answer: text(&s.forward_no_answer),
@@ -87,6 +89,7 @@ impl SettingsRow {
         Ok(CallSettings {
             ring_timeout_secs: self.ring_timeout_secs,
             dnd: self.dnd.unwrap_or(false),
+            away: self.away.unwrap_or(false),
             forward_unconditional: target("forward_unconditional", self.forward_unconditional)
                 .map_err(bad)?,
             forward_busy: target("forward_busy", self.forward_busy).map_err(bad)?,
@@ -115,6 +118,7 @@ mod tests {
         let s = CallSettings {
             ring_timeout_secs: Some(15),
             dnd: true,
+            away: true,
             forward_busy: Some(ForwardTarget::Voicemail),
             forward_no_answer: Some(ForwardTarget::Number("102".into())),
             follow_me: Some(FollowMe {

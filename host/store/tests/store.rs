@@ -139,7 +139,9 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             REMOVE FIELD features.blf_shows_caller ON tenant;
             REMOVE FIELD features ON tenant;
             UPDATE tenant UNSET features;
-            DELETE migration:9;",
+            DELETE migration:9;
+            REMOVE FIELD settings.away ON extension;
+            DELETE migration:10;",
         )
         .await?
         .check()?;

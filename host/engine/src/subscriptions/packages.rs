@@ -85,6 +85,8 @@ pub struct PresenceView {
     pub ringing: bool,
     /// Do not disturb is on.
     pub dnd: bool,
+    /// Its user is away.
+    pub away: bool,
 }
 
 /// What a subscription shows: the state of the number it watches, for
@@ -234,6 +236,8 @@ fn pidf(entity: &Entity<'_>, p: PresenceView) -> String {
         (Some("busy"), "Do not disturb")
     } else if p.ringing {
         (None, "Ringing")
+    } else if p.away {
+        (Some("away"), "Away")
     } else {
         (None, "Available")
     };
@@ -421,6 +425,7 @@ mod tests {
             on_the_phone: true,
             ringing: false,
             dnd: true,
+            away: true,
         };
         let xml = body(&entity(), &View::Presence(p), None, 0);
         assert!(xml.contains("<basic>open</basic>"), "{xml}");
@@ -428,6 +433,16 @@ mod tests {
         let off = PresenceView { online: false, ..p };
         let xml = body(&entity(), &View::Presence(off), None, 0);
         assert!(xml.contains("<basic>closed</basic>"), "{xml}");
+        // Away is the quietest activity: it shows when nothing else does.
+        let idle = PresenceView {
+            on_the_phone: false,
+            dnd: false,
+            ..p
+        };
+        let xml = body(&entity(), &View::Presence(idle), None, 0);
+        assert!(xml.contains("<basic>open</basic>"), "{xml}");
+        assert!(xml.contains("<rpid:away/>"), "{xml}");
+        assert!(xml.contains("<note>Away</note>"), "{xml}");
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn presence(sx: &Sx<'_>, tenant: Option<&Tenant>, resource: &Aor) -> PresenceVie
             on_the_phone: false,
             ringing: false,
             dnd: false,
+            away: false,
         };
     };
     match tenant.extensions.get(&resource.extension) {
@@ -52,6 +53,7 @@ fn presence(sx: &Sx<'_>, tenant: Option<&Tenant>, resource: &Aor) -> PresenceVie
                 on_the_phone: presence == Presence::Busy,
                 ringing: presence == Presence::Ringing,
                 dnd: extension.settings.dnd,
+                away: extension.settings.away,
             }
         }
         None => {
@@ -61,6 +63,7 @@ fn presence(sx: &Sx<'_>, tenant: Option<&Tenant>, resource: &Aor) -> PresenceVie
                 on_the_phone: dialogs.iter().any(|d| d.confirmed),
                 ringing: dialogs.iter().any(|d| !d.confirmed),
                 dnd: false,
+                away: false,
             }
         }
     }

@@ -34,6 +34,7 @@ pub const COLUMNS: &[&str] = &[
     "aliases",
     "ring_timeout_secs",
     "dnd",
+    "away",
     "forward_unconditional",
     "forward_busy",
     "forward_no_answer",
@@ -180,6 +181,7 @@ fn record(e: &Extension) -> Vec<String> {
             .map(|s| s.to_string())
             .unwrap_or_default(),
         yes_no(ed.dnd).into(),
+        yes_no(ed.away).into(),
         opt(&ed.forwarding.unconditional),
         opt(&ed.forwarding.busy),
         opt(&ed.forwarding.no_answer),
@@ -513,6 +515,7 @@ async fn check_row(
             aliases: Vec::new(),
             ring_timeout_secs: None,
             dnd: false,
+            away: false,
             forwarding: Forwarding::default(),
             follow_me: None,
             voicemail: Voicemail::default(),
@@ -581,6 +584,7 @@ async fn check_row(
     }
     for (column, slot, default) in [
         ("dnd", &mut ed.dnd, false),
+        ("away", &mut ed.away, false),
         ("voicemail", &mut ed.voicemail.enabled, false),
         ("directory_listed", &mut ed.directory.listed, true),
     ] {

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::{Presented, Scope, TenantParam};
-use super::extensions::{lines_of, status, status_of};
+use super::extensions::{Availability, lines_of, status, status_of};
 use super::{Api, Problem, State};
 use crate::events::{Event, Stamped};
 use crate::sip::Control;
@@ -28,7 +28,7 @@ use edgepbx_engine::time::rfc3339;
 pub struct Presence {
     /// Extension number.
     extension: String,
-    /// `online`, `ringing`, `in_use`, `offline` or `dnd`.
+    /// `online`, `ringing`, `in_use`, `offline`, `dnd` or `away`.
     status: &'static str,
     /// Registered devices.
     devices: usize,
@@ -44,7 +44,7 @@ async fn snapshot(api: &Api, tenant: &str) -> Result<Vec<Presence>, Problem> {
             let line = lines.get(&e.number);
             Presence {
                 extension: e.number.clone(),
-                status: status(line, e.settings.dnd),
+                status: status(line, (&e.settings).into()),
                 devices: line.map_or(0, |l| l.devices.len()),
             }
         })
@@ -126,9 +126,9 @@ struct Feed {
     events: broadcast::Receiver<Arc<Stamped>>,
     /// What this client last learnt of each extension.
     shown: HashMap<String, Presence>,
-    /// Which extensions are in do-not-disturb (read again on every
-    /// configuration change).
-    dnd: HashMap<String, bool>,
+    /// Which extensions are in do-not-disturb or away (read again on
+    /// every configuration change).
+    availability: HashMap<String, Availability>,
     /// Events ready to send.
     queue: VecDeque<SseEvent>,
 }
@@ -139,15 +139,15 @@ impl Feed {
         let Ok(extensions) = self.api.admin.store.extensions().list(&self.tenant).await else {
             return;
         };
-        self.dnd = extensions
+        self.availability = extensions
             .iter()
-            .map(|e| (e.number.clone(), e.settings.dnd))
+            .map(|e| (e.number.clone(), (&e.settings).into()))
             .collect();
         let lines = lines_of(&self.api, &self.tenant);
         let gone: Vec<String> = self
             .shown
             .keys()
-            .filter(|n| !self.dnd.contains_key(*n))
+            .filter(|n| !self.availability.contains_key(*n))
             .cloned()
             .collect();
         for extension in gone {
@@ -159,7 +159,7 @@ impl Feed {
             let line = lines.get(&e.number);
             Presence {
                 extension: e.number.clone(),
-                status: status(line, e.settings.dnd),
+                status: status(line, (&e.settings).into()),
                 devices: line.map_or(0, |l| l.devices.len()),
             }
         });
@@ -215,12 +215,12 @@ impl Feed {
                 talking,
                 ..
             } => {
-                let Some(dnd) = self.dnd.get(extension) else {
+                let Some(set) = self.availability.get(extension) else {
                     return;
                 };
                 let p = Presence {
                     extension: extension.clone(),
-                    status: status_of(*devices, *ringing, *talking, *dnd),
+                    status: status_of(*devices, *ringing, *talking, *set),
                     devices: *devices,
                 };
                 if self.shown.get(extension) != Some(&p) {
@@ -279,7 +279,7 @@ async fn events(
         api,
         tenant: scope.tenant,
         shown: HashMap::new(),
-        dnd: HashMap::new(),
+        availability: HashMap::new(),
         queue: VecDeque::new(),
     };
     feed.refresh().await;

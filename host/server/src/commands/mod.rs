@@ -721,6 +721,9 @@ fn apply_settings(mut s: CallSettings, a: &ExtSettingsArgs) -> anyhow::Result<Ca
     if let Some(v) = &a.dnd {
         s.dnd = switch("dnd", v)?;
     }
+    if let Some(v) = &a.away {
+        s.away = switch("away", v)?;
+    }
     if let Some(v) = &a.forward_unconditional {
         s.forward_unconditional = rule("forward_unconditional", v)?;
     }
@@ -762,6 +765,7 @@ fn settings_json(s: &CallSettings) -> serde_json::Value {
     serde_json::json!({
         "ring_timeout_secs": s.ring_timeout_secs,
         "dnd": s.dnd,
+        "away": s.away,
         "forward_unconditional": text(&s.forward_unconditional),
         "forward_busy": text(&s.forward_busy),
         "forward_no_answer": text(&s.forward_no_answer),

@@ -93,6 +93,7 @@ pub fn settings_of(
     let settings = CallSettings {
         ring_timeout_secs: ed.ring_timeout_secs,
         dnd: ed.dnd,
+        away: ed.away,
         forward_unconditional: target("forwarding.unconditional", &ed.forwarding.unconditional)?,
         forward_busy: target("forwarding.busy", &ed.forwarding.busy)?,
         forward_no_answer: target("forwarding.no_answer", &ed.forwarding.no_answer)?,
@@ -698,17 +699,29 @@ mod tests {
     #[test]
     fn status_words() {
         let mut line = LineState::default();
-        assert_eq!(status(None, false), "offline");
-        assert_eq!(status(Some(&line), true), "offline");
+        let (none, dnd, away) = (
+            Availability::default(),
+            Availability {
+                dnd: true,
+                away: true,
+            },
+            Availability {
+                dnd: false,
+                away: true,
+            },
+        );
+        assert_eq!(status(None, none), "offline");
+        assert_eq!(status(Some(&line), dnd), "offline");
         line.devices.push(edgepbx_engine::lines::Device {
             id: "a".into(),
             user_agent: None,
         });
-        assert_eq!(status(Some(&line), false), "online");
-        assert_eq!(status(Some(&line), true), "dnd");
+        assert_eq!(status(Some(&line), none), "online");
+        assert_eq!(status(Some(&line), dnd), "dnd");
+        assert_eq!(status(Some(&line), away), "away");
         line.ringing = 1;
-        assert_eq!(status(Some(&line), true), "ringing");
+        assert_eq!(status(Some(&line), dnd), "ringing");
         line.talking = 1;
-        assert_eq!(status(Some(&line), false), "in_use");
+        assert_eq!(status(Some(&line), none), "in_use");
     }
 }

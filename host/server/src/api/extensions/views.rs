@@ -3,7 +3,7 @@
 
 use edgepbx_engine::LineState;
 use edgepbx_engine::time::rfc3339;
-use edgepbx_store::{Extension, ForwardTarget};
+use edgepbx_store::{CallSettings, Extension, ForwardTarget};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -113,6 +113,7 @@ const EDITABLE_FIELDS: &[&str] = &[
     "aliases",
     "ring_timeout_secs",
     "dnd",
+    "away",
     "forwarding",
     "follow_me",
     "voicemail",
@@ -144,6 +145,9 @@ pub struct Editable {
     /// Do not disturb.
     #[serde(default)]
     pub dnd: bool,
+    /// Away: buddy lists show it; calls ring as usual.
+    #[serde(default)]
+    pub away: bool,
     /// Forwarding rules.
     #[serde(default)]
     pub forwarding: Forwarding,
@@ -175,7 +179,7 @@ pub struct ExtensionView {
     pub username: String,
     /// Other names that reach it.
     pub aliases: Vec<String>,
-    /// `online`, `ringing`, `in_use`, `offline` or `dnd`.
+    /// `online`, `ringing`, `in_use`, `offline`, `dnd` or `away`.
     pub status: &'static str,
     /// Registered devices.
     pub devices: usize,
@@ -183,6 +187,8 @@ pub struct ExtensionView {
     pub ring_timeout_secs: Option<u32>,
     /// Do not disturb.
     pub dnd: bool,
+    /// Away.
+    pub away: bool,
     /// Forwarding rules.
     pub forwarding: Forwarding,
     /// Find-me/follow-me.
@@ -209,23 +215,45 @@ pub struct ExtensionView {
     pub password: Option<String>,
 }
 
+/// What an extension's user said of being reached, as status words
+/// show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Availability {
+    /// Do not disturb.
+    pub dnd: bool,
+    /// Away.
+    pub away: bool,
+}
+
+impl From<&CallSettings> for Availability {
+    fn from(s: &CallSettings) -> Self {
+        Availability {
+            dnd: s.dnd,
+            away: s.away,
+        }
+    }
+}
+
 /// A BLF status word for a line.
-pub fn status(line: Option<&LineState>, dnd: bool) -> &'static str {
+pub fn status(line: Option<&LineState>, set: Availability) -> &'static str {
     line.map_or("offline", |l| {
-        status_of(l.devices.len(), l.ringing > 0, l.talking > 0, dnd)
+        status_of(l.devices.len(), l.ringing > 0, l.talking > 0, set)
     })
 }
 
-/// A BLF status word: `in_use`, `ringing`, `dnd`, `online` or `offline`.
-pub fn status_of(devices: usize, ringing: bool, talking: bool, dnd: bool) -> &'static str {
+/// A BLF status word: `in_use`, `ringing`, `offline`, `dnd`, `away` or
+/// `online`, the first that holds.
+pub fn status_of(devices: usize, ringing: bool, talking: bool, set: Availability) -> &'static str {
     if talking {
         "in_use"
     } else if ringing {
         "ringing"
     } else if devices == 0 {
         "offline"
-    } else if dnd {
+    } else if set.dnd {
         "dnd"
+    } else if set.away {
+        "away"
     } else {
         "online"
     }
@@ -240,6 +268,7 @@ pub fn editable(e: &Extension) -> Editable {
         aliases: e.aliases.clone(),
         ring_timeout_secs: s.ring_timeout_secs,
         dnd: s.dnd,
+        away: s.away,
         forwarding: Forwarding {
             unconditional: text(&s.forward_unconditional),
             busy: text(&s.forward_busy),
@@ -281,12 +310,13 @@ pub fn view(e: &Extension, line: Option<&LineState>) -> ExtensionView {
     ExtensionView {
         number: e.number.clone(),
         username: format!("{}-{}", e.number, e.tenant),
-        status: status(line, e.settings.dnd),
+        status: status(line, (&e.settings).into()),
         devices: line.map_or(0, |l| l.devices.len()),
         name: ed.name,
         aliases: ed.aliases,
         ring_timeout_secs: ed.ring_timeout_secs,
         dnd: ed.dnd,
+        away: ed.away,
         forwarding: ed.forwarding,
         follow_me: ed.follow_me,
         voicemail: VoicemailView {
