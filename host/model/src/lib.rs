@@ -2,7 +2,8 @@
 //! gives a tenant (an extension's call settings in [`settings`], ring
 //! groups and virtual extensions in [`groups`], trunks to carriers in
 //! [`trunks`], the tenant's feature codes and BLF privacy in
-//! [`features`]) and the records calls leave ([`calls`]).
+//! [`features`], desk phones and their BLF keys in [`devices`]) and the
+//! records calls leave ([`calls`]).
 //!
 //! The store persists these values, the call engine acts on them and
 //! writes the records, the API and the CLI edit them, the policy boundary
@@ -11,12 +12,14 @@
 //! field is wrong.
 
 pub mod calls;
+pub mod devices;
 pub mod features;
 pub mod groups;
 pub mod settings;
 pub mod trunks;
 
 pub use calls::CallRecord;
+pub use devices::{BlfKey, InvalidMac, MAX_BLF_LABEL_CHARS, Mac, PhoneIdentity, Vendor};
 pub use features::{DEFAULT_PICKUP_CODE, TenantFeatures};
 pub use groups::{Group, GroupKind, GroupStrategy, MAX_MEMBERS};
 pub use settings::{

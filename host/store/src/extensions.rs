@@ -641,7 +641,8 @@ impl Extensions<'_> {
         Ok(())
     }
 
-    /// Removes an extension, its aliases and its registration bindings;
+    /// Removes an extension, its aliases, its registration bindings and
+    /// its desk phones (and what they fetched);
     /// with `if_version`, only if its version ([`Extension::updated_at`]) is
     /// still that one ([`StoreError::Changed`] otherwise).
     pub async fn remove(
@@ -669,6 +670,9 @@ impl Extensions<'_> {
                     WHERE tenant = $tenant AND members CONTAINS $number;
                 UPDATE contact SET extension = NONE WHERE tenant = $tenant AND extension = $number;
                 DELETE binding WHERE tenant = $tenant AND extension = $number;
+                DELETE provisioning_fetch WHERE tenant = $tenant
+                    AND mac IN (SELECT VALUE mac FROM device WHERE tenant = $tenant AND extension = $number);
+                DELETE device WHERE tenant = $tenant AND extension = $number;
                 DELETE $ext;
                 COMMIT TRANSACTION;",
             )

@@ -57,6 +57,7 @@ mod calls;
 mod config;
 mod contacts;
 mod db;
+mod devices;
 mod error;
 mod events;
 mod extensions;
@@ -82,10 +83,11 @@ pub use bindings::{BindingChange, Bindings, StoredBinding, Transport};
 pub use calls::{CallRecords, MAX_LISTED_CALLS};
 pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
 pub use contacts::{Contact, Contacts, MAX_CONTACTS};
+pub use devices::{Device, Devices, Fetch, KEPT_FETCHES, MAX_BLF_KEYS, MAX_DEVICES, MAX_LINE};
 pub use edgepbx_model::{
-    AllowedDestinations, CallRecord, CallSettings, Did, FeatureKey, FollowMe, FollowMeDestination,
-    ForwardTarget, ForwardWhen, Group, GroupKind, GroupStrategy, InvalidField, MAX_DIDS,
-    MAX_FOLLOW_ME, MAX_MEMBERS, MAX_TRUNKS, RingMode, TenantFeatures, Trunk,
+    AllowedDestinations, BlfKey, CallRecord, CallSettings, Did, FeatureKey, FollowMe,
+    FollowMeDestination, ForwardTarget, ForwardWhen, Group, GroupKind, GroupStrategy, InvalidField,
+    MAX_DIDS, MAX_FOLLOW_ME, MAX_MEMBERS, MAX_TRUNKS, Mac, RingMode, TenantFeatures, Trunk, Vendor,
 };
 pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
@@ -216,6 +218,11 @@ impl Store {
     /// Contacts (the company directory).
     pub fn contacts(&self) -> Contacts<'_> {
         Contacts { db: &self.inner.db }
+    }
+
+    /// Desk phones to provision and what they fetched.
+    pub fn devices(&self) -> Devices<'_> {
+        Devices { db: &self.inner.db }
     }
 
     /// The tenant repository.

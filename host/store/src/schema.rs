@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -82,6 +82,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 10,
         name: "an extension's away status",
         surql: V10_AWAY,
+    },
+    Migration {
+        version: 11,
+        name: "desk phones for provisioning, their fetches, a tenant's provisioning credential",
+        surql: V11_DEVICES,
     },
 ];
 
@@ -343,6 +348,37 @@ DEFINE FIELD email ON contact TYPE option<string>;
 DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
+"#;
+
+const V11_DEVICES: &str = r#"
+-- Record id: device:[<TENANT CODE>, <mac>].
+DEFINE TABLE device SCHEMAFULL;
+DEFINE FIELD tenant ON device TYPE record<tenant> READONLY;
+DEFINE FIELD mac ON device TYPE string READONLY
+    ASSERT string::matches($value, '^[0-9a-f]{12}$');
+DEFINE FIELD vendor ON device TYPE string ASSERT $value IN ['yealink', 'grandstream'];
+DEFINE FIELD model ON device TYPE option<string>;
+DEFINE FIELD extension ON device TYPE string;
+DEFINE FIELD line ON device TYPE int ASSERT $value >= 1 AND $value <= 16;
+DEFINE FIELD blf_keys ON device TYPE array<object> DEFAULT [];
+DEFINE FIELD blf_keys[*].number ON device TYPE string;
+DEFINE FIELD blf_keys[*].label ON device TYPE string;
+DEFINE FIELD label ON device TYPE option<string>;
+DEFINE FIELD updated_at ON device TYPE datetime VALUE time::now();
+DEFINE INDEX device_tenant ON device FIELDS tenant;
+DEFINE INDEX device_extension ON device FIELDS tenant, extension;
+
+DEFINE TABLE provisioning_fetch SCHEMAFULL;
+DEFINE FIELD tenant ON provisioning_fetch TYPE record<tenant>;
+DEFINE FIELD mac ON provisioning_fetch TYPE string;
+DEFINE FIELD file ON provisioning_fetch TYPE string;
+DEFINE FIELD address ON provisioning_fetch TYPE string;
+DEFINE FIELD user_agent ON provisioning_fetch TYPE option<string>;
+DEFINE FIELD at ON provisioning_fetch TYPE datetime;
+DEFINE INDEX provisioning_fetch_device ON provisioning_fetch FIELDS tenant, mac;
+
+-- SHA-256 of the tenant's provisioning password (a random token).
+DEFINE FIELD provisioning_secret ON tenant TYPE option<string>;
 "#;
 
 const V10_AWAY: &str = r#"

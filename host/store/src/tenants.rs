@@ -232,6 +232,42 @@ impl Tenants<'_> {
         .await
     }
 
+    /// Sets the digest (SHA-256, hex) of the tenant's provisioning
+    /// password; `None` turns provisioning off for the tenant.
+    pub async fn set_provisioning_secret(
+        &self,
+        code: &str,
+        digest: Option<String>,
+    ) -> Result<(), StoreError> {
+        if let Some(d) = &digest
+            && (d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(StoreError::invalid(
+                "provisioning_secret",
+                "must be a SHA-256 digest in hex",
+            ));
+        }
+        self.set(
+            code,
+            "UPDATE $tenant SET provisioning_secret = $value",
+            digest,
+        )
+        .await
+    }
+
+    /// The digest of the tenant's provisioning password, if it has one;
+    /// `None` also for a tenant that does not exist.
+    pub async fn provisioning_secret(&self, code: &str) -> Result<Option<String>, StoreError> {
+        let code = tenant_code(code)?;
+        let mut res = run(self
+            .db
+            .query("SELECT VALUE provisioning_secret FROM $tenant")
+            .bind(("tenant", tenant_id(&code))))
+        .await?;
+        let digest: Option<Option<String>> = res.take(0)?;
+        Ok(digest.flatten())
+    }
+
     /// Runs `update` (which sets fields of `$tenant` from `$value`) on an
     /// existing tenant.
     async fn set<T: SurrealValue>(
@@ -258,8 +294,8 @@ impl Tenants<'_> {
 
     /// Removes a tenant and everything it owns (extensions, their names,
     /// bindings and registration history, groups, trunks, policies, call
-    /// records, contacts, console users, API keys, the audit trail), in
-    /// one transaction.
+    /// records, contacts, desk phones, console users, API keys, the audit
+    /// trail), in one transaction.
     pub async fn remove(&self, code: &str) -> Result<(), StoreError> {
         let code = tenant_code(code)?;
         run(self
@@ -277,6 +313,8 @@ impl Tenants<'_> {
                 DELETE policy_kv WHERE tenant = $tenant;
                 DELETE call_record WHERE tenant = $tenant;
                 DELETE contact WHERE tenant = $tenant;
+                DELETE device WHERE tenant = $tenant;
+                DELETE provisioning_fetch WHERE tenant = $tenant;
                 DELETE api_key WHERE tenant = $tenant;
                 FOR $user IN (SELECT VALUE id FROM console_user WHERE tenant = $tenant) {
                     DELETE session WHERE user = $user;

@@ -141,7 +141,11 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             UPDATE tenant UNSET features;
             DELETE migration:9;
             REMOVE FIELD settings.away ON extension;
-            DELETE migration:10;",
+            DELETE migration:10;
+            REMOVE TABLE device;
+            REMOVE TABLE provisioning_fetch;
+            REMOVE FIELD provisioning_secret ON tenant;
+            DELETE migration:11;",
         )
         .await?
         .check()?;
