@@ -77,7 +77,7 @@ impl Baresip {
     /// Writes `dir/baresip/{config,accounts}` and starts baresip on them,
     /// for registration only.
     pub fn start(dir: &Path, account: &SoftphoneAccount) -> Baresip {
-        Baresip::start_in(&dir.join("baresip"), account, None, &[])
+        Baresip::start_in(&dir.join("baresip"), account, None, &[], None)
     }
 
     /// A softphone with a buddy list, its files in `dir/<name>`: it
@@ -90,7 +90,7 @@ impl Baresip {
         account: &SoftphoneAccount,
         contacts: &[&str],
     ) -> Baresip {
-        Baresip::start_in(&dir.join(name), account, None, contacts)
+        Baresip::start_in(&dir.join(name), account, None, contacts, None)
     }
 
     /// A softphone that makes or takes calls, its files in `dir/<name>`.
@@ -100,7 +100,20 @@ impl Baresip {
         account: &SoftphoneAccount,
         calling: &Calling,
     ) -> Baresip {
-        Baresip::start_in(&dir.join(name), account, Some(calling), &[])
+        Baresip::start_in(&dir.join(name), account, Some(calling), &[], None)
+    }
+
+    /// A softphone that makes or takes calls over SIP over TLS: its
+    /// account's outbound proxy is `account.outbound` with
+    /// `transport=tls`, and it trusts the certificate `ca` (PEM).
+    pub fn start_calling_over_tls(
+        dir: &Path,
+        name: &str,
+        account: &SoftphoneAccount,
+        calling: &Calling,
+        ca: &Path,
+    ) -> Baresip {
+        Baresip::start_in(&dir.join(name), account, Some(calling), &[], Some(ca))
     }
 
     fn start_in(
@@ -108,6 +121,7 @@ impl Baresip {
         account: &SoftphoneAccount,
         calling: Option<&Calling>,
         contacts: &[&str],
+        tls_ca: Option<&Path>,
     ) -> Baresip {
         let baresip = require_program("baresip");
         let conf = conf.to_owned();
@@ -123,10 +137,14 @@ impl Baresip {
         let mut config = format!(
             "poll_method\t\tepoll\n\
              sip_listen\t\t127.0.0.1:0\n\
-             sip_trans_def\t\tudp\n\
+             sip_trans_def\t\t{transport}\n\
              module_path\t\t{module_path}\n\
-             module_app\t\taccount.so\n"
+             module_app\t\taccount.so\n",
+            transport = if tls_ca.is_some() { "tls" } else { "udp" },
         );
+        if let Some(ca) = tls_ca {
+            config.push_str(&format!("sip_cafile\t\t{}\n", ca.display()));
+        }
         if let Some(calling) = calling {
             let speaker = conf.join("speaker.wav");
             config.push_str(&format!(
@@ -157,11 +175,16 @@ impl Baresip {
         std::fs::write(conf.join("config"), config)
             .unwrap_or_else(|e| panic!("cannot write config: {e}"));
         let accounts = format!(
-            "<sip:{user}@{domain}>;auth_pass={password};outbound=\"sip:{outbound}\";regint={regint};answermode={answermode}\n",
+            "<sip:{user}@{domain}>;auth_pass={password};outbound=\"sip:{outbound}{transport}\";regint={regint};answermode={answermode}\n",
             user = account.user,
             domain = account.domain,
             password = account.password,
             outbound = account.outbound,
+            transport = if tls_ca.is_some() {
+                ";transport=tls"
+            } else {
+                ""
+            },
             regint = account.regint,
             answermode = if calling.is_some_and(|c| c.auto_answer) {
                 "auto"

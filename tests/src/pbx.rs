@@ -270,6 +270,7 @@ pub struct RunningPbx {
     child: Child,
     udp: SocketAddr,
     tcp: SocketAddr,
+    tls: Option<SocketAddr>,
     http: SocketAddr,
     log: PathBuf,
 }
@@ -298,7 +299,12 @@ impl RunningPbx {
             unreachable!("stdout was configured as a pipe")
         };
         let lines = spawn_line_reader(stdout);
-        let Ready { udp, tcp, http } = match wait_ready(&mut child, &lines) {
+        let Ready {
+            udp,
+            tcp,
+            tls,
+            http,
+        } = match wait_ready(&mut child, &lines) {
             Ok(addrs) => addrs,
             Err(why) => {
                 let _ = child.kill();
@@ -314,6 +320,7 @@ impl RunningPbx {
             child,
             udp,
             tcp,
+            tls,
             http,
             log,
         }
@@ -327,6 +334,13 @@ impl RunningPbx {
     /// The SIP TCP address from the ready line.
     pub fn tcp(&self) -> SocketAddr {
         self.tcp
+    }
+
+    /// The SIP TLS address from the ready line (configured with
+    /// `[sip] tls`).
+    pub fn tls(&self) -> SocketAddr {
+        self.tls
+            .expect("SIP over TLS is configured for this deployment")
     }
 
     /// The HTTP (API and console) address from the ready line.
@@ -432,11 +446,14 @@ pub struct Ready {
     pub udp: SocketAddr,
     /// SIP over TCP.
     pub tcp: SocketAddr,
+    /// SIP over TLS, when configured.
+    pub tls: Option<SocketAddr>,
     /// HTTP (or HTTPS).
     pub http: SocketAddr,
 }
 
-/// Waits for `edgepbx ready sip-udp=ADDR sip-tcp=ADDR http=ADDR`.
+/// Waits for `edgepbx ready sip-udp=ADDR sip-tcp=ADDR [sip-tls=ADDR]
+/// http=ADDR`.
 fn wait_ready(child: &mut Child, lines: &Receiver<String>) -> Result<Ready, String> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut seen = Vec::new();
@@ -470,13 +487,14 @@ fn wait_ready(child: &mut Child, lines: &Receiver<String>) -> Result<Ready, Stri
 /// Parses the ready line; `None` for any other line.
 pub fn parse_ready_line(line: &str) -> Option<Ready> {
     let rest = line.trim().strip_prefix("edgepbx ready ")?;
-    let (mut udp, mut tcp, mut http) = (None, None, None);
+    let (mut udp, mut tcp, mut tls, mut http) = (None, None, None, None);
     for field in rest.split_whitespace() {
         let (name, addr) = field.split_once('=')?;
         let addr = addr.parse().ok();
         match name {
             "sip-udp" => udp = addr,
             "sip-tcp" => tcp = addr,
+            "sip-tls" => tls = addr,
             "http" | "https" => http = addr,
             _ => {}
         }
@@ -484,6 +502,7 @@ pub fn parse_ready_line(line: &str) -> Option<Ready> {
     Some(Ready {
         udp: udp?,
         tcp: tcp?,
+        tls,
         http: http?,
     })
 }
@@ -507,6 +526,12 @@ mod tests {
         assert_eq!(ready.udp.port(), 5060);
         assert_eq!(ready.tcp.port(), 5061);
         assert_eq!(ready.http.port(), 8080);
+        assert_eq!(ready.tls, None);
+        let ready = parse_ready_line(
+            "edgepbx ready sip-udp=127.0.0.1:5060 sip-tcp=127.0.0.1:5060 sip-tls=127.0.0.1:5061 https=127.0.0.1:8443",
+        )
+        .expect("a ready line with TLS parses");
+        assert_eq!(ready.tls.map(|a| a.port()), Some(5061));
         assert!(parse_ready_line("listening").is_none());
     }
 }

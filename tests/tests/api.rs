@@ -1292,32 +1292,9 @@ fn an_extension_created_through_the_api_registers_with_its_password() {
 
 #[test]
 fn the_api_is_served_over_https_with_secure_cookies() {
-    edgepbx_e2e::require_program("openssl");
     edgepbx_e2e::require_program("curl");
     let certs = edgepbx_e2e::workdir::Workdir::new("https-certs");
-    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = edgepbx_e2e::certs::self_signed(certs.path(), &["IP:127.0.0.1"]);
     let toml = format!(
         "{CALL_CONFIG}[http]\ncert = {:?}\nkey = {:?}\n",
         cert.display().to_string(),

@@ -44,6 +44,8 @@ pub struct ListeningPorts {
     pub udp: u16,
     /// SIP over TCP.
     pub tcp: u16,
+    /// SIP over TLS, when the driver has a certificate.
+    pub tls: Option<u16>,
 }
 
 /// REGISTER limits and reachability checks (RFC 3261 §10.3).

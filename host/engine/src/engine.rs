@@ -23,11 +23,13 @@ use crate::lines::Lines;
 use crate::output::{MediaSlot, Output};
 use crate::peer::Peer;
 use crate::registrar::{self, Aor, Change, Entropy, Location, RemovalReason};
+use crate::resync::{check_sync_request, is_phone};
 use crate::routing::Decided;
 use crate::signalling::{LocalRoutes, Signalling};
 use crate::subscriptions::{SubscriptionInfo, Subscriptions, Sx};
 use crate::tenants::TenantTable;
 use crate::trunks::TrunkRegistrations;
+use edgepbx_model::Mac;
 
 /// How often bindings expire, keepalives go out and trunks re-register.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -351,6 +353,36 @@ impl Engine {
     /// or not.
     pub fn subscriptions(&self, aor: &Aor) -> Vec<SubscriptionInfo> {
         self.subs.of_extension(aor)
+    }
+
+    /// Tells desk phone `mac` of extension `aor` to fetch its
+    /// configuration again: a NOTIFY with `event` (`check-sync` and its
+    /// parameters, as the phone's vendor reads it) to each binding of
+    /// `aor` that is that phone ([`Binding`](crate::registrar::Binding)'s
+    /// User-Agent or instance id names the MAC). Returns how many went out.
+    pub fn handle_resync(&mut self, now: Instant, aor: &Aor, mac: &Mac, event: &str) -> usize {
+        let Some(domain) = self.tenants.tenant(&aor.tenant).map(|t| t.domain.clone()) else {
+            return 0;
+        };
+        let phones: Vec<(String, Peer)> = self
+            .location
+            .bindings(aor)
+            .iter()
+            .filter(|b| is_phone(b, mac))
+            .map(|b| (b.contact.clone(), b.source.clone()))
+            .collect();
+        let mut sent = 0;
+        for (contact, source) in phones {
+            if !self.sig.is_open(&source) {
+                continue;
+            }
+            let (tag, call_id) = (self.sig.tag(), self.sig.call_id());
+            let mut request = check_sync_request(&contact, &domain, &tag, call_id, event);
+            if self.sig.send_request(now, &mut request, &source).is_some() {
+                sent += 1;
+            }
+        }
+        sent
     }
 
     /// Bindings, calls and subscriptions, for the log at shutdown.

@@ -9,41 +9,75 @@ use std::net::SocketAddr;
 pub enum Peer {
     /// A UDP source address.
     Udp(SocketAddr),
-    /// A TCP connection, by id, with its remote address.
-    Tcp {
+    /// A stream connection, by id, with its remote address.
+    Stream {
         /// Connection id, unique for the life of the process.
         conn: u64,
         /// Remote address of the connection.
         addr: SocketAddr,
+        /// What the stream carries SIP over.
+        kind: StreamKind,
     },
+}
+
+/// What a stream connection carries SIP over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// Plain TCP (RFC 3261 §18).
+    Tcp,
+    /// TLS over TCP (RFC 3261 §26.2, RFC 5630).
+    Tls,
 }
 
 impl Peer {
     /// The remote address.
     pub fn addr(&self) -> SocketAddr {
         match self {
-            Peer::Udp(addr) | Peer::Tcp { addr, .. } => *addr,
+            Peer::Udp(addr) | Peer::Stream { addr, .. } => *addr,
+        }
+    }
+
+    /// The stream connection it is, if it is one.
+    pub fn conn(&self) -> Option<u64> {
+        match self {
+            Peer::Udp(_) => None,
+            Peer::Stream { conn, .. } => Some(*conn),
         }
     }
 
     /// Whether the transport is reliable (no retransmissions needed).
     pub fn reliable(&self) -> bool {
-        matches!(self, Peer::Tcp { .. })
+        matches!(self, Peer::Stream { .. })
     }
 
     /// The transport name as in a Via header.
     pub fn transport(&self) -> &'static str {
         match self {
             Peer::Udp(_) => "UDP",
-            Peer::Tcp { .. } => "TCP",
+            Peer::Stream {
+                kind: StreamKind::Tcp,
+                ..
+            } => "TCP",
+            Peer::Stream {
+                kind: StreamKind::Tls,
+                ..
+            } => "TLS",
         }
     }
 
-    /// The transport name as stored and shown: `udp` or `tcp`.
+    /// The transport name as stored, shown and written in URIs'
+    /// `transport` parameter: `udp`, `tcp` or `tls`.
     pub fn transport_name(&self) -> &'static str {
         match self {
             Peer::Udp(_) => "udp",
-            Peer::Tcp { .. } => "tcp",
+            Peer::Stream {
+                kind: StreamKind::Tcp,
+                ..
+            } => "tcp",
+            Peer::Stream {
+                kind: StreamKind::Tls,
+                ..
+            } => "tls",
         }
     }
 }

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::config::ListeningPorts;
 use crate::events::Event;
 use crate::output::{Output, Transmit};
-use crate::peer::Peer;
+use crate::peer::{Peer, StreamKind};
 use crate::registrar::Aor;
 
 /// The one question the engine asks its host while it works: which local
@@ -191,10 +191,17 @@ impl Signalling {
     /// Our address and listening port for messages to `peer`.
     pub fn sent_by(&mut self, peer: &Peer) -> SocketAddr {
         let local = self.routes.local_ip_for(peer.addr());
-        let port = if peer.reliable() {
-            self.ports.tcp
-        } else {
-            self.ports.udp
+        let port = match peer {
+            Peer::Udp(_) => self.ports.udp,
+            Peer::Stream {
+                kind: StreamKind::Tcp,
+                ..
+            } => self.ports.tcp,
+            // A connection came in on the TLS port, so there is one.
+            Peer::Stream {
+                kind: StreamKind::Tls,
+                ..
+            } => self.ports.tls.unwrap_or(self.ports.tcp),
         };
         SocketAddr::new(local, port)
     }
@@ -204,7 +211,9 @@ impl Signalling {
         let sent_by = self.sent_by(peer);
         match peer {
             Peer::Udp(_) => format!("<sip:{sent_by}>"),
-            Peer::Tcp { .. } => format!("<sip:{sent_by};transport=tcp>"),
+            Peer::Stream { .. } => {
+                format!("<sip:{sent_by};transport={}>", peer.transport_name())
+            }
         }
     }
 
@@ -236,7 +245,7 @@ impl Signalling {
     pub fn is_open(&self, peer: &Peer) -> bool {
         match peer {
             Peer::Udp(_) => true,
-            Peer::Tcp { conn, .. } => self.connections.contains(conn),
+            Peer::Stream { conn, .. } => self.connections.contains(conn),
         }
     }
 

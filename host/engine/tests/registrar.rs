@@ -282,3 +282,51 @@ fn a_trunk_without_credentials_that_is_challenged_retries_after_30_seconds() {
     sim.advance(Duration::from_secs(2));
     sim.request(carrier, "REGISTER");
 }
+
+#[test]
+fn a_provisioned_phone_and_only_it_is_told_to_check_sync() {
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    let mac: edgepbx_model::Mac = "805ec0123456".parse().expect("a MAC");
+    let aor = edgepbx_engine::registrar::Aor {
+        tenant: "ACME".into(),
+        extension: "101".into(),
+    };
+    // The desk phone names its MAC in its User-Agent; the softphone of the
+    // same extension does not.
+    let mut desk = Ua::new("101", 6001);
+    let mut softphone = Ua::new("101", 6002);
+    for (ua, agent) in [
+        (&mut desk, "Yealink SIP-T46U 108.86.0.20 80:5e:c0:12:34:56"),
+        (&mut softphone, "baresip v1.0.0 (x86_64/linux)"),
+    ] {
+        let number = ua.number.clone();
+        let mut first = register(ua, &number, 600, 1);
+        first.headers.push("User-Agent", agent);
+        sim.send(ua.addr, first.clone());
+        let challenge = sim.responses(ua.addr).pop().expect("a challenge");
+        let second = ua.with_credentials(&first, &challenge);
+        sim.send(ua.addr, second);
+        assert_eq!(sim.responses(ua.addr).pop().map(|r| r.status), Some(200));
+    }
+    let sent = sim
+        .engine
+        .handle_resync(sim.now, &aor, &mac, "check-sync;reboot=false");
+    sim.drain();
+    assert_eq!(sent, 1);
+    let notifies = sim.requests(desk.addr, "NOTIFY");
+    assert_eq!(notifies.len(), 1);
+    let notify = &notifies[0];
+    assert_eq!(notify.uri, format!("sip:101@{}", desk.addr));
+    assert_eq!(notify.headers.get("Event"), Some("check-sync;reboot=false"));
+    assert_eq!(notify.headers.get("Subscription-State"), Some("terminated"));
+    assert!(sim.requests(softphone.addr, "NOTIFY").is_empty());
+    // Its answer ends the transaction; a phone of another MAC is told
+    // nothing.
+    sim.send(desk.addr, Response::for_request(notify, 200, None));
+    let other: edgepbx_model::Mac = "805ec0123457".parse().expect("a MAC");
+    assert_eq!(
+        sim.engine
+            .handle_resync(sim.now, &aor, &other, "check-sync"),
+        0
+    );
+}

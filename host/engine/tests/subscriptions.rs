@@ -622,9 +622,10 @@ fn notifies_go_over_the_connection_the_subscription_came_on() {
     let notify = sim.request(phone.ua.addr, "NOTIFY");
     assert_eq!(
         sim.flows.get(&phone.ua.addr),
-        Some(&edgepbx_engine::Peer::Tcp {
+        Some(&edgepbx_engine::Peer::Stream {
             conn: 9,
-            addr: phone.ua.addr
+            addr: phone.ua.addr,
+            kind: edgepbx_engine::StreamKind::Tcp,
         })
     );
     assert!(

@@ -107,6 +107,13 @@ pub struct SipConfig {
     pub udp: SocketAddr,
     /// TCP listen address.
     pub tcp: SocketAddr,
+    /// TLS listen address (5061 by convention); none: no SIP over TLS.
+    pub tls: Option<SocketAddr>,
+    /// Certificate chain (PEM) for SIP over TLS; `http.cert` when not
+    /// given.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); `http.key` when not given.
+    pub key: Option<PathBuf>,
     /// Largest accepted message, in bytes.
     pub max_message_bytes: usize,
     /// Most header fields accepted in one message.
@@ -192,6 +199,9 @@ impl Default for SipConfig {
         SipConfig {
             udp: any,
             tcp: any,
+            tls: None,
+            cert: None,
+            key: None,
             max_message_bytes: 65_535,
             max_headers: 128,
             t1_ms: 500,
@@ -251,6 +261,22 @@ impl Config {
         Ok(config)
     }
 
+    /// The certificate and key SIP over TLS presents: its own, or the
+    /// HTTPS ones.
+    pub fn sip_tls_files(&self) -> Option<(&Path, &Path)> {
+        match (
+            &self.sip.cert,
+            &self.sip.key,
+            &self.http.cert,
+            &self.http.key,
+        ) {
+            (Some(cert), Some(key), _, _) | (None, None, Some(cert), Some(key)) => {
+                Some((cert, key))
+            }
+            _ => None,
+        }
+    }
+
     /// Checks relations between values that serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.sip.background_nice > 19 {
@@ -259,6 +285,12 @@ impl Config {
         let h = &self.http;
         if h.cert.is_some() != h.key.is_some() {
             bail!("http.cert and http.key go together");
+        }
+        if self.sip.cert.is_some() != self.sip.key.is_some() {
+            bail!("sip.cert and sip.key go together");
+        }
+        if self.sip.tls.is_some() && self.sip_tls_files().is_none() {
+            bail!("sip.tls needs a certificate: sip.cert and sip.key, or http.cert and http.key");
         }
         if h.session_hours == 0 || h.login_failures == 0 || h.max_import_rows == 0 {
             bail!(

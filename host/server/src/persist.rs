@@ -18,8 +18,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
-use edgepbx_engine::Peer;
 use edgepbx_engine::registrar::{Aor, Binding, Change};
+use edgepbx_engine::{Peer, StreamKind};
 
 use crate::config::StoreTuning;
 
@@ -286,7 +286,14 @@ fn stored(aor: &Aor, b: &Binding) -> StoredBinding {
         source: b.source.addr(),
         transport: match b.source {
             Peer::Udp(_) => Transport::Udp,
-            Peer::Tcp { .. } => Transport::Tcp,
+            Peer::Stream {
+                kind: StreamKind::Tcp,
+                ..
+            } => Transport::Tcp,
+            Peer::Stream {
+                kind: StreamKind::Tls,
+                ..
+            } => Transport::Tls,
         },
     }
 }

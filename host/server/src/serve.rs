@@ -98,7 +98,22 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         .with_context(|| format!("binding SIP TCP on {}", config.sip.tcp))?;
     udp.set_nonblocking(true)?;
     tcp.set_nonblocking(true)?;
+    let tls = match (config.sip.tls, config.sip_tls_files()) {
+        (Some(addr), Some((cert, key))) => {
+            let acceptor = crate::api::tls::acceptor(cert, key, &[])
+                .context("the certificate for SIP over TLS")?;
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding SIP TLS on {addr}"))?;
+            listener.set_nonblocking(true)?;
+            Some((listener, acceptor))
+        }
+        _ => None,
+    };
     let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+    let tls_addr = match &tls {
+        Some((listener, _)) => Some(listener.local_addr()?),
+        None => None,
+    };
     let http = crate::api::bind(&config.http)?;
     let http_addr = http.local_addr()?;
 
@@ -123,6 +138,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         feature_keys: feature_keys_tx,
         udp,
         tcp,
+        tls,
     };
     let sip_shutdown = shutdown_rx.clone();
     let sip_thread = std::thread::Builder::new()
@@ -175,7 +191,10 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     } else {
         "http"
     };
-    println!("edgepbx ready sip-udp={udp_addr} sip-tcp={tcp_addr} {scheme}={http_addr}");
+    let tls_field = tls_addr
+        .map(|a| format!(" sip-tls={a}"))
+        .unwrap_or_default();
+    println!("edgepbx ready sip-udp={udp_addr} sip-tcp={tcp_addr}{tls_field} {scheme}={http_addr}");
 
     wait_for_signal().await;
     info!("shutting down");
@@ -237,6 +256,8 @@ struct SipPlane {
     feature_keys: mpsc::Sender<FeatureKeyChange>,
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
+    /// The SIP over TLS listener and its certificate, when configured.
+    tls: Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>,
 }
 
 impl SipPlane {
@@ -260,6 +281,14 @@ impl SipPlane {
             let udp = Arc::new(UdpSocket::from_std(self.udp)?);
             let tcp = TcpListener::from_std(self.tcp)?;
             let (udp_addr, tcp_addr) = (udp.local_addr()?, tcp.local_addr()?);
+            let tls = match self.tls {
+                Some((listener, acceptor)) => Some((TcpListener::from_std(listener)?, acceptor)),
+                None => None,
+            };
+            let tls_port = match &tls {
+                Some((listener, _)) => Some(listener.local_addr()?.port()),
+                None => None,
+            };
             let (inbound_tx, inbound_rx) = mpsc::channel(8_192);
             let limits = Limits {
                 max_message_bytes: self.config.sip.max_message_bytes,
@@ -297,6 +326,7 @@ impl SipPlane {
             let ports = ListeningPorts {
                 udp: udp_addr.port(),
                 tcp: tcp_addr.port(),
+                tls: tls_port,
             };
             let engine = Engine::new(
                 Instant::now(),
@@ -325,9 +355,26 @@ impl SipPlane {
                 shutdown: shutdown.clone(),
             };
             let core_task = sip::spawn(driver, inputs);
-            let tcp_task =
-                tokio::spawn(transport::run_tcp(tcp, tcp_settings, inbound_tx, shutdown));
+            let tls_task = tls.map(|(listener, acceptor)| {
+                tokio::spawn(transport::run_stream(
+                    listener,
+                    Some(acceptor),
+                    tcp_settings.clone(),
+                    inbound_tx.clone(),
+                    shutdown.clone(),
+                ))
+            });
+            let tcp_task = tokio::spawn(transport::run_stream(
+                tcp,
+                None,
+                tcp_settings,
+                inbound_tx,
+                shutdown,
+            ));
             let _ = tcp_task.await;
+            if let Some(task) = tls_task {
+                let _ = task.await;
+            }
             let _ = core_task.await;
             Ok(())
         });

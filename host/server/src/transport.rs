@@ -1,21 +1,22 @@
 //! Transport drivers: a reader of the UDP socket that the SIP driver
-//! calls, and one task per TCP connection. They frame bytes into messages
+//! calls, and one task per TCP or TLS connection. They frame bytes into messages
 //! (with the sans-IO framing of `edgepbx_sip::parse`) and hand them to the
 //! SIP driver, which hands back bytes to send to a [`Peer`]. Nothing here
 //! interprets SIP.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use edgepbx_engine::Peer;
+use edgepbx_engine::{Peer, StreamKind};
 use edgepbx_sip::Message;
 use edgepbx_sip::parse::{Framed, Limits, ParseError, StreamFramer, parse_datagram};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 /// What the drivers tell the core.
@@ -37,14 +38,14 @@ pub enum Inbound {
         /// What was wrong.
         error: ParseError,
     },
-    /// A TCP connection opened; the core sends to it through `sender`.
+    /// A stream connection opened; the core sends to it through `sender`.
     Connected {
         /// Connection id.
         conn: u64,
         /// Bytes to write.
         sender: mpsc::Sender<Vec<u8>>,
     },
-    /// A TCP connection closed.
+    /// A stream connection closed.
     Closed {
         /// Connection id.
         conn: u64,
@@ -97,7 +98,7 @@ impl Outbound {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
                 Err(_) => Err(failed()),
             },
-            Peer::Tcp { conn, .. } => {
+            Peer::Stream { conn, .. } => {
                 let sender = self.tcp.get(conn).ok_or_else(failed)?;
                 sender.try_send(bytes).map_err(|_| failed())
             }
@@ -210,14 +211,20 @@ pub struct TcpSettings {
     pub idle_timeout: Duration,
 }
 
-/// Accepts TCP connections until shutdown.
-pub async fn run_tcp(
+/// Connection ids, unique for the life of the process across TCP and
+/// TLS.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts connections until shutdown: plain TCP, or TLS with `tls` (the
+/// handshake in the connection's own task, bounded in time, so a slow
+/// client never holds up the others).
+pub async fn run_stream(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     settings: TcpSettings,
     core: mpsc::Sender<Inbound>,
     shutdown: watch::Receiver<bool>,
 ) {
-    static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
     let counts = Arc::new(ConnectionCount::default());
     let mut stop = shutdown.clone();
     loop {
@@ -237,29 +244,61 @@ pub async fn run_tcp(
             continue;
         }
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-        let (core, settings, counts, shutdown) = (
+        let (core, settings, counts, shutdown, tls) = (
             core.clone(),
             settings.clone(),
             counts.clone(),
             shutdown.clone(),
+            tls.clone(),
         );
         tokio::spawn(async move {
-            serve_connection(stream, conn, addr, &settings, &core, shutdown).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => {
+                    let peer = Peer::Stream {
+                        conn,
+                        addr,
+                        kind: StreamKind::Tcp,
+                    };
+                    serve_connection(stream, peer, &settings, &core, shutdown).await;
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        crate::api::tls::HANDSHAKE_TIMEOUT,
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let peer = Peer::Stream {
+                                conn,
+                                addr,
+                                kind: StreamKind::Tls,
+                            };
+                            serve_connection(stream, peer, &settings, &core, shutdown).await;
+                        }
+                        Ok(Err(error)) => debug!(%addr, %error, "SIP TLS handshake failed"),
+                        Err(_) => debug!(%addr, "SIP TLS handshake timed out"),
+                    }
+                }
+            }
             counts.remove(addr.ip());
         });
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    conn: u64,
-    addr: SocketAddr,
+async fn serve_connection<S>(
+    stream: S,
+    peer: Peer,
     settings: &TcpSettings,
     core: &mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (Some(conn), addr) = (peer.conn(), peer.addr()) else {
+        return;
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
     if core
         .send(Inbound::Connected {
@@ -279,7 +318,6 @@ async fn serve_connection(
         }
         let _ = writer.shutdown().await;
     });
-    let peer = Peer::Tcp { conn, addr };
     let mut framer = StreamFramer::new(settings.limits.clone());
     let mut buf = vec![0u8; 16 * 1024];
     'read: loop {

@@ -14,7 +14,6 @@ use super::packages::{self, Entity, Package, View};
 use super::views::{exists, keys_of, private, view_of};
 use super::{SubId, Subscription, Subscriptions, Sx};
 use crate::output::Output;
-use crate::peer::Peer;
 use crate::registrar::Aor;
 use crate::signalling::Signalling;
 
@@ -201,7 +200,7 @@ impl Subscriptions {
         let ids: Vec<SubId> = self
             .subs
             .iter()
-            .filter(|(_, s)| matches!(s.peer, Peer::Tcp { conn: c, .. } if c == conn))
+            .filter(|(_, s)| s.peer.conn() == Some(conn))
             .map(|(id, _)| *id)
             .collect();
         for id in ids {

@@ -120,6 +120,7 @@ pub fn config() -> EngineConfig {
         ports: ListeningPorts {
             udp: 5060,
             tcp: 5060,
+            tls: None,
         },
         server_key: [7; 32],
     }
@@ -311,7 +312,11 @@ impl Sim {
 
     /// `peer` sends `message` now over TCP connection `conn`.
     pub fn send_tcp(&mut self, conn: u64, from: SocketAddr, message: impl Into<Message>) {
-        let peer = Peer::Tcp { conn, addr: from };
+        let peer = Peer::Stream {
+            conn,
+            addr: from,
+            kind: edgepbx_engine::StreamKind::Tcp,
+        };
         self.engine
             .handle_message(self.now, self.wall, peer, message.into());
         self.drain();

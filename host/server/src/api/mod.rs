@@ -17,7 +17,7 @@ mod live;
 mod policies;
 mod problem;
 mod tenants;
-mod tls;
+pub mod tls;
 mod versions;
 
 use std::net::SocketAddr;
@@ -121,7 +121,7 @@ pub async fn serve(
     };
     match (&state.config.cert, &state.config.key) {
         (Some(cert), Some(key)) => {
-            let acceptor = tls::acceptor(cert, key)?;
+            let acceptor = tls::acceptor(cert, key, &[b"http/1.1"])?;
             info!("HTTPS listening");
             axum::serve(tls::TlsListener::new(listener, acceptor), app)
                 .with_graceful_shutdown(stop)

@@ -1,5 +1,6 @@
-//! HTTPS: a rustls acceptor from PEM files, and a listener that completes
-//! handshakes off the accept loop (a slow client never holds up others).
+//! TLS: a rustls acceptor from PEM files (for HTTPS and SIP over TLS), and
+//! an HTTPS listener that completes handshakes off the accept loop (a slow
+//! client never holds up others).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,12 +18,13 @@ use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
 /// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes completed but not yet taken by the server.
 const BACKLOG: usize = 128;
 
-/// A TLS acceptor for the certificate chain and key in PEM files.
-pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+/// A TLS acceptor for the certificate chain and key in PEM files,
+/// offering the ALPN protocols `alpn` (none for SIP).
+pub fn acceptor(cert: &Path, key: &Path, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor> {
     let chain = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -39,7 +41,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .context("the certificate does not match the key")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
