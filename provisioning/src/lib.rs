@@ -88,6 +88,17 @@ pub use profile::{
 pub use request::{RequestedFile, UnservedFile};
 pub use time_zone::PhoneTimeZone;
 
+/// The `Event` of the SIP NOTIFY that makes a registered phone of
+/// `vendor` fetch its configuration again without rebooting (Yealink
+/// reads `reboot=false`; Grandstream firmware 1.0.x acts on `check-sync`
+/// as it is, rebooting only when its files ask it to).
+pub fn check_sync_event(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Yealink => "check-sync;reboot=false",
+        Vendor::Grandstream => "check-sync",
+    }
+}
+
 /// The name under which phones fetch the phonebook.
 pub const PHONEBOOK_FILE: &str = "phonebook.xml";
 /// Most entries in one phonebook.

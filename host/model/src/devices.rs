@@ -179,7 +179,30 @@ pub enum Vendor {
     Grandstream,
 }
 
+/// The first three octets (OUI) of MAC addresses each vendor's phones
+/// come with, from the IEEE registry: how [`Vendor::of_mac`] tells a
+/// phone's maker when an administrator names none.
+const OUIS: &[([u8; 3], Vendor)] = &[
+    ([0x00, 0x15, 0x65], Vendor::Yealink),
+    ([0x80, 0x5e, 0xc0], Vendor::Yealink),
+    ([0x80, 0x5e, 0x0c], Vendor::Yealink),
+    ([0x24, 0x9a, 0xd8], Vendor::Yealink),
+    ([0x44, 0xdb, 0xd2], Vendor::Yealink),
+    ([0x00, 0x0b, 0x82], Vendor::Grandstream),
+    ([0xc0, 0x74, 0xad], Vendor::Grandstream),
+    ([0xec, 0x74, 0xd7], Vendor::Grandstream),
+];
+
 impl Vendor {
+    /// The maker of the phone with address `mac`, if its OUI is one of
+    /// theirs.
+    pub fn of_mac(mac: &Mac) -> Option<Vendor> {
+        let octets = mac.octets();
+        OUIS.iter()
+            .find(|(oui, _)| octets[..3] == oui[..])
+            .map(|(_, vendor)| *vendor)
+    }
+
     /// Every vendor, for help texts.
     pub const ALL: [Vendor; 2] = [Vendor::Yealink, Vendor::Grandstream];
 
@@ -371,6 +394,14 @@ impl BlfKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vendor_is_known_by_its_oui() {
+        let of = |text: &str| Vendor::of_mac(&text.parse().expect("a MAC"));
+        assert_eq!(of("80:5E:C0:12:34:56"), Some(Vendor::Yealink));
+        assert_eq!(of("000b82123456"), Some(Vendor::Grandstream));
+        assert_eq!(of("52:54:00:12:34:56"), None);
+    }
 
     #[test]
     fn macs_normalise_from_every_written_form() {

@@ -41,6 +41,9 @@ pub enum Command {
     /// Manage extensions.
     #[command(subcommand)]
     Ext(ExtCommand),
+    /// Manage desk phones that provision themselves.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Manage ring groups and virtual extensions.
     #[command(subcommand)]
     Group(GroupCommand),
@@ -221,12 +224,87 @@ pub enum TenantCommand {
         #[arg(long)]
         blf_shows_caller: Option<String>,
     },
+    /// Set a new provisioning password for the tenant's phones (printed
+    /// once; the old one stops working), or with --off remove it.
+    Provisioning {
+        /// Tenant code.
+        code: String,
+        /// Remove the password: phones fetch nothing.
+        #[arg(long)]
+        off: bool,
+    },
     /// List tenants.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `edgepbx device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add a desk phone, or change one with --replace (a running server
+    /// tells it to fetch its files again).
+    Add(DeviceArgs),
+    /// List a tenant's phones.
+    List {
+        /// Tenant code.
+        tenant: String,
+        /// Only this extension's.
+        #[arg(long)]
+        extension: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a phone.
+    Rm {
+        /// Tenant code.
+        tenant: String,
+        /// MAC address.
+        mac: String,
+    },
+    /// Tell a registered phone (all the tenant's with --all) to fetch its
+    /// files again; needs the server running.
+    Resync {
+        /// Tenant code.
+        tenant: String,
+        /// MAC address.
+        #[arg(required_unless_present = "all")]
+        mac: Option<String>,
+        /// Every phone of the tenant.
+        #[arg(long, conflicts_with = "mac")]
+        all: bool,
+    },
+}
+
+/// `edgepbx device add`
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// Tenant code.
+    pub tenant: String,
+    /// MAC address, with or without separators, either case.
+    pub mac: String,
+    /// The extension it registers as.
+    #[arg(long)]
+    pub extension: String,
+    /// yealink or grandstream (default: from the MAC address's maker).
+    #[arg(long)]
+    pub vendor: Option<String>,
+    /// Model (T46U, GXP2170...): how many line keys it has.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// BLF keys: numbers separated by commas, each optionally `=Label`
+    /// (`101=Reception,102`).
+    #[arg(long, value_delimiter = ',')]
+    pub blf: Vec<String>,
+    /// What the console shows for it.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Replace the phone of that MAC address instead of adding one.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// `edgepbx ext ...`

@@ -40,6 +40,43 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// The HTTP listener: REST API, events and the console.
     pub http: HttpConfig,
+    /// Desk phones fetching their configuration.
+    pub provisioning: ProvisioningConfig,
+}
+
+/// Desk-phone provisioning at `/prov/<TENANT>/` on the HTTP listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningConfig {
+    /// Serve it over plain HTTP as well (labs only: phones' passwords
+    /// then cross the network in clear).
+    pub allow_http: bool,
+    /// The address phones register to; the host name they fetched their
+    /// files from when not given.
+    pub sip_host: Option<String>,
+    /// NTP server written into the phones' configuration; none leaves
+    /// theirs.
+    pub ntp_server: Option<String>,
+    /// The phones' IANA time zone (`Europe/Berlin`).
+    pub time_zone: String,
+    /// Failed fetches (wrong credentials, unknown MAC addresses) from one
+    /// address (an IPv6 /64) before it is refused...
+    pub max_failures: u32,
+    /// ...within this window, and for the rest of it.
+    pub failure_window_secs: u64,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        ProvisioningConfig {
+            allow_http: false,
+            sip_host: None,
+            ntp_server: None,
+            time_zone: "UTC".into(),
+            max_failures: 20,
+            failure_window_secs: 600,
+        }
+    }
 }
 
 /// The HTTP listener.
@@ -162,6 +199,7 @@ impl Default for Config {
             subscriptions: SubscriptionsConfig::default(),
             policy: PolicyConfig::default(),
             http: HttpConfig::default(),
+            provisioning: ProvisioningConfig::default(),
         }
     }
 }
@@ -296,6 +334,10 @@ impl Config {
             bail!(
                 "http.session_hours, http.login_failures and http.max_import_rows must be at least 1"
             );
+        }
+        let p = &self.provisioning;
+        if p.max_failures == 0 || p.failure_window_secs == 0 {
+            bail!("provisioning.max_failures and failure_window_secs must be at least 1");
         }
         if h.max_body_bytes < 1_024 {
             bail!("http.max_body_bytes must be at least 1024");

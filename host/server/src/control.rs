@@ -13,6 +13,7 @@
 //! `{"ok": bool, "output": "..."}` for a command, or a stream of events for
 //! `edgepbx events` until the client hangs up.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -24,7 +25,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::admin::Admin;
-use crate::cli::{CallsArgs, Cli, Command, EventsArgs};
+use crate::cli::{CallsArgs, Cli, Command, DeviceCommand, EventsArgs};
 use crate::commands;
 
 use crate::events::EventBus;
@@ -141,6 +142,23 @@ async fn run(command: Command, context: &Admin) -> Result<String, (String, anyho
             recent: None,
             json,
         }) => active_calls(context, &tenant, json, &mut out).await,
+        Command::Device(DeviceCommand::Resync { tenant, mac, all }) => {
+            resync(context, &tenant, mac.as_deref(), all, &mut out).await
+        }
+        Command::Device(DeviceCommand::Add(args)) => {
+            let (tenant, mac) = (args.tenant.clone(), args.mac.clone());
+            let added = commands::execute_on(
+                &context.store,
+                Command::Device(DeviceCommand::Add(args)),
+                &mut out,
+            )
+            .await;
+            match added {
+                // A registered phone fetches the change at once.
+                Ok(()) => resync(context, &tenant, Some(&mac), false, &mut out).await,
+                Err(error) => Err(error),
+            }
+        }
         command => {
             let changes = commands::configured_tenant(&command).map(str::to_owned);
             let result = commands::execute_on(&context.store, command, &mut out).await;
@@ -154,6 +172,45 @@ async fn run(command: Command, context: &Admin) -> Result<String, (String, anyho
         Ok(()) => Ok(out),
         Err(error) => Err((out, error)),
     }
+}
+
+/// Tells phone `mac` of `tenant` (or all its phones) to fetch its
+/// configuration again.
+async fn resync(
+    context: &Admin,
+    tenant: &str,
+    mac: Option<&str>,
+    all: bool,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let tenant = crate::admin::tenants::find_tenant(&context.store, tenant).await?;
+    let devices = match mac {
+        Some(mac) if !all => {
+            let mac: edgepbx_store::Mac = mac.parse()?;
+            let device = context
+                .store
+                .devices()
+                .get(&tenant.code, &mac)
+                .await?
+                .with_context(|| format!("no device {mac} in tenant {}", tenant.code))?;
+            vec![device]
+        }
+        _ => context.store.devices().list(&tenant.code, None).await?,
+    };
+    for device in &devices {
+        let sent = context.resync(&tenant.code, device).await?;
+        writeln!(
+            out,
+            "device {}: {}",
+            device.mac,
+            if sent == 0 {
+                "not registered; it fetches its files when it next starts".to_owned()
+            } else {
+                format!("told to fetch its files ({sent} registration(s))")
+            }
+        )?;
+    }
+    Ok(())
 }
 
 async fn active_calls(

@@ -167,6 +167,11 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         ring_timeout_secs: config.calls.ring_timeout_secs,
         imports: Default::default(),
         streams: Default::default(),
+        provisioning: crate::api::provisioning::Provisioning::new(
+            config.provisioning.clone(),
+            udp_addr.port(),
+            tls_addr.map(|a| a.port()),
+        ),
     });
     let http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {

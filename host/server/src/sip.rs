@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use edgepbx_engine::registrar::Aor;
 use edgepbx_engine::{ActiveCall, DeviceInfo, Engine, LocalRoutes, Output, TenantTable, Transmit};
+use edgepbx_store::Mac;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -43,6 +44,19 @@ pub enum Control {
         extension: String,
         /// Where to send them.
         reply: oneshot::Sender<Vec<DeviceInfo>>,
+    },
+    /// Tell a provisioned phone to fetch its configuration again.
+    Resync {
+        /// Tenant code.
+        tenant: String,
+        /// The extension it registers as.
+        extension: String,
+        /// Its MAC address.
+        mac: Mac,
+        /// The `Event` header its vendor reads.
+        event: &'static str,
+        /// How many of its registrations were told.
+        reply: oneshot::Sender<usize>,
     },
 }
 
@@ -201,6 +215,17 @@ impl Driver {
                 reply,
             } => {
                 let _ = reply.send(self.engine.devices(&Aor { tenant, extension }));
+            }
+            Control::Resync {
+                tenant,
+                extension,
+                mac,
+                event,
+                reply,
+            } => {
+                let aor = Aor { tenant, extension };
+                let sent = self.engine.handle_resync(Instant::now(), &aor, &mac, event);
+                let _ = reply.send(sent);
             }
         }
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use edgepbx_engine::TenantTable;
 use edgepbx_policy::Policies;
-use edgepbx_store::Store;
+use edgepbx_store::{Device, Store};
 use tokio::sync::mpsc;
 
 use crate::events::{Event, EventBus};
@@ -85,6 +85,26 @@ impl Admin {
                     "reload after a feature key failed");
             }
         }
+    }
+
+    /// Tells desk phone `device` of `tenant` to fetch its configuration
+    /// again (a `check-sync` NOTIFY to each of its registrations); returns
+    /// how many were told (0: the phone is not registered).
+    pub async fn resync(&self, tenant: &str, device: &Device) -> anyhow::Result<usize> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.core
+            .send(Control::Resync {
+                tenant: tenant.to_ascii_uppercase(),
+                extension: device.extension.clone(),
+                mac: device.mac,
+                event: edgepbx_provisioning::check_sync_event(device.vendor),
+                reply,
+            })
+            .await
+            .context("the SIP plane has stopped")?;
+        let sent = answer.await.context("the SIP plane has stopped")?;
+        tracing::info!(tenant, mac = %device.mac, sent, "phone told to fetch its configuration");
+        Ok(sent)
     }
 
     /// Reads one tenant's configuration again after a change to it (or its

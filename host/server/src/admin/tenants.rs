@@ -10,6 +10,24 @@ use edgepbx_sip::auth::Credentials;
 use edgepbx_store::Store;
 use tracing::warn;
 
+/// Gives tenant `code` a new random provisioning password (the old one
+/// stops working) and returns it: the only time it is seen, as only its
+/// digest is kept.
+pub async fn new_provisioning_password(
+    store: &Store,
+    code: &str,
+) -> Result<String, edgepbx_store::StoreError> {
+    let password = crate::secrets::random_token(PROVISIONING_PASSWORD_BYTES);
+    store
+        .tenants()
+        .set_provisioning_secret(code, Some(crate::secrets::sha256_hex(&password)))
+        .await?;
+    Ok(password)
+}
+
+/// Bytes of randomness in a provisioning password.
+const PROVISIONING_PASSWORD_BYTES: usize = 24;
+
 /// The tenant with this code, or an error naming it.
 pub async fn find_tenant(store: &Store, code: &str) -> anyhow::Result<edgepbx_store::Tenant> {
     match store.tenants().get(&code.to_ascii_uppercase()).await? {

@@ -103,7 +103,7 @@ fn peer(parts: &Parts) -> IpAddr {
 
 /// The throttling key of an address: IPv6 addresses by their /64 (one
 /// host usually has a whole /64).
-fn source_key(ip: IpAddr) -> String {
+pub(crate) fn source_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {

@@ -10,12 +10,14 @@
 pub mod auth;
 mod console;
 mod contacts;
+mod devices;
 mod extensions;
 mod groups;
 mod imports;
 mod live;
 mod policies;
 mod problem;
+pub mod provisioning;
 mod tenants;
 pub mod tls;
 mod versions;
@@ -64,6 +66,8 @@ pub struct Api {
     pub verifications: tokio::sync::Semaphore,
     /// Whether cookies are marked `Secure` (HTTPS).
     pub secure_cookies: bool,
+    /// Desk phones fetching their configuration.
+    pub provisioning: provisioning::Provisioning,
 }
 
 /// Shared state of the handlers.
@@ -92,6 +96,7 @@ pub fn router(state: State) -> Router {
         .merge(tenants::routes())
         .merge(groups::routes())
         .merge(contacts::routes())
+        .merge(devices::routes())
         .merge(policies::routes())
         .merge(live::routes())
         .split_for_parts();
@@ -102,6 +107,10 @@ pub fn router(state: State) -> Router {
             let document = document.clone();
             async move { axum::Json((*document).clone()) }
         }),
+    )
+    .route(
+        "/prov/{tenant}/{file}",
+        axum::routing::get(provisioning::fetch),
     )
     .fallback(console::serve)
     .layer(DefaultBodyLimit::max(limit))

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use edgepbx_store::{Contact, Extension, Group};
+use edgepbx_store::{Contact, Device, Extension, Group};
 use serde::Serialize;
 
 use super::Problem;
@@ -45,6 +45,15 @@ impl Versioned for Group {
     }
     fn what(&self) -> String {
         format!("group {}", self.number)
+    }
+}
+
+impl Versioned for Device {
+    fn version(&self) -> SystemTime {
+        self.updated_at
+    }
+    fn what(&self) -> String {
+        format!("device {}", self.mac)
     }
 }
 

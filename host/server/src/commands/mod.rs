@@ -6,6 +6,7 @@
 //! Commands write their output into a string, so that the same code serves
 //! both paths. What they share with the API is in [`crate::admin`].
 
+mod device;
 mod policy;
 
 use std::fmt::Write as _;
@@ -72,6 +73,7 @@ pub async fn execute_on(store: &Store, command: Command, out: &mut String) -> an
     match command {
         Command::Tenant(cmd) => tenant_command(store, cmd, out).await,
         Command::Ext(cmd) => ext_command(store, cmd, out).await,
+        Command::Device(cmd) => device::device_command(store, cmd, out).await,
         Command::Group(cmd) => group_command(store, cmd, out).await,
         Command::Trunk(cmd) => trunk_command(store, cmd, out).await,
         Command::Policy(cmd) => policy::store_command(store, cmd, out).await,
@@ -115,7 +117,9 @@ pub fn configured_tenant(command: &Command) -> Option<&str> {
         | Command::Calls(_)
         | Command::Events(_)
         | Command::User(_)
-        | Command::Apikey(_) => None,
+        | Command::Apikey(_)
+        | Command::Device(_)
+        | Command::Tenant(TenantCommand::Provisioning { .. }) => None,
     }
 }
 
@@ -367,6 +371,25 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
             }
             store.tenants().set_features(&t.code, &features).await?;
             writeln!(out, "features of {} changed", t.code)?;
+        }
+        TenantCommand::Provisioning { code, off } => {
+            let t = find_tenant(store, &code).await?;
+            if off {
+                store
+                    .tenants()
+                    .set_provisioning_secret(&t.code, None)
+                    .await?;
+                writeln!(out, "provisioning of {} turned off", t.code)?;
+            } else {
+                let password =
+                    crate::admin::tenants::new_provisioning_password(store, &t.code).await?;
+                writeln!(
+                    out,
+                    "provisioning of {code}: phones fetch https://<server>/prov/{code}/ \
+                     as user {code} with password\n{password}",
+                    code = t.code
+                )?;
+            }
         }
         TenantCommand::List { json } => {
             let tenants = store.tenants().list().await?;

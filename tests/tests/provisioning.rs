@@ -1,0 +1,414 @@
+//! Desk-phone provisioning end to end: phones' files fetched over HTTPS
+//! as each vendor's phone fetches them (its User-Agent, the tenant's
+//! credential, curl verifying the test certificate), parsed, and the
+//! account in them registered and called with by SIPp; nothing served
+//! without the credential; MAC guessing blocked; a changed phone told to
+//! resync by a NOTIFY it receives.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use edgepbx_e2e::pbx::{Deployment, RunningPbx};
+use edgepbx_e2e::phones::{Behaviour, CALL_CONFIG, Device, wait_for_bindings};
+use edgepbx_e2e::sipp::Sipp;
+use edgepbx_e2e::{require_program, sipp_dir, wait_for};
+
+const YEALINK_MAC: &str = "80:5E:C0:12:34:56";
+const YEALINK_AGENT: &str = "Yealink SIP-T46U 108.86.0.20 80:5e:c0:12:34:56";
+const GRANDSTREAM_MAC: &str = "000B82ABCDEF";
+const GRANDSTREAM_AGENT: &str = "Grandstream Model HW GXP2170 SW 1.0.11.6 DevId 000b82abcdef";
+
+/// An HTTPS GET as a phone makes it.
+struct Fetch<'a> {
+    path: &'a str,
+    agent: &'a str,
+    credential: Option<(&'a str, &'a str)>,
+    /// The local address to fetch from (another 127/8 address is another
+    /// source).
+    from: &'a str,
+}
+
+/// Status and body.
+fn fetch(pbx: &RunningPbx, ca: &Path, f: &Fetch<'_>) -> (u16, String) {
+    let mut args = vec!["--interface", f.from, "-A", f.agent];
+    let basic = f
+        .credential
+        .map(|(user, password)| format!("{user}:{password}"));
+    if let Some(basic) = &basic {
+        args.extend(["-u", basic]);
+    }
+    curl(pbx, ca, &args, f.path)
+}
+
+/// curl with `args` on `path` of the server's HTTPS listener, verifying
+/// its certificate against `ca`: status and body.
+fn curl(pbx: &RunningPbx, ca: &Path, args: &[&str], path: &str) -> (u16, String) {
+    let out = Command::new(require_program("curl"))
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .arg(format!("https://127.0.0.1:{}{path}", pbx.http().port()))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// A JSON answer of the API, through curl with a bearer key.
+fn api(pbx: &RunningPbx, ca: &Path, key: &str, method: &str, path: &str) -> serde_json::Value {
+    let bearer = format!("Authorization: Bearer {key}");
+    let (status, body) = curl(pbx, ca, &["-X", method, "-H", &bearer], path);
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {body}"
+    );
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// A Yealink `.cfg` file's settings.
+fn yealink_settings(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The text of `<P{n}>` in a Grandstream file, unescaped.
+fn p_value(xml: &str, n: u32) -> String {
+    let open = format!("<P{n}>");
+    let value = xml
+        .split(&open)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no P{n} in\n{xml}"));
+    value
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The tenant's provisioning password, set with the CLI.
+fn provisioning_password(deployment: &Deployment) -> String {
+    let out = deployment.admin(&["tenant", "provisioning", "ACME"]);
+    out.lines()
+        .last()
+        .unwrap_or_else(|| panic!("no password printed:\n{out}"))
+        .trim()
+        .to_owned()
+}
+
+fn deployment(name: &str, ca: &Path, key: &Path) -> Deployment {
+    Deployment::with_config(
+        name,
+        &format!(
+            "{CALL_CONFIG}[http]\ncert = {:?}\nkey = {:?}\n\
+             [provisioning]\nmax_failures = 20\ntime_zone = \"Europe/Berlin\"\n",
+            ca.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+}
+
+#[test]
+fn phones_provision_themselves_and_register_with_what_they_fetched() {
+    let certs = edgepbx_e2e::workdir::Workdir::new("provisioning-certs");
+    let (ca, key) = edgepbx_e2e::certs::self_signed(certs.path(), &["IP:127.0.0.1"]);
+    let deployment = deployment("provisioning", &ca, &key);
+    let mut exts = deployment.acme_with([100, 101, 102]);
+    let (alice, bob) = (exts.remove(0), exts.remove(0));
+    let password = provisioning_password(&deployment);
+    deployment.admin(&[
+        "device",
+        "add",
+        "ACME",
+        YEALINK_MAC,
+        "--extension",
+        "100",
+        "--model",
+        "T46U",
+        "--blf",
+        "101=Bob,102",
+    ]);
+    deployment.admin(&[
+        "device",
+        "add",
+        "acme",
+        GRANDSTREAM_MAC,
+        "--extension",
+        "101",
+        "--blf",
+        "100",
+    ]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let as_phone = |path, agent, credential| Fetch {
+        path,
+        agent,
+        credential,
+        from: "127.0.0.1",
+    };
+    let right = Some(("ACME", password.as_str()));
+
+    // Without the credential nothing is served, known MAC or not.
+    for path in [
+        "/prov/ACME/805ec0123456.cfg",
+        "/prov/ACME/y000000000000.cfg",
+        "/prov/ACME/001565000001.cfg",
+    ] {
+        let (status, body) = fetch(&pbx, &ca, &as_phone(path, YEALINK_AGENT, None));
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(!body.contains("password"), "{body}");
+    }
+
+    // The Yealink phone: its common file (nothing secret), then its own.
+    let (status, common) = fetch(
+        &pbx,
+        &ca,
+        &as_phone("/prov/ACME/y000000000000.cfg", YEALINK_AGENT, right),
+    );
+    assert_eq!(status, 200, "{common}");
+    assert!(common.starts_with("#!version:1.0.0.1"), "{common}");
+    assert!(!common.contains("account."), "{common}");
+    let (status, own) = fetch(
+        &pbx,
+        &ca,
+        &as_phone("/prov/ACME/805ec0123456.cfg", YEALINK_AGENT, right),
+    );
+    assert_eq!(status, 200, "{own}");
+    let s = yealink_settings(&own);
+    assert_eq!(s["account.1.user_name"], "100-ACME");
+    assert_eq!(s["account.1.auth_name"], "100-ACME");
+    assert_eq!(s["account.1.password"], alice.password);
+    assert_eq!(s["account.1.sip_server.1.address"], "127.0.0.1");
+    assert_eq!(
+        s["account.1.sip_server.1.port"],
+        pbx.udp().port().to_string()
+    );
+    assert_eq!(s["account.1.sip_server.1.transport_type"], "0");
+    // The BLF keys, after the account's own line key: each is a dialog
+    // subscription target the phone will use.
+    assert_eq!(s["linekey.2.type"], "16");
+    assert_eq!(s["linekey.2.value"], "101");
+    assert_eq!(s["linekey.2.label"], "Bob");
+    assert_eq!(s["linekey.3.value"], "102");
+    assert_eq!(s["features.feature_key_sync.enable"], "1");
+    assert!(
+        s["remote_phonebook.data.1.url"].ends_with("/prov/ACME/phonebook.xml"),
+        "{own}"
+    );
+    let (status, book) = fetch(
+        &pbx,
+        &ca,
+        &as_phone("/prov/ACME/phonebook.xml", YEALINK_AGENT, right),
+    );
+    assert_eq!(status, 200, "{book}");
+    assert!(book.contains("<YealinkIPPhoneDirectory>"), "{book}");
+    assert!(book.contains("<Telephone>102</Telephone>"), "{book}");
+
+    // The Grandstream phone's file and phonebook.
+    let (status, xml) = fetch(
+        &pbx,
+        &ca,
+        &as_phone("/prov/ACME/cfg000b82abcdef.xml", GRANDSTREAM_AGENT, right),
+    );
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(p_value(&xml, 35), "101-ACME");
+    assert_eq!(p_value(&xml, 34), bob.password);
+    assert_eq!(p_value(&xml, 47), format!("127.0.0.1:{}", pbx.udp().port()));
+    let (status, book) = fetch(
+        &pbx,
+        &ca,
+        &as_phone("/prov/ACME/phonebook.xml", GRANDSTREAM_AGENT, right),
+    );
+    assert_eq!(status, 200, "{book}");
+    assert!(book.contains("<AddressBook>"), "{book}");
+    // A Yealink file asked for by a Grandstream MAC is no file.
+    let (status, _) = fetch(
+        &pbx,
+        &ca,
+        &as_phone("/prov/ACME/000b82abcdef.cfg", YEALINK_AGENT, right),
+    );
+    assert_eq!(status, 404);
+
+    // The fetches are recorded and shown.
+    let key = deployment.api_key("ACME", true);
+    let device = api(&pbx, &ca, &key, "GET", "/api/v1/devices/805EC0123456");
+    assert_eq!(
+        device["last_provisioned"]["file"], "805ec0123456.cfg",
+        "{device}"
+    );
+    assert_eq!(device["last_provisioned"]["user_agent"], YEALINK_AGENT);
+
+    // Bob's desk phone answers; the Yealink phone, set up with nothing but
+    // what it fetched, registers and calls Bob.
+    let desk = Device::start(
+        dir,
+        &pbx,
+        &bob,
+        "desk",
+        Behaviour::Answer,
+        Duration::from_secs(10),
+    );
+    wait_for_bindings(&pbx, &bob, 1);
+    let server = &s["account.1.sip_server.1.address"];
+    let user = &s["account.1.user_name"];
+    let secret = &s["account.1.password"];
+    let registered = Sipp::new("device_register", pbx.udp())
+        .account(server, user, secret)
+        .key("device", "yealink")
+        .arg("-d")
+        .arg("1")
+        .run(dir, "yealink-register");
+    registered.assert_all_succeeded(1);
+    let call = Sipp::new("call", pbx.udp())
+        .key("domain", server)
+        .key("user", user)
+        .key("password", secret)
+        .arg("-s")
+        .arg("101")
+        .auth_uri(&format!("101@{server}"))
+        .arg("-d")
+        .arg("1000")
+        .run(dir, "yealink-call");
+    call.assert_all_succeeded(1);
+    desk.finish();
+    let record = deployment.last_call_record("ACME");
+    assert_eq!(record["answered_by"], "101", "{record}");
+    assert_eq!(record["caller"], "100", "{record}");
+}
+
+#[test]
+fn guessing_mac_addresses_blocks_the_guesser_and_no_one_else() {
+    let certs = edgepbx_e2e::workdir::Workdir::new("provisioning-guess-certs");
+    let (ca, key) = edgepbx_e2e::certs::self_signed(certs.path(), &["IP:127.0.0.1"]);
+    let deployment = deployment("provisioning-guess", &ca, &key);
+    deployment.acme_with([100]);
+    let password = provisioning_password(&deployment);
+    deployment.admin(&["device", "add", "ACME", YEALINK_MAC, "--extension", "100"]);
+    let pbx = deployment.start();
+    let guesser = |path: &str, credential| {
+        fetch(
+            &pbx,
+            &ca,
+            &Fetch {
+                path,
+                agent: YEALINK_AGENT,
+                credential,
+                from: "127.0.0.3",
+            },
+        )
+    };
+    // 50 guesses: random MAC addresses, with and without a credential.
+    let mut statuses = Vec::new();
+    for i in 0..50u32 {
+        let path = format!("/prov/ACME/001565{:06x}.cfg", i * 7919 + 1);
+        let credential = if i % 2 == 0 {
+            Some(("ACME", "guess"))
+        } else {
+            Some(("ACME", password.as_str()))
+        };
+        statuses.push(guesser(&path, credential).0);
+    }
+    assert!(
+        statuses.iter().take(20).all(|s| *s == 401 || *s == 404),
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().skip(25).all(|s| *s == 403), "{statuses:?}");
+    // Blocked: even the right credential and a real phone's file.
+    let (status, body) = guesser("/prov/ACME/805ec0123456.cfg", Some(("ACME", &password)));
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("password"), "{body}");
+    // Another address is not blocked.
+    let (status, body) = fetch(
+        &pbx,
+        &ca,
+        &Fetch {
+            path: "/prov/ACME/805ec0123456.cfg",
+            agent: YEALINK_AGENT,
+            credential: Some(("ACME", &password)),
+            from: "127.0.0.4",
+        },
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        pbx.log().contains("provisioning source blocked"),
+        "the block is logged"
+    );
+}
+
+#[test]
+fn a_changed_phone_is_told_to_fetch_its_files_again() {
+    let certs = edgepbx_e2e::workdir::Workdir::new("provisioning-resync-certs");
+    let (ca, key) = edgepbx_e2e::certs::self_signed(certs.path(), &["IP:127.0.0.1"]);
+    let deployment = deployment("provisioning-resync", &ca, &key);
+    let alice = deployment.acme_with([100, 101]).remove(0);
+    deployment.admin(&["device", "add", "ACME", YEALINK_MAC, "--extension", "100"]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let phone = Sipp::new("provisioned_phone", pbx.udp())
+        .key("domain", "127.0.0.1")
+        .key("user", &format!("{}-ACME", alice.number))
+        .key("password", &alice.password)
+        .key("agent", YEALINK_AGENT)
+        .auth_uri("127.0.0.1")
+        .arg("-d")
+        .arg("15000")
+        .arg("-oocsf")
+        .arg(&sipp_dir().join("answer_notify.xml").to_string_lossy())
+        .timeout(Duration::from_secs(40));
+    let trace = dir.join("yealink").join("messages.log");
+    let running = {
+        let dir = dir.to_owned();
+        std::thread::spawn(move || phone.run(&dir, "yealink"))
+    };
+    wait_for_bindings(&pbx, &alice, 1);
+    let told = |times: usize| {
+        wait_for(Duration::from_secs(10), || {
+            let text = std::fs::read_to_string(&trace).ok()?;
+            (text.matches("Event: check-sync;reboot=false").count() >= times).then_some(())
+        })
+        .is_some()
+    };
+    // A new BLF key: the registered phone is told at once.
+    let out = deployment.admin(&[
+        "device",
+        "add",
+        "ACME",
+        YEALINK_MAC,
+        "--extension",
+        "100",
+        "--blf",
+        "101",
+        "--replace",
+    ]);
+    assert!(
+        out.contains("told to fetch its files (1 registration(s))"),
+        "{out}"
+    );
+    assert!(told(1), "the phone got no check-sync");
+    // Resync by hand, through the API: told again.
+    let key = deployment.api_key("ACME", false);
+    let r = api(
+        &pbx,
+        &ca,
+        &key,
+        "POST",
+        "/api/v1/devices/805ec0123456/resync",
+    );
+    assert_eq!(r, serde_json::json!({"devices": 1, "notified": 1}));
+    assert!(told(2), "the phone got no second check-sync");
+    let outcome = running.join().expect("the phone's thread");
+    // The phone answered both.
+    let answered = outcome
+        .received()
+        .filter(|m| m.method() == Some("NOTIFY"))
+        .count();
+    assert_eq!(answered, 2, "{}", outcome.report());
+}
