@@ -222,6 +222,18 @@ fn phones_provision_themselves_and_register_with_what_they_fetched() {
     assert_eq!(p_value(&xml, 35), "101-ACME");
     assert_eq!(p_value(&xml, 34), bob.password);
     assert_eq!(p_value(&xml, 47), format!("127.0.0.1:{}", pbx.udp().port()));
+    let (gs_server, gs_port) = p_value(&xml, 47)
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.to_owned()))
+        .expect("host:port");
+    assert_eq!(gs_port, pbx.udp().port().to_string());
+    Sipp::new("device_register", pbx.udp())
+        .account(&gs_server, &p_value(&xml, 35), &p_value(&xml, 34))
+        .key("device", "grandstream")
+        .arg("-d")
+        .arg("1")
+        .run(deployment.work().path(), "grandstream-register")
+        .assert_all_succeeded(1);
     let (status, book) = fetch(
         &pbx,
         &ca,
@@ -256,7 +268,8 @@ fn phones_provision_themselves_and_register_with_what_they_fetched() {
         Behaviour::Answer,
         Duration::from_secs(10),
     );
-    wait_for_bindings(&pbx, &bob, 1);
+    // Bob has two: the Grandstream phone's registration above and this.
+    wait_for_bindings(&pbx, &bob, 2);
     let server = &s["account.1.sip_server.1.address"];
     let user = &s["account.1.user_name"];
     let secret = &s["account.1.password"];
@@ -305,7 +318,27 @@ fn guessing_mac_addresses_blocks_the_guesser_and_no_one_else() {
             },
         )
     };
-    // 50 guesses: random MAC addresses, with and without a credential.
+    // Phones booting behind one address ask for every file first without
+    // a credential (the challenge asks for it): that blocks nobody.
+    let booting = |credential| {
+        fetch(
+            &pbx,
+            &ca,
+            &Fetch {
+                path: "/prov/ACME/805ec0123456.cfg",
+                agent: YEALINK_AGENT,
+                credential,
+                from: "127.0.0.5",
+            },
+        )
+        .0
+    };
+    for _ in 0..30 {
+        assert_eq!(booting(None), 401);
+    }
+    assert_eq!(booting(Some(("ACME", &password))), 200);
+    // 50 guesses: random MAC addresses, with a wrong credential or the
+    // right one.
     let mut statuses = Vec::new();
     for i in 0..50u32 {
         let path = format!("/prov/ACME/001565{:06x}.cfg", i * 7919 + 1);
@@ -404,11 +437,121 @@ fn a_changed_phone_is_told_to_fetch_its_files_again() {
     );
     assert_eq!(r, serde_json::json!({"devices": 1, "notified": 1}));
     assert!(told(2), "the phone got no second check-sync");
+    // A new password for its extension: the phone must fetch it.
+    deployment.admin(&["ext", "passwd", "ACME", "100"]);
+    assert!(told(3), "the phone was not told of its new password");
     let outcome = running.join().expect("the phone's thread");
-    // The phone answered both.
+    // The phone answered all three.
     let answered = outcome
         .received()
         .filter(|m| m.method() == Some("NOTIFY"))
         .count();
-    assert_eq!(answered, 2, "{}", outcome.report());
+    assert_eq!(answered, 3, "{}", outcome.report());
+}
+
+#[test]
+fn phones_import_from_csv_all_or_nothing_and_export_back() {
+    let certs = edgepbx_e2e::workdir::Workdir::new("provisioning-csv-certs");
+    let (ca, key) = edgepbx_e2e::certs::self_signed(certs.path(), &["IP:127.0.0.1"]);
+    let deployment = deployment("provisioning-csv", &ca, &key);
+    deployment.acme_with([100, 101]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path();
+    let key = deployment.api_key("ACME", false);
+    let bearer = format!("Authorization: Bearer {key}");
+    let import = |csv: &str, dry_run: bool| {
+        let file = dir.join("devices.csv");
+        std::fs::write(&file, csv).expect("a CSV file");
+        let data = format!("@{}", file.display());
+        let (status, body) = curl(
+            &pbx,
+            &ca,
+            &[
+                "-X",
+                "POST",
+                "-H",
+                &bearer,
+                "-H",
+                "Content-Type: text/csv",
+                "--data-binary",
+                &data,
+            ],
+            &format!("/api/v1/devices/import.csv?dry_run={dry_run}"),
+        );
+        (status, body)
+    };
+    let report = |csv: &str, dry_run: bool| {
+        let (status, body) = import(csv, dry_run);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("a report")
+    };
+    let listed = || api(&pbx, &ca, &key, "GET", "/api/v1/devices");
+
+    // One bad row (an extension that does not exist, a MAC given twice, a
+    // vendor nobody knows): its errors, and nothing written.
+    let bad = "mac,extension,blf_keys,label,vendor\n\
+               80:5e:c0:12:34:56,100,101=Bob;102,Front desk,\n\
+               00:0b:82:ab:cd:ef,555,,,\n\
+               805EC0123456,101,,,\n\
+               52:54:00:12:34:56,101,,,\n";
+    let r = report(bad, false);
+    assert_eq!(r["committed"], false, "{r}");
+    let errors = r["errors"].as_array().expect("errors");
+    let at = |row: u64| {
+        errors
+            .iter()
+            .find(|e| e["row"] == row)
+            .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(at(3).as_deref(), Some("extension"), "{r}");
+    assert_eq!(at(4).as_deref(), Some("mac"), "{r}");
+    assert_eq!(at(5).as_deref(), Some("vendor"), "{r}");
+    assert_eq!(listed(), serde_json::json!([]));
+    // An unknown column is refused as a whole.
+    let (status, body) = import("mac,extension,colour\n", false);
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("colour"), "{body}");
+
+    // The good rows: a dry run writes nothing, a commit writes both.
+    let good = "mac,extension,blf_keys,label\n\
+                80:5e:c0:12:34:56,100,101=Bob;102,=Front desk\n\
+                00:0b:82:ab:cd:ef,101,,\n";
+    let r = report(good, true);
+    assert_eq!(
+        (r["created"].as_u64(), r["committed"].as_bool()),
+        (Some(2), Some(false)),
+        "{r}"
+    );
+    assert_eq!(listed(), serde_json::json!([]));
+    let r = report(good, false);
+    assert_eq!(r["committed"], true, "{r}");
+    let phones = listed();
+    assert_eq!(phones.as_array().map(Vec::len), Some(2), "{phones}");
+    assert_eq!(phones[1]["vendor"], "yealink", "{phones}");
+    assert_eq!(
+        phones[1]["blf_keys"][0],
+        serde_json::json!({"number": "101", "label": "Bob"})
+    );
+    assert_eq!(phones[1]["label"], "=Front desk");
+
+    // The export imports back unchanged (the label that looks like a
+    // formula goes out with an apostrophe).
+    let (status, exported) = curl(&pbx, &ca, &["-H", &bearer], "/api/v1/devices/export.csv");
+    assert_eq!(status, 200, "{exported}");
+    assert!(exported.contains("'=Front desk"), "{exported}");
+    let r = report(&exported, false);
+    assert_eq!(
+        (r["updated"].as_u64(), r["committed"].as_bool()),
+        (Some(2), Some(true)),
+        "{r}"
+    );
+    let again = listed();
+    let strip = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        for d in v.as_array_mut().into_iter().flatten() {
+            d.as_object_mut().map(|o| o.remove("etag"));
+        }
+        v
+    };
+    assert_eq!(strip(&again), strip(&phones));
 }

@@ -25,7 +25,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::admin::Admin;
-use crate::cli::{CallsArgs, Cli, Command, DeviceCommand, EventsArgs};
+use crate::cli::{CallsArgs, Cli, Command, DeviceCommand, EventsArgs, ExtCommand};
 use crate::commands;
 
 use crate::events::EventBus;
@@ -156,6 +156,30 @@ async fn run(command: Command, context: &Admin) -> Result<String, (String, anyho
             match added {
                 // A registered phone fetches the change at once.
                 Ok(()) => resync(context, &tenant, Some(&mac), false, &mut out).await,
+                Err(error) => Err(error),
+            }
+        }
+        Command::Ext(ExtCommand::Passwd {
+            tenant,
+            number,
+            password,
+        }) => {
+            let (code, ext) = (tenant.clone(), number.clone());
+            let command = Command::Ext(ExtCommand::Passwd {
+                tenant,
+                number,
+                password,
+            });
+            let result = commands::execute_on(&context.store, command, &mut out).await;
+            match result {
+                Ok(()) => {
+                    let reloaded = context.reload_tenant(&code).await;
+                    // Its phones fetch the new password.
+                    context
+                        .resync_extension(&code.to_ascii_uppercase(), &ext)
+                        .await;
+                    reloaded
+                }
                 Err(error) => Err(error),
             }
         }

@@ -251,6 +251,39 @@ impl Devices<'_> {
             })
     }
 
+    /// Adds or replaces `devices` (by MAC address) in one transaction: all
+    /// of them or, when any is invalid, names an extension that does not
+    /// exist or would take the tenant past [`MAX_DEVICES`], none.
+    pub async fn put_all(&self, tenant: &str, devices: &[Device]) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        for device in devices {
+            device.validate()?;
+        }
+        let rows: Vec<DeviceRow> = devices.iter().map(|d| DeviceRow::of(&code, d)).collect();
+        run(self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                IF !record::exists($tenant) { THROW 'edgepbx:not_found:tenant ' + $code; };
+                FOR $row IN $rows {
+                    IF !record::exists(type::record('extension', [$code, $row.extension])) {
+                        THROW 'edgepbx:not_found:extension ' + $row.extension + ' in tenant ' + $code;
+                    };
+                    UPSERT type::record('device', [$code, $row.mac]) CONTENT $row;
+                };
+                IF array::len((SELECT VALUE id FROM device WHERE tenant = $tenant)) > $max {
+                    THROW 'edgepbx:limit:max_devices:' + <string> $max;
+                };
+                COMMIT TRANSACTION;",
+            )
+            .bind(("tenant", tenant_id(&code)))
+            .bind(("code", code.clone()))
+            .bind(("max", MAX_DEVICES as i64))
+            .bind(("rows", rows)))
+        .await?;
+        Ok(())
+    }
+
     /// One phone.
     pub async fn get(&self, tenant: &str, mac: &Mac) -> Result<Option<Device>, StoreError> {
         let code = tenant_code(tenant)?;

@@ -171,6 +171,46 @@ async fn fetches_are_kept_newest_first_and_leave_the_version_alone() -> TestResu
 }
 
 #[tokio::test]
+async fn many_phones_are_written_all_or_none() -> TestResult {
+    let dir = TempDir::new("device-batch");
+    let store = open(&dir.0).await?;
+    let devices = store.devices();
+    let existing = devices.add("ACME", phone()?).await?;
+    let other = Device {
+        mac: "000b82abcdef".parse()?,
+        vendor: Vendor::Grandstream,
+        model: None,
+        extension: "101".into(),
+        line: 1,
+        blf_keys: Vec::new(),
+        label: None,
+        updated_at: SystemTime::UNIX_EPOCH,
+    };
+    // One names an extension that does not exist: nothing is written.
+    let moved = Device {
+        extension: "101".into(),
+        ..existing.clone()
+    };
+    let lost = Device {
+        extension: "555".into(),
+        ..other.clone()
+    };
+    assert!(matches!(
+        devices.put_all("ACME", &[moved.clone(), lost]).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(devices.list("ACME", None).await?, vec![existing.clone()]);
+    // All valid: the new one added, the existing one replaced.
+    devices.put_all("ACME", &[moved, other.clone()]).await?;
+    let listed = devices.list("ACME", None).await?;
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|d| d.extension == "101"));
+    assert!(devices.list("BETA", None).await?.is_empty());
+    store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_tenants_provisioning_secret_is_its_own() -> TestResult {
     let dir = TempDir::new("provisioning-secret");
     let store = open(&dir.0).await?;

@@ -107,6 +107,24 @@ impl Admin {
         Ok(sent)
     }
 
+    /// Tells the phones of extension `number` to fetch their files again
+    /// after a change to the extension (its name, its password); failures
+    /// are logged, as the change itself is made.
+    pub async fn resync_extension(&self, tenant: &str, number: &str) {
+        let devices = match self.store.devices().list(tenant, Some(number)).await {
+            Ok(devices) => devices,
+            Err(error) => {
+                tracing::warn!(%error, tenant, number, "phones not told of a change");
+                return;
+            }
+        };
+        for device in &devices {
+            if let Err(error) = self.resync(tenant, device).await {
+                tracing::warn!(%error, tenant, mac = %device.mac, "phone not told of a change");
+            }
+        }
+    }
+
     /// Reads one tenant's configuration again after a change to it (or its
     /// addition or removal) and hands the SIP plane the tenants with it;
     /// brings the tenant's running policy in line with the store; tells

@@ -93,17 +93,7 @@ fn first_line() -> u8 {
 /// `body` as a device named `mac`, every field checked (the error names
 /// it).
 fn device_of(mac: Mac, body: DeviceView) -> Result<Device, Problem> {
-    let vendor = match &body.vendor {
-        Some(v) => v
-            .parse::<Vendor>()
-            .map_err(|e| Problem::field("vendor", e.to_string()))?,
-        None => Vendor::of_mac(&mac).ok_or_else(|| {
-            Problem::field(
-                "vendor",
-                "not known from the MAC address: give yealink or grandstream",
-            )
-        })?,
-    };
+    let vendor = vendor_of(&mac, body.vendor.as_deref())?;
     let blf_keys = body
         .blf_keys
         .iter()
@@ -122,7 +112,23 @@ fn device_of(mac: Mac, body: DeviceView) -> Result<Device, Problem> {
     })
 }
 
-fn parse_mac(text: &str) -> Result<Mac, Problem> {
+/// The vendor named, or else the maker of `mac`.
+pub(super) fn vendor_of(mac: &Mac, named: Option<&str>) -> Result<Vendor, Problem> {
+    match named {
+        Some(v) => v
+            .parse::<Vendor>()
+            .map_err(|e| Problem::field("vendor", e.to_string())),
+        None => Vendor::of_mac(mac).ok_or_else(|| {
+            Problem::field(
+                "vendor",
+                "not known from the MAC address: give yealink or grandstream",
+            )
+        }),
+    }
+}
+
+/// A MAC address, or the problem naming the field.
+pub(super) fn parse_mac(text: &str) -> Result<Mac, Problem> {
     text.parse::<Mac>()
         .map_err(|e| Problem::field("mac", e.to_string()))
 }
@@ -433,6 +439,8 @@ fn provisioning_view(tenant: &str, configured: bool, password: Option<String>) -
 pub fn routes() -> OpenApiRouter<State> {
     OpenApiRouter::new()
         .routes(routes!(list_devices, create_device))
+        .routes(routes!(super::devices_csv::export_devices))
+        .routes(routes!(super::devices_csv::import_devices))
         .routes(routes!(resync_devices))
         .routes(routes!(read_device, replace_device, remove_device))
         .routes(routes!(resync_device))

@@ -69,7 +69,7 @@ const TEXT_MARK: char = '\'';
 /// read as "this is text"; so does text that already starts with one, so
 /// that import restores every cell exactly. Phone numbers (`+4930...`)
 /// are left alone: digits cannot make a harmful formula.
-fn spreadsheet_safe(cell: String) -> String {
+pub(super) fn spreadsheet_safe(cell: String) -> String {
     let digits = cell.strip_prefix('+').unwrap_or(&cell);
     let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
     if !number && (cell.starts_with(FORMULA_STARTS) || cell.starts_with(TEXT_MARK)) {
@@ -80,7 +80,7 @@ fn spreadsheet_safe(cell: String) -> String {
 }
 
 /// A cell as imported: [`spreadsheet_safe`] undone.
-fn unmarked(cell: &str) -> &str {
+pub(super) fn unmarked(cell: &str) -> &str {
     match cell.strip_prefix(TEXT_MARK) {
         Some(rest) if rest.starts_with(FORMULA_STARTS) || rest.starts_with(TEXT_MARK) => rest,
         _ => cell,
@@ -126,7 +126,7 @@ pub struct ImportStatus {
 }
 
 /// A row's error.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct RowError {
     /// Row in the file, the header being row 1 (0: the file as a whole).
     row: usize,
@@ -134,6 +134,17 @@ pub struct RowError {
     field: String,
     /// What is wrong.
     message: String,
+}
+
+impl RowError {
+    /// `message` about `field` in row `row` (the header being row 1).
+    pub(super) fn new(row: usize, field: impl Into<String>, message: impl Into<String>) -> Self {
+        RowError {
+            row,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// The password of an extension an import created.

@@ -11,6 +11,7 @@ pub mod auth;
 mod console;
 mod contacts;
 mod devices;
+mod devices_csv;
 mod extensions;
 mod groups;
 mod imports;

@@ -7,7 +7,9 @@
 //! password by guessing MAC addresses. A request without it, with a wrong
 //! one, or for a tenant that does not exist or has no credential gets the
 //! same 401, before any MAC address is looked at. Wrong credentials and
-//! unknown MAC addresses count against the source address (an IPv6 /64):
+//! unknown MAC addresses count against the source address (an IPv6 /64;
+//! the first, unauthenticated request of a file, which every phone makes,
+//! does not):
 //! past `provisioning.max_failures` within the window it is refused (403)
 //! for the rest of the window, and logged. Over plain HTTP nothing is
 //! served unless `provisioning.allow_http`.
@@ -101,15 +103,22 @@ pub async fn fetch(
         );
     };
     let code = tenant.to_ascii_uppercase();
-    if !authorized(&api, &code, &headers).await {
-        return refused(
-            prov,
-            &source,
-            client.ip(),
-            &tenant,
-            "wrong credentials",
-            challenge(),
-        );
+    match credential(&api, &code, &headers).await {
+        Credential::Right => {}
+        // The first request of every file comes without: the challenge
+        // asks for it, and counts for nothing (phones behind one address
+        // would otherwise block each other as they boot).
+        Credential::Missing => return challenge(),
+        Credential::Wrong => {
+            return refused(
+                prov,
+                &source,
+                client.ip(),
+                &tenant,
+                "wrong credentials",
+                challenge(),
+            );
+        }
     }
     let user_agent = headers
         .get(header::USER_AGENT)
@@ -190,18 +199,33 @@ enum Unmade {
     NoPassword(String),
 }
 
-/// Whether the request carries the tenant's provisioning credential.
-async fn authorized(api: &State, code: &str, headers: &HeaderMap) -> bool {
+/// What a request presents of the tenant's provisioning credential.
+enum Credential {
+    /// No Basic `Authorization`: the phone has not been challenged yet.
+    Missing,
+    /// A credential that is not the tenant's (or the tenant has none, or
+    /// does not exist: the same answer).
+    Wrong,
+    /// The tenant's.
+    Right,
+}
+
+/// What the request carries of the tenant's provisioning credential.
+async fn credential(api: &State, code: &str, headers: &HeaderMap) -> Credential {
     let Some((user, password)) = basic_credentials(headers) else {
-        return false;
+        return Credential::Missing;
     };
     if !user.eq_ignore_ascii_case(code) {
-        return false;
+        return Credential::Wrong;
     }
     let Ok(Some(stored)) = api.admin.store.tenants().provisioning_secret(code).await else {
-        return false;
+        return Credential::Wrong;
     };
-    constant_time_eq(sha256_hex(&password).as_bytes(), stored.as_bytes())
+    if constant_time_eq(sha256_hex(&password).as_bytes(), stored.as_bytes()) {
+        Credential::Right
+    } else {
+        Credential::Wrong
+    }
 }
 
 /// `Authorization: Basic` user and password.

@@ -423,6 +423,7 @@ async fn patch(
         .await
         .map_err(api_error)?;
     reload(&api, &scope.tenant).await?;
+    api.admin.resync_extension(&scope.tenant, &number).await;
     let e = extension_of(&api, &scope.tenant, &number).await?;
     Ok(tagged(view(
         &e,
@@ -473,6 +474,7 @@ async fn reset_password(
         .await
         .map_err(api_error)?;
     reload(&api, &scope.tenant).await?;
+    api.admin.resync_extension(&tenant.code, &e.number).await;
     Ok(Json(Password {
         password: Some(password),
     }))
