@@ -140,6 +140,7 @@ fn Console() -> impl IntoView {
         (Route::Dashboard, "Dashboard", "nav-dashboard"),
         (Route::Groups, "Groups", "nav-groups"),
         (Route::Contacts, "Contacts", "nav-contacts"),
+        (Route::Phones, "Phones", "nav-phones"),
         (Route::Policies, "Policies", "nav-policies"),
         (Route::ImportExport, "Import/Export", "nav-import-export"),
         (Route::ApiKeys, "API keys", "nav-api-keys"),
@@ -204,6 +205,7 @@ fn Console() -> impl IntoView {
                     Route::Dashboard => view! { <pages::dashboard::Dashboard/> }.into_any(),
                     Route::Groups => view! { <pages::groups::Groups/> }.into_any(),
                     Route::Contacts => view! { <pages::contacts::Contacts/> }.into_any(),
+                    Route::Phones => view! { <pages::phones::Phones/> }.into_any(),
                     Route::Policies => view! { <pages::policies::Policies/> }.into_any(),
                     Route::ImportExport => {
                         view! { <pages::import_export::ImportExport/> }.into_any()

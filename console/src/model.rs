@@ -386,6 +386,86 @@ pub struct Contact {
     pub etag: String,
 }
 
+/// A BLF key of a desk phone.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BlfKey {
+    /// The number it watches (an extension or group).
+    pub number: String,
+    /// Its label; empty shows the number.
+    pub label: String,
+}
+
+/// The last configuration file a desk phone fetched.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ProvisioningFetch {
+    /// The file.
+    pub file: String,
+    /// From this address.
+    pub address: String,
+    /// With this User-Agent.
+    pub user_agent: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// A desk phone provisioned by its MAC address (`/devices`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Phone {
+    /// MAC address: 12 lower-case hex digits in answers, any usual form
+    /// in requests.
+    pub mac: String,
+    /// `yealink` or `grandstream`; `None` asks the server to tell it from
+    /// the MAC address's maker.
+    pub vendor: Option<String>,
+    /// Model (`T46U`, `GXP2170`): how many line keys it has.
+    pub model: Option<String>,
+    /// The extension it registers as.
+    pub extension: String,
+    /// Its account (line) for that extension, from 1; `None`: the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u8>,
+    /// BLF keys, in key order.
+    pub blf_keys: Vec<BlfKey>,
+    /// What the console shows for it.
+    pub label: Option<String>,
+    /// The last file it fetched; the server refuses it in requests.
+    #[serde(skip_serializing)]
+    pub last_provisioned: Option<ProvisioningFetch>,
+    /// Its version: sent back in `If-Match` when it is changed or deleted,
+    /// so that a change made meanwhile by someone else is not lost.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub etag: String,
+}
+
+/// The answer of a resync (`POST /devices/resync`, `.../{mac}/resync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Resynced {
+    /// Phones asked.
+    pub devices: u32,
+    /// Registrations told to fetch their files (a phone that is not
+    /// registered is told nothing).
+    pub notified: u32,
+}
+
+/// The tenant's provisioning credential (`GET /provisioning`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Provisioning {
+    /// Where the tenant's phones fetch their files, below the server's
+    /// address (`/prov/ACME/`).
+    pub path: String,
+    /// The HTTP user name phones send.
+    pub username: String,
+    /// Whether a password is set (phones fetch nothing until one is).
+    pub configured: bool,
+    /// The password, only in the answer that set it.
+    pub password: Option<String>,
+}
+
 /// A stored routing policy version.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -487,6 +567,32 @@ mod tests {
         assert_eq!(p.errors[0].field, "name");
         let p = Problem::from_answer(502, "Bad Gateway", "<html>oops</html>");
         assert_eq!(p.summary(), "502 Bad Gateway");
+    }
+
+    #[test]
+    fn a_phone_is_sent_without_what_the_server_refuses() {
+        let answer = r#"{"mac":"805ec0123456","vendor":"yealink","model":null,"extension":"100","line":1,
+            "blf_keys":[{"number":"101","label":"Bob"}],"label":null,
+            "last_provisioned":{"file":"805ec0123456.cfg","address":"192.0.2.7","user_agent":null,"at":"2025-01-01T00:00:00Z"},
+            "etag":"\"1\""}"#;
+        let phone: Phone = serde_json::from_str(answer).expect("valid JSON");
+        assert_eq!(phone.line, Some(1));
+        let sent = serde_json::to_value(Phone {
+            etag: String::new(),
+            line: None,
+            ..phone
+        })
+        .expect("serializable");
+        let fields: Vec<&str> = sent
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            fields,
+            ["blf_keys", "extension", "label", "mac", "model", "vendor"]
+        );
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub enum Route {
     Groups,
     /// Company directory.
     Contacts,
+    /// Desk phones and their provisioning.
+    Phones,
     /// Routing policies.
     Policies,
     /// CSV import and export.
@@ -111,6 +113,7 @@ impl Route {
             (Some("dashboard"), ..) => Route::Dashboard,
             (Some("groups"), ..) => Route::Groups,
             (Some("contacts"), ..) => Route::Contacts,
+            (Some("phones"), ..) => Route::Phones,
             (Some("policies"), ..) => Route::Policies,
             (Some("import-export"), ..) => Route::ImportExport,
             (Some("api-keys"), ..) => Route::ApiKeys,
@@ -128,6 +131,7 @@ impl Route {
             Route::Dashboard => "#/dashboard".into(),
             Route::Groups => "#/groups".into(),
             Route::Contacts => "#/contacts".into(),
+            Route::Phones => "#/phones".into(),
             Route::Policies => "#/policies".into(),
             Route::ImportExport => "#/import-export".into(),
             Route::ApiKeys => "#/api-keys".into(),

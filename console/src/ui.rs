@@ -1,7 +1,8 @@
-//! Small pieces shared by the pages: the status dot, field errors, the
-//! clipboard, downloads and confirmations.
+//! Small pieces shared by the pages: the status dot, field errors, secrets
+//! shown once, the clipboard, downloads and confirmations.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
@@ -122,6 +123,87 @@ fn field_matches(reported: &str, field: &str) -> bool {
         || reported
             .strip_prefix(field)
             .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// A labelled text input bound to a signal, with its field error; its
+/// `data-testid` is `field-<field>`.
+#[component]
+pub fn TextField(
+    /// What the person reads.
+    label: &'static str,
+    /// The text.
+    value: RwSignal<String>,
+    /// The API's name of the field, as problem details name it.
+    field: &'static str,
+    /// The form's errors.
+    errors: FieldErrors,
+    /// A hint shown while it is empty.
+    #[prop(optional)]
+    placeholder: &'static str,
+    /// The id of a `<datalist>` of suggestions.
+    #[prop(optional)]
+    list: &'static str,
+    /// Whether the form needs it.
+    #[prop(optional)]
+    required: bool,
+    /// Whether it cannot be changed (a record's key).
+    #[prop(optional)]
+    disabled: bool,
+) -> impl IntoView {
+    view! {
+        <label>
+            {label}
+            <input
+                data-testid=format!("field-{field}")
+                placeholder=placeholder
+                list=(!list.is_empty()).then_some(list)
+                required=required
+                disabled=disabled
+                bind:value=value
+            />
+            {errors.view(field)}
+        </label>
+    }
+}
+
+/// A secret the server shows only once (a new API key or password), with
+/// a Copy button.
+#[component]
+pub fn OneTimeSecret(
+    /// What it is, written before it ("Key deploy").
+    what: String,
+    /// The secret.
+    secret: String,
+    /// `data-testid` of the card.
+    testid: &'static str,
+    /// `data-testid` of the secret itself.
+    value_testid: &'static str,
+    /// Hides the card.
+    #[prop(into)]
+    dismiss: Callback<()>,
+) -> impl IntoView {
+    let state = AppState::get();
+    let on_copy = {
+        let (what, secret) = (what.clone(), secret.clone());
+        move |_| {
+            let (what, secret) = (what.clone(), secret.clone());
+            spawn_local(async move {
+                match copy(&secret).await {
+                    Ok(()) => state.done(format!("{what} copied to the clipboard.")),
+                    Err(e) => state.error.set(Some(e)),
+                }
+            });
+        }
+    };
+    view! {
+        <div class="card secret" data-testid=testid>
+            <span>{format!("{what}: ")}</span>
+            <code data-testid=value_testid>{secret}</code>
+            <button on:click=on_copy>"Copy"</button>
+            <span class="hint">"It is shown only now."</span>
+            <button class="link" on:click=move |_| dismiss.run(())>"Dismiss"</button>
+        </div>
+    }
 }
 
 /// Asks the person to confirm a destructive action.

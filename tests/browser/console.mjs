@@ -184,6 +184,62 @@ async function main() {
     await shot(page, "10-api-key");
     step("api-key", newKey);
 
+    // Desk phones: a provisioning password (shown once); a phone for
+    // extension 501, refused first for want of a vendor (its MAC address's
+    // maker is unknown), then added, edited and listed on the Phones page
+    // and on the extension's Devices tab. No phone is registered, so a
+    // resync tells nobody.
+    await byId(page, "nav-phones").click();
+    await byId(page, "prov-configured").waitFor({ timeout: 10000 });
+    if ((await byId(page, "prov-configured").getAttribute("data-configured")) === "true") {
+      page.once("dialog", (d) => d.accept());
+    }
+    await byId(page, "prov-new-password").click();
+    const provPassword = (await byId(page, "prov-password").textContent({ timeout: 10000 })).trim();
+    await page.locator('[data-testid="prov-configured"][data-configured="true"]').waitFor({ timeout: 10000 });
+    const provUrl = (await byId(page, "prov-url").textContent()).trim();
+    if (!provPassword || !provUrl.startsWith("https://") || !provUrl.endsWith("/prov/ACME/")) {
+      throw new Error(`provisioning panel: ${provUrl} ${provPassword ? "(password shown)" : "(no password)"}`);
+    }
+    step("provisioning", provUrl);
+    await byId(page, "phone-new").click();
+    await byId(page, "field-mac").fill("02:00:00:00:00:01");
+    await byId(page, "field-extension").fill("501");
+    await byId(page, "phone-save").click();
+    await page.locator('.field-error[data-field="vendor"]').waitFor({ timeout: 10000 });
+    await byId(page, "field-mac").fill("80:5E:C0:12:34:56");
+    await byId(page, "field-model").fill("T46U");
+    await byId(page, "field-blf_keys").fill("500=Browser, 600");
+    await byId(page, "field-label").fill("Front desk");
+    await byId(page, "phone-save").click();
+    const phoneRow = byId(page, "phone-row-805ec0123456");
+    await phoneRow.getByText("Front desk").waitFor({ timeout: 10000 });
+    await byId(page, "phone-edit-805ec0123456").click();
+    await byId(page, "field-label").fill("Reception");
+    await byId(page, "phone-save").click();
+    await phoneRow.getByText("Reception").waitFor({ timeout: 10000 });
+    const stored = await page.evaluate(async () => (await fetch("/api/v1/devices/805ec0123456")).json());
+    const keys = JSON.stringify(stored.blf_keys);
+    if (stored.vendor !== "yealink" || stored.extension !== "501" || keys !== '[{"number":"500","label":"Browser"},{"number":"600","label":""}]') {
+      throw new Error(`the phone as stored: ${JSON.stringify(stored)}`);
+    }
+    const resynced = async (button, path) => {
+      await Promise.all([
+        page.waitForResponse((r) => r.request().method() === "POST" && r.url().includes(path), { timeout: 10000 }),
+        byId(page, button).click(),
+      ]);
+      return (await byId(page, "phones-status").innerText({ timeout: 10000 })).trim();
+    };
+    const resyncAll = await resynced("phones-resync-all", "/api/v1/devices/resync");
+    await shot(page, "13-phones");
+    await page.goto(`${url}#/extensions/501/devices`);
+    await phoneRow.waitFor({ timeout: 10000 });
+    const resyncOne = await resynced("phone-resync-805ec0123456", "/api/v1/devices/805ec0123456/resync");
+    for (const status of [resyncAll, resyncOne]) {
+      if (!status.includes("0 of 1 phone notified")) throw new Error(`resync status: ${status}`);
+    }
+    step("phone", `${(await phoneRow.innerText()).replace(/\s+/g, " ")} | ${resyncAll}`);
+
     // A read-only user sees the same pages without the controls that
     // change something, and the extension's settings disabled.
     const reader = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
@@ -220,6 +276,12 @@ async function main() {
     await byId(reader, "nav-policies").click();
     await present("policies-table");
     for (const id of ["policy-upload", "policy-try-form", "policy-deactivate"]) await absent(id);
+    await byId(reader, "nav-phones").click();
+    await present("phone-row-805ec0123456");
+    await present("prov-url");
+    for (const id of ["phone-new", "phones-resync-all", "prov-new-password"]) await absent(id);
+    for (const action of ["resync", "edit", "delete"]) await absent(`phone-${action}-805ec0123456`);
+    await shot(reader, "14-read-only-phones");
     await byId(reader, "nav-api-keys").click();
     await byId(reader, "apikeys-table").locator("tbody tr").first().waitFor({ timeout: 10000 });
     await absent("apikey-create");
@@ -228,6 +290,14 @@ async function main() {
     }
     await shot(reader, "12-read-only-api-keys");
     step("read-only", offered.length ? `offered ${offered.join(", ")}` : "offered nothing that writes");
+
+    // The phone is deleted (after a confirmation).
+    await byId(page, "nav-phones").click();
+    await phoneRow.waitFor({ timeout: 10000 });
+    page.once("dialog", (d) => d.accept());
+    await byId(page, "phone-delete-805ec0123456").click();
+    await phoneRow.waitFor({ state: "detached", timeout: 10000 });
+    step("phone-deleted");
 
     if (consoleErrors.length) throw new Error(`page errors: ${consoleErrors.join("; ")}`);
     step("done");

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::api;
 use crate::model::ApiKey;
 use crate::state::AppState;
-use crate::ui::{self, FieldErrors};
+use crate::ui::{self, FieldErrors, OneTimeSecret};
 
 /// The API keys page.
 #[component]
@@ -45,17 +45,6 @@ pub fn ApiKeys() -> impl IntoView {
             }
         });
     };
-    let copy = move |_| {
-        let Some(key) = created.get_untracked().and_then(|k| k.key) else {
-            return;
-        };
-        spawn_local(async move {
-            match ui::copy(&key).await {
-                Ok(()) => state.done("Key copied to the clipboard."),
-                Err(e) => state.error.set(Some(e)),
-            }
-        });
-    };
     view! {
         <section class="page">
             <div class="toolbar">
@@ -81,15 +70,13 @@ pub fn ApiKeys() -> impl IntoView {
                     .get()
                     .map(|k| {
                         view! {
-                            <div class="card secret" data-testid="apikey-secret">
-                                <span>{format!("Key {}: ", k.name)}</span>
-                                <code data-testid="apikey-key">{k.key.unwrap_or_default()}</code>
-                                <button on:click=copy>"Copy"</button>
-                                <span class="hint">"It is shown only now."</span>
-                                <button class="link" on:click=move |_| created.set(None)>
-                                    "Dismiss"
-                                </button>
-                            </div>
+                            <OneTimeSecret
+                                what=format!("Key {}", k.name)
+                                secret=k.key.unwrap_or_default()
+                                testid="apikey-secret"
+                                value_testid="apikey-key"
+                                dismiss=move || created.set(None)
+                            />
                         }
                     })
             }}

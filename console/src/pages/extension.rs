@@ -12,9 +12,10 @@ use crate::api;
 use crate::model::{
     Device, Extension, FollowMe, FollowMeDestination, HistoryEvent, Password, Subscription,
 };
+use crate::pages::phones::ExtensionPhones;
 use crate::route::{Route, Tab};
 use crate::state::AppState;
-use crate::ui::{self, FieldErrors, StatusDot};
+use crate::ui::{self, FieldErrors, StatusDot, TextField};
 
 /// What every tab works on: the extension as last loaded or saved.
 #[derive(Clone, Copy)]
@@ -142,30 +143,6 @@ fn tab_view(tab: Tab, editor: Editor, ext: Extension) -> AnyView {
         Tab::Voicemail => view! { <VoicemailTab editor ext/> }.into_any(),
         Tab::CallerId => view! { <CallerIdTab editor ext/> }.into_any(),
         Tab::Reliability => view! { <Reliability editor ext/> }.into_any(),
-    }
-}
-
-/// A labelled text input bound to a signal, with its field error.
-#[component]
-fn TextField(
-    label: &'static str,
-    value: RwSignal<String>,
-    field: &'static str,
-    errors: FieldErrors,
-    #[prop(optional)] placeholder: &'static str,
-    #[prop(optional)] list: &'static str,
-) -> impl IntoView {
-    view! {
-        <label>
-            {label}
-            <input
-                data-testid=format!("field-{field}")
-                placeholder=placeholder
-                list=(!list.is_empty()).then_some(list)
-                bind:value=value
-            />
-            {errors.view(field)}
-        </label>
     }
 }
 
@@ -402,7 +379,7 @@ fn Aliases(editor: Editor, ext: Extension) -> impl IntoView {
     }
 }
 
-/// The registered devices.
+/// The registered devices and the desk phones provisioned for the extension.
 #[component]
 fn Devices(editor: Editor) -> impl IntoView {
     let state = AppState::get();
@@ -413,7 +390,7 @@ fn Devices(editor: Editor) -> impl IntoView {
             Err(e) => state.fail(&e),
         }
     });
-    move || {
+    let registered = move || {
         match devices.get() {
         None => view! { <p class="loading">"Loading…"</p> }.into_any(),
         Some(list) if list.is_empty() => {
@@ -455,6 +432,10 @@ fn Devices(editor: Editor) -> impl IntoView {
         }
         .into_any(),
     }
+    };
+    view! {
+        {registered}
+        <ExtensionPhones number=editor.number.get_value()/>
     }
 }
 

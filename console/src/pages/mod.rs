@@ -8,4 +8,5 @@ pub mod extensions;
 pub mod groups;
 pub mod import_export;
 pub mod login;
+pub mod phones;
 pub mod policies;
