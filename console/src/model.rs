@@ -410,6 +410,16 @@ pub struct ProvisioningFetch {
     pub at: String,
 }
 
+/// Where a desk phone is registered from (`registered` of a phone).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PhoneRegistration {
+    /// `udp`, `tcp` or `tls`.
+    pub transport: String,
+    /// The address it registered from.
+    pub address: String,
+}
+
 /// A desk phone provisioned by its MAC address (`/devices`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
@@ -434,6 +444,9 @@ pub struct Phone {
     /// The last file it fetched; the server refuses it in requests.
     #[serde(skip_serializing)]
     pub last_provisioned: Option<ProvisioningFetch>,
+    /// Its registration now, if any; the server refuses it in requests.
+    #[serde(skip_serializing)]
+    pub registered: Option<PhoneRegistration>,
     /// Its version: sent back in `If-Match` when it is changed or deleted,
     /// so that a change made meanwhile by someone else is not lost.
     #[serde(skip_serializing_if = "String::is_empty")]

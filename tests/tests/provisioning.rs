@@ -249,6 +249,15 @@ fn phones_provision_themselves_and_register_with_what_they_fetched() {
     );
     assert_eq!(status, 404);
 
+    // A phone asks for its own file only: the Yealink phone asking for
+    // another MAC's is refused.
+    let (status, _) = fetch(
+        &pbx,
+        &ca,
+        &as_phone("/prov/ACME/001565000001.cfg", YEALINK_AGENT, right),
+    );
+    assert_eq!(status, 404);
+
     // The fetches are recorded and shown.
     let key = deployment.api_key("ACME", true);
     let device = api(&pbx, &ca, &key, "GET", "/api/v1/devices/805EC0123456");
@@ -426,8 +435,12 @@ fn a_changed_phone_is_told_to_fetch_its_files_again() {
         "{out}"
     );
     assert!(told(1), "the phone got no check-sync");
-    // Resync by hand, through the API: told again.
+    // The phone shows as registered: its User-Agent names its MAC.
     let key = deployment.api_key("ACME", false);
+    let device = api(&pbx, &ca, &key, "GET", "/api/v1/devices/805ec0123456");
+    assert_eq!(device["registered"]["transport"], "udp", "{device}");
+    assert!(device["registered"]["last_seen"].is_string(), "{device}");
+    // Resync by hand, through the API: told again.
     let r = api(
         &pbx,
         &ca,

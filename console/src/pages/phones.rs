@@ -128,6 +128,7 @@ pub fn PhoneTable(
                     <th>"BLF keys"</th>
                     <th>"Label"</th>
                     <th>"Last provisioned"</th>
+                    <th>"Registered"</th>
                     <th>"Actions"</th>
                 </tr>
             </thead>
@@ -188,6 +189,12 @@ pub fn PhoneTable(
                                 <td>{blf_text(&p.blf_keys)}</td>
                                 <td>{p.label.clone().unwrap_or_default()}</td>
                                 <td title=fetch_detail>{fetched}</td>
+                                <td data-testid=format!("phone-registered-{}", p.mac)>
+                                    {match &p.registered {
+                                        Some(r) => format!("yes ({} from {})", r.transport, r.address),
+                                        None => "no".to_string(),
+                                    }}
+                                </td>
                                 <td class="actions">
                                     <button class="writes" on:click=on_resync data-testid=format!("phone-resync-{}", p.mac)>
                                         "Resync"
@@ -232,6 +239,7 @@ fn PhoneForm(phone: Phone, form: RwSignal<Option<Phone>>, reload: RwSignal<u32>)
             blf_keys: parse_blf(&blf.get_untracked()),
             label: ui::opt(&label.get_untracked()),
             last_provisioned: None,
+            registered: None,
             etag: String::new(),
         };
         let shown = shown.clone();

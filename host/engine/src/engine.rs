@@ -68,6 +68,8 @@ pub struct DeviceInfo {
     pub contact: String,
     /// Its User-Agent.
     pub user_agent: Option<String>,
+    /// Its RFC 5626 instance id.
+    pub instance: Option<String>,
     /// Where it registered from, over which transport.
     pub source: Peer,
     /// When its registration expires.
@@ -337,6 +339,7 @@ impl Engine {
             .map(|b| DeviceInfo {
                 contact: b.contact.clone(),
                 user_agent: b.user_agent.clone(),
+                instance: b.instance.clone(),
                 source: b.source.clone(),
                 expires_at: b.expires_at,
                 last_seen: self.keepalive.last_seen(aor, &b.contact),

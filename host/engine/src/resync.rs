@@ -16,14 +16,7 @@ pub(crate) fn is_phone(binding: &Binding, mac: &Mac) -> bool {
     [&binding.user_agent, &binding.instance]
         .into_iter()
         .flatten()
-        .any(|text| {
-            let hex: String = text
-                .chars()
-                .filter(char::is_ascii_hexdigit)
-                .map(|c| c.to_ascii_lowercase())
-                .collect();
-            hex.contains(mac.as_str())
-        })
+        .any(|text| mac.is_named_in(text))
 }
 
 /// The NOTIFY for `contact`, without Via (the sender adds it).

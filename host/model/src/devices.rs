@@ -123,6 +123,20 @@ impl Mac {
         }
         octets
     }
+
+    /// Whether `text` names this address in any case and grouping: how a
+    /// phone's User-Agent (`Yealink SIP-T46U 108.86.0.20
+    /// 80:5e:c0:12:34:56`) or RFC 5626 instance id
+    /// (`urn:uuid:00000000-0000-1000-8000-000b82123456`) says which phone
+    /// it is.
+    pub fn is_named_in(&self, text: &str) -> bool {
+        let hex: Vec<u8> = text
+            .bytes()
+            .filter(u8::is_ascii_hexdigit)
+            .map(|b| b.to_ascii_lowercase())
+            .collect();
+        hex.windows(self.hex.len()).any(|w| w == self.hex)
+    }
 }
 
 /// The digits of `text` when it is groups of `width` digits joined by
@@ -394,6 +408,15 @@ impl BlfKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mac_is_named_in_user_agents_and_instance_ids() {
+        let mac: Mac = "805ec0123456".parse().expect("a MAC");
+        assert!(mac.is_named_in("Yealink SIP-T46U 108.86.0.20 80:5E:C0:12:34:56"));
+        assert!(mac.is_named_in("<urn:uuid:00000000-0000-1000-8000-805ec0123456>"));
+        assert!(!mac.is_named_in("Yealink SIP-T46U 108.86.0.20 80:5e:c0:12:34:57"));
+        assert!(!mac.is_named_in("baresip v1.0.0"));
+    }
 
     #[test]
     fn a_vendor_is_known_by_its_oui() {

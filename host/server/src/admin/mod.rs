@@ -107,6 +107,25 @@ impl Admin {
         Ok(sent)
     }
 
+    /// The devices registered for extension `number` now, from the SIP
+    /// plane.
+    pub async fn registrations(
+        &self,
+        tenant: &str,
+        number: &str,
+    ) -> anyhow::Result<Vec<edgepbx_engine::DeviceInfo>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.core
+            .send(Control::Devices {
+                tenant: tenant.to_ascii_uppercase(),
+                extension: number.to_owned(),
+                reply,
+            })
+            .await
+            .context("the SIP plane has stopped")?;
+        answer.await.context("the SIP plane has stopped")
+    }
+
     /// Tells the phones of extension `number` to fetch their files again
     /// after a change to the extension (its name, its password); failures
     /// are logged, as the change itself is made.

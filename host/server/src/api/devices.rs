@@ -6,6 +6,7 @@
 //! registered; `POST .../resync` does so on demand, for one phone or all
 //! of an extension's or the tenant's.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use axum::Json;
@@ -22,6 +23,7 @@ use super::auth::{Scope, TenantParam, WriteScope};
 use super::problem::Body;
 use super::versions;
 use super::{Problem, State};
+use edgepbx_engine::DeviceInfo;
 use edgepbx_engine::time::rfc3339;
 
 /// A BLF key of a phone.
@@ -46,6 +48,40 @@ pub struct FetchView {
     user_agent: Option<String>,
     /// When (RFC 3339).
     at: String,
+}
+
+/// Where a phone is registered from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegisteredView {
+    /// Its Contact.
+    contact: String,
+    /// `udp`, `tcp` or `tls`.
+    transport: &'static str,
+    /// The address it registered from.
+    address: String,
+    /// When it was last heard (RFC 3339).
+    last_seen: Option<String>,
+    /// When its registration expires (RFC 3339).
+    expires_at: String,
+}
+
+/// The registration among `registrations` that is phone `mac`'s.
+fn registered_of(mac: &Mac, registrations: &[DeviceInfo]) -> Option<RegisteredView> {
+    registrations
+        .iter()
+        .find(|r| {
+            [&r.user_agent, &r.instance]
+                .into_iter()
+                .flatten()
+                .any(|text| mac.is_named_in(text))
+        })
+        .map(|r| RegisteredView {
+            contact: r.contact.clone(),
+            transport: r.source.transport_name(),
+            address: r.source.addr().to_string(),
+            last_seen: r.last_seen.map(rfc3339),
+            expires_at: rfc3339(r.expires_at),
+        })
 }
 
 /// A desk phone.
@@ -78,6 +114,11 @@ pub struct DeviceView {
     #[serde(default, skip_deserializing)]
     #[schema(read_only)]
     last_provisioned: Option<FetchView>,
+    /// Its registration now, when one of its extension's registrations
+    /// names its MAC address (User-Agent or instance id). Read-only.
+    #[serde(default, skip_deserializing)]
+    #[schema(read_only)]
+    registered: Option<RegisteredView>,
     /// Its version, as the `ETag` header gives it: send it back in
     /// `If-Match` so that a change made meanwhile by someone else is not
     /// overwritten (412). Read-only: ignored in requests.
@@ -133,7 +174,33 @@ pub(super) fn parse_mac(text: &str) -> Result<Mac, Problem> {
         .map_err(|e| Problem::field("mac", e.to_string()))
 }
 
-async fn view_of(api: &State, tenant: &str, d: Device) -> Result<DeviceView, Problem> {
+/// The registrations of the extensions of `devices`, by extension.
+async fn registrations_of(
+    api: &State,
+    tenant: &str,
+    devices: &[Device],
+) -> Result<HashMap<String, Vec<DeviceInfo>>, Problem> {
+    let mut by_extension = HashMap::new();
+    for d in devices {
+        if !by_extension.contains_key(&d.extension) {
+            let registrations = api
+                .admin
+                .registrations(tenant, &d.extension)
+                .await
+                .map_err(|e| Problem::internal(&e))?;
+            by_extension.insert(d.extension.clone(), registrations);
+        }
+    }
+    Ok(by_extension)
+}
+
+async fn view_of(
+    api: &State,
+    tenant: &str,
+    d: Device,
+    registrations: &[DeviceInfo],
+) -> Result<DeviceView, Problem> {
+    let registered = registered_of(&d.mac, registrations);
     let last = api
         .admin
         .store
@@ -165,12 +232,20 @@ async fn view_of(api: &State, tenant: &str, d: Device) -> Result<DeviceView, Pro
             .collect(),
         label: d.label,
         last_provisioned: last,
+        registered,
     })
 }
 
 async fn tagged(api: &State, tenant: &str, d: Device) -> Result<Response, Problem> {
     let tag = versions::etag(&d);
-    Ok(versions::tagged(view_of(api, tenant, d).await?, &tag))
+    let registrations = registrations_of(api, tenant, std::slice::from_ref(&d)).await?;
+    let theirs = registrations
+        .get(&d.extension)
+        .map_or(&[][..], Vec::as_slice);
+    Ok(versions::tagged(
+        view_of(api, tenant, d, theirs).await?,
+        &tag,
+    ))
 }
 
 /// Which phones.
@@ -198,9 +273,13 @@ async fn list_devices(
         .devices()
         .list(&scope.tenant, p.extension.as_deref())
         .await?;
+    let registrations = registrations_of(&api, &scope.tenant, &devices).await?;
     let mut views = Vec::with_capacity(devices.len());
     for d in devices {
-        views.push(view_of(&api, &scope.tenant, d).await?);
+        let theirs = registrations
+            .get(&d.extension)
+            .map_or(&[][..], Vec::as_slice);
+        views.push(view_of(&api, &scope.tenant, d, theirs).await?);
     }
     Ok(Json(views))
 }

@@ -137,6 +137,20 @@ pub async fn fetch(
                 .map_or(Vendor::Yealink, |p| p.vendor);
             directory(&api, &code, vendor).await.map(Some)
         }
+        RequestedFile::YealinkDevice(mac) | RequestedFile::GrandstreamDevice(mac)
+            if named_mac(user_agent.as_deref()).is_some_and(|named| named != mac) =>
+        {
+            // A phone asks for its own file: one naming another MAC in
+            // its User-Agent is guessing.
+            return refused(
+                prov,
+                &source,
+                client.ip(),
+                &tenant,
+                "file of another MAC than the User-Agent's",
+                not_found(),
+            );
+        }
         RequestedFile::YealinkDevice(mac) | RequestedFile::GrandstreamDevice(mac) => {
             let base = base_url(&api, &headers, &code);
             match phone_file(&api, &code, &mac, requested, site, &headers, base).await {
@@ -186,6 +200,11 @@ pub async fn fetch(
             )
         }
     }
+}
+
+/// The MAC address a User-Agent names, when it names one.
+fn named_mac(user_agent: Option<&str>) -> Option<Mac> {
+    PhoneIdentity::from_user_agent(user_agent?)?.mac
 }
 
 /// Why a file could not be made.

@@ -530,17 +530,11 @@ async fn devices(
     Path(number): Path<String>,
 ) -> Result<Json<Vec<DeviceView>>, Problem> {
     let e = extension_of(&api, &scope.tenant, &number).await?;
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    api.admin
-        .core
-        .send(crate::sip::Control::Devices {
-            tenant: scope.tenant,
-            extension: e.number,
-            reply,
-        })
+    let devices = api
+        .admin
+        .registrations(&scope.tenant, &e.number)
         .await
         .map_err(|e| Problem::internal(&e))?;
-    let devices = answer.await.map_err(|e| Problem::internal(&e))?;
     Ok(Json(
         devices
             .into_iter()
