@@ -314,7 +314,53 @@ fn guessing_mac_addresses_blocks_the_guesser_and_no_one_else() {
     deployment.acme_with([100]);
     let password = provisioning_password(&deployment);
     deployment.admin(&["device", "add", "ACME", YEALINK_MAC, "--extension", "100"]);
+    // Another tenant, its own phone and password.
+    deployment.add_tenant("BETA", "beta.test");
+    deployment.add_extension("BETA", "beta.test", "100", "pw-beta-100-Secret");
+    let beta_password = deployment
+        .admin(&["tenant", "provisioning", "BETA"])
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    deployment.admin(&[
+        "device",
+        "add",
+        "BETA",
+        GRANDSTREAM_MAC,
+        "--extension",
+        "100",
+    ]);
     let pbx = deployment.start();
+    // A tenant's credential fetches nothing of another tenant's, either way.
+    let across = |path: &str, credential| {
+        fetch(
+            &pbx,
+            &ca,
+            &Fetch {
+                path,
+                agent: GRANDSTREAM_AGENT,
+                credential,
+                from: "127.0.0.6",
+            },
+        )
+    };
+    let (status, body) = across("/prov/BETA/cfg000b82abcdef.xml", Some(("ACME", &password)));
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = across(
+        "/prov/ACME/cfg000b82abcdef.xml",
+        Some(("BETA", &beta_password)),
+    );
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = across("/prov/ACME/cfg000b82abcdef.xml", Some(("ACME", &password)));
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = across(
+        "/prov/BETA/cfg000b82abcdef.xml",
+        Some(("BETA", &beta_password)),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<P35>100-BETA</P35>"), "{body}");
     let guesser = |path: &str, credential| {
         fetch(
             &pbx,
