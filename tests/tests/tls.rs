@@ -1,5 +1,7 @@
-//! SIP over TLS: baresip registers and calls over a TLS connection to
-//! edgepbx's TLS listener (verifying its certificate), a softphone on UDP
+//! SIP over TLS: the certificate presented is the one for the name the
+//! client asks for (SNI, seen by openssl); baresip registers and calls
+//! over a TLS connection to edgepbx's TLS listener (verifying its
+//! certificate), a softphone on UDP
 //! answers, and both hear each other; the binding shows as TLS and its
 //! requests reach it over the connection it registered on.
 
@@ -9,25 +11,69 @@ use edgepbx_e2e::baresip::{Baresip, Calling, SoftphoneAccount, write_tone};
 use edgepbx_e2e::pbx::{Deployment, Extension};
 use edgepbx_e2e::wait_for;
 
+/// The subjectAltName of the certificate a TLS server at `addr` presents
+/// to a client asking for `name` (openssl s_client).
+fn presented_names(addr: std::net::SocketAddr, name: &str) -> String {
+    let openssl = edgepbx_e2e::require_program("openssl");
+    let hello = std::process::Command::new(&openssl)
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            name,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    let mut show = std::process::Command::new(&openssl)
+        .args(["x509", "-noout", "-ext", "subjectAltName"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    if let Some(mut input) = show.stdin.take() {
+        use std::io::Write as _;
+        let _ = input.write_all(&hello.stdout);
+    }
+    let out = show.wait_with_output().expect("openssl x509 ends");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_softphone_registers_and_calls_over_tls() {
     let certs = edgepbx_e2e::workdir::Workdir::new("sip-tls-certs");
     let (cert, key) =
         edgepbx_e2e::certs::self_signed(certs.path(), &["IP:127.0.0.1", "DNS:acme.test"]);
+    // Another tenant's domain has a certificate of its own (SNI).
+    let beta_certs = edgepbx_e2e::workdir::Workdir::new("sip-tls-beta-certs");
+    let (beta_cert, beta_key) =
+        edgepbx_e2e::certs::self_signed(beta_certs.path(), &["DNS:pbx.beta.test"]);
     // baresip 1.0 answers MD5 challenges only.
     let deployment = Deployment::with_config(
         "sip-tls",
         &format!(
             "[security]\ndigest_algorithms = [\"MD5\"]\n\
-             [sip]\ntls = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n",
+             [sip]\ntls = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n\
+             [[sip.certificates]]\nnames = [\"pbx.beta.test\"]\ncert = {:?}\nkey = {:?}\n",
             cert.display().to_string(),
-            key.display().to_string()
+            key.display().to_string(),
+            beta_cert.display().to_string(),
+            beta_key.display().to_string()
         ),
     );
     let mut exts = deployment.acme_with([100, 101]);
     let (alice, bob) = (exts.remove(0), exts.remove(0));
     let pbx = deployment.start();
     let dir = deployment.work().path();
+    // The certificate a client gets is the one for the name it asks for.
+    for (name, expected) in [
+        ("pbx.beta.test", "pbx.beta.test"),
+        ("acme.test", "acme.test"),
+    ] {
+        let presented = presented_names(pbx.tls(), name);
+        assert!(presented.contains(expected), "{name}: {presented}");
+    }
     let tone = dir.join("tone.wav");
     write_tone(&tone, 10);
     let account = |ext: &Extension, outbound| SoftphoneAccount {

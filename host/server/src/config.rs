@@ -151,6 +151,9 @@ pub struct SipConfig {
     pub cert: Option<PathBuf>,
     /// Its private key (PEM); `http.key` when not given.
     pub key: Option<PathBuf>,
+    /// Certificates for the names clients ask for (SNI), e.g. one per
+    /// tenant's domain; others get `cert`.
+    pub certificates: Vec<crate::api::tls::NamedCertificate>,
     /// Largest accepted message, in bytes.
     pub max_message_bytes: usize,
     /// Most header fields accepted in one message.
@@ -240,6 +243,7 @@ impl Default for SipConfig {
             tls: None,
             cert: None,
             key: None,
+            certificates: Vec::new(),
             max_message_bytes: 65_535,
             max_headers: 128,
             t1_ms: 500,

@@ -100,8 +100,9 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     tcp.set_nonblocking(true)?;
     let tls = match (config.sip.tls, config.sip_tls_files()) {
         (Some(addr), Some((cert, key))) => {
-            let acceptor = crate::api::tls::acceptor(cert, key, &[])
-                .context("the certificate for SIP over TLS")?;
+            let acceptor =
+                crate::api::tls::acceptor_by_name(cert, key, &config.sip.certificates, &[])
+                    .context("the certificates for SIP over TLS")?;
             let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("binding SIP TLS on {addr}"))?;
             listener.set_nonblocking(true)?;
