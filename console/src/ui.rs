@@ -1,13 +1,14 @@
-//! Small pieces shared by the pages: the status dot, field errors, secrets
-//! shown once, the clipboard, downloads and confirmations.
+//! Small pieces shared by the pages: the status dot, field errors, the row
+//! errors of a CSV import, secrets shown once, the clipboard, downloads
+//! and confirmations.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::api::ApiError;
-use crate::model::FieldError;
+use crate::api::{self, ApiError};
+use crate::model::{FieldError, ImportError};
 use crate::state::AppState;
 
 /// The live status dot of an extension, following its presence signal.
@@ -166,6 +167,53 @@ pub fn TextField(
     }
 }
 
+/// The errors of a CSV import in a table, a row each: the file's row (the
+/// header being row 1), the column and what is wrong; nothing when there
+/// are none.
+#[component]
+pub fn RowErrors(
+    /// The errors, in file order.
+    errors: Vec<ImportError>,
+    /// `data-testid` of the table.
+    testid: &'static str,
+) -> impl IntoView {
+    (!errors.is_empty()).then(|| {
+        let rows = errors
+            .into_iter()
+            .map(|e| {
+                view! {
+                    <tr>
+                        <td class="num">{e.row}</td>
+                        <td>{e.field}</td>
+                        <td>{e.message}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table class="grid compact" data-testid=testid>
+                <thead>
+                    <tr>
+                        <th>"Row"</th>
+                        <th>"Column"</th>
+                        <th>"Error"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+    })
+}
+
+/// `no errors`, `1 error`, `3 errors`.
+pub fn errors_text(n: usize) -> String {
+    match n {
+        0 => "no errors".to_string(),
+        1 => "1 error".to_string(),
+        n => format!("{n} errors"),
+    }
+}
+
 /// A secret the server shows only once (a new API key or password), with
 /// a Copy button.
 #[component]
@@ -237,6 +285,21 @@ pub fn download(filename: &str, mime: &str, text: &str) -> Result<(), String> {
     anchor.click();
     let _ = web_sys::Url::revoke_object_url(&url);
     Ok(())
+}
+
+/// Fetches a CSV export (`GET path`) and offers it as the download
+/// `filename`; a failure goes to the banner.
+pub fn export_csv(state: AppState, path: String, filename: &'static str) {
+    spawn_local(async move {
+        match api::get_text(&path).await {
+            Ok(csv) => {
+                if let Err(e) = download(filename, "text/csv", &csv) {
+                    state.error.set(Some(e));
+                }
+            }
+            Err(e) => state.fail(&e),
+        }
+    });
 }
 
 /// The value of an optional text field: `None` when blank.

@@ -397,20 +397,11 @@ fn BulkBar(selected: RwSignal<BTreeSet<String>>, reload: RwSignal<u32>) -> impl 
     };
     let export = move |_| {
         let numbers: Vec<String> = selected.get_untracked().into_iter().collect();
-        spawn_local(async move {
-            let path = format!(
-                "/extensions/export.csv?numbers={}",
-                api::encode(&numbers.join(","))
-            );
-            match api::get_text(&path).await {
-                Ok(csv) => {
-                    if let Err(e) = ui::download("extensions.csv", "text/csv", &csv) {
-                        state.error.set(Some(e));
-                    }
-                }
-                Err(e) => state.fail(&e),
-            }
-        });
+        let path = format!(
+            "/extensions/export.csv?numbers={}",
+            api::encode(&numbers.join(","))
+        );
+        ui::export_csv(state, path, "extensions.csv");
     };
     view! {
         <Show when=move || selected.with(|s| !s.is_empty())>

@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 use crate::api;
 use crate::model::Import;
 use crate::state::AppState;
-use crate::ui;
+use crate::ui::{self, RowErrors};
 
 /// How often a running import is polled.
 const POLL_MS: i32 = 300;
@@ -65,18 +65,8 @@ pub fn ImportExport() -> impl IntoView {
             }
         });
     };
-    let export_all = move |_| {
-        spawn_local(async move {
-            match api::get_text("/extensions/export.csv").await {
-                Ok(csv) => {
-                    if let Err(e) = ui::download("extensions.csv", "text/csv", &csv) {
-                        state.error.set(Some(e));
-                    }
-                }
-                Err(e) => state.fail(&e),
-            }
-        });
-    };
+    let export_all =
+        move |_| ui::export_csv(state, "/extensions/export.csv".into(), "extensions.csv");
     view! {
         <section class="page">
             <div class="toolbar">
@@ -111,14 +101,6 @@ pub fn ImportExport() -> impl IntoView {
     }
 }
 
-fn errors_text(n: usize) -> String {
-    match n {
-        0 => "no errors".to_string(),
-        1 => "1 error".to_string(),
-        n => format!("{n} errors"),
-    }
-}
-
 /// The progress, errors and outcome of an import.
 #[component]
 fn ImportResult(job: Import) -> impl IntoView {
@@ -138,36 +120,12 @@ fn ImportResult(job: Import) -> impl IntoView {
             other => format!(" ({other})"),
         }
     );
-    let errors = (!job.errors.is_empty()).then(|| {
-        let rows = job
-            .errors
-            .iter()
-            .map(|e| {
-                view! {
-                    <tr>
-                        <td class="num">{e.row}</td>
-                        <td>{e.field.clone()}</td>
-                        <td>{e.message.clone()}</td>
-                    </tr>
-                }
-            })
-            .collect_view();
-        view! {
-            <table class="grid compact" data-testid="import-errors">
-                <thead>
-                    <tr>
-                        <th>"Row"</th>
-                        <th>"Column"</th>
-                        <th>"Error"</th>
-                    </tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-        }
-    });
     let outcome = (job.state != "running").then(|| {
         let text = if job.dry_run {
-            format!("{}; nothing was changed.", errors_text(job.errors.len()))
+            format!(
+                "{}; nothing was changed.",
+                ui::errors_text(job.errors.len())
+            )
         } else if job.committed {
             format!("{} created, {} updated.", job.created, job.updated)
         } else {
@@ -218,7 +176,7 @@ fn ImportResult(job: Import) -> impl IntoView {
             </div>
             <p class="hint">{label}</p>
             {outcome}
-            {errors}
+            <RowErrors errors=job.errors.clone() testid="import-errors"/>
             {passwords}
         </div>
     }

@@ -9,4 +9,5 @@ pub mod groups;
 pub mod import_export;
 pub mod login;
 pub mod phones;
+pub mod phones_csv;
 pub mod policies;

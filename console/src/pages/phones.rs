@@ -1,11 +1,13 @@
 //! Desk phones provisioned by MAC address: list, add, edit, delete,
-//! resync, and the tenant's provisioning credential. The extension page's
-//! Devices tab shows an extension's phones with [`ExtensionPhones`].
+//! resync, CSV export and import ([`PhoneImport`]), and the tenant's
+//! provisioning credential. The extension page's Devices tab shows an
+//! extension's phones with [`ExtensionPhones`].
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::json;
 
+use super::phones_csv::PhoneImport;
 use crate::api;
 use crate::model::{BlfKey, Phone, Provisioning, Resynced};
 use crate::route::{Route, Tab};
@@ -28,11 +30,15 @@ pub fn Phones() -> impl IntoView {
     let form = RwSignal::new(None::<Phone>);
     let status = RwSignal::new(None::<String>);
     let resync_all = move |_| resync(state, "/devices/resync".into(), status);
+    let export = move |_| ui::export_csv(state, "/devices/export.csv".into(), "phones.csv");
     view! {
         <section class="page">
             <div class="toolbar">
                 <h1>"Phones"</h1>
                 <span class="spacer"></span>
+                <button data-testid="phones-export" on:click=export>
+                    "Export CSV"
+                </button>
                 <button class="writes" data-testid="phones-resync-all" on:click=resync_all>
                     "Resync all"
                 </button>
@@ -43,6 +49,7 @@ pub fn Phones() -> impl IntoView {
             <ProvisioningPanel/>
             {move || form.get().map(|phone| view! { <PhoneForm phone form reload/> })}
             <PhoneTable phones reload status form/>
+            <PhoneImport reload/>
         </section>
     }
 }
