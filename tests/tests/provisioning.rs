@@ -447,8 +447,13 @@ fn guessing_mac_addresses_blocks_the_guesser_and_no_one_else() {
         },
     );
     assert_eq!(status, 200, "{body}");
+    let log = pbx.log();
     assert!(
-        pbx.log().contains("provisioning source blocked"),
+        log.contains("provisioning source throttled"),
+        "the throttling is logged"
+    );
+    assert!(
+        log.contains("provisioning source blocked"),
         "the block is logged"
     );
 }

@@ -317,6 +317,15 @@ impl LoginThrottle {
             .is_some_and(|(start, n)| now.duration_since(*start) < self.window && *n >= self.limit)
     }
 
+    /// The failures of `key` in its current window.
+    pub fn failures(&self, key: &str) -> u32 {
+        let now = Instant::now();
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|(start, _)| now.duration_since(*start) < self.window)
+            .map_or(0, |(_, n)| *n)
+    }
+
     /// Counts a failure of `key`.
     pub fn failed(&self, key: &str) {
         self.count(key);

@@ -10,8 +10,9 @@
 //! unknown MAC addresses count against the source address (an IPv6 /64;
 //! the first, unauthenticated request of a file, which every phone makes,
 //! does not):
-//! past `provisioning.max_failures` within the window it is refused (403)
-//! for the rest of the window, and logged. Over plain HTTP nothing is
+//! from half of `provisioning.max_failures` on, each refusal is answered
+//! late (throttled), and past it the address is refused (403) for the
+//! rest of the window; both are logged. Over plain HTTP nothing is
 //! served unless `provisioning.allow_http`.
 
 use std::net::IpAddr;
@@ -41,6 +42,10 @@ const REGISTRATION_SECS: u32 = 3_600;
 
 /// NAT keep-alive interval written for UDP accounts.
 const KEEP_ALIVE_SECS: u32 = 30;
+
+/// How late a refusal is answered once a source has half the failures
+/// that block it.
+const THROTTLE_DELAY: Duration = Duration::from_millis(500);
 
 /// Longest User-Agent looked at.
 const MAX_USER_AGENT: usize = 256;
@@ -100,7 +105,8 @@ pub async fn fetch(
             &tenant,
             "no such file",
             not_found(),
-        );
+        )
+        .await;
     };
     let code = tenant.to_ascii_uppercase();
     match credential(&api, &code, &headers).await {
@@ -117,7 +123,8 @@ pub async fn fetch(
                 &tenant,
                 "wrong credentials",
                 challenge(),
-            );
+            )
+            .await;
         }
     }
     let user_agent = headers
@@ -149,7 +156,8 @@ pub async fn fetch(
                 &tenant,
                 "file of another MAC than the User-Agent's",
                 not_found(),
-            );
+            )
+            .await;
         }
         RequestedFile::YealinkDevice(mac) | RequestedFile::GrandstreamDevice(mac) => {
             let base = base_url(&api, &headers, &code);
@@ -182,7 +190,8 @@ pub async fn fetch(
                         &tenant,
                         "unknown MAC address",
                         not_found(),
-                    );
+                    )
+                    .await;
                 }
                 Err(error) => Err(error),
             }
@@ -410,7 +419,7 @@ fn request_host(headers: &HeaderMap) -> Option<String> {
 
 /// Counts a failure of `source` and answers `response`; logs when the
 /// source becomes blocked.
-fn refused(
+async fn refused(
     prov: &Provisioning,
     source: &str,
     ip: IpAddr,
@@ -419,9 +428,15 @@ fn refused(
     response: Response,
 ) -> Response {
     prov.throttle.failed(source);
+    let failures = prov.throttle.failures(source);
     if prov.throttle.blocked(source) {
         warn!(%ip, tenant = %tenant.chars().take(16).collect::<String>(), why,
             "provisioning source blocked after repeated failures");
+    } else if failures >= prov.config.max_failures.div_ceil(2) {
+        // Past half the limit, each failure is answered late: guessing
+        // slows down before it is cut off.
+        info!(%ip, why, failures, "provisioning source throttled");
+        tokio::time::sleep(THROTTLE_DELAY).await;
     } else {
         info!(%ip, why, "provisioning request refused");
     }
