@@ -1,4 +1,4 @@
-//! SIP over TLS: the certificate presented is the one for the name the
+//! SIP over TLS: a provisioned phone is set up for it; the certificate presented is the one for the name the
 //! client asks for (SNI, seen by openssl); baresip registers and calls
 //! over a TLS connection to edgepbx's TLS listener (verifying its
 //! certificate), a softphone on UDP
@@ -55,7 +55,8 @@ fn a_softphone_registers_and_calls_over_tls() {
         &format!(
             "[security]\ndigest_algorithms = [\"MD5\"]\n\
              [sip]\ntls = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\n\
-             [[sip.certificates]]\nnames = [\"pbx.beta.test\"]\ncert = {:?}\nkey = {:?}\n",
+             [[sip.certificates]]\nnames = [\"pbx.beta.test\"]\ncert = {:?}\nkey = {:?}\n\
+             [provisioning]\nallow_http = true\n",
             cert.display().to_string(),
             key.display().to_string(),
             beta_cert.display().to_string(),
@@ -64,8 +65,44 @@ fn a_softphone_registers_and_calls_over_tls() {
     );
     let mut exts = deployment.acme_with([100, 101]);
     let (alice, bob) = (exts.remove(0), exts.remove(0));
+    let password = deployment
+        .admin(&["tenant", "provisioning", "ACME"])
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    deployment.admin(&[
+        "device",
+        "add",
+        "ACME",
+        "80:5e:c0:12:34:56",
+        "--extension",
+        "100",
+    ]);
     let pbx = deployment.start();
     let dir = deployment.work().path();
+    // A provisioned phone is set up for TLS, on the TLS port.
+    let fetched = std::process::Command::new(edgepbx_e2e::require_program("curl"))
+        .args(["-sS", "--max-time", "10", "-u", &format!("ACME:{password}")])
+        .arg(format!(
+            "http://127.0.0.1:{}/prov/ACME/805ec0123456.cfg",
+            pbx.http().port()
+        ))
+        .output()
+        .expect("curl runs");
+    let file = String::from_utf8_lossy(&fetched.stdout);
+    assert!(
+        file.contains("account.1.sip_server.1.transport_type = 2"),
+        "{file}"
+    );
+    assert!(
+        file.contains(&format!(
+            "account.1.sip_server.1.port = {}",
+            pbx.tls().port()
+        )),
+        "{file}"
+    );
     // The certificate a client gets is the one for the name it asks for.
     for (name, expected) in [
         ("pbx.beta.test", "pbx.beta.test"),

@@ -18,7 +18,7 @@ use crate::calls::{ActiveCall, Calls, Cx};
 use crate::config::EngineConfig;
 use crate::digest::DigestGate;
 use crate::events::Event;
-use crate::keepalive::{Keepalive, Ping, options_request};
+use crate::keepalive::{Keepalive, Ping};
 use crate::lines::Lines;
 use crate::output::{MediaSlot, Output};
 use crate::peer::Peer;
@@ -379,8 +379,7 @@ impl Engine {
             if !self.sig.is_open(&source) {
                 continue;
             }
-            let (tag, call_id) = (self.sig.tag(), self.sig.call_id());
-            let mut request = check_sync_request(&contact, &domain, &tag, call_id, event);
+            let mut request = check_sync_request(&mut self.sig, &contact, &domain, event);
             if self.sig.send_request(now, &mut request, &source).is_some() {
                 sent += 1;
             }
@@ -627,8 +626,9 @@ impl Engine {
                 Some(t) => t.domain.clone(),
                 None => self.sig.local_ip_for(source.addr()).to_string(),
             };
-            let (tag, call_id) = (self.sig.tag(), self.sig.call_id());
-            let mut request = options_request(&contact, &domain, &tag, call_id);
+            let mut request = self
+                .sig
+                .request_to(rsip::Method::Options.into(), &contact, &domain);
             if let Some(key) = self.sig.send_request(now, &mut request, &source) {
                 self.keepalive.sent(key, Ping { aor, contact });
             }

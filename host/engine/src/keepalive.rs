@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use edgepbx_sip::Request;
 use edgepbx_sip::transaction::ClientKey;
 
 use crate::peer::Peer;
@@ -107,22 +106,4 @@ impl Keepalive {
     pub fn terminated(&mut self, key: ClientKey) {
         self.pings.remove(&key);
     }
-}
-
-/// An OPTIONS asking `contact` whether it is still there, without Via
-/// (the sender adds it).
-pub(crate) fn options_request(contact: &str, domain: &str, tag: &str, call_id: String) -> Request {
-    let mut request = Request {
-        method: rsip::Method::Options.into(),
-        uri: contact.to_owned(),
-        headers: Default::default(),
-        body: Vec::new(),
-    };
-    let h = &mut request.headers;
-    h.push("Max-Forwards", "70");
-    h.push("From", format!("<sip:edgepbx@{domain}>;tag={tag}"));
-    h.push("To", format!("<{contact}>"));
-    h.push("Call-ID", call_id);
-    h.push("CSeq", "1 OPTIONS");
-    request
 }

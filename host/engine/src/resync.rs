@@ -4,8 +4,10 @@
 //! its extension that are that phone.
 
 use edgepbx_model::Mac;
+use edgepbx_sip::{Method, Request};
 
 use crate::registrar::Binding;
+use crate::signalling::Signalling;
 
 /// Whether `binding` is the phone with address `mac`: phones name their
 /// MAC in their User-Agent (Yealink: `Yealink SIP-T46U 108.86.0.20
@@ -19,28 +21,17 @@ pub(crate) fn is_phone(binding: &Binding, mac: &Mac) -> bool {
         .any(|text| mac.is_named_in(text))
 }
 
-/// The NOTIFY for `contact`, without Via (the sender adds it).
+/// The NOTIFY telling the phone at `contact` to resync, `event` as its
+/// vendor reads it; without Via (the sender adds it).
 pub(crate) fn check_sync_request(
+    sig: &mut Signalling,
     contact: &str,
     domain: &str,
-    tag: &str,
-    call_id: String,
     event: &str,
-) -> edgepbx_sip::Request {
-    let mut request = edgepbx_sip::Request {
-        method: edgepbx_sip::Method::from_token("NOTIFY"),
-        uri: contact.to_owned(),
-        headers: Default::default(),
-        body: Vec::new(),
-    };
-    let h = &mut request.headers;
-    h.push("Max-Forwards", "70");
-    h.push("From", format!("<sip:edgepbx@{domain}>;tag={tag}"));
-    h.push("To", format!("<{contact}>"));
-    h.push("Call-ID", call_id);
-    h.push("CSeq", "1 NOTIFY");
-    h.push("Event", event);
-    h.push("Subscription-State", "terminated");
+) -> Request {
+    let mut request = sig.request_to(Method::from_token("NOTIFY"), contact, domain);
+    request.headers.push("Event", event);
+    request.headers.push("Subscription-State", "terminated");
     request
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use edgepbx_sip::message::Header;
 use edgepbx_sip::transaction::{ClientKey, ServerKey, TransactionLayer, new_branch};
-use edgepbx_sip::{Message, Request, Response};
+use edgepbx_sip::{Message, Method, Request, Response};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tracing::{debug, warn};
@@ -267,5 +267,27 @@ impl Signalling {
     /// A fresh Call-ID.
     pub fn call_id(&mut self) -> String {
         format!("{:032x}", self.rng.random::<u128>())
+    }
+
+    /// A request of the PBX's own to a registered `contact`, outside any
+    /// dialog (a keepalive OPTIONS, a check-sync NOTIFY), with a fresh
+    /// Call-ID and tag, from the tenant's `domain`; without Via (the
+    /// sender adds it).
+    pub fn request_to(&mut self, method: Method, contact: &str, domain: &str) -> Request {
+        let (tag, call_id) = (self.tag(), self.call_id());
+        let cseq = format!("1 {}", method.as_str());
+        let mut request = Request {
+            method,
+            uri: contact.to_owned(),
+            headers: Default::default(),
+            body: Vec::new(),
+        };
+        let h = &mut request.headers;
+        h.push("Max-Forwards", "70");
+        h.push("From", format!("<sip:edgepbx@{domain}>;tag={tag}"));
+        h.push("To", format!("<{contact}>"));
+        h.push("Call-ID", call_id);
+        h.push("CSeq", cseq);
+        request
     }
 }

@@ -8,15 +8,14 @@ use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{Query, State as AxumState};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use edgepbx_store::{BlfKey, Device, MAX_DEVICES, Mac};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Scope, WriteScope};
 use super::devices::{parse_mac, vendor_of};
-use super::imports::{RowError, spreadsheet_safe, unmarked};
+use super::imports::{RowError, csv_download, unmarked};
 use super::{Problem, State};
 
 /// The columns, in export order.
@@ -85,26 +84,11 @@ pub(super) async fn export_devices(
     scope: Scope,
 ) -> Result<Response, Problem> {
     let devices = api.admin.store.devices().list(&scope.tenant, None).await?;
-    let write = || -> anyhow::Result<Vec<u8>> {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(COLUMNS)?;
-        for d in &devices {
-            writer.write_record(record(d).into_iter().map(spreadsheet_safe))?;
-        }
-        Ok(writer.into_inner()?)
-    };
-    let bytes = write()?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"devices.csv\"",
-            ),
-        ],
-        bytes,
+    csv_download(
+        COLUMNS,
+        devices.iter().map(record),
+        "attachment; filename=\"devices.csv\"",
     )
-        .into_response())
 }
 
 /// Imports phones from CSV: every row checked, then (unless a dry run)

@@ -238,11 +238,25 @@ async fn export(
                 .collect()
         }
     };
+    csv_download(
+        COLUMNS,
+        chosen.iter().map(|e| record(e)),
+        "attachment; filename=\"extensions.csv\"",
+    )
+}
+
+/// A CSV file of `records` under the header `columns`, every cell made
+/// [`spreadsheet_safe`], sent as the download `disposition` names.
+pub(super) fn csv_download(
+    columns: &[&str],
+    records: impl Iterator<Item = Vec<String>>,
+    disposition: &'static str,
+) -> Result<Response, Problem> {
     let write = || -> anyhow::Result<Vec<u8>> {
         let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(COLUMNS)?;
-        for e in &chosen {
-            writer.write_record(record(e).into_iter().map(spreadsheet_safe))?;
+        writer.write_record(columns)?;
+        for record in records {
+            writer.write_record(record.into_iter().map(spreadsheet_safe))?;
         }
         Ok(writer.into_inner()?)
     };
@@ -250,10 +264,7 @@ async fn export(
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"extensions.csv\"",
-            ),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         bytes,
     )
