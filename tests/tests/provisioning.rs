@@ -641,3 +641,26 @@ fn phones_import_from_csv_all_or_nothing_and_export_back() {
     };
     assert_eq!(strip(&again), strip(&phones));
 }
+
+#[test]
+fn plain_http_serves_no_provisioning_unless_allowed() {
+    let deployment = Deployment::with_config("provisioning-http", CALL_CONFIG);
+    deployment.acme_with([100]);
+    let password = provisioning_password(&deployment);
+    deployment.admin(&["device", "add", "ACME", YEALINK_MAC, "--extension", "100"]);
+    let pbx = deployment.start();
+    let out = Command::new(require_program("curl"))
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(["-u", &format!("ACME:{password}"), "-A", YEALINK_AGENT])
+        .arg(format!(
+            "http://127.0.0.1:{}/prov/ACME/805ec0123456.cfg",
+            pbx.http().port()
+        ))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+    assert_eq!(status.trim(), "403", "{text}");
+    assert!(body.contains("HTTPS only"), "{body}");
+    assert!(!body.contains("account."), "{body}");
+}
