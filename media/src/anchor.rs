@@ -64,22 +64,8 @@ pub fn anchor(
     rtp_port: u16,
     codecs: &[(&str, u32)],
 ) -> Result<Anchored, AnchorError> {
-    let index = party
-        .media
-        .iter()
-        .position(|m| m.kind == "audio" && m.port != 0 && m.proto.eq_ignore_ascii_case("RTP/AVP"))
-        .ok_or(AnchorError::NoAudio)?;
+    let (index, announced) = audio_stream(party)?;
     let audio = &party.media[index];
-    let connection = audio
-        .connection
-        .as_ref()
-        .or(party.connection.as_ref())
-        .ok_or(AnchorError::Address)?;
-    let ip: IpAddr = connection
-        .address
-        .parse()
-        .map_err(|_| AnchorError::Address)?;
-    let announced = (!ip.is_unspecified()).then(|| SocketAddr::new(ip, audio.port));
     let formats = audio.accepted_formats(codecs);
     let has_codec = formats.iter().any(|f| {
         f.parse::<u8>()
@@ -110,6 +96,32 @@ pub fn anchor(
         description,
         party: announced,
     })
+}
+
+/// The first active RTP/AVP audio stream of a description, and where its
+/// party receives (`None` for `0.0.0.0`, RFC 2543 hold).
+pub(crate) fn audio_stream(
+    party: &SessionDescription,
+) -> Result<(usize, Option<SocketAddr>), AnchorError> {
+    let index = party
+        .media
+        .iter()
+        .position(|m| m.kind == "audio" && m.port != 0 && m.proto.eq_ignore_ascii_case("RTP/AVP"))
+        .ok_or(AnchorError::NoAudio)?;
+    let audio = &party.media[index];
+    let connection = audio
+        .connection
+        .as_ref()
+        .or(party.connection.as_ref())
+        .ok_or(AnchorError::Address)?;
+    let ip: IpAddr = connection
+        .address
+        .parse()
+        .map_err(|_| AnchorError::Address)?;
+    Ok((
+        index,
+        (!ip.is_unspecified()).then(|| SocketAddr::new(ip, audio.port)),
+    ))
 }
 
 /// Points one stream at our port with only `formats`.

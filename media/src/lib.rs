@@ -4,6 +4,11 @@
 //! clock; the server drives it. Module map:
 //! - [`anchor`]: rewriting a description so media flows through edgepbx's
 //!   ports, with the codecs the relay carries.
+//! - [`answer`]: answering an offer as the far end of the media
+//!   (voicemail).
+//! - [`dtmf`]: key presses from RFC 4733 telephone events and SIP INFO.
+//! - [`endpoint`]: edgepbx as the far end of a call's media: playing,
+//!   recording, hearing keys.
 //! - [`g711`]: ITU-T G.711 μ-law and A-law, between 16-bit linear PCM and
 //!   one byte per sample (what phones and the relay speak).
 //! - [`ports`]: the media port range, RTP/RTCP pairs handed out
@@ -14,10 +19,16 @@
 //!   RTP/RTCP on one port (RFC 5761).
 //! - [`sdp`]: session descriptions (RFC 8866): parsing within limits, the
 //!   views anchoring and codec negotiation read, rewriting, serialization.
+//! - [`wav`]: WAV files of any common kind read into 8 kHz mono PCM (the
+//!   audio edgepbx stores and plays), and written back.
 
 pub mod anchor;
+pub mod answer;
+pub mod dtmf;
+pub mod endpoint;
 pub mod g711;
 pub mod ports;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod wav;

@@ -31,6 +31,7 @@ pub mod baresip;
 pub mod certs;
 pub mod http;
 pub mod pbx;
+pub mod pcap;
 pub mod phones;
 pub mod policies;
 pub mod relay;

@@ -1,6 +1,6 @@
 //! The engine: one state machine for everything signalling does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -104,6 +104,8 @@ pub struct Engine {
     lines: Arc<Lines>,
     calls: Calls,
     subs: Subscriptions,
+    /// New and old voice messages per mailbox (none: empty).
+    mailboxes: HashMap<Aor, (u32, u32)>,
     trunks: TrunkRegistrations,
     keepalive: Keepalive,
     /// When bindings expire and keepalives go out next.
@@ -157,6 +159,7 @@ impl Engine {
             lines,
             calls,
             subs: Subscriptions::new(config.subscriptions),
+            mailboxes: HashMap::new(),
             trunks: TrunkRegistrations::default(),
             next_housekeeping: now + HOUSEKEEPING,
         };
@@ -269,6 +272,31 @@ impl Engine {
             wall,
         };
         self.calls.handle_media_event(now, &mut cx, call, event);
+        self.settle(now, wall);
+    }
+
+    /// The service of a call edgepbx answered itself
+    /// ([`MediaCommand::Serve`](crate::MediaCommand::Serve)) is over: the
+    /// caller is hung up.
+    pub fn handle_service_done(&mut self, now: Instant, wall: SystemTime, call: u64) {
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        self.calls.handle_service_done(now, &mut cx, call);
+        self.settle(now, wall);
+    }
+
+    /// Mailbox `aor` holds `new` unheard and `old` kept voice messages:
+    /// its message-summary watchers (the phones' message lamps) are told.
+    pub fn handle_mailbox(&mut self, now: Instant, wall: SystemTime, aor: Aor, new: u32, old: u32) {
+        if (new, old) == (0, 0) {
+            self.mailboxes.remove(&aor);
+        } else {
+            self.mailboxes.insert(aor.clone(), (new, old));
+        }
+        self.sig.touch(&aor);
         self.settle(now, wall);
     }
 
@@ -405,6 +433,7 @@ impl Engine {
             tenants: &self.tenants,
             calls: &self.calls,
             lines: &self.lines,
+            mailboxes: &self.mailboxes,
             wall,
         };
         (&mut self.subs, sx)

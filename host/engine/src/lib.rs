@@ -53,7 +53,7 @@ pub use config::EngineConfig;
 pub use engine::{DeviceInfo, Engine};
 pub use events::{Event, LegRole, LegState};
 pub use lines::{LineState, Lines, Presence};
-pub use output::{CallRecord, MediaCommand, MediaSlot, Output, Transmit};
+pub use output::{CallRecord, MediaCommand, MediaSlot, Output, Served, Service, Transmit};
 pub use peer::{Peer, StreamKind};
 pub use signalling::LocalRoutes;
 pub use tenants::{Tenant, TenantTable};

@@ -5,9 +5,11 @@ use std::time::SystemTime;
 
 pub use edgepbx_model::CallRecord;
 
+use edgepbx_media::endpoint::Codec;
 use edgepbx_media::relay::Side;
 use edgepbx_sip::Message;
 use edgepbx_sip::transaction::TransactionKey;
+pub use edgepbx_voicemail::Service;
 
 use crate::events::Event;
 use crate::registrar::Change;
@@ -104,12 +106,49 @@ pub enum MediaCommand {
         /// Its RTP address.
         address: SocketAddr,
     },
-    /// Call `call` no longer needs its relay: stop it and free its ports
-    /// (the driver logs what it relayed).
+    /// Answer call `call`'s media with edgepbx's own endpoint (voicemail)
+    /// on the A side of `slot`, and run its service; the service's end
+    /// comes back as
+    /// [`Engine::handle_service_done`](crate::Engine::handle_service_done).
+    Serve(Box<Served>),
+    /// The party of served call `call` pressed `key` (SIP INFO).
+    Key {
+        /// The call.
+        call: u64,
+        /// `0`–`9`, `*`, `#`, `A`–`D`.
+        key: char,
+    },
+    /// Call `call` no longer needs its relay or its endpoint: stop it and
+    /// free its ports (the driver logs what it relayed).
     Stop {
         /// The call.
         call: u64,
         /// Its call id as records name it.
         uid: String,
     },
+}
+
+/// A call edgepbx answers itself, for a service (voicemail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The engine's id of the call.
+    pub call: u64,
+    /// Its call id as records name it.
+    pub uid: String,
+    /// The tenant's code.
+    pub tenant: String,
+    /// Who calls: an extension number or an external number.
+    pub caller: String,
+    /// The caller's display name, when known.
+    pub caller_name: Option<String>,
+    /// The ports; the service uses the side facing the caller.
+    pub slot: MediaSlot,
+    /// The codec the answer chose.
+    pub codec: Codec,
+    /// The payload type of telephone events, when the caller offered them.
+    pub telephone_event: Option<u8>,
+    /// Where the caller receives RTP, when its offer said.
+    pub party: Option<SocketAddr>,
+    /// What the call is for.
+    pub service: Service,
 }

@@ -429,6 +429,32 @@ fn presence_follows_devices_calls_and_do_not_disturb() {
         body(&n),
         "Messages-Waiting: no\r\nMessage-Account: sip:101@acme.test\r\nVoice-Message: 0/0 (0/0)\r\n"
     );
+    // A message arrives: the lamp lights with the counts; heard, it goes
+    // out.
+    sim.engine
+        .handle_mailbox(sim.now, sim.wall, aor("101"), 2, 1);
+    sim.drain();
+    let n = mwi.notify(&mut sim);
+    assert!(
+        body(&n).starts_with("Messages-Waiting: yes\r\n")
+            && body(&n).contains("Voice-Message: 2/1 (0/0)"),
+        "{}",
+        body(&n)
+    );
+    sim.engine
+        .handle_mailbox(sim.now, sim.wall, aor("101"), 0, 3);
+    sim.drain();
+    let n = mwi.notify(&mut sim);
+    assert!(
+        body(&n).contains("Voice-Message: 0/3 (0/0)"),
+        "{}",
+        body(&n)
+    );
+    // Another mailbox changing tells this watcher nothing.
+    sim.engine
+        .handle_mailbox(sim.now, sim.wall, aor("102"), 1, 0);
+    sim.drain();
+    assert!(sim.requests(mwi.ua.addr, "NOTIFY").is_empty());
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Desk phones fetching their configuration.
     pub provisioning: ProvisioningConfig,
+    /// Voicemail limits and timers.
+    pub voicemail: crate::voicemail::VoicemailConfig,
 }
 
 /// Desk-phone provisioning at `/prov/<TENANT>/` on the HTTP listener.
@@ -203,6 +205,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             http: HttpConfig::default(),
             provisioning: ProvisioningConfig::default(),
+            voicemail: crate::voicemail::VoicemailConfig::default(),
         }
     }
 }

@@ -41,6 +41,7 @@ mod secrets;
 mod serve;
 mod sip;
 mod transport;
+mod voicemail;
 
 use tracing_subscriber::EnvFilter;
 

@@ -23,6 +23,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::voicemail::{Input, Voicemail};
+
 /// Largest datagram relayed; RTP of G.711 is 172 bytes, anything much
 /// larger is not a voice packet.
 const MAX_PACKET: usize = 2_048;
@@ -31,13 +33,30 @@ const MAX_PACKET: usize = 2_048;
 /// other programs.
 const BIND_ATTEMPTS: usize = 64;
 
-/// A relay event of one call, for the engine.
-#[derive(Debug, Clone, Copy)]
-pub struct MediaEvent {
-    /// The engine's id of the call.
-    pub call: u64,
-    /// What happened.
-    pub event: Event,
+/// What the media plane tells the engine.
+#[derive(Debug, Clone)]
+pub enum MediaEvent {
+    /// A relay event of one call.
+    Relay {
+        /// The engine's id of the call.
+        call: u64,
+        /// What happened.
+        event: Event,
+    },
+    /// The voicemail session of a served call is over.
+    ServiceDone {
+        /// The engine's id of the call.
+        call: u64,
+    },
+    /// A mailbox's messages changed (or were counted at start).
+    Mailbox {
+        /// The mailbox.
+        aor: edgepbx_engine::registrar::Aor,
+        /// Unheard messages.
+        new: u32,
+        /// Heard and kept.
+        old: u32,
+    },
 }
 
 /// Packets relayed from each side, readable while the session runs.
@@ -49,13 +68,20 @@ struct Counters {
     from_b: AtomicU64,
 }
 
-/// A running relay session.
+/// A running relay session, or a served call's voicemail.
 #[derive(Debug)]
 struct Session {
     slot: MediaSlot,
     counters: Arc<Counters>,
     /// Dropping it ends the session's task.
-    control: mpsc::UnboundedSender<(Side, SocketAddr)>,
+    control: Control,
+}
+
+/// Where a session's inputs go.
+#[derive(Debug)]
+enum Control {
+    Relay(mpsc::UnboundedSender<(Side, SocketAddr)>),
+    Served(mpsc::UnboundedSender<Input>),
 }
 
 /// Media ports, the slots bound ahead, the sessions running.
@@ -69,18 +95,20 @@ pub struct MediaPlane {
     /// Bound sockets of reserved slots: A RTP, A RTCP, B RTP, B RTCP.
     reserved: HashMap<MediaSlot, [StdUdpSocket; 4]>,
     sessions: HashMap<u64, Session>,
+    voicemail: Arc<Voicemail>,
 }
 
 impl MediaPlane {
     /// A plane handing out ports of `ports`, binding on `bind`, running
     /// sessions on `runtime` and reporting silence after `silence` to
-    /// `events`.
+    /// `events`; served calls go to `voicemail`.
     pub fn new(
         ports: PortRange,
         bind: IpAddr,
         silence: Duration,
         events: mpsc::UnboundedSender<MediaEvent>,
         runtime: tokio::runtime::Handle,
+        voicemail: Arc<Voicemail>,
     ) -> MediaPlane {
         MediaPlane {
             ports: ports.starting_at(rand::random()),
@@ -90,6 +118,7 @@ impl MediaPlane {
             runtime,
             reserved: HashMap::new(),
             sessions: HashMap::new(),
+            voicemail,
         }
     }
 
@@ -108,8 +137,25 @@ impl MediaPlane {
                 side,
                 address,
             } => {
-                if let Some(session) = self.sessions.get(&call) {
-                    let _ = session.control.send((side, address));
+                match self.sessions.get(&call).map(|s| &s.control) {
+                    Some(Control::Relay(control)) => {
+                        let _ = control.send((side, address));
+                    }
+                    Some(Control::Served(control)) => {
+                        let _ = control.send(Input::Announce(address));
+                    }
+                    None => {}
+                }
+                Vec::new()
+            }
+            MediaCommand::Serve(served) => {
+                self.serve(*served);
+                Vec::new()
+            }
+            MediaCommand::Key { call, key } => {
+                if let Some(Control::Served(control)) = self.sessions.get(&call).map(|s| &s.control)
+                {
+                    let _ = control.send(Input::Key(key));
                 }
                 Vec::new()
             }
@@ -174,7 +220,26 @@ impl MediaPlane {
             Session {
                 slot,
                 counters,
-                control,
+                control: Control::Relay(control),
+            },
+        );
+    }
+
+    /// Starts the voicemail of a served call on its slot's A side (the B
+    /// side's sockets are closed at once).
+    fn serve(&mut self, served: edgepbx_engine::Served) {
+        let (call, slot) = (served.call, served.slot);
+        let Some([rtp, rtcp, _, _]) = self.reserved.remove(&slot) else {
+            warn!(call, "a served call on media ports that were not reserved");
+            return;
+        };
+        let control = self.voicemail.start(served, rtp, rtcp, self.events.clone());
+        self.sessions.insert(
+            call,
+            Session {
+                slot,
+                counters: Arc::default(),
+                control: Control::Served(control),
             },
         );
     }
@@ -279,7 +344,7 @@ impl Task {
                 }
             }
             while let Some(event) = relay.poll_event() {
-                let _ = events.send(MediaEvent { call, event });
+                let _ = events.send(MediaEvent::Relay { call, event });
             }
         }
     }

@@ -125,7 +125,14 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     let lines = Arc::new(Lines::default());
     let (control_tx, control_rx) = mpsc::channel(64);
     let (feature_keys_tx, feature_keys_rx) = mpsc::channel(FEATURE_KEY_QUEUE);
+    let voicemail = crate::voicemail::Voicemail::new(
+        config.voicemail.clone(),
+        store.clone(),
+        config.data.clone(),
+        tokio::runtime::Handle::current(),
+    );
     let sip = SipPlane {
+        voicemail,
         config: config.clone(),
         tenants: tenants.clone(),
         location,
@@ -247,6 +254,8 @@ fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> 
 /// database engine, whose commits can hold a worker for milliseconds) ever
 /// delays a SIP message. It talks to the rest through channels.
 struct SipPlane {
+    /// Calls edgepbx answers itself.
+    voicemail: Arc<crate::voicemail::Voicemail>,
     config: Config,
     tenants: Arc<TenantTable>,
     location: Location,
@@ -314,9 +323,11 @@ impl SipPlane {
                 ports,
                 m.bind,
                 self.config.calls.silence(),
-                media_tx,
+                media_tx.clone(),
                 media_handle,
+                self.voicemail.clone(),
             );
+            self.voicemail.announce_counts(media_tx);
             let kv = PersistentKv::new(POLICY_KV_KEYS, self.persist.kv_writer());
             for (tenant, entries) in self.kv {
                 kv.load(&tenant, entries);

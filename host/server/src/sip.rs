@@ -158,7 +158,18 @@ impl Driver {
                     self.engine.handle_timeout(Instant::now(), SystemTime::now());
                 }
                 Some(event) = media_events.recv() => {
-                    self.engine.handle_media_event(Instant::now(), SystemTime::now(), event.call, event.event);
+                    let (now, wall) = (Instant::now(), SystemTime::now());
+                    match event {
+                        MediaEvent::Relay { call, event } => {
+                            self.engine.handle_media_event(now, wall, call, event);
+                        }
+                        MediaEvent::ServiceDone { call } => {
+                            self.engine.handle_service_done(now, wall, call);
+                        }
+                        MediaEvent::Mailbox { aor, new, old } => {
+                            self.engine.handle_mailbox(now, wall, aor, new, old);
+                        }
+                    }
                 }
                 Some(request) = control.recv() => self.control(request),
                 Some(made) = decisions.recv() => self.decided(made),

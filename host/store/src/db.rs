@@ -96,6 +96,7 @@ fn classify(e: surrealdb::Error) -> StoreError {
                     Some(("max_policy_versions", limit)) => Some(("policy versions", limit)),
                     Some(("max_api_keys", limit)) => Some(("API keys", limit)),
                     Some(("max_contacts", limit)) => Some(("contacts", limit)),
+                    Some(("max_messages", limit)) => Some(("messages in this mailbox", limit)),
                     _ => None,
                 };
                 if let Some((what, limit)) = limited

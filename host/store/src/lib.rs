@@ -68,6 +68,7 @@ mod schema;
 mod settings;
 mod tenants;
 mod trunks;
+mod voicemail;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +101,7 @@ pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyMo
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
 pub use tenants::{Tenant, TenantLimits, Tenants};
 pub use trunks::Trunks;
+pub use voicemail::{MailboxCounts, Usage, VoiceMessage, Voicemail, is_message_id};
 
 use crate::db::run;
 use crate::lock::DataDirLock;
@@ -223,6 +225,11 @@ impl Store {
     /// Desk phones to provision and what they fetched.
     pub fn devices(&self) -> Devices<'_> {
         Devices { db: &self.inner.db }
+    }
+
+    /// Voice messages.
+    pub fn voicemail(&self) -> Voicemail<'_> {
+        Voicemail { db: &self.inner.db }
     }
 
     /// The tenant repository.

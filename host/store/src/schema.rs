@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 11;
+pub const SCHEMA_VERSION: u32 = 12;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -87,6 +87,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 11,
         name: "desk phones for provisioning, their fetches, a tenant's provisioning credential",
         surql: V11_DEVICES,
+    },
+    Migration {
+        version: 12,
+        name: "voice messages",
+        surql: V12_VOICEMAIL,
     },
 ];
 
@@ -348,6 +353,23 @@ DEFINE FIELD email ON contact TYPE option<string>;
 DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
+"#;
+
+const V12_VOICEMAIL: &str = r#"
+-- Record id: voicemail_message:[<TENANT CODE>, <message id>]; the audio is
+-- <data>/voicemail/<TENANT>/<mailbox>/<message id>.wav.
+DEFINE TABLE voicemail_message SCHEMAFULL;
+DEFINE FIELD tenant ON voicemail_message TYPE record<tenant> READONLY;
+DEFINE FIELD id_text ON voicemail_message TYPE string READONLY;
+DEFINE FIELD mailbox ON voicemail_message TYPE string READONLY;
+DEFINE FIELD caller ON voicemail_message TYPE string;
+DEFINE FIELD caller_name ON voicemail_message TYPE option<string>;
+DEFINE FIELD received_at ON voicemail_message TYPE datetime;
+DEFINE FIELD duration_ms ON voicemail_message TYPE int ASSERT $value >= 0;
+DEFINE FIELD bytes ON voicemail_message TYPE int ASSERT $value >= 0;
+DEFINE FIELD saved ON voicemail_message TYPE bool DEFAULT false;
+DEFINE FIELD call_id ON voicemail_message TYPE string;
+DEFINE INDEX voicemail_message_mailbox ON voicemail_message FIELDS tenant, mailbox;
 "#;
 
 const V11_DEVICES: &str = r#"

@@ -49,7 +49,7 @@ impl MediaSlots {
     }
 
     /// A ready slot, asking for the next.
-    fn take(&mut self, sig: &mut Signalling) -> Option<MediaSlot> {
+    pub(super) fn take(&mut self, sig: &mut Signalling) -> Option<MediaSlot> {
         let slot = self.ready.pop_front();
         self.replenish(sig);
         slot
@@ -190,9 +190,10 @@ impl Calls {
             RelayEvent::Silent(side) => {
                 call.silent[side_index(side)] = true;
                 let limit = self.config.media_timeout_secs;
-                // A held call is silent on purpose.
-                if limit > 0 && call.answered.is_some() && call.silent == [true, true] && !call.held
-                {
+                // A served call has one party; a held call is silent on
+                // purpose.
+                let gone = call.silent == [true, true] || call.served.is_some();
+                if limit > 0 && call.answered.is_some() && gone && !call.held {
                     info!(
                         call = call.id,
                         "no media from either party; ending the call"

@@ -79,6 +79,9 @@ impl Calls {
                 ok.headers.push("Allow", ALLOW);
                 cx.sig.respond(now, key, ok);
             }
+            "INVITE" | "UPDATE" | "INFO" if call.served.is_some() => {
+                self.served_request(now, cx, call, key, request);
+            }
             "INVITE" | "UPDATE" | "INFO" => self.relay_request(now, cx, call, side, key, request),
             _ => cx
                 .sig

@@ -26,6 +26,7 @@
 //! - [`anchoring`]: rewriting descriptions onto media slots.
 //! - [`teardown`]: ending a call, its record and events, its timers.
 //! - [`pickup`]: a phone answering a call that rings another extension.
+//! - [`served`]: calls edgepbx answers itself (voicemail).
 //! - [`watched`]: the calls of one number as its watchers see them
 //!   (dialog state for BLF).
 //!
@@ -37,6 +38,7 @@ mod answers;
 mod branches;
 mod dialogs;
 mod pickup;
+mod served;
 mod setup;
 mod steps;
 mod teardown;
@@ -242,6 +244,9 @@ struct Call {
     b: Option<LegDialog>,
     /// The ports its media is relayed on.
     media: Option<crate::output::MediaSlot>,
+    /// edgepbx answered the call itself (voicemail), with this
+    /// description.
+    served: Option<SessionDescription>,
     pending_ok: [Option<PendingOk>; 2],
     /// A re-INVITE relayed to that side awaits its final answer: an INVITE
     /// from that side meanwhile is glare, answered 491 (RFC 3261 §14.2).

@@ -17,9 +17,11 @@ use edgepbx_sip::{Request, Response};
 use tracing::{debug, info, warn};
 
 use super::pickup::{Picker, Pickup};
+use super::served::{ANY_MAILBOX, OWN_MAILBOX};
 use super::{Call, Calls, Cx, Parties};
 use crate::digest::{DigestGate, authenticate};
 use crate::events::{LegRole, LegState};
+use crate::output::Service;
 use crate::peer::Peer;
 use crate::registrar::Aor;
 use crate::routing::{Caller, CallerKind};
@@ -42,7 +44,7 @@ impl Calls {
             let r = Response::for_request(request, status, Some(&request.stateless_tag()));
             cx.sig.respond(now, key, r);
         };
-        let (tenant, caller, number) = match tenants.trunk_at(peer.addr().ip()) {
+        let (tenant, caller, number, service) = match tenants.trunk_at(peer.addr().ip()) {
             Some((tenant, link)) => {
                 let Some(number) = inbound_did(request).and_then(|did| link.route(&did)) else {
                     return respond(cx, 404);
@@ -51,7 +53,7 @@ impl Calls {
                 if let Some(name) = tenant.contact_names.get(&caller.number) {
                     caller.name = Some(name.clone());
                 }
-                (tenant, caller, number.to_owned())
+                (tenant, caller, number.to_owned(), None)
             }
             None => {
                 let Some((tenant, extension)) =
@@ -80,14 +82,21 @@ impl Calls {
                     };
                     return self.pick_up(now, cx, &tenant, picker, pickup);
                 }
-                (tenant, caller, number)
+                let service = match number.as_str() {
+                    OWN_MAILBOX => Some(Service::Retrieve {
+                        own: Some(extension.number.clone()),
+                    }),
+                    ANY_MAILBOX => Some(Service::Retrieve { own: None }),
+                    _ => None,
+                };
+                (tenant, caller, number, service)
             }
         };
         // A number the tenant does not have goes to the policy as external
         // (through the trunk) or unknown (the built-in policy answers 404;
         // a tenant's policy may know better). Calling out is subject to the
         // caller's allowed destinations.
-        if !tenant.is_internal(&number) && tenant.outbound_trunk().is_some() {
+        if service.is_none() && !tenant.is_internal(&number) && tenant.outbound_trunk().is_some() {
             let allowed = tenant
                 .resolve(&caller.number)
                 .is_none_or(|e| e.settings.allowed_destinations.permits(&number));
@@ -124,10 +133,13 @@ impl Calls {
                 .push("Warning", format!("304 edgepbx \"{error}\""));
             return cx.sig.respond(now, key, r);
         }
-        self.start(now, cx, key, request, peer, tenant, caller, number, offer);
+        self.start(
+            now, cx, key, request, peer, tenant, caller, number, offer, service,
+        );
     }
 
-    /// Creates the call, answers 100 and asks the first decision.
+    /// Creates the call, answers 100 and asks the first decision (or, for
+    /// a mailbox code, answers it with the voicemail `service`).
     #[allow(clippy::too_many_arguments)]
     fn start(
         &mut self,
@@ -140,6 +152,7 @@ impl Calls {
         caller: Caller,
         number: String,
         offer: Option<SessionDescription>,
+        service: Option<Service>,
     ) {
         self.next_id += 1;
         let id = self.next_id;
@@ -173,6 +186,7 @@ impl Calls {
             a: None,
             b: None,
             media: None,
+            served: None,
             pending_ok: [None, None],
             reinviting: [false, false],
             silent: [false, false],
@@ -200,7 +214,13 @@ impl Calls {
             LegState::Calling,
             None,
         );
-        self.next_step(now, cx, &mut call);
+        match service {
+            Some(service) => {
+                call.decided_by = "mailbox code".to_owned();
+                self.serve(now, cx, &mut call, service);
+            }
+            None => self.next_step(now, cx, &mut call),
+        }
         self.put_back(call);
     }
 }

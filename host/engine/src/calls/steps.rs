@@ -99,8 +99,7 @@ impl Calls {
                 call.history.clear();
                 self.next_step(now, cx, call);
             }
-            // Voicemail boxes arrive with the voicemail service.
-            Action::Voicemail(_) => self.end(now, cx, call, EndCause::Rejected(480)),
+            Action::Voicemail(mailbox) => self.send_to_voicemail(now, cx, call, mailbox),
             Action::Ring(ring) => {
                 let action = Action::Ring(ring.clone());
                 let targets: VecDeque<RingTarget> = ring.targets.into();

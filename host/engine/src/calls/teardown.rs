@@ -200,6 +200,7 @@ impl Calls {
 /// The record of a call that ends at `ended_at` with `cause`.
 fn call_record(call: &Call, cause: EndCause, ended_at: std::time::SystemTime) -> CallRecord {
     let outcome = match cause {
+        _ if call.served.is_some() => "voicemail",
         _ if call.answered.is_some() => "answered",
         EndCause::CallerCancelled => "cancelled",
         EndCause::Rejected(486 | 600) => "busy",

@@ -100,6 +100,8 @@ pub(crate) struct Sx<'a> {
     pub calls: &'a Calls,
     /// Lines, for presence.
     pub lines: &'a Lines,
+    /// New and old messages per mailbox, for message summaries.
+    pub mailboxes: &'a HashMap<Aor, (u32, u32)>,
     /// The wall-clock time of the input being handled.
     pub wall: SystemTime,
 }

@@ -22,8 +22,10 @@ pub(super) fn view_of(sx: &Sx<'_>, package: Package, resource: &Aor) -> View {
                 .unwrap_or_default(),
         ),
         Package::Presence => View::Presence(presence(sx, tenant.map(AsRef::as_ref), resource)),
-        // Mailboxes arrive with voicemail: until then, none has messages.
-        Package::MessageSummary => View::Messages { new: 0, old: 0 },
+        Package::MessageSummary => {
+            let (new, old) = sx.mailboxes.get(resource).copied().unwrap_or((0, 0));
+            View::Messages { new, old }
+        }
         Package::FeatureEvent => {
             let settings = tenant.and_then(|t| t.extensions.get(&resource.extension));
             View::Keys(keys_of(

@@ -1,0 +1,380 @@
+//! The voicemail driver: runs a [`Session`](edgepbx_voicemail::Session)
+//! and a media [`Endpoint`](edgepbx_media::endpoint::Endpoint) for each
+//! call the engine answers itself, with the store and the files behind
+//! them.
+//!
+//! Files live in the data directory: a message's audio at
+//! `voicemail/<TENANT>/<mailbox>/<id>.wav`, greetings beside them as
+//! `greeting-<unavailable|busy|name>.wav`, a tenant's own prompts at
+//! `prompts/<TENANT>/<name>.wav`. The message's record is in the store;
+//! the file is written first (to a temporary name, then renamed), so a
+//! record always has its audio. PIN failures are counted per mailbox in
+//! memory: after `pin_lock_failures` wrong PINs in a row the mailbox is
+//! locked for `pin_lock_secs`.
+//!
+//! Sessions run on the main runtime, beside the store: voicemail calls
+//! are few, and their database work must not wait on the media runtime.
+
+mod call;
+mod prompts;
+
+use std::collections::HashMap;
+use std::net::UdpSocket as StdUdpSocket;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use edgepbx_engine::Served;
+use edgepbx_engine::registrar::Aor;
+use edgepbx_media::wav::Pcm;
+use edgepbx_store::{Store, VoiceMessage, WriteMode};
+use edgepbx_voicemail::{Greeting, Mailbox, Message, PinCheck};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+pub use call::Input;
+use prompts::Prompts;
+
+use crate::media::MediaEvent;
+use crate::secrets::{decoy_hash, verify_password};
+
+/// `[voicemail]` in the configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoicemailConfig {
+    /// Longest message, seconds.
+    pub max_message_secs: u64,
+    /// Longest greeting, seconds.
+    pub max_greeting_secs: u64,
+    /// Silence that ends a recording, seconds.
+    pub silence_secs: u64,
+    /// A message shorter than this, or without sound, is not kept
+    /// (milliseconds).
+    pub min_message_ms: u64,
+    /// Messages one mailbox holds; a full one takes no more.
+    pub max_messages_per_mailbox: usize,
+    /// Megabytes of messages one tenant holds (8 kHz WAV: about 1 MB a
+    /// minute); a tenant past it takes no more messages.
+    pub max_tenant_megabytes: u64,
+    /// Wrong PINs in a row that lock a mailbox...
+    pub pin_lock_failures: u32,
+    /// ...for this long, seconds.
+    pub pin_lock_secs: u64,
+}
+
+impl Default for VoicemailConfig {
+    fn default() -> Self {
+        VoicemailConfig {
+            max_message_secs: 180,
+            max_greeting_secs: 60,
+            silence_secs: 5,
+            min_message_ms: 1_000,
+            max_messages_per_mailbox: 100,
+            max_tenant_megabytes: 1_024,
+            pin_lock_failures: 3,
+            pin_lock_secs: 900,
+        }
+    }
+}
+
+/// Wrong PINs in a row, and until when the mailbox is locked.
+type PinFailures = (u32, Option<Instant>);
+
+/// What the sessions share.
+#[derive(Debug)]
+pub struct Voicemail {
+    config: VoicemailConfig,
+    store: Store,
+    data: PathBuf,
+    prompts: Prompts,
+    runtime: tokio::runtime::Handle,
+    /// Wrong PINs in a row and the end of the lock, per (tenant, mailbox).
+    pin_failures: Mutex<HashMap<(String, String), PinFailures>>,
+}
+
+/// Rejected when the mutex is poisoned: a panic elsewhere; start afresh.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Voicemail {
+    /// The service over `store`, keeping files under `data`, running
+    /// sessions on `runtime` (the store's).
+    pub fn new(
+        config: VoicemailConfig,
+        store: Store,
+        data: PathBuf,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Voicemail> {
+        Arc::new(Voicemail {
+            config,
+            store,
+            data,
+            prompts: Prompts::built_in(),
+            runtime,
+            pin_failures: Mutex::default(),
+        })
+    }
+
+    /// Starts the session of a served call on `rtp` (and its RTCP port,
+    /// drained); returns where its inputs go.
+    pub fn start(
+        self: &Arc<Self>,
+        served: Served,
+        rtp: StdUdpSocket,
+        rtcp: StdUdpSocket,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> mpsc::UnboundedSender<Input> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let call = call::Call::new(self.clone(), served, events);
+        self.runtime.spawn(call.run(rtp, rtcp, rx));
+        tx
+    }
+
+    /// Tells the engine, through `events`, how many messages every mailbox
+    /// holds (the message lamps after a start).
+    pub fn announce_counts(self: &Arc<Self>, events: mpsc::UnboundedSender<MediaEvent>) {
+        let this = self.clone();
+        self.runtime.spawn(async move {
+            match this.store.voicemail().counts().await {
+                Ok(counts) => {
+                    for c in counts {
+                        let aor = Aor {
+                            tenant: c.tenant,
+                            extension: c.mailbox,
+                        };
+                        let _ = events.send(MediaEvent::Mailbox {
+                            aor,
+                            new: c.new,
+                            old: c.saved,
+                        });
+                    }
+                }
+                Err(error) => warn!(%error, "cannot load the mailboxes' message counts"),
+            }
+        });
+    }
+
+    fn mailbox_dir(&self, tenant: &str, mailbox: &str) -> PathBuf {
+        self.data.join("voicemail").join(tenant).join(mailbox)
+    }
+
+    fn greeting_path(&self, tenant: &str, mailbox: &str, greeting: Greeting) -> PathBuf {
+        self.mailbox_dir(tenant, mailbox)
+            .join(format!("greeting-{}.wav", greeting.as_str()))
+    }
+
+    fn message_path(&self, tenant: &str, mailbox: &str, id: &str) -> PathBuf {
+        self.mailbox_dir(tenant, mailbox).join(format!("{id}.wav"))
+    }
+
+    /// The mailbox of an extension with voicemail on; `None` otherwise.
+    async fn load(&self, tenant: &str, mailbox: &str) -> Option<Mailbox> {
+        let extension = self
+            .store
+            .extensions()
+            .get(tenant, mailbox)
+            .await
+            .ok()
+            .flatten()?;
+        if !extension.settings.voicemail {
+            return None;
+        }
+        let mut greetings = Vec::new();
+        for greeting in Greeting::ALL {
+            let path = self.greeting_path(tenant, mailbox, greeting);
+            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                greetings.push(greeting);
+            }
+        }
+        Some(Mailbox {
+            number: extension.number,
+            greetings,
+            full: self.is_full(tenant, mailbox).await,
+            skip_pin_from_own_device: false,
+        })
+    }
+
+    async fn is_full(&self, tenant: &str, mailbox: &str) -> bool {
+        let vm = self.store.voicemail();
+        let in_box = vm.list(tenant, mailbox).await.map_or(0, |l| l.len());
+        let usage = vm.usage(tenant).await.unwrap_or_default();
+        in_box >= self.config.max_messages_per_mailbox
+            || usage.bytes >= self.config.max_tenant_megabytes.saturating_mul(1 << 20)
+    }
+
+    /// Checks a PIN, counting failures; a missing mailbox or PIN refuses
+    /// after the same work as a wrong one.
+    async fn check_pin(&self, tenant: &str, mailbox: &str, pin: String) -> PinCheck {
+        let key = (tenant.to_owned(), mailbox.to_owned());
+        if let Some((_, Some(until))) = lock(&self.pin_failures).get(&key).copied()
+            && Instant::now() < until
+        {
+            return PinCheck::Locked;
+        }
+        let hash = match self.store.extensions().get(tenant, mailbox).await {
+            Ok(Some(e)) if e.settings.voicemail => e.profile.voicemail_pin_hash,
+            _ => None,
+        };
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
+        let right = tokio::task::spawn_blocking(move || verify_password(&hash, &pin))
+            .await
+            .unwrap_or(false)
+            && known;
+        let mut failures = lock(&self.pin_failures);
+        if right {
+            failures.remove(&key);
+            return PinCheck::Accepted;
+        }
+        let entry = failures.entry(key).or_insert((0, None));
+        entry.0 += 1;
+        if entry.0 >= self.config.pin_lock_failures {
+            entry.0 = 0;
+            entry.1 = Some(Instant::now() + Duration::from_secs(self.config.pin_lock_secs));
+            info!(tenant, mailbox, "mailbox locked after repeated wrong PINs");
+        }
+        PinCheck::Refused
+    }
+
+    async fn change_pin(&self, tenant: &str, mailbox: &str, pin: String) {
+        let result = async {
+            let hash =
+                tokio::task::spawn_blocking(move || crate::secrets::hash_password(&pin)).await??;
+            let current = self
+                .store
+                .extensions()
+                .get(tenant, mailbox)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no such extension"))?;
+            let mut profile = current.profile.clone();
+            profile.voicemail_pin_hash = Some(hash);
+            let write = edgepbx_store::ExtensionWrite {
+                mode: WriteMode::Update,
+                number: current.number.clone(),
+                name: current.name.clone(),
+                aliases: current.aliases.clone(),
+                credentials: None,
+                settings: current.settings.clone(),
+                profile,
+                if_version: Some(current.updated_at),
+            };
+            self.store.extensions().put(tenant, vec![write]).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => info!(tenant, mailbox, "voicemail PIN changed from the phone"),
+            Err(error) => warn!(tenant, mailbox, %error, "cannot change the voicemail PIN"),
+        }
+    }
+
+    async fn messages(&self, tenant: &str, mailbox: &str) -> Vec<Message> {
+        self.store
+            .voicemail()
+            .list(tenant, mailbox)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Message {
+                id: m.id,
+                caller: Some(m.caller).filter(|c| c != "anonymous"),
+                saved: m.saved,
+            })
+            .collect()
+    }
+
+    /// Keeps a message left by `served`'s caller; false when it was too
+    /// short or silent, or could not be stored.
+    async fn keep_message(&self, served: &Served, mailbox: &str, audio: Pcm) -> bool {
+        if audio.millis() < self.config.min_message_ms || !audio.has_sound(300, 300) {
+            info!(call = %served.uid, mailbox, millis = audio.millis(), "message too short or silent; not kept");
+            return false;
+        }
+        let id = format!(
+            "{}-{}",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            served.call
+        );
+        let path = self.message_path(&served.tenant, mailbox, &id);
+        let wav = audio.to_wav();
+        if let Err(error) = write_file(&path, &wav).await {
+            warn!(%error, path = %path.display(), "cannot write a voice message");
+            return false;
+        }
+        let message = VoiceMessage {
+            id,
+            mailbox: mailbox.to_owned(),
+            caller: served.caller.clone(),
+            caller_name: served.caller_name.clone(),
+            received_at: SystemTime::now(),
+            duration_ms: audio.millis(),
+            bytes: wav.len() as u64,
+            saved: false,
+            call_id: served.uid.clone(),
+        };
+        let stored = self
+            .store
+            .voicemail()
+            .add(
+                &served.tenant,
+                &message,
+                self.config.max_messages_per_mailbox,
+            )
+            .await;
+        match stored {
+            Ok(()) => {
+                info!(tenant = %served.tenant, mailbox, id = %message.id,
+                    millis = message.duration_ms, "voice message kept");
+                true
+            }
+            Err(error) => {
+                warn!(%error, "cannot record a voice message; its audio is removed");
+                let _ = tokio::fs::remove_file(&path).await;
+                false
+            }
+        }
+    }
+
+    async fn keep_greeting(&self, tenant: &str, mailbox: &str, greeting: Greeting, audio: Pcm) {
+        if !audio.has_sound(300, 300) {
+            return;
+        }
+        let path = self.greeting_path(tenant, mailbox, greeting);
+        if let Err(error) = write_file(&path, &audio.to_wav()).await {
+            warn!(%error, path = %path.display(), "cannot write a greeting");
+        }
+    }
+
+    /// The new and saved counts of a mailbox, for the engine.
+    async fn counts(&self, tenant: &str, mailbox: &str) -> MediaEvent {
+        let messages = self.messages(tenant, mailbox).await;
+        let new = messages.iter().filter(|m| !m.saved).count();
+        MediaEvent::Mailbox {
+            aor: Aor {
+                tenant: tenant.to_owned(),
+                extension: mailbox.to_owned(),
+            },
+            new: u32::try_from(new).unwrap_or(u32::MAX),
+            old: u32::try_from(messages.len() - new).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file, creating its
+/// directory (0700).
+async fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        let mut builder = tokio::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(0o700);
+        builder.create(dir).await?;
+    }
+    let tmp = path.with_extension("wav.tmp");
+    tokio::fs::write(&tmp, bytes).await?;
+    tokio::fs::rename(&tmp, path).await
+}
