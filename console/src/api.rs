@@ -203,6 +203,20 @@ pub async fn post_body<T: DeserializeOwned>(
     decode(&send("POST", path, Some(body), None).await?)
 }
 
+/// `PUT path` with a raw body (a file) of the given content type,
+/// ignoring the answer's body.
+pub async fn put_body(
+    path: &str,
+    content_type: &'static str,
+    body: impl Into<JsValue>,
+) -> Result<(), ApiError> {
+    let body = Body {
+        content_type,
+        value: body.into(),
+    };
+    send("PUT", path, Some(body), None).await.map(drop)
+}
+
 /// `PATCH path` with a JSON merge patch (RFC 7396), decoding the answer;
 /// with `if_match`, only if the resource still has that entity tag.
 pub async fn patch<T: DeserializeOwned>(

@@ -181,6 +181,10 @@ pub struct Voicemail {
     pub enabled: bool,
     /// Where messages are mailed.
     pub email: Option<String>,
+    /// The email carries the audio.
+    pub attach_audio: bool,
+    /// Messages are deleted once emailed.
+    pub delete_after_email: bool,
     /// Whether a PIN is set (the PIN itself is write-only).
     pub pin_set: bool,
 }
@@ -657,4 +661,46 @@ mod tests {
                 .expect("valid JSON");
         assert_eq!(p.status, Status::Unknown);
     }
+}
+
+/// A voice message, as the API lists it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct VoiceMessage {
+    /// Its id.
+    pub id: String,
+    /// The caller's number.
+    pub caller: String,
+    /// The caller's name, when known.
+    pub caller_name: Option<String>,
+    /// When it was left (RFC 3339).
+    pub received_at: String,
+    /// Its length in milliseconds.
+    pub duration_ms: u64,
+    /// Heard (no longer new).
+    pub saved: bool,
+    /// The API path of its audio.
+    pub audio: String,
+    /// Its transcript, once made.
+    pub transcript: Option<String>,
+    /// `off`, `pending`, `done` or `failed`.
+    pub transcription: String,
+    /// Its email: `off`, `pending`, `done` or `failed`.
+    pub email: String,
+    /// Why its email failed last.
+    pub email_error: Option<String>,
+}
+
+/// An extension's mailbox: counts, greetings, messages.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Mailbox {
+    /// Messages not yet heard.
+    pub new: usize,
+    /// Messages heard and kept.
+    pub saved: usize,
+    /// Greetings recorded (`unavailable`, `busy`, `name`).
+    pub greetings: Vec<String>,
+    /// Oldest first.
+    pub messages: Vec<VoiceMessage>,
 }

@@ -5,7 +5,8 @@
 // Environment: EDGEPBX_URL, EDGEPBX_EMAIL, EDGEPBX_PASSWORD (a tenant
 // administrator), EDGEPBX_READER_EMAIL, EDGEPBX_READER_PASSWORD (a read-only
 // user of the same tenant), ARTIFACTS (a directory for screenshots and the
-// downloaded export), BAD_CSV, GOOD_CSV.
+// downloaded export), BAD_CSV, GOOD_CSV, GREETING_WAV (a WAV file to
+// upload as a greeting).
 // Protocol: one line per step on stdout (`STEP <name> [detail]`); after
 // `STEP awaiting-device` it waits for a line on stdin (the device is
 // registered). Any failure prints `FAIL <message>` and exits 1.
@@ -144,6 +145,19 @@ async function main() {
     await byId(page, "reliability-timeline").waitFor({ timeout: 10000 });
     await shot(page, "08-reliability");
     step("tabs");
+
+    // The voicemail tab: a greeting uploaded as a WAV file is kept and
+    // can be played in the page.
+    await byId(page, "tab-voicemail").click();
+    const nameRow = byId(page, "greeting-name");
+    await nameRow.waitFor({ timeout: 10000 });
+    await byId(page, "voicemail-empty").waitFor({ timeout: 10000 });
+    await nameRow.locator('input[type="file"]').setInputFiles(env("GREETING_WAV"));
+    await nameRow.getByRole("button", { name: "Upload" }).click();
+    await nameRow.getByText("recorded").waitFor({ timeout: 10000 });
+    await nameRow.locator("audio").waitFor({ state: "attached", timeout: 10000 });
+    await shot(page, "09-voicemail");
+    step("greeting");
 
     // A ring group, a contact, a tried decision, an API key.
     await byId(page, "nav-groups").click();

@@ -180,3 +180,31 @@ pub fn audio_port(message: &SipMessage) -> u16 {
         .and_then(|port| port.parse().ok())
         .unwrap_or_else(|| panic!("no audio stream in\n{}", message.text()))
 }
+
+/// A SIPp subscriber as `ext`, watching `target` with `scenario`.
+pub fn subscriber(scenario: &str, pbx: &RunningPbx, ext: &Extension, target: &str) -> Sipp {
+    Sipp::new(scenario, pbx.udp())
+        .key("domain", &ext.domain)
+        .key("user", &ext.number)
+        .key("password", &ext.password)
+        .key("target", target)
+        // The digest covers the Request-URI (SIPp prefixes `sip:`).
+        .auth_uri(&format!("{target}@{}", ext.domain))
+        .timeout(Duration::from_secs(45))
+}
+
+/// Waits until the server has logged `count` new subscriptions in all.
+pub fn wait_for_subscriptions(pbx: &RunningPbx, count: usize) {
+    let logged = wait_for(Duration::from_secs(20), || {
+        let n = pbx
+            .log()
+            .lines()
+            .filter(|l| l.contains(" subscribed") && l.contains("target="))
+            .count();
+        (n >= count).then_some(())
+    });
+    assert!(
+        logged.is_some(),
+        "the server never logged {count} subscriptions"
+    );
+}

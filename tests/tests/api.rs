@@ -417,7 +417,8 @@ fn extension_settings_validation_and_listing() {
     assert_eq!(e["follow_me"]["destinations"][1]["number"], "101");
     assert_eq!(
         e["voicemail"],
-        json!({"enabled": true, "email": "zed@acme.test", "pin_set": true})
+        json!({"enabled": true, "email": "zed@acme.test", "attach_audio": true,
+            "delete_after_email": false, "pin_set": true})
     );
     assert_eq!(e["directory"]["department"], "Sales");
     assert_eq!(e["allowed_destinations"], "0X.,+1X.");

@@ -59,6 +59,16 @@ fn the_console_manages_extensions_live_in_a_browser() {
     deployment.add_extension("ACME", "acme.test", "501", "pw-501-Secret");
     let bad = deployment.work().write("bad.csv", &csv(true));
     let good = deployment.work().write("good.csv", &csv(false));
+    // A greeting of a second of a 440 Hz tone, 16 kHz stereo: converted
+    // to 8 kHz mono on upload.
+    let greeting = dir.join("greeting.wav");
+    let made = Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "2", "-b", "16"])
+        .arg(&greeting)
+        .args(["synth", "1", "sine", "440"])
+        .status()
+        .expect("sox runs");
+    assert!(made.success(), "sox made no greeting");
 
     let mut node = Command::new("node")
         .arg(browser_dir.join("console.mjs"))
@@ -71,6 +81,7 @@ fn the_console_manages_extensions_live_in_a_browser() {
         .env("ARTIFACTS", &artifacts)
         .env("BAD_CSV", &bad)
         .env("GOOD_CSV", &good)
+        .env("GREETING_WAV", &greeting)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -165,6 +176,12 @@ fn the_console_manages_extensions_live_in_a_browser() {
         "voicemail"
     );
     next("tabs");
+    next("greeting");
+    let mailbox = api.get("/api/v1/extensions/500/voicemail").json();
+    assert_eq!(mailbox["greetings"], json!(["name"]), "{mailbox}");
+    let played = api.get("/api/v1/extensions/500/voicemail/greetings/name");
+    assert_eq!(played.status, 200);
+    assert_eq!(played.header("content-type"), Some("audio/wav"));
     next("group");
     let group = api.get("/api/v1/groups/600").json();
     assert_eq!(group["members"], json!(["500", "501"]));

@@ -22,45 +22,18 @@ use std::time::{Duration, Instant};
 use edgepbx_e2e::baresip::{Baresip, SoftphoneAccount};
 use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
 use edgepbx_e2e::phones::{
-    Behaviour, CALL_CONFIG, Device, caller, received_requests, wait_for_bindings,
+    Behaviour, CALL_CONFIG, Device, caller, received_requests, subscriber, wait_for_bindings,
+    wait_for_subscriptions,
 };
 use edgepbx_e2e::sip::{
     DigestCredentials, RESPONSE_TIMEOUT, RegisterParams, SipClient, SipMessage, normalise,
     unique_token,
 };
-use edgepbx_e2e::sipp::{Sipp, SippOutcome, free_port};
+use edgepbx_e2e::sipp::{SippOutcome, free_port};
 use edgepbx_e2e::wait_for;
 
 /// How long a SIPp device stays on line.
 const HOLD: Duration = Duration::from_secs(12);
-
-/// A SIPp subscriber as `ext`, watching `target` with `scenario`.
-fn subscriber(scenario: &str, pbx: &RunningPbx, ext: &Extension, target: &str) -> Sipp {
-    Sipp::new(scenario, pbx.udp())
-        .key("domain", &ext.domain)
-        .key("user", &ext.number)
-        .key("password", &ext.password)
-        .key("target", target)
-        // The digest covers the Request-URI (SIPp prefixes `sip:`).
-        .auth_uri(&format!("{target}@{}", ext.domain))
-        .timeout(Duration::from_secs(45))
-}
-
-/// Waits until the server has logged `count` new subscriptions in all.
-fn wait_for_subscriptions(pbx: &RunningPbx, count: usize) {
-    let logged = wait_for(Duration::from_secs(20), || {
-        let n = pbx
-            .log()
-            .lines()
-            .filter(|l| l.contains(" subscribed") && l.contains("target="))
-            .count();
-        (n >= count).then_some(())
-    });
-    assert!(
-        logged.is_some(),
-        "the server never logged {count} subscriptions"
-    );
-}
 
 fn body(message: &SipMessage) -> String {
     String::from_utf8_lossy(&message.body).into_owned()

@@ -13,6 +13,7 @@ use crate::model::{
     Device, Extension, FollowMe, FollowMeDestination, HistoryEvent, Password, Subscription,
 };
 use crate::pages::phones::ExtensionPhones;
+use crate::pages::voicemail::MailboxPanel;
 use crate::route::{Route, Tab};
 use crate::state::AppState;
 use crate::ui::{self, FieldErrors, StatusDot, TextField};
@@ -652,6 +653,8 @@ fn FollowMeTab(editor: Editor, ext: Extension) -> impl IntoView {
 fn VoicemailTab(editor: Editor, ext: Extension) -> impl IntoView {
     let enabled = RwSignal::new(ext.voicemail.enabled);
     let email = RwSignal::new(text(&ext.voicemail.email));
+    let attach = RwSignal::new(ext.voicemail.attach_audio);
+    let delete_after = RwSignal::new(ext.voicemail.delete_after_email);
     let pin = RwSignal::new(String::new());
     let errors = editor.errors;
     let submit = submit_handler(
@@ -659,6 +662,8 @@ fn VoicemailTab(editor: Editor, ext: Extension) -> impl IntoView {
             let mut voicemail = json!({
                 "enabled": enabled.get_untracked(),
                 "email": ui::opt(&email.get_untracked()),
+                "attach_audio": attach.get_untracked(),
+                "delete_after_email": delete_after.get_untracked(),
             });
             if let Some(p) = ui::opt(&pin.get_untracked()) {
                 if !p.chars().all(|c| c.is_ascii_digit()) {
@@ -679,6 +684,8 @@ fn VoicemailTab(editor: Editor, ext: Extension) -> impl IntoView {
         <form class="card form" on:submit=submit>
             <CheckField label="Voicemail enabled" value=enabled field="voicemail.enabled" errors/>
             <TextField label="Send messages to email" value=email field="voicemail.email" errors/>
+            <CheckField label="Attach the audio to the email" value=attach field="voicemail.attach_audio" errors/>
+            <CheckField label="Delete messages once emailed" value=delete_after field="voicemail.delete_after_email" errors/>
             <label>
                 "PIN"
                 <input
@@ -694,6 +701,7 @@ fn VoicemailTab(editor: Editor, ext: Extension) -> impl IntoView {
             {other_errors(editor, &["voicemail"])}
             <SaveButton editor/>
         </form>
+        <MailboxPanel number=editor.number.get_value()/>
     }
 }
 

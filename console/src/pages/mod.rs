@@ -11,3 +11,4 @@ pub mod login;
 pub mod phones;
 pub mod phones_csv;
 pub mod policies;
+pub mod voicemail;

@@ -233,7 +233,7 @@ impl MediaPlane {
             warn!(call, "a served call on media ports that were not reserved");
             return;
         };
-        let control = self.voicemail.start(served, rtp, rtcp, self.events.clone());
+        let control = self.voicemail.start(served, rtp, rtcp);
         self.sessions.insert(
             call,
             Session {

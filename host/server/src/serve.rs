@@ -125,14 +125,23 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     let lines = Arc::new(Lines::default());
     let (control_tx, control_rx) = mpsc::channel(64);
     let (feature_keys_tx, feature_keys_rx) = mpsc::channel(FEATURE_KEY_QUEUE);
+    // What the media plane and voicemail tell the engine.
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
     let voicemail = crate::voicemail::Voicemail::new(
         config.voicemail.clone(),
         store.clone(),
         config.data.clone(),
         tokio::runtime::Handle::current(),
+        media_tx.clone(),
     );
+    voicemail.announce_counts();
+    let outbox_task = tokio::spawn(crate::voicemail::run_outbox(
+        voicemail.clone(),
+        shutdown_rx.clone(),
+    ));
     let sip = SipPlane {
-        voicemail,
+        voicemail: voicemail.clone(),
+        media_events: (media_tx, media_rx),
         config: config.clone(),
         tenants: tenants.clone(),
         location,
@@ -180,6 +189,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
             udp_addr.port(),
             tls_addr.map(|a| a.port()),
         ),
+        voicemail,
     });
     let http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
@@ -217,6 +227,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     }
     let _ = http_task.await;
     let _ = carriers_task.await;
+    let _ = outbox_task.await;
     // The SIP thread ends when its transports and core have stopped and the
     // write-behind queue is flushed; wait for it off the async workers.
     match tokio::task::spawn_blocking(move || sip_thread.join()).await {
@@ -256,6 +267,11 @@ fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> 
 struct SipPlane {
     /// Calls edgepbx answers itself.
     voicemail: Arc<crate::voicemail::Voicemail>,
+    /// What the media plane and voicemail tell the engine.
+    media_events: (
+        mpsc::UnboundedSender<crate::media::MediaEvent>,
+        mpsc::UnboundedReceiver<crate::media::MediaEvent>,
+    ),
     config: Config,
     tenants: Arc<TenantTable>,
     location: Location,
@@ -316,18 +332,17 @@ impl SipPlane {
                     u64::from(self.config.registrar.max_expires) + 60,
                 ),
             };
-            let (media_tx, media_rx) = mpsc::unbounded_channel();
+            let (media_tx, media_rx) = self.media_events;
             let m = &self.config.media;
             let ports = PortRange::new(m.port_min, m.port_max)?;
             let media = MediaPlane::new(
                 ports,
                 m.bind,
                 self.config.calls.silence(),
-                media_tx.clone(),
+                media_tx,
                 media_handle,
-                self.voicemail.clone(),
+                self.voicemail,
             );
-            self.voicemail.announce_counts(media_tx);
             let kv = PersistentKv::new(POLICY_KV_KEYS, self.persist.kv_writer());
             for (tenant, entries) in self.kv {
                 kv.load(&tenant, entries);

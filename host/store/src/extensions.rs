@@ -111,6 +111,10 @@ pub struct Profile {
     pub voicemail_email: Option<String>,
     /// The voicemail PIN as a PHC hash string (never the digits).
     pub voicemail_pin_hash: Option<String>,
+    /// The e-mail of a new message carries its audio.
+    pub voicemail_attach: bool,
+    /// A message e-mailed is deleted from the mailbox.
+    pub voicemail_delete_after_email: bool,
     /// Listed in the company directory phones and the console show.
     pub listed: bool,
     /// Contact e-mail shown in the directory.
@@ -124,6 +128,8 @@ impl Default for Profile {
         Profile {
             voicemail_email: None,
             voicemail_pin_hash: None,
+            voicemail_attach: true,
+            voicemail_delete_after_email: false,
             listed: true,
             email: None,
             department: None,
@@ -185,6 +191,8 @@ pub(crate) fn email(field: &'static str, text: &str) -> Result<String, StoreErro
 struct ProfileRow {
     voicemail_email: Option<String>,
     voicemail_pin_hash: Option<String>,
+    voicemail_attach: Option<bool>,
+    voicemail_delete_after_email: Option<bool>,
     listed: Option<bool>,
     email: Option<String>,
     department: Option<String>,
@@ -195,6 +203,8 @@ impl From<ProfileRow> for Profile {
         Profile {
             voicemail_email: r.voicemail_email,
             voicemail_pin_hash: r.voicemail_pin_hash,
+            voicemail_attach: r.voicemail_attach.unwrap_or(true),
+            voicemail_delete_after_email: r.voicemail_delete_after_email.unwrap_or(false),
             listed: r.listed.unwrap_or(true),
             email: r.email,
             department: r.department,
@@ -207,6 +217,8 @@ impl From<&Profile> for ProfileRow {
         ProfileRow {
             voicemail_email: p.voicemail_email.clone(),
             voicemail_pin_hash: p.voicemail_pin_hash.clone(),
+            voicemail_attach: Some(p.voicemail_attach),
+            voicemail_delete_after_email: Some(p.voicemail_delete_after_email),
             listed: Some(p.listed),
             email: p.email.clone(),
             department: p.department.clone(),

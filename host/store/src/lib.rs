@@ -101,7 +101,7 @@ pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyMo
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
 pub use tenants::{Tenant, TenantLimits, Tenants};
 pub use trunks::Trunks;
-pub use voicemail::{MailboxCounts, Usage, VoiceMessage, Voicemail, is_message_id};
+pub use voicemail::{Delivery, MailboxCounts, Usage, VoiceMessage, Voicemail, Work, is_message_id};
 
 use crate::db::run;
 use crate::lock::DataDirLock;

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 12;
+pub const SCHEMA_VERSION: u32 = 13;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -92,6 +92,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 12,
         name: "voice messages",
         surql: V12_VOICEMAIL,
+    },
+    Migration {
+        version: 13,
+        name: "voice messages' transcripts and e-mails, mailbox e-mail options",
+        surql: V13_VOICEMAIL_DELIVERY,
     },
 ];
 
@@ -353,6 +358,24 @@ DEFINE FIELD email ON contact TYPE option<string>;
 DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
+"#;
+
+const V13_VOICEMAIL_DELIVERY: &str = r#"
+DEFINE FIELD transcript ON voicemail_message TYPE option<string>;
+DEFINE FIELD transcript_state ON voicemail_message TYPE string DEFAULT 'off'
+    ASSERT $value IN ['off', 'pending', 'done', 'failed'];
+DEFINE FIELD email_state ON voicemail_message TYPE string DEFAULT 'off'
+    ASSERT $value IN ['off', 'pending', 'done', 'failed'];
+DEFINE FIELD email_attempts ON voicemail_message TYPE int DEFAULT 0;
+DEFINE FIELD email_next_at ON voicemail_message TYPE option<datetime>;
+DEFINE FIELD email_error ON voicemail_message TYPE option<string>;
+DEFINE INDEX voicemail_message_work ON voicemail_message FIELDS transcript_state, email_state;
+UPDATE voicemail_message SET transcript_state = 'off', email_state = 'off', email_attempts = 0
+    WHERE transcript_state = NONE;
+-- Attach the audio to the e-mail (default yes); delete the message once
+-- e-mailed (default no).
+DEFINE FIELD profile.voicemail_attach ON extension TYPE option<bool>;
+DEFINE FIELD profile.voicemail_delete_after_email ON extension TYPE option<bool>;
 "#;
 
 const V12_VOICEMAIL: &str = r#"

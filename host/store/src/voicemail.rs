@@ -18,6 +18,9 @@ use crate::db::{from_datetime, run, to_datetime};
 use crate::extensions::extension_number;
 use crate::tenants::{code_of, tenant_code, tenant_id};
 
+/// Longest transcript kept, in characters.
+const MAX_TRANSCRIPT: usize = 20_000;
+
 /// Longest caller number, caller name or call id kept, in characters.
 const MAX_TEXT: usize = 256;
 
@@ -51,6 +54,61 @@ pub struct VoiceMessage {
     pub saved: bool,
     /// The call it was left in.
     pub call_id: String,
+    /// Its transcript, once made.
+    pub transcript: Option<String>,
+    /// Whether it is to be transcribed, and how that went.
+    pub transcription: Work,
+    /// Whether it is to be e-mailed, and how that goes.
+    pub email: Delivery,
+}
+
+/// Where a message's transcription or e-mail stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Work {
+    /// Not asked for.
+    #[default]
+    Off,
+    /// To be done.
+    Pending,
+    /// Done.
+    Done,
+    /// Given up.
+    Failed,
+}
+
+impl Work {
+    /// Its name in the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Work::Off => "off",
+            Work::Pending => "pending",
+            Work::Done => "done",
+            Work::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Work {
+        match text {
+            "pending" => Work::Pending,
+            "done" => Work::Done,
+            "failed" => Work::Failed,
+            _ => Work::Off,
+        }
+    }
+}
+
+/// A message's e-mail: its state, the attempts made, when the next is
+/// due and why the last failed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delivery {
+    /// Where it stands.
+    pub state: Work,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (none: at once).
+    pub next_at: Option<SystemTime>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
 }
 
 impl VoiceMessage {
@@ -94,6 +152,12 @@ struct MessageRow {
     bytes: i64,
     saved: bool,
     call_id: String,
+    transcript: Option<String>,
+    transcript_state: Option<String>,
+    email_state: Option<String>,
+    email_attempts: Option<i64>,
+    email_next_at: Option<Datetime>,
+    email_error: Option<String>,
 }
 
 impl MessageRow {
@@ -108,6 +172,17 @@ impl MessageRow {
             bytes: u64::try_from(self.bytes).unwrap_or(0),
             saved: self.saved,
             call_id: self.call_id,
+            transcript: self.transcript,
+            transcription: Work::parse(self.transcript_state.as_deref().unwrap_or("")),
+            email: Delivery {
+                state: Work::parse(self.email_state.as_deref().unwrap_or("")),
+                attempts: self
+                    .email_attempts
+                    .and_then(|a| u32::try_from(a).ok())
+                    .unwrap_or(0),
+                next_at: self.email_next_at.as_ref().map(from_datetime),
+                error: self.email_error,
+            },
         }
     }
 }
@@ -163,6 +238,16 @@ impl Voicemail<'_> {
             bytes: i64::try_from(message.bytes).unwrap_or(i64::MAX),
             saved: message.saved,
             call_id: message.call_id.clone(),
+            transcript: message.transcript.clone(),
+            transcript_state: Some(message.transcription.as_str().to_owned()),
+            email_state: Some(message.email.state.as_str().to_owned()),
+            email_attempts: Some(i64::from(message.email.attempts)),
+            email_next_at: message
+                .email
+                .next_at
+                .map(|t| to_datetime("email.next_at", t))
+                .transpose()?,
+            email_error: message.email.error.clone(),
         };
         run(self
             .db
@@ -267,6 +352,94 @@ impl Voicemail<'_> {
         .await?;
         let rows: Vec<MessageRow> = res.take(0)?;
         Ok(!rows.is_empty())
+    }
+
+    /// Messages with work due by `now`, oldest first, at most `limit`:
+    /// a transcription pending, or an e-mail pending whose next attempt
+    /// is due and whose transcription is not (the e-mail carries it).
+    pub async fn due(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<(String, VoiceMessage)>, StoreError> {
+        let mut res = run(self
+            .db
+            .query(
+                "SELECT * FROM voicemail_message
+                 WHERE transcript_state = 'pending'
+                    OR (email_state = 'pending' AND transcript_state != 'pending'
+                        AND (email_next_at = NONE OR email_next_at <= $now))
+                 ORDER BY received_at LIMIT $limit",
+            )
+            .bind(("now", to_datetime("now", now)?))
+            .bind(("limit", i64::try_from(limit).unwrap_or(i64::MAX))))
+        .await?;
+        let rows: Vec<MessageRow> = res.take(0)?;
+        rows.into_iter()
+            .map(|r| {
+                let tenant = code_of("voicemail_message", r.tenant.clone())?;
+                Ok((tenant, r.into_message()))
+            })
+            .collect()
+    }
+
+    /// Records how a message's transcription went.
+    pub async fn set_transcript(
+        &self,
+        tenant: &str,
+        id: &str,
+        transcription: Work,
+        transcript: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let transcript = transcript.map(|t| t.chars().take(MAX_TRANSCRIPT).collect::<String>());
+        run(self
+            .db
+            .query(
+                "UPDATE type::record('voicemail_message', [$code, $id])
+                 SET transcript_state = $state, transcript = $transcript",
+            )
+            .bind(("code", code))
+            .bind(("id", id.to_owned()))
+            .bind(("state", transcription.as_str()))
+            .bind(("transcript", transcript)))
+        .await?;
+        Ok(())
+    }
+
+    /// Records how a message's e-mail goes.
+    pub async fn set_email(
+        &self,
+        tenant: &str,
+        id: &str,
+        email: &Delivery,
+    ) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        let next_at = email
+            .next_at
+            .map(|t| to_datetime("email.next_at", t))
+            .transpose()?;
+        let error = email.error.as_ref().map(|e| {
+            e.chars()
+                .filter(|c| !c.is_control())
+                .take(500)
+                .collect::<String>()
+        });
+        run(self
+            .db
+            .query(
+                "UPDATE type::record('voicemail_message', [$code, $id])
+                 SET email_state = $state, email_attempts = $attempts,
+                     email_next_at = $next_at, email_error = $error",
+            )
+            .bind(("code", code))
+            .bind(("id", id.to_owned()))
+            .bind(("state", email.state.as_str()))
+            .bind(("attempts", i64::from(email.attempts)))
+            .bind(("next_at", next_at))
+            .bind(("error", error)))
+        .await?;
+        Ok(())
     }
 
     /// How much of the tenant's voicemail space its messages use.

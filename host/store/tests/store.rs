@@ -145,7 +145,12 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             REMOVE TABLE device;
             REMOVE TABLE provisioning_fetch;
             REMOVE FIELD provisioning_secret ON tenant;
-            DELETE migration:11;",
+            DELETE migration:11;
+            REMOVE TABLE voicemail_message;
+            DELETE migration:12;
+            REMOVE FIELD profile.voicemail_attach ON extension;
+            REMOVE FIELD profile.voicemail_delete_after_email ON extension;
+            DELETE migration:13;",
         )
         .await?
         .check()?;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgepbx_store::{
-    CallSettings, DbSpec, ExtensionWrite, MailboxCounts, Profile, SipCredentials, Store,
-    StoreConfig, StoreError, Usage, VoiceMessage, WriteMode, is_message_id,
+    CallSettings, DbSpec, Delivery, ExtensionWrite, MailboxCounts, Profile, SipCredentials, Store,
+    StoreConfig, StoreError, Usage, VoiceMessage, Work, WriteMode, is_message_id,
 };
 
 mod common;
@@ -53,6 +53,9 @@ fn message(id: &str, mailbox: &str, secs: u64, bytes: u64) -> VoiceMessage {
         bytes,
         saved: false,
         call_id: format!("call-{id}@acme.test"),
+        transcript: None,
+        transcription: Work::Off,
+        email: Delivery::default(),
     }
 }
 
@@ -478,4 +481,92 @@ fn message_id_edge_cases() {
     // Length is counted in bytes: 32 two-byte characters are not 32 allowed
     // characters.
     assert!(!is_message_id(&"é".repeat(32)));
+}
+
+#[tokio::test]
+async fn work_is_due_in_order_and_its_outcome_recorded() -> TestResult {
+    let dir = TempDir::new("voicemail-work");
+    let store = open(&dir.0).await?;
+    let vm = store.voicemail();
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut both = message("m-both", "100", 1, 10);
+    both.transcription = Work::Pending;
+    both.email.state = Work::Pending;
+    vm.add("ACME", &both, 10).await?;
+    vm.add("ACME", &message("m-none", "100", 2, 10), 10).await?;
+    let mut other = message("m-beta", "100", 3, 10);
+    other.email.state = Work::Pending;
+    vm.add("BETA", &other, 10).await?;
+    let due = vm.due(now, 10).await?;
+    let named: Vec<(&str, &str)> = due
+        .iter()
+        .map(|(t, m)| (t.as_str(), m.id.as_str()))
+        .collect();
+    assert_eq!(named, [("ACME", "m-both"), ("BETA", "m-beta")]);
+    assert_eq!(vm.due(now, 1).await?.len(), 1, "the limit holds");
+
+    vm.set_transcript("ACME", "m-both", Work::Done, Some("call me back"))
+        .await?;
+    let got = vm
+        .get("ACME", "100", "m-both")
+        .await?
+        .ok_or("the message")?;
+    assert_eq!(
+        (got.transcription, got.transcript.as_deref()),
+        (Work::Done, Some("call me back"))
+    );
+    // Its e-mail is due now, and after a failed attempt only once its
+    // pause is over.
+    assert!(vm.due(now, 10).await?.iter().any(|(_, m)| m.id == "m-both"));
+    let retry = Delivery {
+        state: Work::Pending,
+        attempts: 1,
+        next_at: Some(now + Duration::from_secs(60)),
+        error: Some("connection refused\r\n".into()),
+    };
+    vm.set_email("ACME", "m-both", &retry).await?;
+    assert!(!vm.due(now, 10).await?.iter().any(|(_, m)| m.id == "m-both"));
+    let later = vm.due(now + Duration::from_secs(61), 10).await?;
+    let again = later
+        .iter()
+        .find(|(_, m)| m.id == "m-both")
+        .ok_or("due again")?;
+    assert_eq!(again.1.email.attempts, 1);
+    assert_eq!(
+        again.1.email.error.as_deref(),
+        Some("connection refused"),
+        "control characters dropped"
+    );
+    vm.set_email(
+        "ACME",
+        "m-both",
+        &Delivery {
+            state: Work::Done,
+            attempts: 2,
+            ..Delivery::default()
+        },
+    )
+    .await?;
+    assert!(
+        !vm.due(now + Duration::from_secs(3_600), 10)
+            .await?
+            .iter()
+            .any(|(_, m)| m.id == "m-both")
+    );
+    // A pending transcription holds the e-mail back.
+    let mut waiting = message("m-wait", "101", 4, 10);
+    waiting.transcription = Work::Pending;
+    waiting.email.state = Work::Pending;
+    vm.add("ACME", &waiting, 10).await?;
+    vm.set_transcript("ACME", "m-wait", Work::Failed, None)
+        .await?;
+    let got = vm
+        .get("ACME", "101", "m-wait")
+        .await?
+        .ok_or("the message")?;
+    assert_eq!(
+        (got.transcription, got.email.state),
+        (Work::Failed, Work::Pending)
+    );
+    Ok(())
 }

@@ -42,6 +42,8 @@ pub const COLUMNS: &[&str] = &[
     "follow_me",
     "voicemail",
     "voicemail_email",
+    "voicemail_attach_audio",
+    "voicemail_delete_after_email",
     "outbound_caller_id",
     "inbound_prefix",
     "directory_listed",
@@ -204,6 +206,8 @@ fn record(e: &Extension) -> Vec<String> {
             .unwrap_or_default(),
         yes_no(ed.voicemail.enabled).into(),
         opt(&ed.voicemail.email),
+        yes_no(ed.voicemail.attach_audio).into(),
+        yes_no(ed.voicemail.delete_after_email).into(),
         opt(&ed.caller_id.outbound),
         opt(&ed.caller_id.inbound_prefix),
         yes_no(ed.directory.listed).into(),
@@ -463,6 +467,8 @@ fn column_of(field: &str) -> String {
         "forwarding.no_answer" => "forward_no_answer".into(),
         "forwarding.offline" => "forward_offline".into(),
         "voicemail.email" => "voicemail_email".into(),
+        "voicemail.attach_audio" => "voicemail_attach_audio".into(),
+        "voicemail.delete_after_email" => "voicemail_delete_after_email".into(),
         "caller_id.outbound" => "outbound_caller_id".into(),
         "caller_id.inbound_prefix" => "inbound_prefix".into(),
         "directory.email" => "directory_email".into(),
@@ -608,6 +614,16 @@ async fn check_row(
         ("dnd", &mut ed.dnd, false),
         ("away", &mut ed.away, false),
         ("voicemail", &mut ed.voicemail.enabled, false),
+        (
+            "voicemail_attach_audio",
+            &mut ed.voicemail.attach_audio,
+            true,
+        ),
+        (
+            "voicemail_delete_after_email",
+            &mut ed.voicemail.delete_after_email,
+            false,
+        ),
         ("directory_listed", &mut ed.directory.listed, true),
     ] {
         if has(column) {

@@ -22,6 +22,7 @@ pub mod provisioning;
 mod tenants;
 pub mod tls;
 mod versions;
+mod voicemail;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct Api {
     pub secure_cookies: bool,
     /// Desk phones fetching their configuration.
     pub provisioning: provisioning::Provisioning,
+    /// Mailboxes: messages, greetings, message lamps.
+    pub voicemail: Arc<crate::voicemail::Voicemail>,
 }
 
 /// Shared state of the handlers.
@@ -98,6 +101,7 @@ pub fn router(state: State) -> Router {
         .merge(groups::routes())
         .merge(contacts::routes())
         .merge(devices::routes())
+        .merge(voicemail::routes())
         .merge(policies::routes())
         .merge(live::routes())
         .split_for_parts();

@@ -38,18 +38,13 @@ pub enum Input {
 pub(super) struct Call {
     vm: Arc<Voicemail>,
     served: Served,
-    events: mpsc::UnboundedSender<MediaEvent>,
     endpoint: Endpoint,
     session: Session,
     beep: Arc<Pcm>,
 }
 
 impl Call {
-    pub(super) fn new(
-        vm: Arc<Voicemail>,
-        served: Served,
-        events: mpsc::UnboundedSender<MediaEvent>,
-    ) -> Call {
+    pub(super) fn new(vm: Arc<Voicemail>, served: Served) -> Call {
         let now = Instant::now();
         let mut endpoint = Endpoint::new(
             now,
@@ -74,7 +69,6 @@ impl Call {
         Call {
             vm,
             served,
-            events,
             endpoint,
             session,
             beep: Arc::new(tone(1_000, 300, 8_000)),
@@ -91,7 +85,7 @@ impl Call {
     ) {
         let (Ok(rtp), Ok(rtcp)) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) else {
             warn!(call = %self.served.uid, "voicemail sockets could not be registered");
-            let _ = self.events.send(MediaEvent::ServiceDone {
+            let _ = self.vm.events.send(MediaEvent::ServiceDone {
                 call: self.served.call,
             });
             return;
@@ -148,7 +142,7 @@ impl Call {
                     Event::PlayDone => self.session.handle_play_done(now),
                     Event::RecordingEnded(_) => self.session.handle_recording_ended(now),
                     Event::Silent => {
-                        let _ = self.events.send(MediaEvent::Relay {
+                        let _ = self.vm.events.send(MediaEvent::Relay {
                             call: self.served.call,
                             event: edgepbx_media::relay::Event::Silent(
                                 edgepbx_media::relay::Side::A,
@@ -185,8 +179,7 @@ impl Call {
                 match keep {
                     Keep::Message => {
                         if vm.keep_message(&self.served, &mailbox, audio).await {
-                            let counts = vm.counts(&tenant, &mailbox).await;
-                            let _ = self.events.send(counts);
+                            vm.changed(&tenant, &mailbox).await;
                         }
                     }
                     Keep::Greeting(greeting) => {
@@ -218,24 +211,12 @@ impl Call {
                 {
                     warn!(%error, "cannot mark a voice message heard");
                 }
-                let counts = vm.counts(&tenant, &mailbox).await;
-                let _ = self.events.send(counts);
+                vm.changed(&tenant, &mailbox).await;
             }
-            Output::Delete { mailbox, id } => {
-                match vm.store.voicemail().remove(&tenant, &mailbox, &id).await {
-                    Ok(true) => {
-                        let _ =
-                            tokio::fs::remove_file(vm.message_path(&tenant, &mailbox, &id)).await;
-                    }
-                    Ok(false) => {}
-                    Err(error) => warn!(%error, "cannot delete a voice message"),
-                }
-                let counts = vm.counts(&tenant, &mailbox).await;
-                let _ = self.events.send(counts);
-            }
+            Output::Delete { mailbox, id } => vm.delete(&tenant, &mailbox, &id).await,
             Output::ChangePin { mailbox, pin } => vm.change_pin(&tenant, &mailbox, pin).await,
             Output::HangUp => {
-                let _ = self.events.send(MediaEvent::ServiceDone {
+                let _ = self.vm.events.send(MediaEvent::ServiceDone {
                     call: self.served.call,
                 });
             }

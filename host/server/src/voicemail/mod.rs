@@ -16,7 +16,9 @@
 //! are few, and their database work must not wait on the media runtime.
 
 mod call;
+mod outbox;
 mod prompts;
+mod transcribe;
 
 use std::collections::HashMap;
 use std::net::UdpSocket as StdUdpSocket;
@@ -27,14 +29,16 @@ use std::time::{Duration, Instant, SystemTime};
 use edgepbx_engine::Served;
 use edgepbx_engine::registrar::Aor;
 use edgepbx_media::wav::Pcm;
-use edgepbx_store::{Store, VoiceMessage, WriteMode};
+use edgepbx_store::{Delivery, Store, VoiceMessage, Work, WriteMode};
 use edgepbx_voicemail::{Greeting, Mailbox, Message, PinCheck};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 pub use call::Input;
+pub use outbox::{EmailConfig, run as run_outbox};
 use prompts::Prompts;
+pub use transcribe::TranscriptionConfig;
 
 use crate::media::MediaEvent;
 use crate::secrets::{decoy_hash, verify_password};
@@ -61,6 +65,10 @@ pub struct VoicemailConfig {
     pub pin_lock_failures: u32,
     /// ...for this long, seconds.
     pub pin_lock_secs: u64,
+    /// E-mailing new messages; none: no e-mail.
+    pub email: Option<EmailConfig>,
+    /// Transcribing new messages; none: no transcripts.
+    pub transcription: Option<TranscriptionConfig>,
 }
 
 impl Default for VoicemailConfig {
@@ -74,6 +82,8 @@ impl Default for VoicemailConfig {
             max_tenant_megabytes: 1_024,
             pin_lock_failures: 3,
             pin_lock_secs: 900,
+            email: None,
+            transcription: None,
         }
     }
 }
@@ -89,6 +99,10 @@ pub struct Voicemail {
     data: PathBuf,
     prompts: Prompts,
     runtime: tokio::runtime::Handle,
+    /// Where mailbox counts and sessions' ends go (the SIP plane).
+    events: mpsc::UnboundedSender<MediaEvent>,
+    /// Wakes the outbox: a message has work (transcription, e-mail).
+    work: tokio::sync::Notify,
     /// Wrong PINs in a row and the end of the lock, per (tenant, mailbox).
     pin_failures: Mutex<HashMap<(String, String), PinFailures>>,
 }
@@ -100,12 +114,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Voicemail {
     /// The service over `store`, keeping files under `data`, running
-    /// sessions on `runtime` (the store's).
+    /// sessions on `runtime` (the store's), telling the engine through
+    /// `events`.
     pub fn new(
         config: VoicemailConfig,
         store: Store,
         data: PathBuf,
         runtime: tokio::runtime::Handle,
+        events: mpsc::UnboundedSender<MediaEvent>,
     ) -> Arc<Voicemail> {
         Arc::new(Voicemail {
             config,
@@ -113,6 +129,8 @@ impl Voicemail {
             data,
             prompts: Prompts::built_in(),
             runtime,
+            events,
+            work: tokio::sync::Notify::new(),
             pin_failures: Mutex::default(),
         })
     }
@@ -124,17 +142,16 @@ impl Voicemail {
         served: Served,
         rtp: StdUdpSocket,
         rtcp: StdUdpSocket,
-        events: mpsc::UnboundedSender<MediaEvent>,
     ) -> mpsc::UnboundedSender<Input> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let call = call::Call::new(self.clone(), served, events);
+        let call = call::Call::new(self.clone(), served);
         self.runtime.spawn(call.run(rtp, rtcp, rx));
         tx
     }
 
-    /// Tells the engine, through `events`, how many messages every mailbox
-    /// holds (the message lamps after a start).
-    pub fn announce_counts(self: &Arc<Self>, events: mpsc::UnboundedSender<MediaEvent>) {
+    /// Tells the engine how many messages every mailbox holds (the
+    /// message lamps after a start).
+    pub fn announce_counts(self: &Arc<Self>) {
         let this = self.clone();
         self.runtime.spawn(async move {
             match this.store.voicemail().counts().await {
@@ -144,7 +161,7 @@ impl Voicemail {
                             tenant: c.tenant,
                             extension: c.mailbox,
                         };
-                        let _ = events.send(MediaEvent::Mailbox {
+                        let _ = this.events.send(MediaEvent::Mailbox {
                             aor,
                             new: c.new,
                             old: c.saved,
@@ -160,12 +177,14 @@ impl Voicemail {
         self.data.join("voicemail").join(tenant).join(mailbox)
     }
 
-    fn greeting_path(&self, tenant: &str, mailbox: &str, greeting: Greeting) -> PathBuf {
+    /// Where a greeting is kept.
+    pub fn greeting_path(&self, tenant: &str, mailbox: &str, greeting: Greeting) -> PathBuf {
         self.mailbox_dir(tenant, mailbox)
             .join(format!("greeting-{}.wav", greeting.as_str()))
     }
 
-    fn message_path(&self, tenant: &str, mailbox: &str, id: &str) -> PathBuf {
+    /// Where a message's audio is kept.
+    pub fn message_path(&self, tenant: &str, mailbox: &str, id: &str) -> PathBuf {
         self.mailbox_dir(tenant, mailbox).join(format!("{id}.wav"))
     }
 
@@ -305,6 +324,12 @@ impl Voicemail {
             warn!(%error, path = %path.display(), "cannot write a voice message");
             return false;
         }
+        let wants_email = self.config.email.is_some()
+            && matches!(
+                self.store.extensions().get(&served.tenant, mailbox).await,
+                Ok(Some(e)) if e.profile.voicemail_email.is_some()
+            );
+        let pending = |wanted: bool| if wanted { Work::Pending } else { Work::Off };
         let message = VoiceMessage {
             id,
             mailbox: mailbox.to_owned(),
@@ -315,6 +340,12 @@ impl Voicemail {
             bytes: wav.len() as u64,
             saved: false,
             call_id: served.uid.clone(),
+            transcript: None,
+            transcription: pending(self.config.transcription.is_some()),
+            email: Delivery {
+                state: pending(wants_email),
+                ..Delivery::default()
+            },
         };
         let stored = self
             .store
@@ -329,6 +360,7 @@ impl Voicemail {
             Ok(()) => {
                 info!(tenant = %served.tenant, mailbox, id = %message.id,
                     millis = message.duration_ms, "voice message kept");
+                self.work.notify_one();
                 true
             }
             Err(error) => {
@@ -349,24 +381,41 @@ impl Voicemail {
         }
     }
 
-    /// The new and saved counts of a mailbox, for the engine.
-    async fn counts(&self, tenant: &str, mailbox: &str) -> MediaEvent {
+    /// Tells the engine a mailbox's new and saved counts (after a change).
+    pub async fn changed(&self, tenant: &str, mailbox: &str) {
         let messages = self.messages(tenant, mailbox).await;
         let new = messages.iter().filter(|m| !m.saved).count();
-        MediaEvent::Mailbox {
+        let _ = self.events.send(MediaEvent::Mailbox {
             aor: Aor {
                 tenant: tenant.to_owned(),
                 extension: mailbox.to_owned(),
             },
             new: u32::try_from(new).unwrap_or(u32::MAX),
             old: u32::try_from(messages.len() - new).unwrap_or(u32::MAX),
+        });
+    }
+
+    /// Deletes a message, its audio, and tells the engine.
+    pub async fn delete(&self, tenant: &str, mailbox: &str, id: &str) {
+        match self.store.voicemail().remove(tenant, mailbox, id).await {
+            Ok(true) => {
+                let _ = tokio::fs::remove_file(self.message_path(tenant, mailbox, id)).await;
+            }
+            Ok(false) => {}
+            Err(error) => warn!(%error, "cannot delete a voice message"),
         }
+        self.changed(tenant, mailbox).await;
+    }
+
+    /// The repository of messages.
+    pub fn store(&self) -> edgepbx_store::Voicemail<'_> {
+        self.store.voicemail()
     }
 }
 
 /// Writes `bytes` to `path` through a temporary file, creating its
 /// directory (0700).
-async fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         let mut builder = tokio::fs::DirBuilder::new();
         builder.recursive(true);

@@ -109,6 +109,8 @@ pub fn settings_of(
     let profile = Profile {
         voicemail_email: ed.voicemail.email.clone(),
         voicemail_pin_hash: pin_hash,
+        voicemail_attach: ed.voicemail.attach_audio,
+        voicemail_delete_after_email: ed.voicemail.delete_after_email,
         listed: ed.directory.listed,
         email: ed.directory.email.clone(),
         department: ed.directory.department.clone(),

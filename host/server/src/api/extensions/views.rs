@@ -46,16 +46,32 @@ pub struct FollowMeView {
 }
 
 /// Voicemail, as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Voicemail {
     /// Unanswered calls go to voicemail when no rule applies.
     pub enabled: bool,
     /// Where notifications go.
     pub email: Option<String>,
+    /// The e-mail of a new message carries its audio (default true).
+    pub attach_audio: bool,
+    /// A message is deleted from the mailbox once e-mailed.
+    pub delete_after_email: bool,
     /// A new PIN (4 to 12 digits); write-only, `null` removes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin: Option<String>,
+}
+
+impl Default for Voicemail {
+    fn default() -> Self {
+        Voicemail {
+            enabled: false,
+            email: None,
+            attach_audio: true,
+            delete_after_email: false,
+            pin: None,
+        }
+    }
 }
 
 /// Voicemail, as read.
@@ -65,6 +81,10 @@ pub struct VoicemailView {
     pub enabled: bool,
     /// Where notifications go.
     pub email: Option<String>,
+    /// The e-mail of a new message carries its audio.
+    pub attach_audio: bool,
+    /// A message is deleted from the mailbox once e-mailed.
+    pub delete_after_email: bool,
     /// A PIN is set.
     pub pin_set: bool,
 }
@@ -289,6 +309,8 @@ pub fn editable(e: &Extension) -> Editable {
         voicemail: Voicemail {
             enabled: s.voicemail,
             email: e.profile.voicemail_email.clone(),
+            attach_audio: e.profile.voicemail_attach,
+            delete_after_email: e.profile.voicemail_delete_after_email,
             pin: None,
         },
         caller_id: CallerId {
@@ -322,6 +344,8 @@ pub fn view(e: &Extension, line: Option<&LineState>) -> ExtensionView {
         voicemail: VoicemailView {
             enabled: ed.voicemail.enabled,
             email: ed.voicemail.email,
+            attach_audio: ed.voicemail.attach_audio,
+            delete_after_email: ed.voicemail.delete_after_email,
             pin_set: e.profile.voicemail_pin_hash.is_some(),
         },
         caller_id: ed.caller_id,
