@@ -17,6 +17,7 @@ command -v baresip >/dev/null 2>&1 || missing+=(baresip)
 # Voicemail tests: speech synthesised, measured and converted.
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
+command -v flite >/dev/null 2>&1 || missing+=(flite)
 # The console's browser tests: Debian's chromium driven from Node.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -42,6 +43,17 @@ if [ ! -x "$venv/bin/st" ]; then
     "$venv/bin/pip" install --quiet "schemathesis==$schemathesis_version"
 fi
 export EDGEPBX_SCHEMATHESIS="$venv/bin/st"
+
+# The tests' Python peers (tests/python: the transcriber, the mail server)
+# in a virtual environment of their own, remade when the pins change.
+test_python="$HOME/.cache/edgepbx/test-python"
+if ! cmp -s tests/python/requirements.txt "$test_python/.installed-requirements.txt"; then
+    rm -rf "$test_python"
+    python3 -m venv "$test_python"
+    "$test_python/bin/pip" install --quiet -r tests/python/requirements.txt
+    cp tests/python/requirements.txt "$test_python/.installed-requirements.txt"
+fi
+export EDGEPBX_TEST_PYTHON="$test_python/bin/python"
 
 installed_targets=$(rustup target list --installed)
 for target in wasm32-unknown-unknown wasm32-wasip2; do

@@ -185,6 +185,8 @@ pub struct Voicemail {
     pub attach_audio: bool,
     /// Messages are deleted once emailed.
     pub delete_after_email: bool,
+    /// Calling the mailbox from the extension's own phone asks no PIN.
+    pub skip_pin_on_own_phone: bool,
     /// Whether a PIN is set (the PIN itself is write-only).
     pub pin_set: bool,
 }

@@ -37,6 +37,7 @@ pub mod policies;
 pub mod relay;
 pub mod sip;
 pub mod sipp;
+pub mod voicemail;
 pub mod workdir;
 
 use std::path::PathBuf;

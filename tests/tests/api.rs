@@ -418,7 +418,7 @@ fn extension_settings_validation_and_listing() {
     assert_eq!(
         e["voicemail"],
         json!({"enabled": true, "email": "zed@acme.test", "attach_audio": true,
-            "delete_after_email": false, "pin_set": true})
+            "delete_after_email": false, "skip_pin_on_own_phone": false, "pin_set": true})
     );
     assert_eq!(e["directory"]["department"], "Sales");
     assert_eq!(e["allowed_destinations"], "0X.,+1X.");

@@ -4,185 +4,22 @@
 //! stored holds what was said, the owner's message lamp (a SIPp
 //! `message-summary` subscriber) lights, and the API lists and plays it.
 //! Keys as RFC 4733 events (a pcap too) log into the mailbox with the PIN,
-//! play and delete the message; three wrong PINs lock the mailbox.
+//! play and delete the message; three wrong PINs lock the mailbox. A
+//! message is transcribed by a real recogniser (pocketsphinx behind an
+//! OpenAI-compatible server) and e-mailed with its audio to a real mail
+//! server (aiosmtpd) once that server is up.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
-use edgepbx_e2e::pcap;
-use edgepbx_e2e::phones::{CALL_CONFIG, caller, subscriber, wait_for_subscriptions};
-use edgepbx_e2e::sipp::SippOutcome;
+use edgepbx_e2e::phones::{subscriber, wait_for_subscriptions};
+use edgepbx_e2e::voicemail::{
+    PIN, Voice, keys_of, leave_message, mailbox_of_101, message_files, press_keys, run, sound_secs,
+};
 use edgepbx_e2e::wait_for;
-
-/// The default greeting of 101 with its beep lasts about 12 s.
-const GREETING_MS: u64 = 14_000;
-
-/// After the speech, the caller stays this long before hanging up.
-const AFTER_MS: u64 = 2_500;
-
-/// The PIN of 101's mailbox.
-const PIN: &str = "2468";
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Seconds of sound in a WAV file, its silence at both ends trimmed.
-fn sound_secs(dir: &Path, wav: &Path, label: &str) -> f64 {
-    let trimmed = dir.join(format!("{label}-trimmed.wav"));
-    let (wav, trimmed_s) = (wav.to_string_lossy(), trimmed.to_string_lossy());
-    run(
-        "sox",
-        &[
-            &wav, &trimmed_s, "silence", "1", "0.05", "2%", "reverse", "silence", "1", "0.05",
-            "2%", "reverse",
-        ],
-    );
-    run("soxi", &["-D", &trimmed_s])
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("soxi of {trimmed_s}: {e}"))
-}
-
-/// Speech synthesised into `dir`: the 8 kHz WAV and its μ-law bytes.
-fn speech(dir: &Path, text: &str) -> (PathBuf, Vec<u8>) {
-    let (wav, wav8k, ulaw) = (
-        dir.join("speech.wav"),
-        dir.join("speech8k.wav"),
-        dir.join("speech.ulaw"),
-    );
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    run("espeak-ng", &["-v", "en-us", "-w", &s(&wav), text]);
-    run(
-        "sox",
-        &[&s(&wav), "-r", "8000", "-c", "1", "-b", "16", &s(&wav8k)],
-    );
-    run("sox", &[&s(&wav8k), "-e", "u-law", "-t", "raw", &s(&ulaw)]);
-    let bytes = std::fs::read(&ulaw).expect("the μ-law audio");
-    (wav8k, bytes)
-}
-
-/// A copy of scenario `name` in `dir` with `replacements` made; its name
-/// for [`caller`].
-fn scenario(dir: &Path, name: &str, replacements: &[(&str, String)]) -> String {
-    let mut text = std::fs::read_to_string(edgepbx_e2e::sipp_dir().join(format!("{name}.xml")))
-        .expect("the scenario");
-    for (from, to) in replacements {
-        text = text.replace(from, to);
-    }
-    let path = dir.join(format!("{name}.xml"));
-    std::fs::write(&path, text).expect("writing the scenario");
-    dir.join(name).to_string_lossy().into_owned()
-}
-
-/// A deployment where 101 has voicemail (PIN [`PIN`]) and no device.
-fn mailbox_of_101(name: &str) -> (Deployment, Extension, Extension) {
-    let deployment = Deployment::with_config(name, CALL_CONFIG);
-    let mut exts = deployment.acme_with([100, 101]);
-    let (alice, bob) = (exts.remove(0), exts.remove(0));
-    deployment.admin(&["ext", "set", "ACME", "101", "--voicemail", "on"]);
-    (deployment, alice, bob)
-}
-
-/// `alice` leaves the synthesised message in `bob`'s mailbox; returns
-/// the WAV of what she said.
-fn leave_message(
-    deployment: &Deployment,
-    pbx: &RunningPbx,
-    alice: &Extension,
-    bob: &Extension,
-) -> PathBuf {
-    let dir = deployment.work().path();
-    let (spoken, ulaw) = speech(
-        dir,
-        "hello, this is a test message. please call me back tomorrow morning.",
-    );
-    let frames: Vec<&[u8]> = ulaw.chunks(160).collect();
-    let pcap_file = dir.join("speech.pcap");
-    pcap::write(&pcap_file, &pcap::audio(&frames, 0));
-    let speech_ms = frames.len() as u64 * 20;
-    let name = scenario(
-        dir,
-        "voicemail_deposit",
-        &[
-            ("AUDIO_PCAP", pcap_file.to_string_lossy().into_owned()),
-            ("WAIT_MS", GREETING_MS.to_string()),
-            ("SPEAK_MS", (speech_ms + AFTER_MS).to_string()),
-        ],
-    );
-    caller(&name, pbx, alice, &bob.number)
-        .timeout(Duration::from_secs(60))
-        .run(dir, "deposit")
-        .assert_all_succeeded(1);
-    spoken
-}
-
-/// The messages' audio files in `number`'s mailbox.
-fn message_files(deployment: &Deployment, number: &str) -> Vec<PathBuf> {
-    let mailbox = deployment.data_dir().join("voicemail/ACME").join(number);
-    let Ok(entries) = std::fs::read_dir(&mailbox) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "wav")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("greeting-"))
-        })
-        .collect()
-}
-
-/// Calls `code` as `who` and presses `presses` (ms after the answer, key);
-/// voicemail must hang up within `hangup` of the answer.
-fn press_keys(
-    deployment: &Deployment,
-    pbx: &RunningPbx,
-    who: &Extension,
-    code: &str,
-    presses: &[(u64, char)],
-    hangup: Duration,
-    label: &str,
-) -> SippOutcome {
-    let dir = deployment.work().path();
-    let pcap_file = dir.join(format!("{label}.pcap"));
-    pcap::write(&pcap_file, &pcap::keys(presses));
-    let name = scenario(
-        dir,
-        "voicemail_keys",
-        &[
-            ("KEYS_PCAP", pcap_file.to_string_lossy().into_owned()),
-            ("HANGUP_MS", hangup.as_millis().to_string()),
-        ],
-    );
-    caller(&name, pbx, who, code)
-        .timeout(hangup + Duration::from_secs(20))
-        .run(dir, label)
-}
-
-fn keys_of(text: &str, from_ms: u64, step_ms: u64) -> Vec<(u64, char)> {
-    text.chars()
-        .enumerate()
-        .map(|(i, c)| (from_ms + i as u64 * step_ms, c))
-        .collect()
-}
 
 #[test]
 fn a_message_is_kept_lights_the_lamp_and_is_served_by_the_api() {
-    let (deployment, alice, bob) = mailbox_of_101("voicemail-deposit");
+    let (deployment, alice, bob) = mailbox_of_101("voicemail-deposit", "");
     let pbx = deployment.start();
     let dir = deployment.work().path();
 
@@ -194,7 +31,7 @@ fn a_message_is_kept_lights_the_lamp_and_is_served_by_the_api() {
                 .run(dir, "lamp")
         });
         wait_for_subscriptions(&pbx, 1);
-        let spoken = leave_message(&deployment, &pbx, &alice, &bob);
+        let spoken = leave_message(&deployment, &pbx, &alice, &bob, Voice::Espeak);
         (lamp.join().expect("the MWI subscriber"), spoken)
     });
     lamp.assert_all_succeeded(1);
@@ -289,11 +126,40 @@ fn a_message_is_kept_lights_the_lamp_and_is_served_by_the_api() {
         204
     );
     assert!(message_files(&deployment, "101").is_empty());
+
+    // A tenant records its own prompt (any WAV; here the caller's speech at
+    // 8 kHz); the built-in one comes back when it is removed.
+    let own = std::fs::read(&spoken).expect("the speech");
+    let path = "/api/v1/voicemail/prompts/leave-message";
+    let built_in = api.get(path);
+    assert_eq!(built_in.status, 200);
+    let put = api.request("PUT", path, Some(("audio/wav", &own)), &[]);
+    assert_eq!(put.status, 204, "{}", put.text());
+    let listed = api.get("/api/v1/voicemail/prompts").json();
+    let entry = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["name"] == "leave-message"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["own"], true, "{listed}");
+    assert_ne!(api.get(path).body, built_in.body);
+    assert_eq!(
+        beta.get(path).body,
+        built_in.body,
+        "another tenant keeps the built-in one"
+    );
+    let refused = api.request("PUT", path, Some(("audio/wav", b"not a wav file")), &[]);
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    let wrong_type = api.request("PUT", path, Some(("text/plain", &own)), &[]);
+    assert_eq!(wrong_type.status, 415);
+    assert_eq!(api.get("/api/v1/voicemail/prompts/..%2Fsecret").status, 404);
+    assert_eq!(api.delete(path).status, 204);
+    assert_eq!(api.get(path).body, built_in.body);
 }
 
 #[test]
 fn keys_log_in_play_and_delete_and_wrong_pins_lock_the_mailbox() {
-    let (deployment, alice, bob) = mailbox_of_101("voicemail-keys");
+    let (deployment, alice, bob) = mailbox_of_101("voicemail-keys", "");
     let pbx = deployment.start();
     let api = pbx.api().with_token(&deployment.api_key("ACME", false));
     let set_pin = api.json(
@@ -302,8 +168,33 @@ fn keys_log_in_play_and_delete_and_wrong_pins_lock_the_mailbox() {
         &serde_json::json!({ "voicemail": { "pin": PIN } }),
     );
     assert_eq!(set_pin.status, 200, "{}", set_pin.text());
-    leave_message(&deployment, &pbx, &alice, &bob);
+    leave_message(&deployment, &pbx, &alice, &bob, Voice::Espeak);
     assert_eq!(message_files(&deployment, "101").len(), 1);
+
+    // With the option on, *97 from 101's own phone goes straight to the
+    // menu: `*` there says goodbye at once (asked for a PIN, `*` would
+    // only start it over, and the call would end after the repeats).
+    let trusting = api.json(
+        "PATCH",
+        "/api/v1/extensions/101",
+        &serde_json::json!({ "voicemail": { "skip_pin_on_own_phone": true } }),
+    );
+    assert_eq!(trusting.status, 200, "{}", trusting.text());
+    press_keys(
+        &deployment,
+        &pbx,
+        &bob,
+        "*97",
+        &[(6_000, '*')],
+        Duration::from_secs(15),
+        "own-phone",
+    )
+    .assert_all_succeeded(1);
+    assert_eq!(
+        message_files(&deployment, "101").len(),
+        1,
+        "nothing deleted"
+    );
 
     // *98 from Alice's phone: mailbox 101, the PIN, 1 plays the new
     // message, 3 deletes it, * leaves; voicemail says goodbye and hangs up.
@@ -365,4 +256,160 @@ fn keys_log_in_play_and_delete_and_wrong_pins_lock_the_mailbox() {
             .contains("mailbox locked after repeated wrong PINs"),
         "no lock logged"
     );
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn test_python() -> String {
+    std::env::var("EDGEPBX_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("EDGEPBX_TEST_PYTHON is not set; run the tests with ./scripts/test.sh")
+    })
+}
+
+/// The subject, text, attachment name and attachment's SHA-256 of an
+/// e-mail, as Python's e-mail parser reads it.
+fn read_email(path: &std::path::Path) -> serde_json::Value {
+    let script = r#"
+import email, email.policy, hashlib, json, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+text = m.get_body(preferencelist=("plain",)).get_content()
+files = [(p.get_filename(), hashlib.sha256(p.get_content()).hexdigest(), p.get_content_type())
+         for p in m.iter_attachments()]
+print(json.dumps({"subject": m["subject"], "to": m["to"], "text": text, "files": files}))
+"#;
+    let out = run(&test_python(), &["-c", script, &path.to_string_lossy()]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("the e-mail parser said {out}: {e}"))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_message_is_transcribed_and_emailed_with_its_audio_once_the_mail_server_is_up() {
+    use edgepbx_e2e::sipp::free_port;
+    let python = test_python();
+    let (mail_port, stt_port) = (free_port(true), free_port(true));
+    let config = format!(
+        "[voicemail.email]\nserver = \"127.0.0.1\"\nport = {mail_port}\nsecurity = \"none\"\n\
+         from = \"Voicemail <voicemail@acme.test>\"\nfirst_retry_secs = 1\n\
+         [voicemail.transcription]\nurl = \"http://127.0.0.1:{stt_port}\"\n"
+    );
+    let (deployment, alice, bob) = mailbox_of_101("voicemail-delivery", &config);
+    let dir = deployment.work().path().to_owned();
+    let transcriber = edgepbx_e2e::manifest_dir().join("python/transcriber.py");
+    let ready = dir.join("transcriber-ready");
+    let _stt = Peer(
+        std::process::Command::new(&python)
+            .arg(&transcriber)
+            .args(["--listen", &format!("127.0.0.1:{stt_port}")])
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the transcriber starts"),
+    );
+    wait_for(Duration::from_secs(30), || ready.is_file().then_some(()))
+        .expect("the transcriber is ready");
+    let pbx = deployment.start();
+    let api = pbx.api().with_token(&deployment.api_key("ACME", false));
+    let owner = api.json(
+        "PATCH",
+        "/api/v1/extensions/101",
+        &serde_json::json!({ "voicemail": { "email": "bob@acme.test" } }),
+    );
+    assert_eq!(owner.status, 200, "{}", owner.text());
+
+    leave_message(&deployment, &pbx, &alice, &bob, Voice::Flite);
+
+    // Transcribed at once; the e-mail waits for a mail server, retried
+    // with its error shown.
+    let message = wait_for(Duration::from_secs(60), || {
+        let m = api.get("/api/v1/extensions/101/voicemail").json()["messages"][0].clone();
+        (m["transcription"] == "done" && m["email_attempts"].as_u64() >= Some(1)).then_some(m)
+    })
+    .expect("transcribed, and an e-mail attempt failed");
+    assert_eq!(message["email"], "pending", "{message}");
+    assert!(message["email_error"].as_str().is_some(), "{message}");
+    let stored = message_files(&deployment, "101").remove(0);
+    let transcript = message["transcript"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // What edgepbx stored is what this recogniser hears in the audio it
+    // stored, and it heard several of the words said.
+    let heard = run(
+        &python,
+        &[
+            &transcriber.to_string_lossy(),
+            "--transcribe",
+            &stored.to_string_lossy(),
+        ],
+    );
+    assert_eq!(transcript, heard.trim());
+    let script = edgepbx_e2e::voicemail::SCRIPT.replace(['.', ','], "");
+    let shared = transcript
+        .split_whitespace()
+        .filter(|w| script.split_whitespace().any(|s| s == *w))
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(
+        shared.len() >= 3,
+        "{transcript:?} shares {shared:?} with the script"
+    );
+
+    // The mail server comes up: the e-mail goes out with the audio.
+    let maildir = dir.join("maildir");
+    let _smtp = Peer(
+        std::process::Command::new(&python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{mail_port}"),
+            ])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .spawn()
+            .expect("the mail server starts"),
+    );
+    let received = wait_for(Duration::from_secs(60), || {
+        std::fs::read_dir(maildir.join("new"))
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .next()
+    })
+    .expect("the e-mail reached the mail server");
+    let email = read_email(&received);
+    assert_eq!(email["to"], "bob@acme.test", "{email}");
+    assert!(
+        email["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Voice message from Test 100 <100> (0:")),
+        "{email}"
+    );
+    let text = email["text"].as_str().unwrap_or_default();
+    assert!(text.contains(&transcript), "{text}");
+    assert!(text.contains("Length: 0:"), "{text}");
+    let audio = std::fs::read(&stored).expect("the stored message");
+    assert_eq!(email["files"][0][1], sha256_hex(&audio), "{email}");
+    assert_eq!(email["files"][0][2], "audio/wav", "{email}");
+    let sent = wait_for(Duration::from_secs(10), || {
+        let m = api.get("/api/v1/extensions/101/voicemail").json()["messages"][0].clone();
+        (m["email"] == "done").then_some(m)
+    });
+    assert!(sent.is_some(), "the API shows the e-mail sent");
 }

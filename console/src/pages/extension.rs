@@ -655,6 +655,7 @@ fn VoicemailTab(editor: Editor, ext: Extension) -> impl IntoView {
     let email = RwSignal::new(text(&ext.voicemail.email));
     let attach = RwSignal::new(ext.voicemail.attach_audio);
     let delete_after = RwSignal::new(ext.voicemail.delete_after_email);
+    let skip_pin = RwSignal::new(ext.voicemail.skip_pin_on_own_phone);
     let pin = RwSignal::new(String::new());
     let errors = editor.errors;
     let submit = submit_handler(
@@ -664,6 +665,7 @@ fn VoicemailTab(editor: Editor, ext: Extension) -> impl IntoView {
                 "email": ui::opt(&email.get_untracked()),
                 "attach_audio": attach.get_untracked(),
                 "delete_after_email": delete_after.get_untracked(),
+                "skip_pin_on_own_phone": skip_pin.get_untracked(),
             });
             if let Some(p) = ui::opt(&pin.get_untracked()) {
                 if !p.chars().all(|c| c.is_ascii_digit()) {
@@ -686,6 +688,7 @@ fn VoicemailTab(editor: Editor, ext: Extension) -> impl IntoView {
             <TextField label="Send messages to email" value=email field="voicemail.email" errors/>
             <CheckField label="Attach the audio to the email" value=attach field="voicemail.attach_audio" errors/>
             <CheckField label="Delete messages once emailed" value=delete_after field="voicemail.delete_after_email" errors/>
+            <CheckField label="No PIN from the extension's own phones (*97)" value=skip_pin field="voicemail.skip_pin_on_own_phone" errors/>
             <label>
                 "PIN"
                 <input

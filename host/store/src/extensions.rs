@@ -115,6 +115,8 @@ pub struct Profile {
     pub voicemail_attach: bool,
     /// A message e-mailed is deleted from the mailbox.
     pub voicemail_delete_after_email: bool,
+    /// Calling the mailbox from the extension's own phone asks no PIN.
+    pub voicemail_skip_pin: bool,
     /// Listed in the company directory phones and the console show.
     pub listed: bool,
     /// Contact e-mail shown in the directory.
@@ -130,6 +132,7 @@ impl Default for Profile {
             voicemail_pin_hash: None,
             voicemail_attach: true,
             voicemail_delete_after_email: false,
+            voicemail_skip_pin: false,
             listed: true,
             email: None,
             department: None,
@@ -193,6 +196,7 @@ struct ProfileRow {
     voicemail_pin_hash: Option<String>,
     voicemail_attach: Option<bool>,
     voicemail_delete_after_email: Option<bool>,
+    voicemail_skip_pin: Option<bool>,
     listed: Option<bool>,
     email: Option<String>,
     department: Option<String>,
@@ -205,6 +209,7 @@ impl From<ProfileRow> for Profile {
             voicemail_pin_hash: r.voicemail_pin_hash,
             voicemail_attach: r.voicemail_attach.unwrap_or(true),
             voicemail_delete_after_email: r.voicemail_delete_after_email.unwrap_or(false),
+            voicemail_skip_pin: r.voicemail_skip_pin.unwrap_or(false),
             listed: r.listed.unwrap_or(true),
             email: r.email,
             department: r.department,
@@ -219,6 +224,7 @@ impl From<&Profile> for ProfileRow {
             voicemail_pin_hash: p.voicemail_pin_hash.clone(),
             voicemail_attach: Some(p.voicemail_attach),
             voicemail_delete_after_email: Some(p.voicemail_delete_after_email),
+            voicemail_skip_pin: Some(p.voicemail_skip_pin),
             listed: Some(p.listed),
             email: p.email.clone(),
             department: p.department.clone(),

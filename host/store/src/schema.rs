@@ -95,7 +95,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 13,
-        name: "voice messages' transcripts and e-mails, mailbox e-mail options",
+        name: "voice messages' transcripts and e-mails, mailbox options",
         surql: V13_VOICEMAIL_DELIVERY,
     },
 ];
@@ -376,6 +376,8 @@ UPDATE voicemail_message SET transcript_state = 'off', email_state = 'off', emai
 -- e-mailed (default no).
 DEFINE FIELD profile.voicemail_attach ON extension TYPE option<bool>;
 DEFINE FIELD profile.voicemail_delete_after_email ON extension TYPE option<bool>;
+-- Calling one's own mailbox from one's own phone asks no PIN (default no).
+DEFINE FIELD profile.voicemail_skip_pin ON extension TYPE option<bool>;
 "#;
 
 const V12_VOICEMAIL: &str = r#"

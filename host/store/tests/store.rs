@@ -150,6 +150,7 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             DELETE migration:12;
             REMOVE FIELD profile.voicemail_attach ON extension;
             REMOVE FIELD profile.voicemail_delete_after_email ON extension;
+            REMOVE FIELD profile.voicemail_skip_pin ON extension;
             DELETE migration:13;",
         )
         .await?

@@ -1,7 +1,8 @@
 //! An extension's voicemail: its messages (listed, played with range
 //! requests, marked heard, deleted) and its greetings (uploaded as any
 //! common WAV, converted to 8 kHz mono; played; removed). Every change
-//! updates the phones' message lamps.
+//! updates the phones' message lamps. And a tenant's own recordings of
+//! the prompts voicemail speaks.
 
 use std::sync::Arc;
 
@@ -24,8 +25,17 @@ use super::problem::Body;
 use super::{Problem, State};
 use crate::voicemail::Voicemail;
 
-/// Longest greeting upload accepted, seconds of audio.
-const MAX_GREETING_SECS: u32 = 120;
+/// Longest greeting or prompt upload accepted, seconds of audio.
+const MAX_UPLOAD_SECS: u32 = 120;
+
+/// A prompt of the set, and whether the tenant recorded its own.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptView {
+    /// Its name (`leave-message`, `digit-5`).
+    name: &'static str,
+    /// The tenant replaced the built-in recording.
+    own: bool,
+}
 
 /// A voice message.
 #[derive(Debug, Serialize, ToSchema)]
@@ -267,6 +277,18 @@ async fn replace_greeting(
 ) -> Result<StatusCode, Problem> {
     let greeting = greeting_of(&kind)?;
     let number = mailbox(&api, &scope.tenant, &number).await?;
+    let pcm = wav_upload(&headers, body).await?;
+    store_wav(
+        &voicemail(&api).greeting_path(&scope.tenant, &number, greeting),
+        &pcm,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audio of an uploaded WAV file, converted to 8 kHz mono; a
+/// silent one is refused.
+async fn wav_upload(headers: &HeaderMap, body: Bytes) -> Result<edgepbx_media::wav::Pcm, Problem> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -284,27 +306,17 @@ async fn replace_greeting(
     {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "a greeting is uploaded as audio/wav (or application/octet-stream)",
+            "audio is uploaded as audio/wav (or application/octet-stream)",
         ));
     }
-    let pcm = tokio::task::spawn_blocking(move || read_wav(&body, MAX_GREETING_SECS))
+    let pcm = tokio::task::spawn_blocking(move || read_wav(&body, MAX_UPLOAD_SECS))
         .await
         .map_err(|_| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "conversion failed"))?
         .map_err(|e| Problem::field("body", e.to_string()))?;
     if !pcm.has_sound(300, 300) {
         return Err(Problem::field("body", "the recording is silent"));
     }
-    let path = voicemail(&api).greeting_path(&scope.tenant, &number, greeting);
-    crate::voicemail::write_file(&path, &pcm.to_wav())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, path = %path.display(), "cannot write a greeting");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the greeting could not be stored",
-            )
-        })?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(pcm)
 }
 
 /// Removes a greeting (callers hear the default one again).
@@ -323,6 +335,104 @@ async fn remove_greeting(
         .await
         .map_err(|_| Problem::not_found(format!("greeting {kind}")))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A prompt's name from the path, or 404.
+fn prompt_of(name: &str) -> Result<&'static str, Problem> {
+    edgepbx_voicemail::PROMPTS
+        .iter()
+        .find(|p| **p == name)
+        .copied()
+        .ok_or_else(|| Problem::not_found(format!("prompt {name}")))
+}
+
+/// The prompts voicemail speaks, and which the tenant replaced.
+#[utoipa::path(get, path = "/api/v1/voicemail/prompts", tag = "voicemail", params(TenantParam),
+    responses((status = 200, body = Vec<PromptView>)))]
+async fn list_prompts(
+    AxumState(api): AxumState<State>,
+    scope: Scope,
+) -> Result<Json<Vec<PromptView>>, Problem> {
+    let vm = voicemail(&api);
+    let mut prompts = Vec::with_capacity(edgepbx_voicemail::PROMPTS.len());
+    for name in edgepbx_voicemail::PROMPTS {
+        let own = tokio::fs::try_exists(vm.prompt_path(&scope.tenant, name))
+            .await
+            .unwrap_or(false);
+        prompts.push(PromptView { name, own });
+    }
+    Ok(Json(prompts))
+}
+
+/// A prompt as the tenant's callers hear it (`audio/wav`): its own
+/// recording, else the built-in one.
+#[utoipa::path(get, path = "/api/v1/voicemail/prompts/{name}", tag = "voicemail",
+    params(TenantParam, ("name" = String, Path)),
+    responses((status = 200, content_type = "audio/wav"), (status = 404, body = Problem)))]
+async fn read_prompt(
+    AxumState(api): AxumState<State>,
+    scope: Scope,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let name = prompt_of(&name)?;
+    let own = tokio::fs::read(voicemail(&api).prompt_path(&scope.tenant, name)).await;
+    let bytes = match own {
+        Ok(bytes) => bytes,
+        Err(_) => crate::voicemail::prompts::built_in_file(name)
+            .ok_or_else(|| Problem::not_found(format!("prompt {name}")))?
+            .to_vec(),
+    };
+    audio(bytes, &headers)
+}
+
+/// Replaces a prompt for the tenant's callers with an uploaded WAV file
+/// (as greetings are uploaded).
+#[utoipa::path(put, path = "/api/v1/voicemail/prompts/{name}", tag = "voicemail",
+    params(TenantParam, ("name" = String, Path)),
+    request_body(content((Vec<u8> = "audio/wav"), (Vec<u8> = "application/octet-stream")),
+        description = "The WAV file"),
+    responses((status = 204), (status = 404, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+async fn replace_prompt(
+    AxumState(api): AxumState<State>,
+    WriteScope(scope): WriteScope,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, Problem> {
+    let name = prompt_of(&name)?;
+    let pcm = wav_upload(&headers, body).await?;
+    store_wav(&voicemail(&api).prompt_path(&scope.tenant, name), &pcm).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Goes back to the built-in recording of a prompt.
+#[utoipa::path(delete, path = "/api/v1/voicemail/prompts/{name}", tag = "voicemail",
+    params(TenantParam, ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn remove_prompt(
+    AxumState(api): AxumState<State>,
+    WriteScope(scope): WriteScope,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let name = prompt_of(&name)?;
+    tokio::fs::remove_file(voicemail(&api).prompt_path(&scope.tenant, name))
+        .await
+        .map_err(|_| Problem::not_found(format!("the tenant's own prompt {name}")))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Writes audio as a WAV file; a full or failing disk is a 503.
+async fn store_wav(path: &std::path::Path, pcm: &edgepbx_media::wav::Pcm) -> Result<(), Problem> {
+    crate::voicemail::write_file(path, &pcm.to_wav())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, path = %path.display(), "cannot write audio");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audio could not be stored",
+            )
+        })
 }
 
 /// `bytes` as `audio/wav`, the whole or the one range asked.
@@ -391,6 +501,8 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(read_message, update_message, remove_message))
         .routes(routes!(message_audio))
         .routes(routes!(read_greeting, replace_greeting, remove_greeting))
+        .routes(routes!(list_prompts))
+        .routes(routes!(read_prompt, replace_prompt, remove_prompt))
 }
 
 #[cfg(test)]

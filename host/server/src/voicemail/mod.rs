@@ -17,7 +17,7 @@
 
 mod call;
 mod outbox;
-mod prompts;
+pub mod prompts;
 mod transcribe;
 
 use std::collections::HashMap;
@@ -177,6 +177,11 @@ impl Voicemail {
         self.data.join("voicemail").join(tenant).join(mailbox)
     }
 
+    /// Where a tenant's own recording of a prompt is kept.
+    pub fn prompt_path(&self, tenant: &str, name: &str) -> PathBuf {
+        prompts::own_path(&self.data, tenant, name)
+    }
+
     /// Where a greeting is kept.
     pub fn greeting_path(&self, tenant: &str, mailbox: &str, greeting: Greeting) -> PathBuf {
         self.mailbox_dir(tenant, mailbox)
@@ -211,7 +216,7 @@ impl Voicemail {
             number: extension.number,
             greetings,
             full: self.is_full(tenant, mailbox).await,
-            skip_pin_from_own_device: false,
+            skip_pin_from_own_device: extension.profile.voicemail_skip_pin,
         })
     }
 

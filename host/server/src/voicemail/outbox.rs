@@ -69,21 +69,29 @@ pub struct EmailConfig {
     /// How long one delivery may take, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// The pause after the first failed attempt, seconds; it doubles with
+    /// every failure, to an hour at most.
+    #[serde(default = "default_first_retry")]
+    pub first_retry_secs: u64,
 }
 
 fn default_timeout() -> u64 {
     60
 }
 
+fn default_first_retry() -> u64 {
+    30
+}
+
 /// How long to wait before attempt `attempts + 1` of an e-mail, after
-/// `attempts` failed: 30 s, doubling to an hour; `None` past
+/// `attempts` failed: `first` seconds, doubling to an hour; `None` past
 /// [`MAX_ATTEMPTS`].
-pub fn retry_after(attempts: u32) -> Option<Duration> {
+pub fn retry_after(attempts: u32, first: u64) -> Option<Duration> {
     if attempts >= MAX_ATTEMPTS {
         return None;
     }
-    let secs = 30u64.saturating_mul(1 << attempts.saturating_sub(1).min(7));
-    Some(Duration::from_secs(secs.min(3_600)))
+    let secs = first.saturating_mul(1 << attempts.saturating_sub(1).min(12));
+    Some(Duration::from_secs(secs.clamp(1, 3_600)))
 }
 
 /// Runs the work until `shutdown`; woken early by `vm.work`.
@@ -179,7 +187,7 @@ async fn email(vm: &Voicemail, tenant: &str, message: VoiceMessage, path: PathBu
         Err(error) => {
             let attempts = message.email.attempts + 1;
             warn!(tenant, id = %message.id, attempts, %error, "a voice message could not be e-mailed");
-            let delivery = match retry_after(attempts) {
+            let delivery = match retry_after(attempts, config.first_retry_secs) {
                 Some(pause) => Delivery {
                     state: Work::Pending,
                     attempts,
@@ -312,15 +320,16 @@ mod tests {
     #[test]
     fn retries_back_off_to_an_hour_and_stop_after_a_day() {
         let pauses: Vec<u64> = (1..=9)
-            .map(|a| retry_after(a).map_or(0, |d| d.as_secs()))
+            .map(|a| retry_after(a, 30).map_or(0, |d| d.as_secs()))
             .collect();
         assert_eq!(pauses, [30, 60, 120, 240, 480, 960, 1_920, 3_600, 3_600]);
         let total: u64 = (1..MAX_ATTEMPTS)
-            .filter_map(retry_after)
+            .filter_map(|a| retry_after(a, 30))
             .map(|d| d.as_secs())
             .sum();
         assert!((72_000..=100_000).contains(&total), "{total}");
-        assert_eq!(retry_after(MAX_ATTEMPTS), None);
+        assert_eq!(retry_after(MAX_ATTEMPTS, 30), None);
+        assert_eq!(retry_after(1, 0), Some(Duration::from_secs(1)));
     }
 
     #[test]
@@ -333,6 +342,7 @@ mod tests {
             password_file: None,
             from: "Voicemail <vm@acme.example>".into(),
             timeout_secs: 5,
+            first_retry_secs: 30,
         };
         let message = VoiceMessage {
             id: "m1".into(),

@@ -231,6 +231,21 @@ impl Prompts {
     }
 }
 
+/// Where a tenant's own recording of prompt `name` is kept.
+pub fn own_path(data: &Path, tenant: &str, name: &str) -> std::path::PathBuf {
+    data.join("prompts")
+        .join(tenant)
+        .join(format!("{name}.wav"))
+}
+
+/// The built-in WAV file of prompt `name`.
+pub fn built_in_file(name: &str) -> Option<&'static [u8]> {
+    BUILT_IN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

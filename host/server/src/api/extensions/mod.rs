@@ -111,6 +111,7 @@ pub fn settings_of(
         voicemail_pin_hash: pin_hash,
         voicemail_attach: ed.voicemail.attach_audio,
         voicemail_delete_after_email: ed.voicemail.delete_after_email,
+        voicemail_skip_pin: ed.voicemail.skip_pin_on_own_phone,
         listed: ed.directory.listed,
         email: ed.directory.email.clone(),
         department: ed.directory.department.clone(),

@@ -57,6 +57,8 @@ pub struct Voicemail {
     pub attach_audio: bool,
     /// A message is deleted from the mailbox once e-mailed.
     pub delete_after_email: bool,
+    /// Calling the mailbox from the extension's own phone asks no PIN.
+    pub skip_pin_on_own_phone: bool,
     /// A new PIN (4 to 12 digits); write-only, `null` removes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin: Option<String>,
@@ -69,6 +71,7 @@ impl Default for Voicemail {
             email: None,
             attach_audio: true,
             delete_after_email: false,
+            skip_pin_on_own_phone: false,
             pin: None,
         }
     }
@@ -85,6 +88,8 @@ pub struct VoicemailView {
     pub attach_audio: bool,
     /// A message is deleted from the mailbox once e-mailed.
     pub delete_after_email: bool,
+    /// Calling the mailbox from the extension's own phone asks no PIN.
+    pub skip_pin_on_own_phone: bool,
     /// A PIN is set.
     pub pin_set: bool,
 }
@@ -311,6 +316,7 @@ pub fn editable(e: &Extension) -> Editable {
             email: e.profile.voicemail_email.clone(),
             attach_audio: e.profile.voicemail_attach,
             delete_after_email: e.profile.voicemail_delete_after_email,
+            skip_pin_on_own_phone: e.profile.voicemail_skip_pin,
             pin: None,
         },
         caller_id: CallerId {
@@ -346,6 +352,7 @@ pub fn view(e: &Extension, line: Option<&LineState>) -> ExtensionView {
             email: ed.voicemail.email,
             attach_audio: ed.voicemail.attach_audio,
             delete_after_email: ed.voicemail.delete_after_email,
+            skip_pin_on_own_phone: ed.voicemail.skip_pin_on_own_phone,
             pin_set: e.profile.voicemail_pin_hash.is_some(),
         },
         caller_id: ed.caller_id,
