@@ -474,7 +474,7 @@ impl Engine {
                     location: &self.location,
                     wall,
                 };
-                self.calls.handle_ack(&mut cx, &request);
+                self.calls.handle_ack(now, &mut cx, &request);
             }
             Incoming::Absorbed => {}
         }

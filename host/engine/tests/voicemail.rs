@@ -223,12 +223,45 @@ fn no_media_from_the_caller_ends_a_served_call() {
 }
 
 #[test]
-fn a_caller_without_an_offer_is_refused_by_voicemail() {
-    let mut sim = sim();
-    let mut caller = Ua::new("100", 5100);
-    let mut invite = caller.invite("*97");
-    invite.body.clear();
-    invite.headers.remove("Content-Type");
-    sim::call_with(&mut sim, &mut caller, invite);
-    assert!(sim.statuses(caller.addr).contains(&488));
+fn a_caller_without_an_offer_is_offered_g711_and_its_ack_answers() {
+    for (answer, served) in [(true, true), (false, false)] {
+        let mut sim = sim();
+        let mut caller = Ua::new("100", 5100);
+        let mut invite = caller.invite("*97");
+        invite.body.clear();
+        invite.headers.remove("Content-Type");
+        let invite = sim::call_with(&mut sim, &mut caller, invite);
+        let ok = sim.response(caller.addr, 200);
+        let offer = String::from_utf8_lossy(&ok.body).into_owned();
+        assert!(offer.contains(" RTP/AVP 0 8 101\r\n"), "{offer}");
+        assert!(
+            !sim.media
+                .iter()
+                .any(|m| matches!(m, MediaCommand::Serve(_))),
+            "the service waits for the answer"
+        );
+        let seq = edgepbx_sip::grammar::parse_cseq(invite.headers.get("CSeq").unwrap_or(""))
+            .map_or(1, |c| c.seq);
+        let mut ack = caller.dialog(&invite, &ok).ack(seq);
+        if answer {
+            // The caller answers with A-law.
+            ack.headers.push("Content-Type", "application/sdp");
+            ack.body = String::from_utf8_lossy(&sim::sdp(4000))
+                .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+                .replace("rtpmap:0 PCMU", "rtpmap:8 PCMA")
+                .into_bytes();
+        }
+        sim.send(caller.addr, caller.stamped(ack));
+        let started = sim.media.iter().find_map(|m| match m {
+            MediaCommand::Serve(s) => Some(s.codec.payload_type),
+            _ => None,
+        });
+        if served {
+            assert_eq!(started, Some(8));
+        } else {
+            // An ACK without an answer: nothing to speak, the call ends.
+            assert_eq!(started, None);
+            sim.request(caller.addr, "BYE");
+        }
+    }
 }

@@ -223,7 +223,7 @@ impl Calls {
     }
 
     /// An ACK outside any transaction: the ACK of a 2xx we sent.
-    pub fn handle_ack(&mut self, cx: &mut Cx<'_>, request: &Request) {
+    pub fn handle_ack(&mut self, now: Instant, cx: &mut Cx<'_>, request: &Request) {
         let Some((id, side)) =
             DialogId::of_received(request).and_then(|d| self.by_dialog.get(&d).copied())
         else {
@@ -250,6 +250,9 @@ impl Calls {
             }) = pending
             {
                 self.forward_ack(cx, &mut call, side.other(), seq, &request.body);
+            }
+            if call.awaiting_answer.is_some() {
+                self.served_ack(now, cx, &mut call, &request.body);
             }
         }
         self.put_back(call);

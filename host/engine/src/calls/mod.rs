@@ -247,6 +247,9 @@ struct Call {
     /// edgepbx answered the call itself (voicemail), with this
     /// description.
     served: Option<SessionDescription>,
+    /// The service waiting for the answer to edgepbx's offer (the caller
+    /// offered nothing): it starts with the ACK.
+    awaiting_answer: Option<crate::output::Service>,
     pending_ok: [Option<PendingOk>; 2],
     /// A re-INVITE relayed to that side awaits its final answer: an INVITE
     /// from that side meanwhile is glare, answered 491 (RFC 3261 §14.2).

@@ -3,8 +3,9 @@
 //! `*98` any mailbox of the tenant).
 //!
 //! The caller's offer is answered with one G.711 codec on the A side of a
-//! media slot; the driver runs the media endpoint and the voicemail session
-//! there ([`MediaCommand::Serve`]). Inside the dialog, INFO key presses go
+//! media slot (a caller that offered nothing is offered G.711 in the 2xx
+//! and answers in its ACK); the driver runs the media endpoint and the
+//! voicemail session there ([`MediaCommand::Serve`]). Inside the dialog, INFO key presses go
 //! to the session ([`MediaCommand::Key`]), a re-INVITE or UPDATE is
 //! answered with the same media (an UPDATE without a description, a
 //! session timer's refresh, just with 200), BYE ends the call and the
@@ -13,7 +14,7 @@
 
 use std::time::Instant;
 
-use edgepbx_media::answer::answer;
+use edgepbx_media::answer::{Negotiated, answer, negotiate, offer};
 use edgepbx_media::dtmf::digit_of_info;
 use edgepbx_media::relay::Side;
 use edgepbx_media::sdp::SessionDescription;
@@ -48,7 +49,9 @@ impl Calls {
         self.serve(now, cx, call, Service::Deposit { mailbox, busy });
     }
 
-    /// Answers the call with edgepbx's own media, for `service`.
+    /// Answers the call with edgepbx's own media, for `service`. A caller
+    /// that offered nothing gets edgepbx's offer in the 2xx, and the
+    /// service starts when its ACK brings the answer.
     pub(super) fn serve(
         &mut self,
         now: Instant,
@@ -56,23 +59,46 @@ impl Calls {
         call: &mut Call,
         service: Service,
     ) {
-        // An offerless INVITE would need an offer in our 2xx and the answer
-        // from the ACK; voicemail asks callers for their offer.
-        let Some(offer) = call.offer.clone() else {
-            info!(call = call.id, "voicemail needs an offer in the INVITE");
-            return self.end(now, cx, call, EndCause::Rejected(488));
+        let negotiated = match call.offer.as_ref().map(negotiate) {
+            Some(Ok(negotiated)) => Some(negotiated),
+            Some(Err(_)) => return self.end(now, cx, call, EndCause::Rejected(488)),
+            None => None,
         };
         let Some(slot) = self.media.take(cx.sig) else {
             info!(call = call.id, "no media ports are free for voicemail");
             return self.end(now, cx, call, EndCause::Rejected(503));
         };
+        call.media = Some(slot);
         let ip = cx.sig.media_ip(&call.a_peer);
         let session_id = cx.sig.random() & 0x7fff_ffff;
-        let Ok(answered) = answer(&offer, ip, slot.a_port, session_id) else {
-            return self.end(now, cx, call, EndCause::Rejected(488));
+        let description = match (&call.offer, negotiated) {
+            (Some(their_offer), Some(negotiated)) => {
+                self.start_service(cx, call, negotiated, service);
+                match answer(their_offer, ip, slot.a_port, session_id) {
+                    Ok(answered) => answered.description,
+                    Err(_) => return self.end(now, cx, call, EndCause::Rejected(488)),
+                }
+            }
+            _ => {
+                call.awaiting_answer = Some(service);
+                offer(ip, slot.a_port, session_id)
+            }
         };
-        call.media = Some(slot);
-        call.served = Some(answered.description.clone());
+        call.served = Some(description.clone());
+        self.answer_caller(now, cx, call, Some(description.to_bytes()), None);
+    }
+
+    /// Hands the call to the driver's voicemail on its slot.
+    fn start_service(
+        &mut self,
+        cx: &mut Cx<'_>,
+        call: &Call,
+        negotiated: Negotiated,
+        service: Service,
+    ) {
+        let Some(slot) = call.media else {
+            return;
+        };
         cx.sig
             .push(Output::Media(MediaCommand::Serve(Box::new(Served {
                 call: call.id,
@@ -81,12 +107,35 @@ impl Calls {
                 caller: call.caller.number.clone(),
                 caller_name: call.caller.name.clone(),
                 slot,
-                codec: answered.codec,
-                telephone_event: answered.telephone_event,
-                party: answered.party,
+                codec: negotiated.codec,
+                telephone_event: negotiated.telephone_event,
+                party: negotiated.party,
                 service,
             }))));
-        self.answer_caller(now, cx, call, Some(answered.description.to_bytes()), None);
+    }
+
+    /// The ACK of a served call's 2xx: for a caller that offered nothing,
+    /// it carries the answer to edgepbx's offer, and the service starts.
+    pub(super) fn served_ack(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        call: &mut Call,
+        body: &[u8],
+    ) {
+        let Some(service) = call.awaiting_answer.take() else {
+            return;
+        };
+        match SessionDescription::parse(body).ok().map(|d| negotiate(&d)) {
+            Some(Ok(negotiated)) => self.start_service(cx, call, negotiated, service),
+            _ => {
+                info!(
+                    call = call.id,
+                    "the caller's ACK brought no answer voicemail can speak"
+                );
+                self.end(now, cx, call, EndCause::Failure);
+            }
+        }
     }
 
     /// A re-INVITE, UPDATE or INFO from the caller of a served call.
@@ -159,7 +208,7 @@ impl Calls {
         let session_id = current.origin.session_id.parse().unwrap_or(1);
         let mut answered = answer(&offer, ip, slot.a_port, session_id).ok()?;
         answered.description.origin.session_version = current.origin.session_version + 1;
-        if let Some(address) = answered.party {
+        if let Some(address) = answered.negotiated.party {
             cx.sig.push(Output::Media(MediaCommand::Announce {
                 call: call.id,
                 side: Side::A,

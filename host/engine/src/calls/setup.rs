@@ -187,6 +187,7 @@ impl Calls {
             b: None,
             media: None,
             served: None,
+            awaiting_answer: None,
             pending_ok: [None, None],
             reinviting: [false, false],
             silent: [false, false],
