@@ -268,6 +268,11 @@ impl Drop for Peer {
     }
 }
 
+/// A file in the test's directory for a peer's output.
+fn log_file(dir: &std::path::Path, name: &str) -> std::fs::File {
+    std::fs::File::create(dir.join(name)).unwrap_or_else(|e| panic!("creating {name}: {e}"))
+}
+
 fn test_python() -> String {
     std::env::var("EDGEPBX_TEST_PYTHON").unwrap_or_else(|_| {
         panic!("EDGEPBX_TEST_PYTHON is not set; run the tests with ./scripts/test.sh")
@@ -318,6 +323,7 @@ fn a_message_is_transcribed_and_emailed_with_its_audio_once_the_mail_server_is_u
             .arg("--ready-file")
             .arg(&ready)
             .stdout(std::process::Stdio::null())
+            .stderr(log_file(&dir, "transcriber.log"))
             .spawn()
             .expect("the transcriber starts"),
     );
@@ -382,6 +388,8 @@ fn a_message_is_transcribed_and_emailed_with_its_audio_once_the_mail_server_is_u
             ])
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
+            .stdout(log_file(&dir, "smtp.log"))
+            .stderr(log_file(&dir, "smtp-errors.log"))
             .spawn()
             .expect("the mail server starts"),
     );

@@ -95,7 +95,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 13,
-        name: "voice messages' transcripts and e-mails, mailbox options",
+        name: "voice messages' transcripts and e-mails, mailbox options and PIN locks",
         surql: V13_VOICEMAIL_DELIVERY,
     },
 ];
@@ -378,6 +378,12 @@ DEFINE FIELD profile.voicemail_attach ON extension TYPE option<bool>;
 DEFINE FIELD profile.voicemail_delete_after_email ON extension TYPE option<bool>;
 -- Calling one's own mailbox from one's own phone asks no PIN (default no).
 DEFINE FIELD profile.voicemail_skip_pin ON extension TYPE option<bool>;
+-- Wrong PINs in a row, and the lock they set. Record id:
+-- mailbox_lock:[<TENANT CODE>, <mailbox>]; none when all is well.
+DEFINE TABLE mailbox_lock SCHEMAFULL;
+DEFINE FIELD tenant ON mailbox_lock TYPE record<tenant>;
+DEFINE FIELD failures ON mailbox_lock TYPE int DEFAULT 0;
+DEFINE FIELD locked_until ON mailbox_lock TYPE option<datetime>;
 "#;
 
 const V12_VOICEMAIL: &str = r#"

@@ -442,6 +442,72 @@ impl Voicemail<'_> {
         Ok(())
     }
 
+    /// Until when a mailbox is locked by wrong PINs (`None`: it is not).
+    pub async fn locked_until(
+        &self,
+        tenant: &str,
+        mailbox: &str,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let code = tenant_code(tenant)?;
+        let mut res = run(self
+            .db
+            .query("SELECT VALUE locked_until FROM type::record('mailbox_lock', [$code, $mailbox])")
+            .bind(("code", code))
+            .bind(("mailbox", mailbox.to_owned())))
+        .await?;
+        let until: Vec<Option<Datetime>> = res.take(0)?;
+        Ok(until
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|d| from_datetime(&d)))
+    }
+
+    /// Counts a wrong PIN for a mailbox: the `max`th in a row locks it
+    /// until `lock_until` (and starts the count again). Returns whether
+    /// this one locked it.
+    pub async fn pin_failed(
+        &self,
+        tenant: &str,
+        mailbox: &str,
+        max: u32,
+        lock_until: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let code = tenant_code(tenant)?;
+        extension_number(mailbox)?;
+        // One statement, so concurrent failures count one by one; the
+        // lock is set before the count starts again, and a count back at
+        // zero says that this failure locked it.
+        let mut res = run(self
+            .db
+            .query(
+                "UPSERT type::record('mailbox_lock', [$code, $mailbox]) SET tenant = $tenant,
+                    locked_until = IF (failures ?? 0) + 1 >= $max { $until } ELSE { locked_until },
+                    failures = IF (failures ?? 0) + 1 >= $max { 0 } ELSE { (failures ?? 0) + 1 }
+                 RETURN VALUE failures",
+            )
+            .bind(("code", code.clone()))
+            .bind(("tenant", tenant_id(&code)))
+            .bind(("mailbox", mailbox.to_owned()))
+            .bind(("max", i64::from(max.max(1))))
+            .bind(("until", to_datetime("lock_until", lock_until)?)))
+        .await?;
+        let failures: Vec<i64> = res.take(0)?;
+        Ok(failures.first() == Some(&0))
+    }
+
+    /// A right PIN: the count of wrong ones (and any lock) is forgotten.
+    pub async fn pin_accepted(&self, tenant: &str, mailbox: &str) -> Result<(), StoreError> {
+        let code = tenant_code(tenant)?;
+        run(self
+            .db
+            .query("DELETE type::record('mailbox_lock', [$code, $mailbox])")
+            .bind(("code", code))
+            .bind(("mailbox", mailbox.to_owned())))
+        .await?;
+        Ok(())
+    }
+
     /// How much of the tenant's voicemail space its messages use.
     pub async fn usage(&self, tenant: &str) -> Result<Usage, StoreError> {
         let code = tenant_code(tenant)?;

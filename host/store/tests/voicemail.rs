@@ -570,3 +570,41 @@ async fn work_is_due_in_order_and_its_outcome_recorded() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn wrong_pins_lock_a_mailbox_until_a_time_and_a_right_one_clears_them() -> TestResult {
+    let dir = TempDir::new("voicemail-pins");
+    let store = open(&dir.0).await?;
+    let vm = store.voicemail();
+    let until = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    assert_eq!(vm.locked_until("ACME", "101").await?, None);
+    assert!(!vm.pin_failed("ACME", "101", 3, until).await?);
+    assert!(!vm.pin_failed("ACME", "101", 3, until).await?);
+    // A right PIN forgets the two wrong ones.
+    vm.pin_accepted("ACME", "101").await?;
+    assert!(!vm.pin_failed("ACME", "101", 3, until).await?);
+    assert!(!vm.pin_failed("ACME", "101", 3, until).await?);
+    assert!(
+        vm.pin_failed("ACME", "101", 3, until).await?,
+        "the third locks"
+    );
+    assert_eq!(vm.locked_until("ACME", "101").await?, Some(until));
+    // Per mailbox and per tenant.
+    assert_eq!(vm.locked_until("ACME", "100").await?, None);
+    assert_eq!(vm.locked_until("BETA", "101").await?, None);
+    // A reopened store still knows.
+    store.close().await?;
+    let store = Store::open(StoreConfig::new(DbSpec::embedded(&dir.0))).await?;
+    assert_eq!(
+        store.voicemail().locked_until("ACME", "101").await?,
+        Some(until)
+    );
+    assert!(
+        store
+            .voicemail()
+            .pin_failed("ACME", "abc", 3, until)
+            .await
+            .is_err()
+    );
+    Ok(())
+}

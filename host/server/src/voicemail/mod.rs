@@ -8,9 +8,9 @@
 //! `greeting-<unavailable|busy|name>.wav`, a tenant's own prompts at
 //! `prompts/<TENANT>/<name>.wav`. The message's record is in the store;
 //! the file is written first (to a temporary name, then renamed), so a
-//! record always has its audio. PIN failures are counted per mailbox in
-//! memory: after `pin_lock_failures` wrong PINs in a row the mailbox is
-//! locked for `pin_lock_secs`.
+//! record always has its audio. Wrong PINs are counted per mailbox in the
+//! store (so restarts and other nodes see them): after `pin_lock_failures`
+//! in a row the mailbox is locked for `pin_lock_secs`.
 //!
 //! Sessions run on the main runtime, beside the store: voicemail calls
 //! are few, and their database work must not wait on the media runtime.
@@ -20,11 +20,10 @@ mod outbox;
 pub mod prompts;
 mod transcribe;
 
-use std::collections::HashMap;
 use std::net::UdpSocket as StdUdpSocket;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use edgepbx_engine::Served;
 use edgepbx_engine::registrar::Aor;
@@ -88,9 +87,6 @@ impl Default for VoicemailConfig {
     }
 }
 
-/// Wrong PINs in a row, and until when the mailbox is locked.
-type PinFailures = (u32, Option<Instant>);
-
 /// What the sessions share.
 #[derive(Debug)]
 pub struct Voicemail {
@@ -103,13 +99,6 @@ pub struct Voicemail {
     events: mpsc::UnboundedSender<MediaEvent>,
     /// Wakes the outbox: a message has work (transcription, e-mail).
     work: tokio::sync::Notify,
-    /// Wrong PINs in a row and the end of the lock, per (tenant, mailbox).
-    pin_failures: Mutex<HashMap<(String, String), PinFailures>>,
-}
-
-/// Rejected when the mutex is poisoned: a panic elsewhere; start afresh.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Voicemail {
@@ -131,7 +120,6 @@ impl Voicemail {
             runtime,
             events,
             work: tokio::sync::Notify::new(),
-            pin_failures: Mutex::default(),
         })
     }
 
@@ -231,11 +219,15 @@ impl Voicemail {
     /// Checks a PIN, counting failures; a missing mailbox or PIN refuses
     /// after the same work as a wrong one.
     async fn check_pin(&self, tenant: &str, mailbox: &str, pin: String) -> PinCheck {
-        let key = (tenant.to_owned(), mailbox.to_owned());
-        if let Some((_, Some(until))) = lock(&self.pin_failures).get(&key).copied()
-            && Instant::now() < until
-        {
-            return PinCheck::Locked;
+        let vm = self.store.voicemail();
+        match vm.locked_until(tenant, mailbox).await {
+            Ok(Some(until)) if SystemTime::now() < until => return PinCheck::Locked,
+            Ok(_) => {}
+            Err(error) => {
+                // Without the count, nobody gets in.
+                warn!(%error, "cannot read a mailbox's PIN lock");
+                return PinCheck::Locked;
+            }
         }
         let hash = match self.store.extensions().get(tenant, mailbox).await {
             Ok(Some(e)) if e.settings.voicemail => e.profile.voicemail_pin_hash,
@@ -247,17 +239,23 @@ impl Voicemail {
             .await
             .unwrap_or(false)
             && known;
-        let mut failures = lock(&self.pin_failures);
         if right {
-            failures.remove(&key);
+            if let Err(error) = vm.pin_accepted(tenant, mailbox).await {
+                warn!(%error, "cannot clear a mailbox's wrong PINs");
+            }
             return PinCheck::Accepted;
         }
-        let entry = failures.entry(key).or_insert((0, None));
-        entry.0 += 1;
-        if entry.0 >= self.config.pin_lock_failures {
-            entry.0 = 0;
-            entry.1 = Some(Instant::now() + Duration::from_secs(self.config.pin_lock_secs));
-            info!(tenant, mailbox, "mailbox locked after repeated wrong PINs");
+        // Only real mailboxes are counted: numbers nobody has take no room.
+        if known {
+            let until = SystemTime::now() + Duration::from_secs(self.config.pin_lock_secs);
+            match vm
+                .pin_failed(tenant, mailbox, self.config.pin_lock_failures, until)
+                .await
+            {
+                Ok(true) => info!(tenant, mailbox, "mailbox locked after repeated wrong PINs"),
+                Ok(false) => {}
+                Err(error) => warn!(%error, "cannot count a wrong PIN"),
+            }
         }
         PinCheck::Refused
     }
