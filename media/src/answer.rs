@@ -152,13 +152,9 @@ fn audio_media(port: u16, proto: &str, codecs: &[Codec], telephone_event: Option
     let mut lines = Vec::new();
     for codec in codecs {
         formats.push(codec.payload_type.to_string());
-        let name = match codec.law {
-            Law::Mu => "PCMU",
-            Law::A => "PCMA",
-        };
         lines.push(Line {
             kind: 'a',
-            value: format!("rtpmap:{} {name}/8000", codec.payload_type),
+            value: format!("rtpmap:{} {}/8000", codec.payload_type, codec.name()),
         });
     }
     if let Some(te) = telephone_event {

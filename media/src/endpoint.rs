@@ -67,6 +67,14 @@ pub struct Codec {
 }
 
 impl Codec {
+    /// Its encoding name in descriptions (`PCMU`, `PCMA`).
+    pub fn name(self) -> &'static str {
+        match self.law {
+            Law::Mu => "PCMU",
+            Law::A => "PCMA",
+        }
+    }
+
     fn encode(self, sample: i16) -> u8 {
         match self.law {
             Law::Mu => g711::ulaw_encode(sample),

@@ -421,3 +421,65 @@ fn a_message_is_transcribed_and_emailed_with_its_audio_once_the_mail_server_is_u
     });
     assert!(sent.is_some(), "the API shows the e-mail sent");
 }
+
+#[test]
+fn star_during_the_greeting_connects_the_caller_to_the_operator() {
+    use edgepbx_e2e::phones::{Behaviour, Device, wait_for_bindings};
+    let (deployment, alice, bob) = mailbox_of_101("voicemail-operator", "");
+    let operator = deployment.add_extension(
+        "ACME",
+        "acme.test",
+        "102",
+        &edgepbx_e2e::pbx::password_for("102"),
+    );
+    deployment.admin(&["tenant", "features", "ACME", "--operator", "102"]);
+    let pbx = deployment.start();
+    let dir = deployment.work().path().to_owned();
+    let desk = Device::start(
+        &dir,
+        &pbx,
+        &operator,
+        "operator",
+        Behaviour::Answer,
+        Duration::from_secs(40),
+    );
+    wait_for_bindings(&pbx, &operator, 1);
+
+    // Alice reaches 101's voicemail and presses * during the greeting.
+    let pcap_file = dir.join("star.pcap");
+    edgepbx_e2e::pcap::write(&pcap_file, &edgepbx_e2e::pcap::keys(&[(2_000, '*')]));
+    let name = edgepbx_e2e::voicemail::scenario(
+        &dir,
+        "voicemail_operator",
+        &[("KEYS_PCAP", pcap_file.to_string_lossy().into_owned())],
+    );
+    let caller = edgepbx_e2e::phones::caller(&name, &pbx, &alice, &bob.number)
+        .timeout(Duration::from_secs(40))
+        .run(&dir, "caller");
+    caller.assert_all_succeeded(1);
+    let desk = desk.finish();
+    // The operator's phone rang with the caller's one codec, answered,
+    // and got the caller's BYE.
+    let invites = edgepbx_e2e::phones::received_requests(&desk, "INVITE");
+    assert_eq!(invites.len(), 1, "{}", desk.report());
+    let offer = String::from_utf8_lossy(&invites[0].body).into_owned();
+    let audio = offer
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(audio.ends_with("RTP/AVP 0 101"), "{offer}");
+    assert_eq!(
+        edgepbx_e2e::phones::received_requests(&desk, "BYE").len(),
+        1,
+        "{}",
+        desk.report()
+    );
+    assert!(
+        message_files(&deployment, "101").is_empty(),
+        "no message left"
+    );
+    let record = deployment.last_call_record("ACME");
+    assert_eq!(record["outcome"], "answered", "{record}");
+    assert_eq!(record["answered_by"], "102", "{record}");
+}

@@ -288,6 +288,25 @@ impl Engine {
         self.settle(now, wall);
     }
 
+    /// The voicemail session of call `call` asks to connect its caller to
+    /// `number` (the operator, a call back): routed like a forward.
+    pub fn handle_service_transfer(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        call: u64,
+        number: String,
+    ) {
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        self.calls
+            .handle_service_transfer(now, &mut cx, call, number);
+        self.settle(now, wall);
+    }
+
     /// Mailbox `aor` holds `new` unheard and `old` kept voice messages:
     /// its message-summary watchers (the phones' message lamps) are told.
     pub fn handle_mailbox(&mut self, now: Instant, wall: SystemTime, aor: Aor, new: u32, old: u32) {

@@ -265,3 +265,134 @@ fn a_caller_without_an_offer_is_offered_g711_and_its_ack_answers() {
         }
     }
 }
+
+/// Answers a re-INVITE of the engine as the caller does: 200 with its
+/// description; returns the re-INVITE.
+fn accept_reinvite(sim: &mut Sim, caller: &Ua) -> Request {
+    let reinvite = sim.request(caller.addr, "INVITE");
+    let mut ok = caller.answer(&reinvite, 200);
+    ok.headers.set("Content-Type", "application/sdp");
+    ok.body = sim::sdp(4000);
+    sim.send(caller.addr, ok);
+    reinvite
+}
+
+#[test]
+fn the_caller_of_a_mailbox_is_connected_elsewhere_on_its_own_codec() {
+    let mut sim = sim();
+    let mut caller = Ua::new("100", 5100);
+    let device = Ua::new("101", 6001);
+    let invite = call(&mut sim, &mut caller, "*98");
+    let ok = sim.response(caller.addr, 200);
+    let seq = edgepbx_sip::grammar::parse_cseq(invite.headers.get("CSeq").unwrap_or(""))
+        .map_or(1, |c| c.seq);
+    sim.send(
+        caller.addr,
+        caller.stamped(caller.dialog(&invite, &ok).ack(seq)),
+    );
+    let served = served(&sim);
+
+    // Voicemail asks to connect the caller to 101 (a call back).
+    sim.engine
+        .handle_service_transfer(sim.now, sim.wall, served.call, "101".into());
+    sim.drain();
+    assert!(
+        sim.media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Stop { call, .. } if *call == served.call)),
+        "the voicemail endpoint stops"
+    );
+    assert_eq!(sim.asked.last().map(|r| r.dialled.as_str()), Some("101"));
+    let ringing = sim.request(device.addr, "INVITE");
+    let offer = String::from_utf8_lossy(&ringing.body).into_owned();
+    assert!(
+        offer.contains(" RTP/AVP 0 101\r\n"),
+        "only the caller's codec: {offer}"
+    );
+    sim.send(device.addr, device.answer(&ringing, 200));
+    sim.request(device.addr, "ACK");
+    // The caller is moved onto the relay's port by a re-INVITE.
+    let reinvite = accept_reinvite(&mut sim, &caller);
+    let relay = sim.media.iter().rev().find_map(|m| match m {
+        MediaCommand::Start { slot, .. } => Some(*slot),
+        _ => None,
+    });
+    let relay = relay.expect("a relay for the new leg");
+    let moved = String::from_utf8_lossy(&reinvite.body).into_owned();
+    assert!(
+        moved.contains(&format!("m=audio {} ", relay.a_port)),
+        "{moved}"
+    );
+    assert_eq!(
+        sim.requests(caller.addr, "ACK").len(),
+        1,
+        "its 200 is acknowledged"
+    );
+    // Now a call like any other: the caller's BYE reaches the device.
+    let mut dialog = caller.dialog(&invite, &ok);
+    dialog.local_seq = Some(seq + 5);
+    sim.send(
+        caller.addr,
+        caller.stamped(dialog.request(Method::from_token("BYE"), None)),
+    );
+    sim.request(device.addr, "BYE");
+    assert_eq!(
+        sim.records.last().map(|r| r.outcome.as_str()),
+        Some("answered")
+    );
+}
+
+#[test]
+fn a_callee_that_does_not_answer_sends_the_caller_to_voicemail_again_or_away() {
+    // Busy: the policy chooses voicemail, and the caller is moved onto it.
+    let mut sim = sim();
+    let mut caller = Ua::new("100", 5100);
+    let device = Ua::new("101", 6001);
+    let invite = call(&mut sim, &mut caller, "*98");
+    let ok = sim.response(caller.addr, 200);
+    let seq = edgepbx_sip::grammar::parse_cseq(invite.headers.get("CSeq").unwrap_or(""))
+        .map_or(1, |c| c.seq);
+    sim.send(
+        caller.addr,
+        caller.stamped(caller.dialog(&invite, &ok).ack(seq)),
+    );
+    let first = served(&sim);
+    sim.engine
+        .handle_service_transfer(sim.now, sim.wall, first.call, "101".into());
+    sim.drain();
+    let ringing = sim.request(device.addr, "INVITE");
+    sim.send(device.addr, device.answer(&ringing, 486));
+    let reinvite = accept_reinvite(&mut sim, &caller);
+    let services: Vec<&Served> = sim
+        .media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Serve(s) => Some(&**s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(services.len(), 2, "voicemail again");
+    assert_eq!(
+        services[1].service,
+        Service::Deposit {
+            mailbox: "101".into(),
+            busy: true
+        }
+    );
+    let moved = String::from_utf8_lossy(&reinvite.body).into_owned();
+    assert!(
+        moved.contains(&format!("m=audio {} ", services[1].slot.a_port)),
+        "{moved}"
+    );
+
+    // A number nobody can reach: the caller is hung up.
+    let mut sim = self::sim();
+    let mut caller = Ua::new("100", 5100);
+    call(&mut sim, &mut caller, "*98");
+    sim.response(caller.addr, 200);
+    let served = served(&sim);
+    sim.engine
+        .handle_service_transfer(sim.now, sim.wall, served.call, "+15550100".into());
+    sim.drain();
+    sim.request(caller.addr, "BYE");
+}

@@ -1,5 +1,6 @@
 //! How a tenant's phones use the PBX's features: the feature code of
-//! directed call pickup, and whether BLF keys show who is calling.
+//! directed call pickup, whether BLF keys show who is calling, and the
+//! operator voicemail callers reach with `*`.
 
 use crate::InvalidField;
 
@@ -14,6 +15,9 @@ pub struct TenantFeatures {
     /// Dialog NOTIFYs show other extensions the caller's number and name
     /// (off: `anonymous`; the watched extension's own phones still see it).
     pub blf_shows_caller: bool,
+    /// The number a caller leaving a voicemail message reaches with `*`
+    /// or `0` (an extension or group); none: the keys do nothing.
+    pub operator: Option<String>,
 }
 
 impl Default for TenantFeatures {
@@ -21,6 +25,7 @@ impl Default for TenantFeatures {
         TenantFeatures {
             pickup_code: DEFAULT_PICKUP_CODE.to_owned(),
             blf_shows_caller: true,
+            operator: None,
         }
     }
 }
@@ -40,6 +45,11 @@ impl TenantFeatures {
                 "pickup_code",
                 "must be 1 to 4 of * # 0-9, starting with * or #",
             ));
+        }
+        if let Some(operator) = &self.operator
+            && !((1..=15).contains(&operator.len()) && operator.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(InvalidField::new("operator", "must be 1 to 15 digits"));
         }
         Ok(())
     }
@@ -62,9 +72,25 @@ mod tests {
         ] {
             let features = TenantFeatures {
                 pickup_code: code.into(),
-                blf_shows_caller: true,
+                ..TenantFeatures::default()
             };
             assert_eq!(features.validate().is_ok(), ok, "{code}");
+        }
+    }
+
+    #[test]
+    fn the_operator_is_a_number() {
+        for (operator, ok) in [
+            ("100", true),
+            ("+100", false),
+            ("", false),
+            ("1234567890123456", false),
+        ] {
+            let features = TenantFeatures {
+                operator: Some(operator.into()),
+                ..TenantFeatures::default()
+            };
+            assert_eq!(features.validate().is_ok(), ok, "{operator}");
         }
     }
 }

@@ -223,6 +223,10 @@ pub enum TenantCommand {
         /// `on` (the default) or `off`.
         #[arg(long)]
         blf_shows_caller: Option<String>,
+        /// The number voicemail callers reach with `*` (an extension or
+        /// group), or `off`.
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Set a new provisioning password for the tenant's phones (printed
     /// once; the old one stops working), or with --off remove it.

@@ -48,6 +48,14 @@ pub enum MediaEvent {
         /// The engine's id of the call.
         call: u64,
     },
+    /// The voicemail session of a served call connects its caller to
+    /// `number` (the operator, a call back).
+    Transfer {
+        /// The engine's id of the call.
+        call: u64,
+        /// Where to.
+        number: String,
+    },
     /// A mailbox's messages changed (or were counted at start).
     Mailbox {
         /// The mailbox.

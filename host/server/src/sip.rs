@@ -166,6 +166,9 @@ impl Driver {
                         MediaEvent::ServiceDone { call } => {
                             self.engine.handle_service_done(now, wall, call);
                         }
+                        MediaEvent::Transfer { call, number } => {
+                            self.engine.handle_service_transfer(now, wall, call, number);
+                        }
                         MediaEvent::Mailbox { aor, new, old } => {
                             self.engine.handle_mailbox(now, wall, aor, new, old);
                         }

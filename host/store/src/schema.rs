@@ -378,6 +378,8 @@ DEFINE FIELD profile.voicemail_attach ON extension TYPE option<bool>;
 DEFINE FIELD profile.voicemail_delete_after_email ON extension TYPE option<bool>;
 -- Calling one's own mailbox from one's own phone asks no PIN (default no).
 DEFINE FIELD profile.voicemail_skip_pin ON extension TYPE option<bool>;
+-- The number voicemail callers reach with * (none: nowhere).
+DEFINE FIELD features.operator ON tenant TYPE option<string>;
 -- Wrong PINs in a row, and the lock they set. Record id:
 -- mailbox_lock:[<TENANT CODE>, <mailbox>]; none when all is well.
 DEFINE TABLE mailbox_lock SCHEMAFULL;

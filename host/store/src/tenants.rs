@@ -74,6 +74,7 @@ struct LimitsRow {
 struct FeaturesRow {
     pickup_code: Option<String>,
     blf_shows_caller: Option<bool>,
+    operator: Option<String>,
 }
 
 impl From<&TenantFeatures> for FeaturesRow {
@@ -81,6 +82,7 @@ impl From<&TenantFeatures> for FeaturesRow {
         FeaturesRow {
             pickup_code: Some(f.pickup_code.clone()),
             blf_shows_caller: Some(f.blf_shows_caller),
+            operator: f.operator.clone(),
         }
     }
 }
@@ -92,6 +94,7 @@ impl FeaturesRow {
         TenantFeatures {
             pickup_code: self.pickup_code.unwrap_or(default.pickup_code),
             blf_shows_caller: self.blf_shows_caller.unwrap_or(default.blf_shows_caller),
+            operator: self.operator,
         }
     }
 }

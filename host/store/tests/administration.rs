@@ -433,6 +433,7 @@ async fn a_tenants_features_default_and_change_with_checks() -> TestResult {
     let private = TenantFeatures {
         pickup_code: "*9".into(),
         blf_shows_caller: false,
+        operator: Some("100".into()),
     };
     tenants.set_features("ACME", &private).await?;
     assert_eq!(

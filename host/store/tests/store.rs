@@ -152,6 +152,7 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             REMOVE FIELD profile.voicemail_delete_after_email ON extension;
             REMOVE FIELD profile.voicemail_skip_pin ON extension;
             REMOVE TABLE mailbox_lock;
+            REMOVE FIELD features.operator ON tenant;
             DELETE migration:13;",
         )
         .await?

@@ -9,7 +9,7 @@
 //! [`Session::handle_recording_ended`]), the answers to what it asked
 //! ([`Session::handle_reply`]) and time, and drained with
 //! [`Session::poll_output`]: audio to play, recordings to start and keep,
-//! data to load or change, the call to hang up. The driver
+//! data to load or change, the call to hang up or connect elsewhere. The driver
 //! (`host/server`) owns the media endpoint and the store.
 //!
 //! Module map:
@@ -37,6 +37,7 @@ pub fn is_valid_pin(pin: &str) -> bool {
 /// Every prompt a session may play, by name: a prompt set must have each.
 pub const PROMPTS: &[&str] = &[
     "and",
+    "connecting",
     "digit-0",
     "digit-1",
     "digit-2",
@@ -175,6 +176,9 @@ pub struct Mailbox {
     pub full: bool,
     /// Calling from the extension's own device logs in without a PIN.
     pub skip_pin_from_own_device: bool,
+    /// Where `*` or `0` takes a caller leaving a message (the tenant's
+    /// operator), if anywhere.
+    pub operator: Option<String>,
 }
 
 /// One stored message, as the menus list it.
@@ -289,6 +293,9 @@ pub enum Output {
         /// The digits.
         pin: String,
     },
+    /// Connect the caller to this number (the operator, or calling a
+    /// caller back); the session is over.
+    Transfer(String),
     /// End the call.
     HangUp,
 }

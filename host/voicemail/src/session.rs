@@ -5,13 +5,15 @@
 //! with the recorded name when there is one, and how to leave a message),
 //! then a beep, then the recording until `#`, silence, the maximum length
 //! or the caller hanging up (each keeps the message). `#` during the
-//! greeting skips to the beep.
+//! greeting skips to the beep; `*` or `0` (greeting or recording) goes to
+//! the tenant's operator when it has one, without leaving a message.
 //!
 //! Listening: the mailbox is asked for (`*98`) or known (`*97`), the PIN is
 //! asked unless the caller is on the extension's own device and the
 //! mailbox allows that; then the counts and the main menu: 1 new messages,
 //! 2 saved ones, 3 greetings, 4 the PIN, `*` leave. While a message plays
-//! or after it: 1 again, 2 save, 3 delete, 6 next, `*` the main menu. A key stops the prompt it interrupts. A question or menu
+//! or after it: 1 again, 2 save, 3 delete, 5 call the caller back, 6 next,
+//! `*` the main menu. A key stops the prompt it interrupts. A question or menu
 //! left unanswered is repeated, then the call ends.
 
 use std::collections::VecDeque;
@@ -224,6 +226,13 @@ impl Session {
                 self.stop_playing();
                 self.play(vec![Clip::Beep]);
             }
+            State::Greeting if matches!(key, '*' | '0') => self.call_operator(),
+            State::Recording(Keep::Message)
+                if matches!(key, '*' | '0') && self.operator().is_some() =>
+            {
+                self.push(Output::DiscardRecording);
+                self.call_operator();
+            }
             State::Recording(keep) if key == '#' => {
                 let output = self.keep(keep.clone());
                 self.push(output);
@@ -403,6 +412,16 @@ impl Session {
                 self.current = self.current.wrapping_sub(1);
                 self.next_message(vec![Clip::Prompt("message-deleted")]);
             }
+            '5' => match message
+                .caller
+                .filter(|c| c.chars().any(|c| c.is_ascii_digit()))
+            {
+                Some(caller) => {
+                    self.mark_heard();
+                    self.then(vec![Clip::Prompt("connecting")], Output::Transfer(caller));
+                }
+                None => self.menu(Menu::Message, vec![Clip::Prompt("invalid-choice")]),
+            },
             '6' => {
                 self.mark_heard();
                 self.next_message(Vec::new());
@@ -534,6 +553,17 @@ impl Session {
         }
     }
 
+    fn call_operator(&mut self) {
+        if let Some(operator) = self.operator() {
+            self.stop_playing();
+            self.then(vec![Clip::Prompt("connecting")], Output::Transfer(operator));
+        }
+    }
+
+    fn operator(&self) -> Option<String> {
+        self.mailbox.as_ref().and_then(|m| m.operator.clone())
+    }
+
     fn goodbye(&mut self, mut clips: Vec<Clip>) {
         clips.push(Clip::Prompt("goodbye"));
         self.then(clips, Output::HangUp);
@@ -564,7 +594,7 @@ impl Session {
     }
 
     fn push(&mut self, output: Output) {
-        if output == Output::HangUp {
+        if matches!(output, Output::HangUp | Output::Transfer(_)) {
             self.state = State::Done;
             self.deadline = None;
         }

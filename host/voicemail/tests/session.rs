@@ -73,6 +73,7 @@ fn mailbox(number: &str) -> Mailbox {
         greetings: Vec::new(),
         full: false,
         skip_pin_from_own_device: false,
+        operator: None,
     }
 }
 
@@ -199,6 +200,32 @@ fn a_full_or_missing_mailbox_records_nothing() {
     assert!(!call.seen.iter().any(|o| matches!(o, Output::Record { .. })));
 }
 
+#[test]
+fn star_reaches_the_operator_only_when_there_is_one() {
+    let mut call = deposit(false);
+    let mut with_operator = mailbox("101");
+    with_operator.operator = Some("100".into());
+    call.reply(Reply::Mailbox(Some(with_operator.clone())));
+    call.played();
+    let out = call.keys("*");
+    assert_eq!(out[0], Output::DiscardRecording);
+    assert_eq!(prompts(&out), ["connecting"]);
+    assert_eq!(call.played(), [Output::Transfer("100".into())]);
+    assert!(call.session.is_done());
+
+    // During the greeting, 0 does it too.
+    let mut call = deposit(false);
+    call.reply(Reply::Mailbox(Some(with_operator)));
+    let out = call.keys("0");
+    assert_eq!(out[0], Output::StopPlaying);
+    assert_eq!(call.played(), [Output::Transfer("100".into())]);
+
+    let mut call = deposit(false);
+    call.reply(Reply::Mailbox(Some(mailbox("101"))));
+    call.played();
+    assert_eq!(call.keys("*0"), [], "no operator: the keys do nothing");
+}
+
 fn logged_in(messages: Vec<Message>) -> Call {
     let mut call = Call::new(Service::Retrieve { own: None });
     assert_eq!(prompts(&call.seen), ["enter-mailbox"]);
@@ -314,10 +341,12 @@ fn listening_new_messages_saving_and_deleting() {
             "main-menu"
         ]
     );
-    // 2: the saved messages; 5 is no choice.
+    // 2: the saved messages; 5 calls the caller back.
     let saved = call.keys("2");
     assert!(prompts(&saved).contains(&"message:m1".to_owned()));
-    assert_eq!(prompts(&call.keys("5")), ["invalid-choice", "message-menu"]);
+    let back = call.keys("5");
+    assert_eq!(prompts(&back), ["connecting"]);
+    assert_eq!(call.played(), [Output::Transfer("102".into())]);
 }
 
 #[test]

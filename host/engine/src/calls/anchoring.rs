@@ -76,8 +76,16 @@ impl Calls {
             return Ok(None);
         };
         let ip = cx.sig.media_ip(peer);
-        let anchored =
-            anchor(offer, ip, media.b_port, RELAYED_CODECS).map_err(|e| e.to_string())?;
+        // A caller answered by edgepbx already agreed on one codec.
+        let agreed;
+        let codecs = match call.caller_codec {
+            Some(codec) => {
+                agreed = [(codec.name(), 8000), ("telephone-event", 8000)];
+                &agreed[..]
+            }
+            None => RELAYED_CODECS,
+        };
+        let anchored = anchor(offer, ip, media.b_port, codecs).map_err(|e| e.to_string())?;
         if let Some(party) = anchored.party {
             announce(cx, call, Side::A, party);
         }

@@ -41,6 +41,7 @@ impl Calls {
                 request,
                 to,
             } => self.relayed_response(now, cx, &mut call, server, &request, to, response),
+            Role::Reoffer => self.reoffer_answered(now, cx, &mut call, &response),
             Role::Fire => {}
         }
         self.put_back(call);
@@ -79,6 +80,7 @@ impl Calls {
                     self.end(now, cx, &mut call, EndCause::Failure);
                 }
             }
+            Role::Reoffer => self.end(now, cx, &mut call, EndCause::Failure),
             Role::Fire => {}
         }
         self.put_back(call);
@@ -178,7 +180,7 @@ impl Calls {
         let peer = branch.peer.clone();
         let b_seq = cseq_of(&branch.invite);
         let contact = cx.sig.our_contact(&peer);
-        if call.b.is_some() || call.server.is_none() {
+        if call.b.is_some() || (call.server.is_none() && !call.rerouting) {
             // Another branch won, or the caller gave up: acknowledge and
             // hang up this one (RFC 3261 §13.2.2.4).
             let ack = cx.sig.send_ack(dialog.ack(b_seq), &peer);
@@ -223,6 +225,15 @@ impl Calls {
         // The ACKs carry the CSeq of the INVITE they acknowledge (a
         // carrier's is 2 after its challenge).
         let forward_ack = call.offer.is_none().then_some(b_seq);
+        if call.rerouting {
+            // The caller was answered already: it moves to the relay.
+            call.rerouting = false;
+            self.connected_again(cx, call);
+            if let Some(answer) = answer {
+                self.reoffer_caller(now, cx, call, answer);
+            }
+            return;
+        }
         self.answer_caller(now, cx, call, answer, forward_ack);
     }
 

@@ -287,7 +287,7 @@ impl Calls {
             self.adjust_line(cx.sig, aor, -1, 0);
             let cause = if call.b.is_some() {
                 "answered elsewhere"
-            } else if call.server.is_none() {
+            } else if call.server.is_none() && !call.rerouting {
                 "caller gave up"
             } else {
                 outcome.as_str()
@@ -303,7 +303,7 @@ impl Calls {
         }
         self.disarm(call.id, Timer::Branch(id));
         self.disarm(call.id, Timer::Cancelled(id));
-        if call.b.is_some() || call.server.is_none() || call.step.is_none() {
+        if call.b.is_some() || (call.server.is_none() && !call.rerouting) || call.step.is_none() {
             return;
         }
         if ringing(call) {

@@ -27,6 +27,8 @@
 //! - [`teardown`]: ending a call, its record and events, its timers.
 //! - [`pickup`]: a phone answering a call that rings another extension.
 //! - [`served`]: calls edgepbx answers itself (voicemail).
+//! - [`reroute`]: a served call's caller connected elsewhere (the
+//!   operator, a call back).
 //! - [`watched`]: the calls of one number as its watchers see them
 //!   (dialog state for BLF).
 //!
@@ -38,6 +40,7 @@ mod answers;
 mod branches;
 mod dialogs;
 mod pickup;
+mod reroute;
 mod served;
 mod setup;
 mod steps;
@@ -106,6 +109,9 @@ enum Role {
     },
     /// A BYE or CANCEL whose answer changes nothing.
     Fire,
+    /// A re-INVITE moving the answered caller to new media (a served
+    /// call connected elsewhere).
+    Reoffer,
 }
 
 /// Timers of a call.
@@ -250,6 +256,12 @@ struct Call {
     /// The service waiting for the answer to edgepbx's offer (the caller
     /// offered nothing): it starts with the ACK.
     awaiting_answer: Option<crate::output::Service>,
+    /// The caller, answered by edgepbx, waits while another number is
+    /// routed for it (a served call connected elsewhere).
+    rerouting: bool,
+    /// The codec the caller agreed with edgepbx's own media: offers to
+    /// devices are limited to it once the caller is answered.
+    caller_codec: Option<edgepbx_media::endpoint::Codec>,
     pending_ok: [Option<PendingOk>; 2],
     /// A re-INVITE relayed to that side awaits its final answer: an INVITE
     /// from that side meanwhile is glare, answered 491 (RFC 3261 §14.2).

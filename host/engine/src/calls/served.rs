@@ -64,6 +64,9 @@ impl Calls {
             Some(Err(_)) => return self.end(now, cx, call, EndCause::Rejected(488)),
             None => None,
         };
+        // A caller answered already (connected elsewhere meanwhile) leaves
+        // the relay it was on.
+        self.release_media(cx, call);
         let Some(slot) = self.media.take(cx.sig) else {
             info!(call = call.id, "no media ports are free for voicemail");
             return self.end(now, cx, call, EndCause::Rejected(503));
@@ -71,10 +74,10 @@ impl Calls {
         call.media = Some(slot);
         let ip = cx.sig.media_ip(&call.a_peer);
         let session_id = cx.sig.random() & 0x7fff_ffff;
-        let description = match (&call.offer, negotiated) {
+        let description = match (call.offer.clone(), negotiated) {
             (Some(their_offer), Some(negotiated)) => {
                 self.start_service(cx, call, negotiated, service);
-                match answer(their_offer, ip, slot.a_port, session_id) {
+                match answer(&their_offer, ip, slot.a_port, session_id) {
                     Ok(answered) => answered.description,
                     Err(_) => return self.end(now, cx, call, EndCause::Rejected(488)),
                 }
@@ -85,20 +88,26 @@ impl Calls {
             }
         };
         call.served = Some(description.clone());
-        self.answer_caller(now, cx, call, Some(description.to_bytes()), None);
+        if call.a.is_some() {
+            call.rerouting = false;
+            self.reoffer_caller(now, cx, call, description.to_bytes());
+        } else {
+            self.answer_caller(now, cx, call, Some(description.to_bytes()), None);
+        }
     }
 
     /// Hands the call to the driver's voicemail on its slot.
     fn start_service(
         &mut self,
         cx: &mut Cx<'_>,
-        call: &Call,
+        call: &mut Call,
         negotiated: Negotiated,
         service: Service,
     ) {
         let Some(slot) = call.media else {
             return;
         };
+        call.caller_codec = Some(negotiated.codec);
         cx.sig
             .push(Output::Media(MediaCommand::Serve(Box::new(Served {
                 call: call.id,
@@ -126,8 +135,14 @@ impl Calls {
         let Some(service) = call.awaiting_answer.take() else {
             return;
         };
-        match SessionDescription::parse(body).ok().map(|d| negotiate(&d)) {
-            Some(Ok(negotiated)) => self.start_service(cx, call, negotiated, service),
+        let answered = SessionDescription::parse(body).ok();
+        match answered.as_ref().map(negotiate) {
+            Some(Ok(negotiated)) => {
+                // The caller's side as an offer would show it, should the
+                // call be connected elsewhere later.
+                call.offer = answered;
+                self.start_service(cx, call, negotiated, service);
+            }
             _ => {
                 info!(
                     call = call.id,

@@ -188,6 +188,8 @@ impl Calls {
             media: None,
             served: None,
             awaiting_answer: None,
+            rerouting: false,
+            caller_codec: None,
             pending_ok: [None, None],
             reinviting: [false, false],
             silent: [false, false],

@@ -52,7 +52,7 @@ impl Calls {
         let Some(mut call) = self.take(decided.id.call) else {
             return;
         };
-        if call.decisions == decided.id.step && call.server.is_some() {
+        if call.decisions == decided.id.step && (call.server.is_some() || call.rerouting) {
             self.disarm(call.id, Timer::Decision);
             self.apply_decision(now, cx, &mut call, decided);
         }

@@ -33,6 +33,8 @@ pub struct TenantView {
     pickup_code: String,
     /// BLF keys of other extensions show who is calling.
     blf_shows_caller: bool,
+    /// The number voicemail callers reach with `*`.
+    operator: Option<String>,
     /// When it was added.
     created_at: String,
 }
@@ -46,6 +48,7 @@ fn tenant_view(t: edgepbx_store::Tenant) -> TenantView {
         max_bindings_per_extension: t.limits.max_bindings_per_extension,
         pickup_code: t.features.pickup_code,
         blf_shows_caller: t.features.blf_shows_caller,
+        operator: t.features.operator,
         created_at: rfc3339(t.created_at),
     }
 }

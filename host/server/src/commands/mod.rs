@@ -357,6 +357,7 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
             code,
             pickup_code,
             blf_shows_caller,
+            operator,
         } => {
             let t = find_tenant(store, &code).await?;
             let mut features = t.features;
@@ -368,6 +369,11 @@ async fn tenant_command(store: &Store, cmd: TenantCommand, out: &mut String) -> 
                 Some("on") => features.blf_shows_caller = true,
                 Some("off") => features.blf_shows_caller = false,
                 Some(_) => bail!("--blf-shows-caller takes on or off"),
+            }
+            match operator {
+                None => {}
+                Some(off) if off == "off" => features.operator = None,
+                Some(number) => features.operator = Some(number),
             }
             store.tenants().set_features(&t.code, &features).await?;
             writeln!(out, "features of {} changed", t.code)?;

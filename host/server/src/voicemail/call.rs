@@ -215,6 +215,12 @@ impl Call {
             }
             Output::Delete { mailbox, id } => vm.delete(&tenant, &mailbox, &id).await,
             Output::ChangePin { mailbox, pin } => vm.change_pin(&tenant, &mailbox, pin).await,
+            Output::Transfer(number) => {
+                let _ = self.vm.events.send(MediaEvent::Transfer {
+                    call: self.served.call,
+                    number,
+                });
+            }
             Output::HangUp => {
                 let _ = self.vm.events.send(MediaEvent::ServiceDone {
                     call: self.served.call,

@@ -205,6 +205,14 @@ impl Voicemail {
             greetings,
             full: self.is_full(tenant, mailbox).await,
             skip_pin_from_own_device: extension.profile.voicemail_skip_pin,
+            operator: self
+                .store
+                .tenants()
+                .get(tenant)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|t| t.features.operator),
         })
     }
 

@@ -20,6 +20,10 @@ const BUILT_IN: &[(&str, &[u8])] = &[
         include_bytes!("../../../../media/prompts/en/and.wav"),
     ),
     (
+        "connecting",
+        include_bytes!("../../../../media/prompts/en/connecting.wav"),
+    ),
+    (
         "digit-0",
         include_bytes!("../../../../media/prompts/en/digit-0.wav"),
     ),
