@@ -137,6 +137,8 @@ async function main() {
     await busy.fill("voicemail");
     await byId(page, "ext-save").click();
     await page.locator('.field-error[data-field="forwarding.busy"]').waitFor({ state: "detached", timeout: 10000 });
+    // The errors go as the save starts; the notice comes when it is done.
+    await byId(page, "notice-banner").getByText("Extension 500 saved.").waitFor({ timeout: 10000 });
     await shot(page, "07-forwarding");
     step("forwarding-saved");
     await byId(page, "tab-devices").click();
