@@ -151,7 +151,11 @@ impl Engine {
                 supported_extensions: vec!["replaces".to_owned()],
                 ..UasPolicy::default()
             },
-            gate: DigestGate::new(config.server_key, &config.security),
+            // Nonces are good for this run only (see `boot_key`).
+            gate: DigestGate::new(
+                edgepbx_sip::auth::boot_key(&config.server_key, &seed),
+                &config.security,
+            ),
             keepalive: Keepalive::new(config.registrar.keepalive_interval_secs),
             sig,
             tenants,

@@ -99,6 +99,27 @@ fn a_device_registers_through_the_challenge_and_expires_in_virtual_time() {
 }
 
 #[test]
+fn a_nonce_of_a_previous_boot_is_not_accepted() {
+    let mut phone = Ua::new("101", 6001);
+    let mut before = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    let first = register(&mut phone, "101", 300, 1);
+    before.send(phone.addr, first.clone());
+    let challenge = before.responses(phone.addr).pop().expect("a challenge");
+    let answered = phone.with_credentials(&first, &challenge);
+    // The same server restarted (same key, a new boot): the answer to the
+    // old challenge, replayed, does not get in (its nonce counts were in
+    // the memory of the boot that issued it).
+    let mut after = Sim::booted(config(), acme(false, &[]), &[], no_policy(), [2; 32]);
+    after.send(phone.addr, answered.clone());
+    let replayed = after.responses(phone.addr).pop().expect("an answer");
+    assert_eq!(replayed.status, 401, "a previous boot's nonce is refused");
+    // The boot that issued it takes it.
+    before.send(phone.addr, answered);
+    let ok = before.responses(phone.addr).pop().expect("an answer");
+    assert_eq!(ok.status, 200);
+}
+
+#[test]
 fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
     let shape = |r: &Response| {

@@ -94,6 +94,15 @@ type NonceBytes = [u8; NONCE_LEN];
 const NONCE_DOMAIN: &[u8] = b"edgepbx digest nonce v1\0";
 const OPAQUE_DOMAIN: &[u8] = b"edgepbx digest opaque v1\0";
 const DUMMY_DOMAIN: &[u8] = b"edgepbx digest dummy ha1 v1\0";
+const BOOT_DOMAIN: &[u8] = b"edgepbx digest boot v1\0";
+
+/// The key one run of a server seals its nonces with: the server's key
+/// bound to a value of this run (`boot`, random at each start). Nonce
+/// counts live in memory, so a nonce of an earlier run must not open: its
+/// counts are gone and its answers could be replayed.
+pub fn boot_key(server_key: &[u8; 32], boot: &[u8]) -> [u8; 32] {
+    mac(server_key, BOOT_DOMAIN, &[boot])
+}
 
 // ---------------------------------------------------------------------------
 // Algorithms and HA1

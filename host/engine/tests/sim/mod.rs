@@ -197,6 +197,18 @@ impl Sim {
         devices: &[(&str, u16)],
         policy: Policy,
     ) -> Sim {
+        Sim::booted(config, tenant, devices, policy, [1; 32])
+    }
+
+    /// The same world, its engine seeded with `seed` (another boot of the
+    /// same server).
+    pub fn booted(
+        config: EngineConfig,
+        tenant: Tenant,
+        devices: &[(&str, u16)],
+        policy: Policy,
+        seed: [u8; 32],
+    ) -> Sim {
         let mut location = Location::new(config.registrar.clone());
         let now = Instant::now();
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000);
@@ -225,7 +237,7 @@ impl Sim {
         let engine = Engine::new(
             now,
             config,
-            [1; 32],
+            seed,
             Box::new(Loopback),
             Arc::new(TenantTable::new([tenant])),
             location,
