@@ -1,5 +1,6 @@
 //! Brute-force protection: authentication failures are counted per source
-//! IP address over a sliding window. Past a first threshold the source is
+//! (an IPv4 address, or an IPv6 /64, which one host may hold whole) over a
+//! sliding window. Past a first threshold the source is
 //! throttled (its failing requests are answered at most once a second, the
 //! rest dropped); past a second it is blocked (everything it sends is
 //! ignored) for a while, and the block is logged.
@@ -69,7 +70,11 @@ impl Throttle {
 
     /// Decides whether a request from `ip` is processed at all.
     pub fn admit(&mut self, now: Instant, ip: IpAddr) -> Admission {
-        match self.sources.get(&ip).and_then(|s| s.blocked_until) {
+        match self
+            .sources
+            .get(&source_of(ip))
+            .and_then(|s| s.blocked_until)
+        {
             Some(until) if now < until => Admission::Blocked,
             _ => Admission::Allow,
         }
@@ -79,6 +84,7 @@ impl Throttle {
     /// failure response is sent. Returns whether this failure started a block
     /// as the second value, so the caller logs it once.
     pub fn record_failure(&mut self, now: Instant, ip: IpAddr) -> (FailureReply, bool) {
+        let ip = source_of(ip);
         if self.sources.len() >= MAX_TRACKED_SOURCES && !self.sources.contains_key(&ip) {
             self.evict(now);
         }
@@ -135,9 +141,46 @@ impl Throttle {
     }
 }
 
+/// The source failures of `ip` count against: the address itself for
+/// IPv4 (and IPv4-mapped IPv6), its /64 for IPv6.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_host_counts_per_64_however_many_addresses_it_uses() {
+        let mut t = Throttle::new(&config());
+        let now = Instant::now();
+        for i in 1..=6u16 {
+            let ip = IpAddr::V6([0x2001, 0xdb8, 0, 0, 0, 0, 0, i].into());
+            t.record_failure(now, ip);
+        }
+        let same_64 = IpAddr::V6([0x2001, 0xdb8, 0, 0, 9, 9, 9, 9].into());
+        assert_eq!(t.admit(now, same_64), Admission::Blocked);
+        let next_64 = IpAddr::V6([0x2001, 0xdb8, 0, 1, 0, 0, 0, 1].into());
+        assert_eq!(t.admit(now, next_64), Admission::Allow);
+        // An IPv4-mapped address is its IPv4 address.
+        let v4: IpAddr = [192, 0, 2, 9].into();
+        let mapped = IpAddr::V6(std::net::Ipv4Addr::new(192, 0, 2, 9).to_ipv6_mapped());
+        for _ in 0..6 {
+            t.record_failure(now, mapped);
+        }
+        assert_eq!(t.admit(now, v4), Admission::Blocked);
+        assert_eq!(t.tracked(), 2);
+    }
 
     fn config() -> SecurityConfig {
         SecurityConfig {
