@@ -175,9 +175,14 @@ impl Engine {
 
     // ----- inputs -----------------------------------------------------
 
-    /// A message from `peer`.
+    /// A message from `peer`. A blocked source is ignored, but for
+    /// responses (the transaction layer takes only those that answer
+    /// edgepbx's own requests) and for a configured carrier, whose address
+    /// anyone may spoof.
     pub fn handle_message(&mut self, now: Instant, wall: SystemTime, peer: Peer, message: Message) {
-        if !self.gate.admits(now, peer.addr().ip()) {
+        let ip = peer.addr().ip();
+        let exempt = matches!(message, Message::Response(_)) || self.tenants.trunk_at(ip).is_some();
+        if !exempt && !self.gate.admits(now, ip) {
             return;
         }
         match message {

@@ -154,6 +154,70 @@ fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     assert_eq!(refused_known.status, 401);
 }
 
+/// Wrong passwords from `attacker` until its address is blocked.
+fn fail_until_blocked(sim: &mut Sim, attacker: &mut Ua) {
+    for cseq in 1..=12 {
+        let first = register(attacker, "101", 60, cseq * 2);
+        sim.send(attacker.addr, first.clone());
+        let Some(challenge) = sim.responses(attacker.addr).pop() else {
+            continue;
+        };
+        let mut wrong = attacker.with_credentials(&first, &challenge);
+        let auth = wrong
+            .headers
+            .get("Authorization")
+            .unwrap_or_default()
+            .replace("response=\"", "response=\"f");
+        wrong.headers.set("Authorization", auth);
+        sim.send(attacker.addr, wrong);
+        sim.responses(attacker.addr);
+    }
+}
+
+#[test]
+fn a_blocked_address_still_gets_its_answers_through_and_a_carrier_is_never_blocked() {
+    let mut sim = Sim::new(config(), acme(true, &[]), &[], sim::ring_dialled(20));
+    // A phone at 127.0.0.5; someone sending from its address (another
+    // port) fails until the address is blocked.
+    let mut phone = Ua::at("101", "127.0.0.5:6001");
+    assert_eq!(registered(&mut sim, &mut phone, 300).status, 200);
+    let mut spoofer = Ua::at("101", "127.0.0.5:7000");
+    fail_until_blocked(&mut sim, &mut spoofer);
+    let probe = register(&mut spoofer, "101", 60, 99);
+    sim.send(spoofer.addr, probe);
+    assert!(
+        sim.responses(spoofer.addr).is_empty(),
+        "the address is blocked"
+    );
+    // A call to 101 still reaches the phone, and its answers reach
+    // edgepbx: they match edgepbx's own INVITE.
+    let mut caller = Ua::new("100", 5100);
+    sim::call(&mut sim, &mut caller, "101");
+    let invite = sim.request(phone.addr, "INVITE");
+    sim.send(phone.addr, phone.answer(&invite, 200));
+    assert!(
+        sim.statuses(caller.addr).contains(&200),
+        "the phone's 200 got through"
+    );
+    // The carrier's address is never blocked, whatever is sent from it.
+    let mut spoofed_carrier = Ua::at("101", "127.0.0.9:7000");
+    fail_until_blocked(&mut sim, &mut spoofed_carrier);
+    let probe = register(&mut spoofed_carrier, "101", 60, 99);
+    sim.send(spoofed_carrier.addr, probe);
+    assert!(
+        !sim.responses(spoofed_carrier.addr).is_empty(),
+        "the carrier's address is not blocked"
+    );
+    let mut carrier = Ua::at("0612345678", sim::CARRIER);
+    let mut inbound = carrier.invite("0140000100");
+    inbound.uri = "sip:0140000100@127.0.0.1".into();
+    sim.send(carrier.addr, inbound);
+    assert!(
+        sim.statuses(carrier.addr).contains(&100),
+        "the carrier's call is taken"
+    );
+}
+
 #[test]
 fn repeated_failures_are_throttled_then_blocked_per_source() {
     let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
