@@ -181,8 +181,12 @@ impl Engine {
     /// anyone may spoof.
     pub fn handle_message(&mut self, now: Instant, wall: SystemTime, peer: Peer, message: Message) {
         let ip = peer.addr().ip();
-        let exempt = matches!(message, Message::Response(_)) || self.tenants.trunk_at(ip).is_some();
-        if !exempt && !self.gate.admits(now, ip) {
+        // The exemptions are looked up only for a blocked source: nothing
+        // is added to the path of every other message.
+        let refused = !self.gate.admits(now, ip)
+            && !matches!(message, Message::Response(_))
+            && self.tenants.trunk_at(ip).is_none();
+        if refused {
             return;
         }
         match message {

@@ -154,8 +154,10 @@ fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     assert_eq!(refused_known.status, 401);
 }
 
-/// Wrong passwords from `attacker` until its address is blocked.
-fn fail_until_blocked(sim: &mut Sim, attacker: &mut Ua) {
+/// Twelve wrong passwords from `attacker` (enough to block its address);
+/// returns how many of them were answered.
+fn fail_until_blocked(sim: &mut Sim, attacker: &mut Ua) -> usize {
+    let mut answered = 0;
     for cseq in 1..=12 {
         let first = register(attacker, "101", 60, cseq * 2);
         sim.send(attacker.addr, first.clone());
@@ -170,8 +172,9 @@ fn fail_until_blocked(sim: &mut Sim, attacker: &mut Ua) {
             .replace("response=\"", "response=\"f");
         wrong.headers.set("Authorization", auth);
         sim.send(attacker.addr, wrong);
-        sim.responses(attacker.addr);
+        answered += sim.responses(attacker.addr).len();
     }
+    answered
 }
 
 #[test]
@@ -222,23 +225,7 @@ fn a_blocked_address_still_gets_its_answers_through_and_a_carrier_is_never_block
 fn repeated_failures_are_throttled_then_blocked_per_source() {
     let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
     let mut attacker = Ua::at("101", "127.0.0.66:6666");
-    let mut answered = 0;
-    for cseq in 1..=12 {
-        let first = register(&mut attacker, "101", 60, cseq * 2);
-        sim.send(attacker.addr, first.clone());
-        let Some(challenge) = sim.responses(attacker.addr).pop() else {
-            continue;
-        };
-        let mut wrong = attacker.with_credentials(&first, &challenge);
-        let auth = wrong
-            .headers
-            .get("Authorization")
-            .unwrap_or_default()
-            .replace("response=\"", "response=\"f");
-        wrong.headers.set("Authorization", auth);
-        sim.send(attacker.addr, wrong);
-        answered += sim.responses(attacker.addr).len();
-    }
+    let answered = fail_until_blocked(&mut sim, &mut attacker);
     assert!(
         answered < 12,
         "failures past the limit go unanswered ({answered})"

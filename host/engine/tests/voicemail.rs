@@ -47,6 +47,22 @@ fn served(sim: &Sim) -> Served {
         .expect("the call is served")
 }
 
+/// The CSeq number of a request.
+fn cseq(request: &Request) -> u32 {
+    edgepbx_sip::grammar::parse_cseq(request.headers.get("CSeq").unwrap_or("")).map_or(1, |c| c.seq)
+}
+
+/// `caller` calls `number`, is answered and acknowledges the 2xx; returns
+/// its INVITE, the 2xx and the INVITE's CSeq number.
+fn answered(sim: &mut Sim, caller: &mut Ua, number: &str) -> (Request, Response, u32) {
+    let invite = call(sim, caller, number);
+    let ok = sim.response(caller.addr, 200);
+    let seq = cseq(&invite);
+    let ack = caller.stamped(caller.dialog(&invite, &ok).ack(seq));
+    sim.send(caller.addr, ack);
+    (invite, ok, seq)
+}
+
 /// A request inside the caller's dialog.
 fn in_dialog(caller: &mut Ua, invite: &Request, ok: &Response, method: &str) -> Request {
     let mut dialog = caller.dialog(invite, ok);
@@ -92,7 +108,7 @@ fn a_busy_extension_sends_the_caller_to_its_mailbox_and_keys_reach_the_session()
         "{answer}"
     );
     let dialog = caller.dialog(&invite, &ok);
-    sim.send(caller.addr, caller.stamped(dialog.ack(1)));
+    sim.send(caller.addr, caller.stamped(dialog.ack(cseq(&invite))));
 
     // A key as INFO goes to the session; a session timer's bodiless
     // UPDATE is answered; an INFO of another kind changes nothing.
@@ -141,13 +157,8 @@ fn a_busy_extension_sends_the_caller_to_its_mailbox_and_keys_reach_the_session()
 fn a_re_invite_to_hold_is_answered_with_the_same_port() {
     let mut sim = sim();
     let mut caller = Ua::new("100", 5100);
-    let invite = call(&mut sim, &mut caller, "*97");
-    let ok = sim.response(caller.addr, 200);
+    let (invite, ok, _) = answered(&mut sim, &mut caller, "*97");
     let served = served(&sim);
-    sim.send(
-        caller.addr,
-        caller.stamped(caller.dialog(&invite, &ok).ack(1)),
-    );
     let mut reinvite = in_dialog(&mut caller, &invite, &ok, "INVITE");
     reinvite.headers.push("Content-Type", "application/sdp");
     let mut held = sim::sdp(4002);
@@ -203,12 +214,7 @@ fn the_mailbox_codes_need_no_policy() {
 fn no_media_from_the_caller_ends_a_served_call() {
     let mut sim = sim();
     let mut caller = Ua::new("100", 5100);
-    let invite = call(&mut sim, &mut caller, "*98");
-    let ok = sim.response(caller.addr, 200);
-    sim.send(
-        caller.addr,
-        caller.stamped(caller.dialog(&invite, &ok).ack(1)),
-    );
+    answered(&mut sim, &mut caller, "*98");
     let served = served(&sim);
     sim.engine.handle_media_event(
         sim.now,
@@ -240,9 +246,7 @@ fn a_caller_without_an_offer_is_offered_g711_and_its_ack_answers() {
                 .any(|m| matches!(m, MediaCommand::Serve(_))),
             "the service waits for the answer"
         );
-        let seq = edgepbx_sip::grammar::parse_cseq(invite.headers.get("CSeq").unwrap_or(""))
-            .map_or(1, |c| c.seq);
-        let mut ack = caller.dialog(&invite, &ok).ack(seq);
+        let mut ack = caller.dialog(&invite, &ok).ack(cseq(&invite));
         if answer {
             // The caller answers with A-law.
             ack.headers.push("Content-Type", "application/sdp");
@@ -282,14 +286,7 @@ fn the_caller_of_a_mailbox_is_connected_elsewhere_on_its_own_codec() {
     let mut sim = sim();
     let mut caller = Ua::new("100", 5100);
     let device = Ua::new("101", 6001);
-    let invite = call(&mut sim, &mut caller, "*98");
-    let ok = sim.response(caller.addr, 200);
-    let seq = edgepbx_sip::grammar::parse_cseq(invite.headers.get("CSeq").unwrap_or(""))
-        .map_or(1, |c| c.seq);
-    sim.send(
-        caller.addr,
-        caller.stamped(caller.dialog(&invite, &ok).ack(seq)),
-    );
+    let (invite, ok, seq) = answered(&mut sim, &mut caller, "*98");
     let served = served(&sim);
 
     // Voicemail asks to connect the caller to 101 (a call back).
@@ -348,14 +345,7 @@ fn a_callee_that_does_not_answer_sends_the_caller_to_voicemail_again_or_away() {
     let mut sim = sim();
     let mut caller = Ua::new("100", 5100);
     let device = Ua::new("101", 6001);
-    let invite = call(&mut sim, &mut caller, "*98");
-    let ok = sim.response(caller.addr, 200);
-    let seq = edgepbx_sip::grammar::parse_cseq(invite.headers.get("CSeq").unwrap_or(""))
-        .map_or(1, |c| c.seq);
-    sim.send(
-        caller.addr,
-        caller.stamped(caller.dialog(&invite, &ok).ack(seq)),
-    );
+    answered(&mut sim, &mut caller, "*98");
     let first = served(&sim);
     sim.engine
         .handle_service_transfer(sim.now, sim.wall, first.call, "101".into());
