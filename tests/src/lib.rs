@@ -28,6 +28,7 @@
 //! helpers, a panic is how a test fails.
 
 pub mod baresip;
+pub mod browser;
 pub mod certs;
 pub mod http;
 pub mod pbx;

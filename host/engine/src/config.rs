@@ -46,6 +46,8 @@ pub struct ListeningPorts {
     pub tcp: u16,
     /// SIP over TLS, when the driver has a certificate.
     pub tls: Option<u16>,
+    /// The HTTP listener, which takes SIP over WebSocket.
+    pub http: u16,
 }
 
 /// REGISTER limits and reachability checks (RFC 3261 §10.3).

@@ -21,7 +21,7 @@ use crate::events::Event;
 use crate::keepalive::{Keepalive, Ping};
 use crate::lines::Lines;
 use crate::output::{MediaSlot, Output};
-use crate::peer::Peer;
+use crate::peer::{Peer, StreamKind};
 use crate::registrar::{self, Aor, Change, Entropy, Location, RemovalReason};
 use crate::resync::{check_sync_request, is_phone};
 use crate::routing::Decided;
@@ -108,6 +108,10 @@ pub struct Engine {
     mailboxes: HashMap<Aor, (u32, u32)>,
     trunks: TrunkRegistrations,
     keepalive: Keepalive,
+    /// WebSockets that bindings were registered over: closing one takes
+    /// its bindings offline (a browser is reachable over its socket only;
+    /// a TCP device may still be reached over UDP at its address).
+    registered_flows: HashSet<u64>,
     /// When bindings expire and keepalives go out next.
     next_housekeeping: Instant,
 }
@@ -157,6 +161,7 @@ impl Engine {
                 &config.security,
             ),
             keepalive: Keepalive::new(config.registrar.keepalive_interval_secs),
+            registered_flows: HashSet::new(),
             sig,
             tenants,
             location,
@@ -215,12 +220,17 @@ impl Engine {
         self.sig.connected(conn);
     }
 
-    /// A stream connection closed: requests to its bindings go nowhere until
-    /// they register again (their next keepalive takes them offline), and
-    /// its subscriptions end.
-    pub fn handle_closed(&mut self, conn: u64) {
+    /// A stream connection closed: its subscriptions end, and if it is a
+    /// WebSocket, its bindings go offline at once (nothing else reaches a
+    /// browser until it connects again).
+    pub fn handle_closed(&mut self, now: Instant, wall: SystemTime, conn: u64) {
         self.sig.closed(conn);
         self.subs.handle_closed(conn);
+        if self.registered_flows.remove(&conn) {
+            let gone = self.location.disconnected(conn);
+            self.apply_changes(now, wall, gone);
+            self.settle(now, wall);
+        }
     }
 
     /// What was sent by `transaction` could not be (connection gone, queue
@@ -631,6 +641,14 @@ impl Engine {
                     aor, binding: b, ..
                 } => {
                     self.keepalive.registered(aor, &b.contact, now, wall);
+                    if let Peer::Stream {
+                        conn,
+                        kind: StreamKind::Ws | StreamKind::Wss,
+                        ..
+                    } = b.source
+                    {
+                        self.registered_flows.insert(conn);
+                    }
                     if let Change::Added(..) = change {
                         self.devices_changed(aor);
                         self.sig.push(Output::Event(Event::Device {

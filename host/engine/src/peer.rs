@@ -27,6 +27,33 @@ pub enum StreamKind {
     Tcp,
     /// TLS over TCP (RFC 3261 §26.2, RFC 5630).
     Tls,
+    /// WebSocket on the HTTP listener (RFC 7118).
+    Ws,
+    /// WebSocket over TLS on the HTTPS listener (RFC 7118).
+    Wss,
+}
+
+impl StreamKind {
+    /// The transport name as in a Via header.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            StreamKind::Tcp => "TCP",
+            StreamKind::Tls => "TLS",
+            StreamKind::Ws => "WS",
+            StreamKind::Wss => "WSS",
+        }
+    }
+
+    /// The transport name as stored, shown and written in URIs'
+    /// `transport` parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamKind::Tcp => "tcp",
+            StreamKind::Tls => "tls",
+            StreamKind::Ws => "ws",
+            StreamKind::Wss => "wss",
+        }
+    }
 }
 
 impl Peer {
@@ -54,30 +81,16 @@ impl Peer {
     pub fn transport(&self) -> &'static str {
         match self {
             Peer::Udp(_) => "UDP",
-            Peer::Stream {
-                kind: StreamKind::Tcp,
-                ..
-            } => "TCP",
-            Peer::Stream {
-                kind: StreamKind::Tls,
-                ..
-            } => "TLS",
+            Peer::Stream { kind, .. } => kind.via_name(),
         }
     }
 
     /// The transport name as stored, shown and written in URIs'
-    /// `transport` parameter: `udp`, `tcp` or `tls`.
+    /// `transport` parameter: `udp`, `tcp`, `tls`, `ws` or `wss`.
     pub fn transport_name(&self) -> &'static str {
         match self {
             Peer::Udp(_) => "udp",
-            Peer::Stream {
-                kind: StreamKind::Tcp,
-                ..
-            } => "tcp",
-            Peer::Stream {
-                kind: StreamKind::Tls,
-                ..
-            } => "tls",
+            Peer::Stream { kind, .. } => kind.name(),
         }
     }
 }

@@ -202,6 +202,11 @@ impl Signalling {
                 kind: StreamKind::Tls,
                 ..
             } => self.ports.tls.unwrap_or(self.ports.tcp),
+            // WebSockets come in on the HTTP listener.
+            Peer::Stream {
+                kind: StreamKind::Ws | StreamKind::Wss,
+                ..
+            } => self.ports.http,
         };
         SocketAddr::new(local, port)
     }

@@ -402,3 +402,81 @@ fn a_provisioned_phone_and_only_it_is_told_to_check_sync() {
         0
     );
 }
+
+/// A REGISTER as a WebRTC SIP client (JsSIP, SIP.js) sends it over its
+/// WebSocket: an `.invalid` Via and Contact, an RFC 5626 instance.
+fn register_over_websocket(ua: &mut Ua, cseq: u32) -> Request {
+    let mut r = register(ua, &ua.number.clone(), 600, cseq);
+    r.headers.set(
+        "Via",
+        format!("SIP/2.0/WSS k3x9.invalid;branch=z9hG4bK-ws-{cseq}"),
+    );
+    r.headers.set(
+        "Contact",
+        "<sip:q8v2m1@k3x9.invalid;transport=ws>;+sip.ice;reg-id=1;\
+         +sip.instance=\"<urn:uuid:6f1c2b84-5bd8-4a53-9d34-0c2b7d1e8a10>\";expires=600",
+    );
+    r
+}
+
+#[test]
+fn a_websocket_client_is_reached_over_its_connection_until_it_closes() {
+    use edgepbx_engine::StreamKind;
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], sim::ring_dialled(30));
+    let mut browser = Ua::new("101", 50_123);
+    let first = register_over_websocket(&mut browser, 1);
+    sim.send_stream(7, browser.addr, StreamKind::Wss, first.clone());
+    let challenge = sim.response(browser.addr, 401);
+    let second = browser.with_credentials(&first, &challenge);
+    sim.send_stream(7, browser.addr, StreamKind::Wss, second);
+    let ok = sim.response(browser.addr, 200);
+    // The client's own contact comes back with its instance and reg-id (the
+    // clients ignore a 200 that does not list them), under one Via.
+    let contact = ok.headers.get("Contact").unwrap_or_default();
+    assert!(contact.starts_with("<sip:q8v2m1@k3x9.invalid;transport=ws>;expires=600"));
+    assert!(contact.contains("+sip.instance=\"<urn:uuid:6f1c2b84-5bd8-4a53-9d34-0c2b7d1e8a10>\""));
+    assert!(contact.contains(";reg-id=1"));
+    assert_eq!(
+        ok.headers
+            .0
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("Via"))
+            .count(),
+        1
+    );
+
+    // A call to the extension goes to the browser over its connection.
+    let mut caller = Ua::new("102", 6002);
+    sim::call(&mut sim, &mut caller, "101");
+    let invite = sim.request(browser.addr, "INVITE");
+    assert_eq!(invite.uri, "sip:q8v2m1@k3x9.invalid;transport=ws");
+    assert!(matches!(
+        sim.flows.get(&browser.addr),
+        Some(edgepbx_engine::Peer::Stream {
+            conn: 7,
+            kind: StreamKind::Wss,
+            ..
+        })
+    ));
+    let via = invite.headers.get("Via").unwrap_or_default();
+    assert!(via.starts_with("SIP/2.0/WSS 127.0.0.1:8080;"), "{via}");
+    assert!(
+        invite
+            .headers
+            .get("Contact")
+            .is_some_and(|c| c.contains("transport=wss")),
+    );
+
+    // The connection closes: the binding is offline at once.
+    sim.close(7);
+    assert!(matches!(
+        sim.stored.last(),
+        Some(Change::Removed(_, _, RemovalReason::Disconnected))
+    ));
+    assert!(
+        sim.events.iter().rev().find_map(|e| match e {
+            Event::Line { devices, .. } => Some(*devices),
+            _ => None,
+        }) == Some(0)
+    );
+}

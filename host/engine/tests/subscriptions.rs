@@ -661,7 +661,7 @@ fn notifies_go_over_the_connection_the_subscription_came_on() {
             .is_some_and(|v| v.contains("SIP/2.0/TCP"))
     );
     // The connection closes: the subscription is over, nothing is sent.
-    sim.engine.handle_closed(9);
+    sim.close(9);
     assert!(sim.engine.subscriptions(&aor("102")).is_empty());
     ring_and_cancel(&mut sim);
     assert!(sim.requests(phone.ua.addr, "NOTIFY").is_empty());

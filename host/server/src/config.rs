@@ -104,6 +104,15 @@ pub struct HttpConfig {
     pub max_import_rows: usize,
     /// Most event streams (`/api/v1/events`) one tenant may hold open.
     pub max_event_streams: usize,
+    /// Path of the SIP over WebSocket endpoint (`ws://` or, with a
+    /// certificate, `wss://` on this listener).
+    pub sip_ws_path: String,
+    /// Origins whose pages may open the SIP WebSocket
+    /// (`https://app.example.com`); empty: pages served by edgepbx only.
+    pub sip_ws_origins: Vec<String>,
+    /// SIP messages one WebSocket may send per second on average (bursts
+    /// of ten times as many); a faster client is disconnected.
+    pub sip_ws_messages_per_sec: u32,
 }
 
 impl Default for HttpConfig {
@@ -118,6 +127,9 @@ impl Default for HttpConfig {
             max_body_bytes: 16 << 20,
             max_import_rows: 20_000,
             max_event_streams: 200,
+            sip_ws_path: "/ws".into(),
+            sip_ws_origins: Vec::new(),
+            sip_ws_messages_per_sec: 20,
         }
     }
 }
@@ -348,6 +360,31 @@ impl Config {
         }
         if h.max_body_bytes < 1_024 {
             bail!("http.max_body_bytes must be at least 1024");
+        }
+        let path = &h.sip_ws_path;
+        if !path.starts_with('/')
+            || path.len() < 2
+            || path.starts_with("/api/")
+            || path.starts_with("/prov/")
+            || !path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+        {
+            bail!(
+                "http.sip_ws_path must be a path such as /ws (letters, digits, / - _ .), outside /api/ and /prov/"
+            );
+        }
+        if let Some(origin) = h
+            .sip_ws_origins
+            .iter()
+            .find(|o| !(o.starts_with("https://") || o.starts_with("http://")))
+        {
+            bail!(
+                "http.sip_ws_origins: {origin:?} is not an origin such as https://app.example.com"
+            );
+        }
+        if h.sip_ws_messages_per_sec == 0 {
+            bail!("http.sip_ws_messages_per_sec must be at least 1");
         }
         let r = &self.registrar;
         if r.min_expires == 0 || r.min_expires > r.max_expires {

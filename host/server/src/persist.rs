@@ -294,6 +294,14 @@ fn stored(aor: &Aor, b: &Binding) -> StoredBinding {
                 kind: StreamKind::Tls,
                 ..
             } => Transport::Tls,
+            Peer::Stream {
+                kind: StreamKind::Ws,
+                ..
+            } => Transport::Ws,
+            Peer::Stream {
+                kind: StreamKind::Wss,
+                ..
+            } => Transport::Wss,
         },
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use edgepbx_media::ports::PortRange;
 use edgepbx_policy::Policies;
 use edgepbx_sip::parse::Limits;
-use edgepbx_store::{NewExtension, Store};
+use edgepbx_store::{BindingChange, NewExtension, Store, Transport};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -35,7 +35,7 @@ use crate::media::MediaPlane;
 use crate::persist::Persist;
 use crate::routing::Router;
 use crate::sip::{self, Driver, FEATURE_KEY_QUEUE, FeatureKeyChange, Inputs, SystemRoutes};
-use crate::transport::{self, Outbound, TcpSettings};
+use crate::transport::{self, Inbound, Outbound, TcpSettings};
 
 /// Code and domain of the tenant `--demo` creates.
 const DEMO_TENANT: (&str, &str) = ("DEMO", "demo.edgepbx.test");
@@ -127,6 +127,20 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     let (feature_keys_tx, feature_keys_rx) = mpsc::channel(FEATURE_KEY_QUEUE);
     // What the media plane and voicemail tell the engine.
     let (media_tx, media_rx) = mpsc::unbounded_channel();
+    // What the transports tell the SIP core; WebSockets arrive on the
+    // HTTP listener, on this runtime.
+    let (inbound_tx, inbound_rx) = mpsc::channel(8_192);
+    let sip_ws = transport::ws::WsTransport::new(
+        inbound_tx.clone(),
+        transport::ws::WsSettings {
+            limits: sip_limits(&config),
+            max_connections_per_ip: config.sip.max_connections_per_ip,
+            origins: config.http.sip_ws_origins.clone(),
+            messages_per_sec: config.http.sip_ws_messages_per_sec,
+            secure: config.http.cert.is_some(),
+        },
+        shutdown_rx.clone(),
+    );
     let voicemail = crate::voicemail::Voicemail::new(
         config.voicemail.clone(),
         store.clone(),
@@ -142,6 +156,8 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     let sip = SipPlane {
         voicemail: voicemail.clone(),
         media_events: (media_tx, media_rx),
+        inbound: (inbound_tx, inbound_rx),
+        http_port: http_addr.port(),
         config: config.clone(),
         tenants: tenants.clone(),
         location,
@@ -190,6 +206,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
             tls_addr.map(|a| a.port()),
         ),
         voicemail,
+        sip_ws,
     });
     let http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
@@ -243,6 +260,14 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     Ok(())
 }
 
+/// The framing limits of every SIP transport.
+fn sip_limits(config: &Config) -> Limits {
+    Limits {
+        max_message_bytes: config.sip.max_message_bytes,
+        max_headers: config.sip.max_headers,
+    }
+}
+
 /// Receive buffer asked for the SIP UDP socket. Bursts of REGISTERs (a
 /// site's phones after a power cut) must wait in the kernel rather than be
 /// dropped and retransmitted half a second later; the kernel caps it at
@@ -272,6 +297,11 @@ struct SipPlane {
         mpsc::UnboundedSender<crate::media::MediaEvent>,
         mpsc::UnboundedReceiver<crate::media::MediaEvent>,
     ),
+    /// What the transports tell the core (WebSockets' side is held by the
+    /// HTTP listener).
+    inbound: (mpsc::Sender<Inbound>, mpsc::Receiver<Inbound>),
+    /// The HTTP listener's port, where WebSockets arrive.
+    http_port: u16,
     config: Config,
     tenants: Arc<TenantTable>,
     location: Location,
@@ -320,11 +350,8 @@ impl SipPlane {
                 Some((listener, _)) => Some(listener.local_addr()?.port()),
                 None => None,
             };
-            let (inbound_tx, inbound_rx) = mpsc::channel(8_192);
-            let limits = Limits {
-                max_message_bytes: self.config.sip.max_message_bytes,
-                max_headers: self.config.sip.max_headers,
-            };
+            let (inbound_tx, inbound_rx) = self.inbound;
+            let limits = sip_limits(&self.config);
             let tcp_settings = TcpSettings {
                 limits: limits.clone(),
                 max_connections_per_ip: self.config.sip.max_connections_per_ip,
@@ -359,6 +386,7 @@ impl SipPlane {
                 udp: udp_addr.port(),
                 tcp: tcp_addr.port(),
                 tls: tls_port,
+                http: self.http_port,
             };
             let engine = Engine::new(
                 Instant::now(),
@@ -463,10 +491,21 @@ async fn restore_bindings(store: &Store, config: &Config) -> anyhow::Result<Loca
     let mut location = Location::new(config.registrar.clone());
     let (now, wall) = (Instant::now(), SystemTime::now());
     let mut restored = 0usize;
+    let mut browsers = Vec::new();
     for b in store.bindings().load_all().await? {
         let Ok(left) = b.expires_at.duration_since(wall) else {
             continue; // expired while the server was down
         };
+        // A WebSocket client is reachable only over its socket, which died
+        // with the previous run: it is offline until it connects again.
+        if matches!(b.transport, Transport::Ws | Transport::Wss) {
+            browsers.push(BindingChange::Remove {
+                tenant: b.tenant,
+                extension: b.extension,
+                contact: b.contact,
+            });
+            continue;
+        }
         // A TCP connection does not survive a restart; the device's next
         // REGISTER opens a new one, and until then requests go over UDP.
         let source = Peer::Udp(b.source);
@@ -491,7 +530,12 @@ async fn restore_bindings(store: &Store, config: &Config) -> anyhow::Result<Loca
         );
         restored += 1;
     }
-    info!(restored, "bindings restored");
+    let dropped = browsers.len();
+    store.bindings().apply(browsers).await?;
+    info!(
+        restored,
+        dropped, "bindings restored; WebSocket clients' dropped"
+    );
     Ok(location)
 }
 

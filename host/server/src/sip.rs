@@ -203,7 +203,7 @@ impl Driver {
             }
             Inbound::Closed { conn } => {
                 self.outbound.closed(conn);
-                self.engine.handle_closed(conn);
+                self.engine.handle_closed(now, wall, conn);
             }
             Inbound::Malformed { peer, bytes, error } => {
                 self.engine.handle_malformed(now, peer, &bytes, &error)

@@ -116,6 +116,9 @@ pub enum RemovalReason {
     Expired,
     /// OPTIONS pings went unanswered or its connection failed.
     Unreachable,
+    /// The connection it registered over closed (RFC 5626 §5.2: a flow
+    /// that is gone cannot reach the device).
+    Disconnected,
 }
 
 impl RemovalReason {
@@ -126,6 +129,7 @@ impl RemovalReason {
             RemovalReason::Replaced => "replaced",
             RemovalReason::Expired => "expired",
             RemovalReason::Unreachable => "unreachable",
+            RemovalReason::Disconnected => "disconnected",
         }
     }
 }
@@ -349,19 +353,29 @@ impl Location {
 
     /// Removes bindings whose time is up.
     pub fn expire(&mut self, now: Instant) -> Vec<Change> {
+        self.remove_where(RemovalReason::Expired, |b| b.deadline <= now)
+    }
+
+    /// Removes the bindings registered over stream connection `conn`,
+    /// which closed.
+    pub fn disconnected(&mut self, conn: u64) -> Vec<Change> {
+        self.remove_where(RemovalReason::Disconnected, |b| {
+            b.source.conn() == Some(conn)
+        })
+    }
+
+    fn remove_where(
+        &mut self,
+        reason: RemovalReason,
+        gone: impl Fn(&Binding) -> bool,
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
         self.bindings.retain(|aor, list| {
             list.retain(|b| {
-                if b.deadline <= now {
-                    changes.push(Change::Removed(
-                        aor.clone(),
-                        b.clone(),
-                        RemovalReason::Expired,
-                    ));
-                    false
-                } else {
-                    true
+                if gone(b) {
+                    changes.push(Change::Removed(aor.clone(), b.clone(), reason));
                 }
+                !gone(b)
             });
             !list.is_empty()
         });

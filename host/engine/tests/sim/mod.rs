@@ -121,6 +121,7 @@ pub fn config() -> EngineConfig {
             udp: 5060,
             tcp: 5060,
             tls: None,
+            http: 8080,
         },
         server_key: [7; 32],
     }
@@ -324,13 +325,30 @@ impl Sim {
 
     /// `peer` sends `message` now over TCP connection `conn`.
     pub fn send_tcp(&mut self, conn: u64, from: SocketAddr, message: impl Into<Message>) {
+        self.send_stream(conn, from, edgepbx_engine::StreamKind::Tcp, message);
+    }
+
+    /// `peer` sends `message` now over stream connection `conn` of `kind`.
+    pub fn send_stream(
+        &mut self,
+        conn: u64,
+        from: SocketAddr,
+        kind: edgepbx_engine::StreamKind,
+        message: impl Into<Message>,
+    ) {
         let peer = Peer::Stream {
             conn,
             addr: from,
-            kind: edgepbx_engine::StreamKind::Tcp,
+            kind,
         };
         self.engine
             .handle_message(self.now, self.wall, peer, message.into());
+        self.drain();
+    }
+
+    /// Stream connection `conn` closes now.
+    pub fn close(&mut self, conn: u64) {
+        self.engine.handle_closed(self.now, self.wall, conn);
         self.drain();
     }
 

@@ -72,6 +72,8 @@ pub struct Api {
     pub provisioning: provisioning::Provisioning,
     /// Mailboxes: messages, greetings, message lamps.
     pub voicemail: Arc<crate::voicemail::Voicemail>,
+    /// SIP over WebSocket, on this listener.
+    pub sip_ws: crate::transport::ws::WsTransport,
 }
 
 /// Shared state of the handlers.
@@ -117,9 +119,20 @@ pub fn router(state: State) -> Router {
         "/prov/{tenant}/{file}",
         axum::routing::get(provisioning::fetch),
     )
+    .route(&state.config.sip_ws_path, axum::routing::get(sip_ws))
     .fallback(console::serve)
     .layer(DefaultBodyLimit::max(limit))
     .with_state(state)
+}
+
+/// Upgrades to a SIP WebSocket (RFC 7118).
+async fn sip_ws(
+    axum::extract::State(state): axum::extract::State<State>,
+    axum::extract::ConnectInfo(ClientAddr(addr)): axum::extract::ConnectInfo<ClientAddr>,
+    headers: axum::http::HeaderMap,
+    ws: axum::extract::WebSocketUpgrade,
+) -> axum::response::Response {
+    state.sip_ws.upgrade(addr, &headers, ws)
 }
 
 /// Serves HTTP (or HTTPS when a certificate is configured) on `listener`

@@ -1,5 +1,6 @@
 //! Transport drivers: a reader of the UDP socket that the SIP driver
-//! calls, and one task per TCP or TLS connection. They frame bytes into messages
+//! calls, one task per TCP or TLS connection, and one per WebSocket
+//! ([`ws`]). They frame bytes into messages
 //! (with the sans-IO framing of `edgepbx_sip::parse`) and hand them to the
 //! SIP driver, which hands back bytes to send to a [`Peer`]. Nothing here
 //! interprets SIP.
@@ -18,6 +19,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
+
+pub mod ws;
 
 /// What the drivers tell the core.
 #[derive(Debug)]
@@ -211,8 +214,8 @@ pub struct TcpSettings {
     pub idle_timeout: Duration,
 }
 
-/// Connection ids, unique for the life of the process across TCP and
-/// TLS.
+/// Connection ids, unique for the life of the process across TCP, TLS and
+/// WebSocket.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until shutdown: plain TCP, or TLS with `tls` (the

@@ -1,0 +1,172 @@
+//! Browser phones: JsSIP in pages of headless Chromium with fake
+//! microphones, driven through `tests/browser/phones.mjs` (JSON commands in,
+//! JSON events out). Each phone is a page of its own, served from the
+//! origin a test names.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::pbx::{Extension, RunningPbx};
+use crate::{manifest_dir, require_program};
+
+/// A Chromium with browser phones in it.
+pub struct Browsers {
+    child: Child,
+    stdin: ChildStdin,
+    events: mpsc::Receiver<Value>,
+    /// Every event seen so far, for failure messages.
+    seen: Vec<Value>,
+}
+
+impl Browsers {
+    /// Starts Chromium; fails (never skips) when node, Chromium or the npm
+    /// packages are missing.
+    pub fn start() -> Browsers {
+        require_program("node");
+        require_program("chromium");
+        let dir = manifest_dir().join("browser");
+        assert!(
+            dir.join("node_modules/jssip").is_dir() && dir.join("node_modules/esbuild").is_dir(),
+            "jssip or esbuild is missing: run ./scripts/test.sh (it runs `npm ci` in tests/browser)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("phones.mjs"))
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node starts");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event =
+                    serde_json::from_str(&line).unwrap_or(json!({"event": "text", "line": line}));
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut browsers = Browsers {
+            child,
+            stdin,
+            events,
+            seen: Vec::new(),
+        };
+        browsers.wait(None, "ready", Duration::from_secs(30));
+        browsers
+    }
+
+    /// Sends one command.
+    pub fn send(&mut self, command: Value) {
+        writeln!(self.stdin, "{command}").expect("the browser driver takes a command");
+    }
+
+    /// Waits for `event` of phone `name` (any phone for `None`); an
+    /// `error` event of that phone fails the test.
+    pub fn wait(&mut self, name: Option<&str>, event: &str, timeout: Duration) -> Value {
+        self.try_wait(name, event, timeout).unwrap_or_else(|| {
+            panic!(
+                "no {event:?} from {name:?} within {timeout:?}; events so far:\n{}",
+                self.history()
+            )
+        })
+    }
+
+    /// Like [`Browsers::wait`], `None` when the time runs out.
+    pub fn try_wait(
+        &mut self,
+        name: Option<&str>,
+        event: &str,
+        timeout: Duration,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        // Events already seen and not yet waited for count.
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(value) = self.events.recv_timeout(left) else {
+                return None;
+            };
+            self.seen.push(value.clone());
+            let mine = name.is_none_or(|n| value["name"] == n);
+            if value["event"] == "fatal" {
+                panic!("the browser driver failed:\n{}", self.history());
+            }
+            if mine && value["event"] == "error" {
+                panic!("phone {name:?} reported an error:\n{}", self.history());
+            }
+            if mine && value["event"] == event {
+                return Some(value);
+            }
+        }
+    }
+
+    /// Every event seen so far, one per line.
+    pub fn history(&self) -> String {
+        self.seen
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Opens phone `name` in a page of `origin`.
+    pub fn open(&mut self, name: &str, origin: &str) {
+        self.send(json!({"cmd": "open", "name": name, "origin": origin}));
+        self.wait(Some(name), "opened", Duration::from_secs(30));
+    }
+
+    /// Opens phone `name` in a page served by `pbx` and registers it as
+    /// `ext` over the WebSocket; returns the `registered` event.
+    pub fn register(&mut self, name: &str, pbx: &RunningPbx, ext: &Extension) -> Value {
+        self.open(name, &format!("http://{}", pbx.http()));
+        self.start_ua(name, pbx, ext, &ext.password);
+        self.wait(Some(name), "registered", Duration::from_secs(20))
+    }
+
+    /// Starts phone `name`'s JsSIP user agent as `ext` with `password`.
+    pub fn start_ua(&mut self, name: &str, pbx: &RunningPbx, ext: &Extension, password: &str) {
+        self.send(json!({
+            "cmd": "ua",
+            "name": name,
+            "ws": ws_url(pbx),
+            "uri": format!("sip:{}@{}", ext.number, ext.domain),
+            "password": password,
+        }));
+    }
+
+    /// A command to phone `name` with extra fields.
+    pub fn command(&mut self, name: &str, cmd: &str, fields: Value) {
+        let mut command = json!({"cmd": cmd, "name": name});
+        if let (Some(c), Some(f)) = (command.as_object_mut(), fields.as_object()) {
+            c.extend(f.clone());
+        }
+        self.send(command);
+    }
+}
+
+impl Drop for Browsers {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({"cmd": "exit"}));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The SIP WebSocket of `pbx` (default path).
+pub fn ws_url(pbx: &RunningPbx) -> String {
+    format!("ws://{}/ws", pbx.http())
+}
