@@ -19,6 +19,8 @@
 //!   RTP/RTCP on one port (RFC 5761).
 //! - [`sdp`]: session descriptions (RFC 8866): parsing within limits, the
 //!   views anchoring and codec negotiation read, rewriting, serialization.
+//! - [`webrtc`]: a browser's leg terminated with str0m (ICE-lite,
+//!   DTLS-SRTP), carrying G.711 to and from the other leg.
 //! - [`wav`]: WAV files of any common kind read into 8 kHz mono PCM (the
 //!   audio edgepbx stores and plays), and written back.
 
@@ -32,3 +34,4 @@ pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod wav;
+pub mod webrtc;

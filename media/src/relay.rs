@@ -76,6 +76,9 @@ pub enum Event {
     /// A leg's party sent nothing for the silence timeout (the call may be
     /// dead: the engine decides).
     Silent(Side),
+    /// A browser's party withdrew its consent (RFC 7675: no ICE checks for
+    /// 15 s): it is gone.
+    Gone(Side),
 }
 
 /// Counters of one leg, for call records and tests.

@@ -61,6 +61,17 @@ const inPage = () => {
     ua.on("newRTCSession", ({ originator, session }) => {
       window.phone.session = session;
       report({ event: "session", originator });
+      // The remote audio is played, as a phone page would: Chromium
+      // measures its level only for a track that is played out.
+      const play = (pc) =>
+        pc.addEventListener("track", (ev) => {
+          const audio = new Audio();
+          audio.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+          audio.play().catch((e) => report({ event: "error", message: "play: " + e }));
+          window.phone.audio = audio;
+        });
+      if (session.connection) play(session.connection);
+      session.on("peerconnection", (e) => play(e.peerconnection));
       session.on("progress", (e) => report({ event: "progress", status: e.response ? e.response.status_code : null }));
       session.on("accepted", () => report({ event: "accepted" }));
       session.on("confirmed", () => report({ event: "confirmed" }));
@@ -113,6 +124,9 @@ async function main() {
       "--disable-dev-shm-usage",
       "--use-fake-ui-for-media-stream",
       "--use-fake-device-for-media-stream",
+      // The tests' only network is loopback.
+      "--allow-loopback-in-peer-connection",
+      "--autoplay-policy=no-user-gesture-required",
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",

@@ -1,12 +1,15 @@
 //! Browsers as extensions: JsSIP (npm) in headless Chromium registers and
-//! calls over SIP over WebSocket (RFC 7118) on the HTTP listener.
+//! calls over SIP over WebSocket (RFC 7118) on the HTTP listener, its media
+//! (ICE, DTLS-SRTP) terminated by edgepbx and bridged to baresip desk
+//! phones' plain RTP.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use edgepbx_e2e::baresip::{Baresip, Calling, SoftphoneAccount, write_tone};
 use edgepbx_e2e::browser::{Browsers, ws_url};
-use edgepbx_e2e::pbx::{Deployment, RunningPbx};
+use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
 use edgepbx_e2e::wait_for;
 use serde_json::{Value, json};
 
@@ -111,4 +114,169 @@ fn a_browser_registers_over_a_websocket_and_goes_offline_when_it_closes() {
         api.get("/api/v1/extensions/100").json()["status"],
         "offline"
     );
+}
+
+/// A registered baresip desk phone for `ext` sending a tone: it answers
+/// by itself if `answers`, and dials `dial` at once.
+fn desk_phone(
+    deployment: &Deployment,
+    pbx: &RunningPbx,
+    ext: &Extension,
+    answers: bool,
+    dial: Option<&str>,
+) -> Baresip {
+    let dir = deployment.work().path();
+    let tone = dir.join(format!("tone-{}.wav", ext.number));
+    write_tone(&tone, 30);
+    let phone = Baresip::start_calling(
+        dir,
+        &format!("desk-{}", ext.number),
+        &SoftphoneAccount {
+            user: ext.number.clone(),
+            domain: ext.domain.clone(),
+            password: ext.password.clone(),
+            outbound: pbx.udp(),
+            regint: 600,
+        },
+        &Calling {
+            microphone: tone,
+            auto_answer: answers,
+            dial: dial.map(str::to_owned),
+        },
+    );
+    assert!(
+        phone
+            .wait_for_line("200 OK", Duration::from_secs(30))
+            .is_some(),
+        "the desk phone never registered:\n{}",
+        phone.log()
+    );
+    phone
+}
+
+/// Waits until the browser phone `name` has received audio: RTP packets
+/// counted by its peer connection and a level above silence.
+fn browser_hears(browsers: &mut Browsers, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        browsers.command(name, "stats", json!({}));
+        let stats = browsers.wait(Some(name), "stats", Duration::from_secs(10));
+        let s = &stats["stats"];
+        if s["packetsReceived"].as_u64().unwrap_or(0) > 50
+            && s["totalAudioEnergy"].as_f64().unwrap_or(0.0) > 0.0
+        {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser heard nothing: {stats}\n{}",
+            browsers.history()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until `phone` has received G.711 through the relay.
+fn desk_hears(phone: &Baresip) {
+    let heard = wait_for(Duration::from_secs(15), || {
+        (phone.audio_received_bits() >= 48_000).then_some(())
+    });
+    assert!(
+        heard.is_some(),
+        "the desk phone heard nothing:\n{}",
+        phone.log()
+    );
+}
+
+#[test]
+fn a_browser_and_a_desk_phone_talk_both_ways() {
+    // baresip 1.0 answers MD5 challenges only.
+    let deployment =
+        Deployment::with_config("ws-call", "[security]\ndigest_algorithms = [\"MD5\"]\n");
+    let mut exts = deployment.acme_with([100, 101]);
+    let (web, desk) = (exts.remove(0), exts.remove(0));
+    let pbx = deployment.start();
+    let mut phone = desk_phone(&deployment, &pbx, &desk, true, None);
+    let mut browsers = Browsers::start();
+    browsers.register("web", &pbx, &web);
+
+    // The browser calls the desk phone, which answers: audio both ways.
+    browsers.command(
+        "web",
+        "call",
+        json!({"target": format!("sip:101@{}", web.domain)}),
+    );
+    browsers.wait(Some("web"), "confirmed", Duration::from_secs(30));
+    assert!(
+        phone
+            .wait_for_line("Call established", Duration::from_secs(20))
+            .is_some(),
+        "{}",
+        phone.log()
+    );
+    browser_hears(&mut browsers, "web");
+    desk_hears(&phone);
+
+    // The browser hangs up; the desk phone gets the BYE.
+    browsers.command("web", "hangup", json!({}));
+    browsers.wait(Some("web"), "ended", Duration::from_secs(10));
+    let record = wait_for(Duration::from_secs(10), || {
+        let r = deployment.last_call_record("ACME");
+        (r["answered_by"] == "101").then_some(r)
+    });
+    assert!(record.is_some(), "no record of the answered call");
+    assert!(phone.stop(Duration::from_secs(30)));
+}
+
+#[test]
+fn a_desk_phone_calls_an_extension_ringing_on_a_desk_phone_and_a_browser() {
+    let deployment =
+        Deployment::with_config("ws-fork", "[security]\ndigest_algorithms = [\"MD5\"]\n");
+    let mut exts = deployment.acme_with([101, 102]);
+    let (callee, caller) = (exts.remove(0), exts.remove(0));
+    let pbx = deployment.start();
+    // 101 on a desk phone that only rings, and in a browser.
+    let mut desk = desk_phone(&deployment, &pbx, &callee, false, None);
+    let mut browsers = Browsers::start();
+    browsers.register("web", &pbx, &callee);
+
+    // 102 calls 101: both ring, the browser answers.
+    let mut phone = desk_phone(&deployment, &pbx, &caller, false, Some("101"));
+    let ringing = browsers.wait(Some("web"), "session", Duration::from_secs(30));
+    assert_eq!(ringing["originator"], "remote");
+    assert!(
+        desk.wait_for_line("Incoming call", Duration::from_secs(10))
+            .is_some(),
+        "the desk phone did not ring:\n{}",
+        desk.log()
+    );
+    browsers.command("web", "answer", json!({}));
+    browsers.wait(Some("web"), "confirmed", Duration::from_secs(20));
+    assert!(
+        phone
+            .wait_for_line("Call established", Duration::from_secs(20))
+            .is_some(),
+        "{}",
+        phone.log()
+    );
+    // Audio both ways between the calling desk phone and the browser.
+    browser_hears(&mut browsers, "web");
+    desk_hears(&phone);
+    // The ringing desk phone was cancelled (baresip reports a CANCEL as a
+    // closed session), never connected.
+    assert!(
+        desk.wait_for_line("session closed", Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        desk.log()
+    );
+    assert!(!desk.log().contains("Call established"), "{}", desk.log());
+
+    // The caller hangs up: the browser sees the BYE.
+    assert!(phone.stop(Duration::from_secs(30)));
+    let ended = browsers.wait(Some("web"), "ended", Duration::from_secs(15));
+    assert_eq!(ended["originator"], "remote", "{ended}");
+    let record = deployment.last_call_record("ACME");
+    assert_eq!(record["answered_by"], "101", "{record}");
+    assert!(desk.stop(Duration::from_secs(30)));
 }

@@ -120,7 +120,9 @@ impl Engine {
     /// An engine at `now` with `tenants` and the bindings restored in
     /// `location`; `seed` seeds every random choice (tags, branches,
     /// Call-IDs, nonces), `routes` answers which local address reaches a
-    /// peer, and `lines` is the live line state it keeps for readers.
+    /// peer, `lines` is the live line state it keeps for readers, and
+    /// `identity` the DTLS certificate of browsers' media legs.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         now: Instant,
         config: EngineConfig,
@@ -129,6 +131,7 @@ impl Engine {
         tenants: Arc<TenantTable>,
         location: Location,
         lines: Arc<Lines>,
+        identity: edgepbx_media::webrtc::Identity,
     ) -> Engine {
         let mut sig = Signalling::new(
             TransactionLayer::new(config.transactions),
@@ -145,6 +148,7 @@ impl Engine {
             config.calls.clone(),
             config.media.direct_same_network,
             lines.clone(),
+            identity,
             &mut sig,
         );
         let mut engine = Engine {

@@ -80,7 +80,7 @@ pub struct MediaSlot {
 }
 
 /// What the driver does with media relays.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum MediaCommand {
     /// Bind `count` more slots and hand each to
     /// [`Engine::handle_media_slot`](crate::Engine::handle_media_slot)
@@ -117,6 +117,16 @@ pub enum MediaCommand {
         call: u64,
         /// `0`–`9`, `*`, `#`, `A`–`D`.
         key: char,
+    },
+    /// Side `side` of call `call` is a browser: its port carries this
+    /// WebRTC leg (ICE, DTLS-SRTP) instead of plain RTP.
+    WebRtc {
+        /// The call.
+        call: u64,
+        /// Which party.
+        side: Side,
+        /// The leg, negotiated.
+        leg: Box<edgepbx_media::webrtc::WebRtcLeg>,
     },
     /// Call `call` no longer needs its relay or its endpoint: stop it and
     /// free its ports (the driver logs what it relayed).

@@ -19,6 +19,7 @@ use edgepbx_engine::{MediaCommand, MediaSlot};
 use edgepbx_media::ports::{PortError, PortRange};
 use edgepbx_media::relay::{Event, Relay, Side};
 use edgepbx_media::rtp::Kind;
+use edgepbx_media::webrtc::WebRtcLeg;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -88,8 +89,17 @@ struct Session {
 /// Where a session's inputs go.
 #[derive(Debug)]
 enum Control {
-    Relay(mpsc::UnboundedSender<(Side, SocketAddr)>),
+    Relay(mpsc::UnboundedSender<RelayInput>),
     Served(mpsc::UnboundedSender<Input>),
+}
+
+/// What a relay session is told while it runs.
+#[derive(Debug)]
+enum RelayInput {
+    /// A party receives RTP at this address.
+    Announce(Side, SocketAddr),
+    /// A party is a browser: its port carries this leg.
+    WebRtc(Side, Box<WebRtcLeg>),
 }
 
 /// Media ports, the slots bound ahead, the sessions running.
@@ -147,12 +157,19 @@ impl MediaPlane {
             } => {
                 match self.sessions.get(&call).map(|s| &s.control) {
                     Some(Control::Relay(control)) => {
-                        let _ = control.send((side, address));
+                        let _ = control.send(RelayInput::Announce(side, address));
                     }
                     Some(Control::Served(control)) => {
                         let _ = control.send(Input::Announce(address));
                     }
                     None => {}
+                }
+                Vec::new()
+            }
+            MediaCommand::WebRtc { call, side, leg } => {
+                if let Some(Control::Relay(control)) = self.sessions.get(&call).map(|s| &s.control)
+                {
+                    let _ = control.send(RelayInput::WebRtc(side, leg));
                 }
                 Vec::new()
             }
@@ -281,9 +298,141 @@ struct Task {
     /// reactor when the task starts.
     sockets: [StdUdpSocket; 4],
     relay: Relay,
-    control: mpsc::UnboundedReceiver<(Side, SocketAddr)>,
+    control: mpsc::UnboundedReceiver<RelayInput>,
     events: mpsc::UnboundedSender<MediaEvent>,
     counters: Arc<Counters>,
+}
+
+/// The relay of one call and the browsers' legs on its sides.
+struct Plane<'a> {
+    call: u64,
+    sockets: &'a [UdpSocket; 4],
+    relay: Relay,
+    legs: [Option<Box<WebRtcLeg>>; 2],
+    /// `Gone` reported for each side.
+    gone: [bool; 2],
+    events: &'a mpsc::UnboundedSender<MediaEvent>,
+    counters: &'a Counters,
+}
+
+/// Where the relay believes a browser's RTP comes from and goes to: the
+/// leg stands in for the browser, so any fixed address does.
+const BROWSER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9);
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl Plane<'_> {
+    /// A datagram arrived on socket `at` from `from`.
+    fn received(&mut self, now: std::time::Instant, at: usize, from: SocketAddr, packet: &[u8]) {
+        let side = if at < 2 { Side::A } else { Side::B };
+        if let Some(leg) = &mut self.legs[index(side)] {
+            if at.is_multiple_of(2) {
+                leg.handle_datagram(now, from, packet);
+                self.drain(now, side);
+            }
+            return;
+        }
+        self.relay_packet(now, side, from, packet);
+    }
+
+    /// Relays a packet of `side`'s party.
+    fn relay_packet(
+        &mut self,
+        now: std::time::Instant,
+        side: Side,
+        from: SocketAddr,
+        packet: &[u8],
+    ) {
+        let Some(out) = self.relay.handle_packet(now, side, from, packet) else {
+            return;
+        };
+        let counter = match side {
+            Side::A => &self.counters.from_a,
+            Side::B => &self.counters.from_b,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let (to_side, kind, to) = (out.from, out.kind, out.to);
+        let bytes = out.bytes.to_vec();
+        if let Some(leg) = &mut self.legs[index(to_side)] {
+            // The browser's leg encrypts it (RTCP: it makes its own).
+            if kind == Kind::Rtp {
+                leg.send_rtp(now, &bytes);
+                self.drain(now, to_side);
+            }
+            return;
+        }
+        let socket = match (to_side, kind) {
+            (Side::A, Kind::Rtp) => &self.sockets[0],
+            (Side::A, Kind::Rtcp) => &self.sockets[1],
+            (Side::B, Kind::Rtp) => &self.sockets[2],
+            (Side::B, Kind::Rtcp) => &self.sockets[3],
+        };
+        let _ = socket.try_send_to(&bytes, to);
+    }
+
+    /// Sends what `side`'s leg has to send, and relays what its browser
+    /// sent.
+    fn drain(&mut self, now: std::time::Instant, side: Side) {
+        let mut media = Vec::new();
+        if let Some(leg) = &mut self.legs[index(side)] {
+            while let Some(datagram) = leg.poll_datagram() {
+                let _ = self.sockets[index(side) * 2].try_send_to(&datagram.bytes, datagram.to);
+            }
+            while let Some(packet) = leg.poll_rtp() {
+                media.push(packet);
+            }
+        }
+        for packet in media {
+            self.relay_packet(now, side, BROWSER, &packet);
+        }
+    }
+
+    /// A party is a browser from now on.
+    fn attach(&mut self, now: std::time::Instant, side: Side, leg: Box<WebRtcLeg>) {
+        self.relay.handle_announcement(side, BROWSER);
+        self.legs[index(side)] = Some(leg);
+        self.drain(now, side);
+    }
+
+    /// The earliest timer of the relay and the legs.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        let legs = self.legs.iter().flatten().map(|l| l.poll_timeout());
+        self.relay.poll_timeout().into_iter().chain(legs).min()
+    }
+
+    fn timeout(&mut self, now: std::time::Instant) {
+        self.relay.handle_timeout(now);
+        for side in [Side::A, Side::B] {
+            let Some(leg) = &mut self.legs[index(side)] else {
+                continue;
+            };
+            leg.handle_timeout(now);
+            let lost = leg.lost_since().is_some();
+            self.drain(now, side);
+            if lost && !self.gone[index(side)] {
+                self.gone[index(side)] = true;
+                let event = Event::Gone(side);
+                let _ = self.events.send(MediaEvent::Relay {
+                    call: self.call,
+                    event,
+                });
+            }
+        }
+    }
+
+    fn report(&mut self) {
+        while let Some(event) = self.relay.poll_event() {
+            let _ = self.events.send(MediaEvent::Relay {
+                call: self.call,
+                event,
+            });
+        }
+    }
 }
 
 impl Task {
@@ -291,7 +440,7 @@ impl Task {
         let Task {
             call,
             sockets,
-            mut relay,
+            relay,
             mut control,
             events,
             counters,
@@ -308,9 +457,18 @@ impl Task {
                 return;
             }
         };
+        let mut plane = Plane {
+            call,
+            sockets: &sockets,
+            relay,
+            legs: [None, None],
+            gone: [false, false],
+            events: &events,
+            counters: &counters,
+        };
         let mut bufs = [[0u8; MAX_PACKET]; 4];
         loop {
-            let deadline = relay.poll_timeout();
+            let deadline = plane.deadline();
             let [b0, b1, b2, b3] = &mut bufs;
             let [s0, s1, s2, s3] = &sockets;
             let received = tokio::select! {
@@ -318,42 +476,27 @@ impl Task {
                 r = s1.recv_from(b1) => r.ok().map(|(n, from)| (1, n, from)),
                 r = s2.recv_from(b2) => r.ok().map(|(n, from)| (2, n, from)),
                 r = s3.recv_from(b3) => r.ok().map(|(n, from)| (3, n, from)),
-                announced = control.recv() => match announced {
-                    Some((side, address)) => {
-                        relay.handle_announcement(side, address);
+                input = control.recv() => match input {
+                    Some(RelayInput::Announce(side, address)) => {
+                        plane.relay.handle_announcement(side, address);
+                        None
+                    }
+                    Some(RelayInput::WebRtc(side, leg)) => {
+                        plane.attach(std::time::Instant::now(), side, leg);
                         None
                     }
                     // The session was dropped: the call is over.
                     None => break,
                 },
                 _ = sleep_until(deadline) => {
-                    relay.handle_timeout(std::time::Instant::now());
+                    plane.timeout(std::time::Instant::now());
                     None
                 }
             };
-            if let Some((index, len, from)) = received {
-                let side = if index < 2 { Side::A } else { Side::B };
-                let packet = &bufs[index][..len];
-                if let Some(out) =
-                    relay.handle_packet(std::time::Instant::now(), side, from, packet)
-                {
-                    let socket = match (out.from, out.kind) {
-                        (Side::A, Kind::Rtp) => &sockets[0],
-                        (Side::A, Kind::Rtcp) => &sockets[1],
-                        (Side::B, Kind::Rtp) => &sockets[2],
-                        (Side::B, Kind::Rtcp) => &sockets[3],
-                    };
-                    let _ = socket.try_send_to(out.bytes, out.to);
-                    let counter = match side {
-                        Side::A => &counters.from_a,
-                        Side::B => &counters.from_b,
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
+            if let Some((at, len, from)) = received {
+                plane.received(std::time::Instant::now(), at, from, &bufs[at][..len]);
             }
-            while let Some(event) = relay.poll_event() {
-                let _ = events.send(MediaEvent::Relay { call, event });
-            }
+            plane.report();
         }
     }
 }

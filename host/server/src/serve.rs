@@ -382,6 +382,9 @@ impl SipPlane {
                 self.config.calls.ring_timeout_secs,
                 decided_tx,
             );
+            // One certificate for every browser leg of this run.
+            let identity = edgepbx_media::webrtc::Identity::generate()
+                .context("generating the WebRTC DTLS certificate")?;
             let ports = ListeningPorts {
                 udp: udp_addr.port(),
                 tcp: tcp_addr.port(),
@@ -396,6 +399,7 @@ impl SipPlane {
                 self.tenants,
                 self.location,
                 self.lines,
+                identity,
             );
             let driver = Driver {
                 engine,

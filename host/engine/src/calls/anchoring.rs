@@ -10,8 +10,10 @@ use std::time::Instant;
 use edgepbx_media::anchor::{AnchorError, RELAYED_CODECS, anchor};
 use edgepbx_media::relay::{Event as RelayEvent, Side};
 use edgepbx_media::sdp::{Direction, SessionDescription};
+use edgepbx_media::webrtc;
 use tracing::{debug, info};
 
+use super::webrtc::{BrowserOffer, is_browser};
 use super::{Call, Calls, Cx, EndCause, side_index};
 use crate::output::{MediaCommand, MediaSlot, Output};
 use crate::peer::Peer;
@@ -58,22 +60,28 @@ impl MediaSlots {
 
 impl Calls {
     /// The description a branch is offered: the caller's own (direct
-    /// media), or anchored on the call's B-side port.
+    /// media), or anchored on the call's B-side port; a browser's branch is
+    /// offered a WebRTC leg on that port.
     pub(super) fn offer_for_branch(
         &mut self,
+        now: Instant,
         cx: &mut Cx<'_>,
         call: &mut Call,
         peer: &Peer,
         direct: bool,
-    ) -> Result<Option<Vec<u8>>, String> {
-        if direct {
-            return Ok(call.offer.as_ref().map(SessionDescription::to_bytes));
+    ) -> Result<(Option<Vec<u8>>, Option<BrowserOffer>), String> {
+        let browser = is_browser(peer);
+        if direct && !browser && call.browser_offer.is_none() {
+            return Ok((call.offer.as_ref().map(SessionDescription::to_bytes), None));
         }
         self.media_slot(cx, call)
             .ok_or_else(|| "no media ports are free".to_owned())?;
         let (Some(offer), Some(media)) = (&call.offer, call.media) else {
+            if browser {
+                return Err("a browser is called with an offer only".into());
+            }
             // Offerless INVITE: the callee offers in its 2xx.
-            return Ok(None);
+            return Ok((None, None));
         };
         let ip = cx.sig.media_ip(peer);
         // A caller answered by edgepbx already agreed on one codec.
@@ -89,7 +97,11 @@ impl Calls {
         if let Some(party) = anchored.party {
             announce(cx, call, Side::A, party);
         }
-        Ok(Some(anchored.description.to_bytes()))
+        if browser {
+            let (body, offer) = self.browser_offer(now, cx, call, peer, &anchored.description)?;
+            return Ok((Some(body), Some(offer)));
+        }
+        Ok((Some(anchored.description.to_bytes()), None))
     }
 
     /// The call's media slot, its relay started on first use; `None` when
@@ -106,9 +118,11 @@ impl Calls {
         call.media
     }
 
-    /// The description sent to A for a callee's description `body`.
+    /// The description sent to A for a callee's description `body` (a
+    /// browser's is read as plain RTP).
     pub(super) fn answer_for_a(
         &mut self,
+        now: Instant,
         cx: &mut Cx<'_>,
         call: &mut Call,
         direct: bool,
@@ -117,7 +131,13 @@ impl Calls {
         if body.is_empty() {
             return None;
         }
-        let description = SessionDescription::parse(body).ok()?;
+        let mut description = SessionDescription::parse(body).ok()?;
+        if webrtc::is_webrtc(&description) {
+            description = webrtc::plain(&description);
+        }
+        if call.browser_offer.is_some() {
+            return self.answer_browser_caller(now, cx, call, &description);
+        }
         if direct {
             return Some(body.to_vec());
         }
@@ -130,19 +150,25 @@ impl Calls {
         Some(anchored.description.to_bytes())
     }
 
-    /// Rewrites a description from the party opposite `to` for `to`.
+    /// Rewrites a description from the party opposite `to` for `to`: an
+    /// `offer` (a re-INVITE, an UPDATE) or an answer. A browser's is read
+    /// as plain RTP; a browser is described its own leg again.
     pub(super) fn anchor_for(
         &mut self,
         cx: &mut Cx<'_>,
         call: &mut Call,
         to: Side,
         body: &[u8],
+        offer: bool,
     ) -> Result<Vec<u8>, u16> {
         let Some(media) = call.media else {
             // Direct media: descriptions pass unchanged.
             return Ok(body.to_vec());
         };
-        let description = SessionDescription::parse(body).map_err(|_| 400u16)?;
+        let mut description = SessionDescription::parse(body).map_err(|_| 400u16)?;
+        if webrtc::is_webrtc(&description) {
+            description = webrtc::plain(&description);
+        }
         let (peer, port) = match to {
             Side::A => (call.a_peer.clone(), media.a_port),
             Side::B => (
@@ -165,6 +191,9 @@ impl Calls {
             .iter()
             .find(|m| m.kind == "audio")
             .is_some_and(|m| m.direction() != Direction::SendRecv);
+        if call.browser_sdp[side_index(to)].is_some() {
+            return Calls::describe_to_browser(call, to, &description, offer).ok_or(488);
+        }
         Ok(anchored.description.to_bytes())
     }
 
@@ -194,6 +223,10 @@ impl Calls {
         match event {
             RelayEvent::Latched(side, address) => {
                 debug!(call = call.id, ?side, %address, "media latched");
+            }
+            RelayEvent::Gone(side) => {
+                info!(call = call.id, ?side, "a browser left the call");
+                self.end(now, cx, &mut call, EndCause::MediaTimeout);
             }
             RelayEvent::Silent(side) => {
                 call.silent[side_index(side)] = true;

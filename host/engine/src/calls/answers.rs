@@ -145,8 +145,11 @@ impl Calls {
         relayed.reason = response.reason.clone();
         relayed.headers.push("Contact", call.a_contact.clone());
         let direct = call.branches[index].direct;
+        // A browser's early answer is not taken: its leg waits for the 2xx.
+        let browser = call.branches[index].browser.is_some();
         if !call.early_media_sent
-            && let Some(answer) = self.answer_for_a(cx, call, direct, &response.body)
+            && !browser
+            && let Some(answer) = self.answer_for_a(now, cx, call, direct, &response.body)
         {
             relayed.headers.push("Content-Type", "application/sdp");
             relayed.body = answer;
@@ -193,9 +196,12 @@ impl Calls {
             return;
         }
         let direct = call.branches[index].direct;
+        if call.branches[index].browser.is_some() {
+            self.browser_answered(now, cx, call, index, &response.body);
+        }
         // The callee's answer, or its offer when the caller's INVITE had
         // none: either way anchored for the caller.
-        let answer = self.answer_for_a(cx, call, direct, &response.body);
+        let answer = self.answer_for_a(now, cx, call, direct, &response.body);
         if call.offer.is_some() {
             let ack = cx.sig.send_ack(dialog.ack(b_seq), &peer);
             call.branches[index].ack = Some(ack);

@@ -58,14 +58,15 @@ impl Calls {
         for binding in bindings {
             let direct =
                 self.direct_same_network && binding.source.addr().ip() == call.a_peer.addr().ip();
-            let body = match self.offer_for_branch(cx, call, &binding.source, direct) {
-                Ok(body) => body,
-                Err(error) => {
-                    warn!(call = call.id, %error, "no media for the call");
-                    call.unreachable.push(Outcome::Failed);
-                    continue;
-                }
-            };
+            let (body, browser) =
+                match self.offer_for_branch(now, cx, call, &binding.source, direct) {
+                    Ok(offered) => offered,
+                    Err(error) => {
+                        warn!(call = call.id, %error, "no media for the call");
+                        call.unreachable.push(Outcome::Failed);
+                        continue;
+                    }
+                };
             let mut invite = branch_invite(
                 cx,
                 call,
@@ -98,7 +99,8 @@ impl Calls {
                 peer: binding.source.clone(),
                 aor: Some(aor.clone()),
                 trunk: None,
-                direct,
+                direct: direct && browser.is_none() && call.browser_offer.is_none(),
+                browser,
                 state: BranchState::Calling,
                 ack: None,
             });
@@ -128,8 +130,8 @@ impl Calls {
             return 0;
         };
         let peer = Peer::Udp(addr);
-        let body = match self.offer_for_branch(cx, call, &peer, false) {
-            Ok(body) => body,
+        let body = match self.offer_for_branch(now, cx, call, &peer, false) {
+            Ok((body, _)) => body,
             Err(error) => {
                 warn!(call = call.id, %error, "no media for the call");
                 call.unreachable.push(Outcome::Failed);
@@ -174,6 +176,7 @@ impl Calls {
             aor: None,
             trunk: Some((link, false)),
             direct: false,
+            browser: None,
             state: BranchState::Calling,
             ack: None,
         });

@@ -109,7 +109,7 @@ impl Calls {
         let body = if request.body.is_empty() || !is_sdp(request) {
             Ok(request.body.clone())
         } else {
-            self.anchor_for(cx, call, to, &request.body)
+            self.anchor_for(cx, call, to, &request.body, true)
         };
         let body = match body {
             Ok(body) => body,
@@ -179,7 +179,7 @@ impl Calls {
         let body = if response.body.is_empty() {
             Vec::new()
         } else {
-            self.anchor_for(cx, call, from, &response.body)
+            self.anchor_for(cx, call, from, &response.body, false)
                 .unwrap_or_default()
         };
         let Some(contact) = leg(call, from).map(|l| l.contact.clone()) else {
@@ -263,7 +263,8 @@ impl Calls {
         let body = if body.is_empty() {
             Vec::new()
         } else {
-            self.anchor_for(cx, call, to, body).unwrap_or_default()
+            self.anchor_for(cx, call, to, body, false)
+                .unwrap_or_default()
         };
         let Some(leg) = leg(call, to) else { return };
         let mut ack = leg.dialog.ack(seq);

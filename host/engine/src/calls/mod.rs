@@ -46,6 +46,7 @@ mod setup;
 mod steps;
 mod teardown;
 mod watched;
+mod webrtc;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -155,6 +156,8 @@ struct Branch {
     trunk: Option<(Arc<TrunkLink>, bool)>,
     /// Media goes directly between the parties.
     direct: bool,
+    /// A browser's branch: the WebRTC leg offered to it.
+    browser: Option<webrtc::BrowserOffer>,
     state: BranchState,
     /// The 2xx's ACK, re-sent when the 2xx is retransmitted.
     ack: Option<Request>,
@@ -233,8 +236,14 @@ struct Call {
     a_peer: Peer,
     a_tag: String,
     a_contact: String,
-    /// The caller's offer (None: offerless INVITE).
+    /// The caller's offer (None: offerless INVITE), as the other party
+    /// sees it: a browser's is made plain RTP.
     offer: Option<SessionDescription>,
+    /// A browser's offer as it sent it, until edgepbx answers it.
+    browser_offer: Option<String>,
+    /// Each browser party's description as edgepbx last sent it (its
+    /// leg's ICE and DTLS parameters, for later offers and answers).
+    browser_sdp: [Option<String>; 2],
     presentation: Option<Presentation>,
     history: Vec<Attempt>,
     /// Decisions asked so far; `usize::MAX` once the call has ended.
@@ -306,6 +315,8 @@ impl EndCause {
 /// Every call, and how transactions, dialogs and timers find theirs.
 pub(crate) struct Calls {
     config: CallsConfig,
+    /// The DTLS certificate of browsers' legs.
+    identity: edgepbx_media::webrtc::Identity,
     /// `media.direct_same_network`.
     direct_same_network: bool,
     lines: Arc<Lines>,
@@ -330,12 +341,14 @@ impl Calls {
         config: CallsConfig,
         direct_same_network: bool,
         lines: Arc<Lines>,
+        identity: edgepbx_media::webrtc::Identity,
         sig: &mut Signalling,
     ) -> Calls {
         let mut media = MediaSlots::default();
         media.replenish(sig);
         Calls {
             config,
+            identity,
             direct_same_network,
             lines,
             media,

@@ -124,7 +124,16 @@ impl Calls {
             Ok(offer) => offer,
             Err(status) => return respond(cx, status),
         };
-        if let Some(offer) = &offer
+        // A browser's offer is checked as the plain RTP the other party
+        // will see.
+        let checked = offer.as_ref().map(|o| {
+            if edgepbx_media::webrtc::is_webrtc(o) {
+                edgepbx_media::webrtc::plain(o)
+            } else {
+                o.clone()
+            }
+        });
+        if let Some(offer) = &checked
             && let Err(error) = anchor(offer, IpAddr::from([0, 0, 0, 0]), 0, RELAYED_CODECS)
         {
             debug!(%error, "offer refused");
@@ -163,6 +172,16 @@ impl Calls {
         if let Some(aor) = &caller_aor {
             self.adjust_line(cx.sig, aor, 0, 1);
         }
+        // A browser's offer: the other party is offered its plain RTP
+        // version; the browser is answered by a WebRTC leg.
+        let browser_offer = offer
+            .as_ref()
+            .filter(|o| edgepbx_media::webrtc::is_webrtc(o))
+            .map(|_| String::from_utf8_lossy(&request.body).into_owned());
+        let offer = match (&browser_offer, offer) {
+            (Some(_), Some(o)) => Some(edgepbx_media::webrtc::plain(&o)),
+            (_, offer) => offer,
+        };
         let mut call = Call {
             id,
             uid: cx.sig.tag(),
@@ -175,6 +194,8 @@ impl Calls {
             a_tag: cx.sig.tag(),
             a_contact: cx.sig.our_contact(peer),
             offer,
+            browser_offer,
+            browser_sdp: [None, None],
             presentation: None,
             history: Vec::new(),
             decisions: 0,

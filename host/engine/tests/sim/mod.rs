@@ -243,6 +243,7 @@ impl Sim {
             Arc::new(TenantTable::new([tenant])),
             location,
             Arc::new(Lines::default()),
+            edgepbx_media::webrtc::Identity::generate().expect("a DTLS certificate"),
         );
         let mut sim = Sim {
             engine,
