@@ -19,6 +19,126 @@ pub fn digit_of_event(event: u8) -> Option<char> {
     }
 }
 
+/// The telephone event code of a key (RFC 4733 §3.2).
+pub fn event_of_digit(key: char) -> Option<u8> {
+    match key.to_ascii_uppercase() {
+        c @ '0'..='9' => Some(c as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        c @ 'A'..='D' => Some(c as u8 - b'A' + 12),
+        _ => None,
+    }
+}
+
+/// The duration of an `application/dtmf-relay` INFO's key press, in
+/// milliseconds (`Duration=` line), when it states one.
+pub fn duration_of_info(body: &[u8]) -> Option<u32> {
+    std::str::from_utf8(body).ok()?.lines().find_map(|line| {
+        let (name, value) = line.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("duration")
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Splices key presses into a stream of RTP packets on their way to one
+/// party, as RFC 4733 events in the same source: each forwarded packet
+/// goes through [`Splicer::forward`], which moves its sequence number past
+/// the events spliced in so far, and [`Splicer::press`] makes the packets
+/// of one press, numbered after the last packet forwarded and stamped one
+/// frame after it.
+#[derive(Debug, Default, Clone)]
+pub struct Splicer {
+    /// Packets spliced in so far: forwarded packets move up by as many.
+    offset: u16,
+    /// The source, sequence number and timestamp of the newest packet out.
+    last: Option<(u32, u16, u32)>,
+}
+
+/// Timestamp units of one 20 ms frame at 8 kHz.
+pub const FRAME: u32 = 160;
+
+impl Splicer {
+    /// A splicer that has seen nothing.
+    pub fn new() -> Splicer {
+        Splicer::default()
+    }
+
+    /// Renumbers a forwarded RTP `packet` in place.
+    pub fn forward(&mut self, packet: &mut [u8]) {
+        let Ok(rtp) = crate::rtp::RtpPacket::parse(packet) else {
+            return;
+        };
+        let sequence = rtp.sequence.wrapping_add(self.offset);
+        let newer = self.last.is_none_or(|(ssrc, seq, _)| {
+            ssrc != rtp.ssrc || (sequence.wrapping_sub(seq) as i16) > 0
+        });
+        if newer {
+            self.last = Some((rtp.ssrc, sequence, rtp.timestamp));
+        }
+        if self.offset != 0 {
+            packet[2..4].copy_from_slice(&sequence.to_be_bytes());
+        }
+    }
+
+    /// The packets of a press of `key` lasting `millis`, with payload type
+    /// `payload_type`: empty for a key with no event, or before any packet
+    /// has been forwarded (the source is unknown).
+    pub fn press(&mut self, payload_type: u8, key: char, millis: u32) -> Vec<Vec<u8>> {
+        let (Some(payloads), Some((ssrc, seq, ts))) = (press_payloads(key, millis), self.last)
+        else {
+            return Vec::new();
+        };
+        let start = ts.wrapping_add(FRAME);
+        let packets: Vec<Vec<u8>> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                let mut packet = Vec::new();
+                let number = seq.wrapping_add(i as u16 + 1);
+                crate::rtp::write(
+                    &mut packet,
+                    i == 0,
+                    payload_type,
+                    number,
+                    start,
+                    ssrc,
+                    payload,
+                );
+                packet
+            })
+            .collect();
+        let count = packets.len() as u16;
+        self.offset = self.offset.wrapping_add(count);
+        self.last = Some((ssrc, seq.wrapping_add(count), start));
+        packets
+    }
+}
+
+/// The event payloads of a press of `key` lasting `millis` (40 ms to 2 s):
+/// updates every 20 ms, then three end packets (RFC 4733 §2.5.1.4), all
+/// with the press's start timestamp (the first with the marker bit).
+/// `None` for a key with no event.
+pub fn press_payloads(key: char, millis: u32) -> Option<Vec<[u8; 4]>> {
+    let event = event_of_digit(key)?;
+    let total = (millis.clamp(40, 2_000) * 8) as u16;
+    let mut durations: Vec<(u16, bool)> = (1..)
+        .map(|n: u32| (n * FRAME) as u16)
+        .take_while(|d| *d < total)
+        .map(|d| (d, false))
+        .collect();
+    durations.extend([(total, true); 3]);
+    Some(
+        durations
+            .into_iter()
+            .map(|(duration, end)| {
+                let d = duration.to_be_bytes();
+                [event, if end { 0x80 | 10 } else { 10 }, d[0], d[1]]
+            })
+            .collect(),
+    )
+}
+
 /// One RFC 4733 telephone-event payload (the first four bytes; a packet
 /// may carry redundant older events after them, which are ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +261,47 @@ mod tests {
         assert_eq!(keys, "55#");
         assert_eq!(receiver.handle(9_000, &[1, 2]), None, "truncated");
         assert_eq!(receiver.handle(9_000, &event(16, false, 1)), None, "flash");
+    }
+
+    #[test]
+    fn a_press_is_spliced_into_the_stream_it_joins() {
+        let mut splicer = Splicer::new();
+        assert!(splicer.press(101, '5', 100).is_empty(), "no stream yet");
+        let mut audio = Vec::new();
+        crate::rtp::write(&mut audio, false, 0, 500, 8_000, 42, &[0xff; 160]);
+        splicer.forward(&mut audio);
+        let press = splicer.press(101, '5', 100);
+        // 100 ms: updates at 20, 40, 60, 80 ms, then three ends at 100 ms.
+        assert_eq!(press.len(), 7);
+        let mut receiver = DtmfReceiver::new();
+        let mut keys = String::new();
+        for (i, packet) in press.iter().enumerate() {
+            let rtp = crate::rtp::RtpPacket::parse(packet).expect("RTP");
+            assert_eq!(
+                (rtp.ssrc, rtp.payload_type, rtp.timestamp),
+                (42, 101, 8_160)
+            );
+            assert_eq!(rtp.sequence, 501 + i as u16);
+            assert_eq!(rtp.marker, i == 0);
+            keys.extend(receiver.handle(rtp.timestamp, rtp.payload));
+        }
+        assert_eq!(keys, "5");
+        let last = TelephoneEvent::parse(
+            crate::rtp::RtpPacket::parse(&press[6])
+                .expect("RTP")
+                .payload,
+        );
+        assert_eq!(last.map(|e| (e.end, e.duration)), Some((true, 800)));
+        // The next audio packet comes after the press.
+        crate::rtp::write(&mut audio, false, 0, 501, 8_160, 42, &[0xff; 160]);
+        splicer.forward(&mut audio);
+        assert_eq!(
+            crate::rtp::RtpPacket::parse(&audio).expect("RTP").sequence,
+            508
+        );
+        assert_eq!(event_of_digit('#'), Some(11));
+        assert_eq!(event_of_digit('x'), None);
+        assert_eq!(duration_of_info(b"Signal=5\r\nDuration=250"), Some(250));
     }
 
     #[test]

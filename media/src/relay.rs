@@ -139,6 +139,13 @@ impl Relay {
         }
     }
 
+    /// Where packets for `side`'s party go: its latched source, else the
+    /// address its description announced.
+    pub fn destination(&self, side: Side) -> Option<SocketAddr> {
+        let leg = &self.legs[side.index()];
+        leg.latched.or(leg.announced)
+    }
+
     /// A new SDP of `side` announced another address (re-INVITE, answer):
     /// the leg forgets its latch and latches again.
     pub fn handle_announcement(&mut self, side: Side, address: SocketAddr) {

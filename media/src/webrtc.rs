@@ -414,6 +414,39 @@ impl WebRtcLeg {
         self.drain(now);
     }
 
+    /// Sends a press of `key` lasting `millis` to the browser as RFC 4733
+    /// events of payload type `payload_type`, spliced into the stream it
+    /// receives (nothing before media flows).
+    pub fn press(&mut self, now: Instant, payload_type: u8, key: char, millis: u32) {
+        let (true, Some(mid), Some((last_ts, _))) = (self.connected, self.mid, self.rewrite.last)
+        else {
+            return;
+        };
+        let Some(payloads) = crate::dtmf::press_payloads(key, millis) else {
+            return;
+        };
+        let start = last_ts.wrapping_add(crate::dtmf::FRAME);
+        let first = self.rewrite.seq + 1;
+        self.rewrite.seq += payloads.len() as u64;
+        self.rewrite.last = Some((start, now));
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            return;
+        };
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let write = RtpWrite::new(
+                Pt::from(payload_type),
+                (first + i as u64).into(),
+                start,
+                now,
+                payload.to_vec(),
+            )
+            .marker(i == 0);
+            stream.write_rtp(write);
+        }
+        self.drain(now);
+    }
+
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.timeout && self.rtc.handle_input(Input::Timeout(now)).is_ok() {

@@ -88,8 +88,21 @@ const inPage = () => {
   window.call = (target) => window.phone.ua.call(target, media);
   window.answer = () => window.phone.session.answer(media);
   window.hangup = () => window.phone.session.terminate();
-  window.hold = () => window.phone.session.hold();
-  window.unhold = () => window.phone.session.unhold();
+  // JsSIP refuses (silently) a new offer while the last one is settling:
+  // wait until it would take one.
+  const settled = async () => {
+    for (let i = 0; i < 50 && !window.phone.session.isReadyToReOffer(); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  window.hold = async () => {
+    await settled();
+    window.phone.session.hold();
+  };
+  window.unhold = async () => {
+    await settled();
+    window.phone.session.unhold();
+  };
   window.dtmf = (tones, transportType) => window.phone.session.sendDTMF(tones, { transportType });
   window.stats = async () => {
     const pc = window.phone.session && window.phone.session.connection;
@@ -177,8 +190,8 @@ async function main() {
         case "hangup":
         case "hold":
         case "unhold":
-          await page(name).evaluate((c) => {
-            window[c]();
+          await page(name).evaluate(async (c) => {
+            await window[c]();
           }, cmd);
           break;
         case "dtmf":

@@ -217,6 +217,48 @@ fn a_browser_and_a_desk_phone_talk_both_ways() {
     browser_hears(&mut browsers, "web");
     desk_hears(&phone);
 
+    // JsSIP's session timer sends a bodyless UPDATE (every 45 s; sent
+    // here at once through the method its timer calls): edgepbx answers
+    // 200 itself, and the media goes on.
+    browsers.command(
+        "web",
+        "eval",
+        json!({"js": "new Promise((resolve) => window.phone.session._sendUpdate({eventHandlers: {\
+            succeeded: (r) => resolve(r.status_code), failed: (e) => resolve(String(e.cause))}}))"}),
+    );
+    let refreshed = browsers.wait(Some("web"), "eval", Duration::from_secs(10));
+    assert_eq!(refreshed["value"], 200, "{refreshed}");
+
+    // A key pressed in the browser goes as SIP INFO (JsSIP's default) and
+    // reaches the desk phone, which negotiated telephone events, as RFC
+    // 4733 events in its RTP.
+    browsers.command("web", "dtmf", json!({"tones": "5", "transport": "INFO"}));
+    assert!(
+        phone
+            .wait_for_line("received event: '5'", Duration::from_secs(10))
+            .is_some(),
+        "the desk phone heard no key:\n{}",
+        phone.log()
+    );
+
+    // Hold and resume from the browser: re-INVITEs answered with the
+    // browser's own leg described again.
+    browsers.command("web", "hold", json!({}));
+    browsers.wait(Some("web"), "hold", Duration::from_secs(10));
+    browsers.command("web", "unhold", json!({}));
+    browsers.wait(Some("web"), "unhold", Duration::from_secs(10));
+    let before = browser_hears(&mut browsers, "web")["stats"]["packetsReceived"]
+        .as_u64()
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = browser_hears(&mut browsers, "web")["stats"]["packetsReceived"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        after > before + 20,
+        "no media after the hold: {before} then {after}"
+    );
+
     // The browser hangs up; the desk phone gets the BYE.
     browsers.command("web", "hangup", json!({}));
     browsers.wait(Some("web"), "ended", Duration::from_secs(10));
@@ -279,4 +321,34 @@ fn a_desk_phone_calls_an_extension_ringing_on_a_desk_phone_and_a_browser() {
     let record = deployment.last_call_record("ACME");
     assert_eq!(record["answered_by"], "101", "{record}");
     assert!(desk.stop(Duration::from_secs(30)));
+}
+
+#[test]
+fn two_browsers_call_each_other() {
+    let deployment = Deployment::new("ws-browsers");
+    let mut exts = deployment.acme_with([100, 101]);
+    let (alice, bob) = (exts.remove(0), exts.remove(0));
+    let pbx = deployment.start();
+    let mut browsers = Browsers::start();
+    browsers.register("alice", &pbx, &alice);
+    browsers.register("bob", &pbx, &bob);
+    browsers.command(
+        "alice",
+        "call",
+        json!({"target": format!("sip:101@{}", bob.domain)}),
+    );
+    let ringing = browsers.wait(Some("bob"), "session", Duration::from_secs(20));
+    assert_eq!(ringing["originator"], "remote");
+    browsers.command("bob", "answer", json!({}));
+    browsers.wait(Some("alice"), "confirmed", Duration::from_secs(20));
+    // Each hears the other's (fake) microphone through two WebRTC legs.
+    browser_hears(&mut browsers, "alice");
+    browser_hears(&mut browsers, "bob");
+    // Alice's browser vanishes without a BYE: once her ICE consent has
+    // lapsed (15 s), edgepbx ends the call and Bob gets the BYE.
+    browsers.command("alice", "close", json!({}));
+    let ended = browsers.wait(Some("bob"), "ended", Duration::from_secs(40));
+    assert_eq!(ended["originator"], "remote", "{ended}");
+    let record = deployment.last_call_record("ACME");
+    assert_eq!(record["answered_by"], "101", "{record}");
 }

@@ -128,6 +128,22 @@ pub enum MediaCommand {
         /// The leg, negotiated.
         leg: Box<edgepbx_media::webrtc::WebRtcLeg>,
     },
+    /// Press `key` for `millis` towards side `side` of call `call`, as RFC
+    /// 4733 events of payload type `payload_type` in the media it
+    /// receives (a key that came as SIP INFO, for a party that negotiated
+    /// events).
+    Press {
+        /// The call.
+        call: u64,
+        /// Which party hears it.
+        side: Side,
+        /// `0`–`9`, `*`, `#`, `A`–`D`.
+        key: char,
+        /// How long.
+        millis: u32,
+        /// The telephone-event payload type of the call.
+        payload_type: u8,
+    },
     /// Call `call` no longer needs its relay or its endpoint: stop it and
     /// free its ports (the driver logs what it relayed).
     Stop {

@@ -964,3 +964,27 @@ fn a_call_that_ended_ends_once_while_a_branch_still_cancels() {
     assert_eq!(sim.records.len(), 1, "one record: {:?}", sim.records);
     assert_eq!(sim.records[0].cause, "caller hung up");
 }
+
+#[test]
+fn a_session_refresh_without_a_body_is_answered_here() {
+    let mut sim = one_device();
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    let (invite, ok, _) = connected_call(&mut sim, &mut caller, &d1);
+    // JsSIP's session timer: an UPDATE without a body every 45 s.
+    let mut a_dialog = caller.dialog(&invite, &ok);
+    let mut update = caller.stamped(a_dialog.request(Method::from_token("UPDATE"), None));
+    update.headers.push("Session-Expires", "90;refresher=uac");
+    update.headers.push("Supported", "timer");
+    sim.send(caller.addr, update);
+    let answer = sim.response(caller.addr, 200);
+    assert_eq!(
+        answer.headers.get("Session-Expires"),
+        Some("90;refresher=uac")
+    );
+    assert_eq!(answer.headers.get("Require"), Some("timer"));
+    assert!(answer.headers.get("Contact").is_some());
+    // The other party and the media are not disturbed.
+    assert!(sim.take(d1.addr).is_empty());
+    assert!(sim.records.is_empty(), "the call goes on");
+}

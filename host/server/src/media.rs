@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use edgepbx_engine::{MediaCommand, MediaSlot};
+use edgepbx_media::dtmf::Splicer;
 use edgepbx_media::ports::{PortError, PortRange};
 use edgepbx_media::relay::{Event, Relay, Side};
 use edgepbx_media::rtp::Kind;
@@ -100,6 +101,9 @@ enum RelayInput {
     Announce(Side, SocketAddr),
     /// A party is a browser: its port carries this leg.
     WebRtc(Side, Box<WebRtcLeg>),
+    /// A key for a party, as RFC 4733 events: side, key, milliseconds,
+    /// payload type.
+    Press(Side, char, u32, u8),
 }
 
 /// Media ports, the slots bound ahead, the sessions running.
@@ -170,6 +174,19 @@ impl MediaPlane {
                 if let Some(Control::Relay(control)) = self.sessions.get(&call).map(|s| &s.control)
                 {
                     let _ = control.send(RelayInput::WebRtc(side, leg));
+                }
+                Vec::new()
+            }
+            MediaCommand::Press {
+                call,
+                side,
+                key,
+                millis,
+                payload_type,
+            } => {
+                if let Some(Control::Relay(control)) = self.sessions.get(&call).map(|s| &s.control)
+                {
+                    let _ = control.send(RelayInput::Press(side, key, millis, payload_type));
                 }
                 Vec::new()
             }
@@ -309,6 +326,8 @@ struct Plane<'a> {
     sockets: &'a [UdpSocket; 4],
     relay: Relay,
     legs: [Option<Box<WebRtcLeg>>; 2],
+    /// Keys spliced into the RTP towards each plain side.
+    splicers: [Splicer; 2],
     /// `Gone` reported for each side.
     gone: [bool; 2],
     events: &'a mpsc::UnboundedSender<MediaEvent>,
@@ -357,7 +376,7 @@ impl Plane<'_> {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let (to_side, kind, to) = (out.from, out.kind, out.to);
-        let bytes = out.bytes.to_vec();
+        let mut bytes = out.bytes.to_vec();
         if let Some(leg) = &mut self.legs[index(to_side)] {
             // The browser's leg encrypts it (RTCP: it makes its own).
             if kind == Kind::Rtp {
@@ -365,6 +384,9 @@ impl Plane<'_> {
                 self.drain(now, to_side);
             }
             return;
+        }
+        if kind == Kind::Rtp {
+            self.splicers[index(to_side)].forward(&mut bytes);
         }
         let socket = match (to_side, kind) {
             (Side::A, Kind::Rtp) => &self.sockets[0],
@@ -397,6 +419,22 @@ impl Plane<'_> {
         self.relay.handle_announcement(side, BROWSER);
         self.legs[index(side)] = Some(leg);
         self.drain(now, side);
+    }
+
+    /// A key for `side`'s party, as RFC 4733 events in the media it
+    /// receives.
+    fn press(&mut self, now: std::time::Instant, side: Side, key: char, millis: u32, pt: u8) {
+        if let Some(leg) = &mut self.legs[index(side)] {
+            leg.press(now, pt, key, millis);
+            self.drain(now, side);
+            return;
+        }
+        let Some(to) = self.relay.destination(side) else {
+            return;
+        };
+        for packet in self.splicers[index(side)].press(pt, key, millis) {
+            let _ = self.sockets[index(side) * 2].try_send_to(&packet, to);
+        }
     }
 
     /// The earliest timer of the relay and the legs.
@@ -462,6 +500,7 @@ impl Task {
             sockets: &sockets,
             relay,
             legs: [None, None],
+            splicers: [Splicer::new(), Splicer::new()],
             gone: [false, false],
             events: &events,
             counters: &counters,
@@ -483,6 +522,10 @@ impl Task {
                     }
                     Some(RelayInput::WebRtc(side, leg)) => {
                         plane.attach(std::time::Instant::now(), side, leg);
+                        None
+                    }
+                    Some(RelayInput::Press(side, key, millis, pt)) => {
+                        plane.press(std::time::Instant::now(), side, key, millis, pt);
                         None
                     }
                     // The session was dropped: the call is over.

@@ -135,6 +135,7 @@ impl Calls {
         if webrtc::is_webrtc(&description) {
             description = webrtc::plain(&description);
         }
+        call.telephone_event = webrtc::formats_of(&description).telephone_event;
         if call.browser_offer.is_some() {
             return self.answer_browser_caller(now, cx, call, &description);
         }

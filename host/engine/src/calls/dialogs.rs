@@ -15,6 +15,7 @@ use edgepbx_sip::{Request, Response};
 
 use super::setup::is_sdp;
 use super::{ALLOW, Call, Calls, Cx, EndCause, PendingOk, Role, Timer, leg, side_index};
+use crate::output::{MediaCommand, Output};
 
 impl Calls {
     /// A request inside a dialog (To tag present).
@@ -49,6 +50,11 @@ impl Calls {
         key: ServerKey,
         request: &Request,
     ) {
+        let press = if request.method.as_str().eq_ignore_ascii_case("INFO") {
+            press_for_media(call, side, request)
+        } else {
+            None
+        };
         let leg = match side {
             Side::A => call.a.as_mut(),
             Side::B => call.b.as_mut(),
@@ -81,6 +87,24 @@ impl Calls {
             }
             "INVITE" | "UPDATE" | "INFO" if call.served.is_some() => {
                 self.served_request(now, cx, call, key, request);
+            }
+            // A session refresh (RFC 4028; JsSIP sends one every 45 s) is
+            // this leg's own business: answered here, media untouched.
+            "UPDATE" if request.body.is_empty() => {
+                let mut ok = Response::for_request(request, 200, None);
+                ok.headers.push("Contact", leg.contact.clone());
+                if let Some(expires) = request.headers.get("Session-Expires") {
+                    ok.headers.push("Session-Expires", expires);
+                    ok.headers.push("Require", "timer");
+                }
+                cx.sig.respond(now, key, ok);
+            }
+            "INFO" if press.is_some() => {
+                cx.sig
+                    .respond(now, key, Response::for_request(request, 200, None));
+                if let Some(press) = press {
+                    cx.sig.push(Output::Media(press));
+                }
             }
             "INVITE" | "UPDATE" | "INFO" => self.relay_request(now, cx, call, side, key, request),
             _ => cx
@@ -275,4 +299,26 @@ impl Calls {
         let peer = leg.peer.clone();
         cx.sig.send_ack(ack, &peer);
     }
+}
+
+/// A key sent as SIP INFO by `from`, for the other party's media as RFC
+/// 4733 events: when a browser is in the call (browsers send INFO by
+/// default and play events) and both parties agreed on telephone events.
+/// Between desk phones, INFO is relayed as it came.
+fn press_for_media(call: &Call, from: Side, request: &Request) -> Option<MediaCommand> {
+    let payload_type = call.telephone_event?;
+    call.media?;
+    if call.browser_sdp.iter().all(Option::is_none) {
+        return None;
+    }
+    let content_type = request.headers.get("Content-Type").unwrap_or_default();
+    let key = edgepbx_media::dtmf::digit_of_info(content_type, &request.body)?;
+    let millis = edgepbx_media::dtmf::duration_of_info(&request.body).unwrap_or(100);
+    Some(MediaCommand::Press {
+        call: call.id,
+        side: from.other(),
+        key,
+        millis,
+        payload_type,
+    })
 }

@@ -244,6 +244,9 @@ struct Call {
     /// Each browser party's description as edgepbx last sent it (its
     /// leg's ICE and DTLS parameters, for later offers and answers).
     browser_sdp: [Option<String>; 2],
+    /// The telephone-event payload type both parties agreed, when they
+    /// did.
+    telephone_event: Option<u8>,
     presentation: Option<Presentation>,
     history: Vec<Attempt>,
     /// Decisions asked so far; `usize::MAX` once the call has ended.

@@ -196,6 +196,7 @@ impl Calls {
             offer,
             browser_offer,
             browser_sdp: [None, None],
+            telephone_event: None,
             presentation: None,
             history: Vec::new(),
             decisions: 0,
