@@ -11,7 +11,7 @@ use crate::phones::{CALL_CONFIG, caller};
 use crate::sipp::SippOutcome;
 
 /// The default greeting of 101 with its beep lasts about 12 s.
-const GREETING_MS: u64 = 14_000;
+pub const GREETING_MS: u64 = 14_000;
 
 /// After the speech, the caller stays this long before hanging up.
 const AFTER_MS: u64 = 2_500;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use edgepbx_e2e::baresip::{Baresip, Calling, SoftphoneAccount, write_tone};
 use edgepbx_e2e::browser::{Browsers, ws_url};
 use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
+use edgepbx_e2e::voicemail::{GREETING_MS, message_files};
 use edgepbx_e2e::wait_for;
 use serde_json::{Value, json};
 
@@ -351,4 +352,37 @@ fn two_browsers_call_each_other() {
     assert_eq!(ended["originator"], "remote", "{ended}");
     let record = deployment.last_call_record("ACME");
     assert_eq!(record["answered_by"], "101", "{record}");
+}
+
+#[test]
+fn a_browser_leaves_a_voice_message() {
+    // The default digest order (SHA-256, then MD5): JsSIP answers the last
+    // challenge it is given, and speaks MD5 only.
+    let deployment = Deployment::new("ws-voicemail");
+    let mut exts = deployment.acme_with([100, 101]);
+    let (web, bob) = (exts.remove(0), exts.remove(0));
+    deployment.admin(&["ext", "set", "ACME", "101", "--voicemail", "on"]);
+    let pbx = deployment.start();
+    let mut browsers = Browsers::start();
+    browsers.register("web", &pbx, &web);
+    // 101 has no device: voicemail answers the browser through a WebRTC
+    // leg in front of its media endpoint.
+    browsers.command(
+        "web",
+        "call",
+        json!({"target": format!("sip:{}@{}", bob.number, bob.domain)}),
+    );
+    browsers.wait(Some("web"), "confirmed", Duration::from_secs(20));
+    // The greeting is heard; the browser's (fake) microphone is recorded.
+    browser_hears(&mut browsers, "web");
+    std::thread::sleep(Duration::from_millis(GREETING_MS + 4_000));
+    browsers.command("web", "hangup", json!({}));
+    browsers.wait(Some("web"), "ended", Duration::from_secs(10));
+    let kept = wait_for(Duration::from_secs(15), || {
+        let files = message_files(&deployment, &bob.number);
+        (!files.is_empty()).then_some(files)
+    });
+    assert!(kept.is_some(), "no message was kept:\n{}", pbx.log());
+    let record = deployment.last_call_record("ACME");
+    assert_eq!(record["outcome"], "voicemail", "{record}");
 }

@@ -171,9 +171,16 @@ impl MediaPlane {
                 Vec::new()
             }
             MediaCommand::WebRtc { call, side, leg } => {
-                if let Some(Control::Relay(control)) = self.sessions.get(&call).map(|s| &s.control)
-                {
-                    let _ = control.send(RelayInput::WebRtc(side, leg));
+                match self.sessions.get(&call).map(|s| &s.control) {
+                    Some(Control::Relay(control)) => {
+                        let _ = control.send(RelayInput::WebRtc(side, leg));
+                    }
+                    // A browser calling voicemail: the leg is in front of
+                    // the endpoint.
+                    Some(Control::Served(control)) => {
+                        let _ = control.send(Input::WebRtc(leg));
+                    }
+                    None => {}
                 }
                 Vec::new()
             }

@@ -74,6 +74,25 @@ impl Calls {
         call.media = Some(slot);
         let ip = cx.sig.media_ip(&call.a_peer);
         let session_id = cx.sig.random() & 0x7fff_ffff;
+        // A browser is answered by a WebRTC leg in front of the endpoint,
+        // once: it has no way to take a new leg in the same call.
+        if call.browser_offer.is_some() {
+            let Some(negotiated) = negotiated.filter(|_| call.a.is_none()) else {
+                return self.end(now, cx, call, EndCause::Rejected(488));
+            };
+            let Some((answer, leg)) = self.answer_browser_for_service(now, cx, call, &negotiated)
+            else {
+                return self.end(now, cx, call, EndCause::Rejected(488));
+            };
+            self.start_service(cx, call, negotiated, service);
+            cx.sig.push(Output::Media(MediaCommand::WebRtc {
+                call: call.id,
+                side: Side::A,
+                leg,
+            }));
+            call.served = SessionDescription::parse(&answer).ok();
+            return self.answer_caller(now, cx, call, Some(answer), None);
+        }
         let description = match (call.offer.clone(), negotiated) {
             (Some(their_offer), Some(negotiated)) => {
                 self.start_service(cx, call, negotiated, service);

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use edgepbx_media::answer::Negotiated;
 use edgepbx_media::relay::Side;
 use edgepbx_media::sdp::{Direction, SessionDescription};
 use edgepbx_media::webrtc::{self, WebRtcLeg};
@@ -123,6 +124,40 @@ impl Calls {
         }));
         call.browser_sdp[side_index(Side::A)] = Some(answer.clone());
         Some(answer.into_bytes())
+    }
+
+    /// The answer to a browser caller that edgepbx serves itself
+    /// (voicemail) with `negotiated`'s codec, and the leg to put in front
+    /// of the endpoint (the driver gets it after the `Serve`).
+    pub(super) fn answer_browser_for_service(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        call: &mut Call,
+        negotiated: &Negotiated,
+    ) -> Option<(Vec<u8>, Box<WebRtcLeg>)> {
+        let offer = call.browser_offer.as_deref()?;
+        let media = call.media?;
+        let local = SocketAddr::new(cx.sig.media_ip(&call.a_peer), media.a_port);
+        let codec = if negotiated.codec.name().eq_ignore_ascii_case("PCMA") {
+            webrtc::G711::Pcma
+        } else {
+            webrtc::G711::Pcmu
+        };
+        let formats = webrtc::Formats {
+            codecs: vec![codec],
+            telephone_event: negotiated.telephone_event,
+        };
+        match WebRtcLeg::answer(now, &self.identity, local, offer, &formats) {
+            Ok((leg, answer)) => {
+                call.browser_sdp[side_index(Side::A)] = Some(answer.clone());
+                Some((answer.into_bytes(), Box::new(leg)))
+            }
+            Err(error) => {
+                warn!(call = call.id, %error, "cannot answer the browser for voicemail");
+                None
+            }
+        }
     }
 
     /// A description for browser party `to` carrying the other party's

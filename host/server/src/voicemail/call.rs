@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use edgepbx_engine::Served;
 use edgepbx_media::endpoint::{Endpoint, Event, tone};
 use edgepbx_media::wav::{Pcm, read_wav};
+use edgepbx_media::webrtc::WebRtcLeg;
 use edgepbx_voicemail::{Clip, Config, Keep, Output, Reply, Session};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -26,12 +27,25 @@ const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_PLAYED_SECS: u32 = 86_400;
 
 /// What reaches a served call from the engine.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub enum Input {
     /// The caller pressed a key (SIP INFO).
     Key(char),
     /// The caller receives at this address now.
     Announce(SocketAddr),
+    /// The caller is a browser: its media comes through this leg.
+    WebRtc(Box<WebRtcLeg>),
+}
+
+/// Where the endpoint believes a browser is: the leg stands in for it.
+const BROWSER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9);
+
+/// Sends what a browser's leg has to send.
+fn flush(leg: &mut WebRtcLeg, socket: &UdpSocket) {
+    while let Some(datagram) = leg.poll_datagram() {
+        let _ = socket.try_send_to(&datagram.bytes, datagram.to);
+    }
 }
 
 /// A served call's state.
@@ -93,26 +107,50 @@ impl Call {
         info!(call = %self.served.uid, service = ?self.served.service, "voicemail answering");
         let mut buf = [0u8; MAX_PACKET];
         let mut rtcp_buf = [0u8; MAX_PACKET];
+        let mut leg: Option<Box<WebRtcLeg>> = None;
         self.work().await;
         while !self.session.is_done() {
             let now = Instant::now();
             while let Some((to, packet)) = self.endpoint.poll_transmit(now) {
-                let _ = rtp.try_send_to(packet, to);
+                match &mut leg {
+                    Some(leg) => leg.send_rtp(now, packet),
+                    None => {
+                        let _ = rtp.try_send_to(packet, to);
+                    }
+                }
             }
             let mut deadline = self.endpoint.poll_timeout();
+            if let Some(leg) = &mut leg {
+                flush(leg, &rtp);
+                deadline = deadline.min(leg.poll_timeout());
+            }
             if let Some(at) = self.session.poll_timeout() {
                 deadline = deadline.min(at);
             }
             tokio::select! {
                 r = rtp.recv_from(&mut buf) => {
                     if let Ok((n, from)) = r {
-                        self.endpoint.handle_packet(Instant::now(), from, &buf[..n]);
+                        let now = Instant::now();
+                        match &mut leg {
+                            Some(leg) => {
+                                leg.handle_datagram(now, from, &buf[..n]);
+                                flush(leg, &rtp);
+                                while let Some(packet) = leg.poll_rtp() {
+                                    self.endpoint.handle_packet(now, BROWSER, &packet);
+                                }
+                            }
+                            None => self.endpoint.handle_packet(now, from, &buf[..n]),
+                        }
                     }
                 }
                 _ = rtcp.recv_from(&mut rtcp_buf) => {}
                 input = inputs.recv() => match input {
                     Some(Input::Key(key)) => self.session.handle_key(Instant::now(), key),
                     Some(Input::Announce(address)) => self.endpoint.handle_announcement(address),
+                    Some(Input::WebRtc(browser)) => {
+                        self.endpoint.handle_announcement(BROWSER);
+                        leg = Some(browser);
+                    }
                     None => {
                         // The caller hung up: keep what must be kept.
                         self.session.handle_hangup();
@@ -122,6 +160,10 @@ impl Call {
                 },
                 () = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
+                    if let Some(leg) = &mut leg {
+                        leg.handle_timeout(now);
+                        flush(leg, &rtp);
+                    }
                     self.endpoint.handle_timeout(now);
                     self.session.handle_timeout(now);
                 }
