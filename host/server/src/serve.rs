@@ -174,10 +174,18 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         tls,
     };
     let sip_shutdown = shutdown_rx.clone();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let sip_thread = std::thread::Builder::new()
         .name("sip".into())
-        .spawn(move || sip.run(sip_shutdown))
+        .spawn(move || sip.run(sip_shutdown, started_tx))
         .context("starting the SIP thread")?;
+    // "Ready" means the SIP plane serves: wait for its runtimes and engine.
+    if started_rx.await.is_err() {
+        return match sip_thread.join() {
+            Ok(Err(error)) => Err(error.context("starting the SIP plane")),
+            _ => Err(anyhow::anyhow!("the SIP plane stopped while starting")),
+        };
+    }
     let admin = Admin {
         tenants: Arc::new(tokio::sync::Mutex::new(tenants.clone())),
         reloading: Arc::default(),
@@ -322,8 +330,13 @@ struct SipPlane {
 }
 
 impl SipPlane {
-    /// Runs the transports and the SIP plane until `shutdown`.
-    fn run(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    /// Runs the transports and the SIP plane until `shutdown`; `started`
+    /// hears once the engine's driver runs.
+    fn run(
+        self,
+        shutdown: watch::Receiver<bool>,
+        started: tokio::sync::oneshot::Sender<()>,
+    ) -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("sip")
             .enable_all()
@@ -419,6 +432,7 @@ impl SipPlane {
                 shutdown: shutdown.clone(),
             };
             let core_task = sip::spawn(driver, inputs);
+            let _ = started.send(());
             let tls_task = tls.map(|(listener, acceptor)| {
                 tokio::spawn(transport::run_stream(
                     listener,
