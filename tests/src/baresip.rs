@@ -137,6 +137,8 @@ impl Baresip {
         let mut config = format!(
             "poll_method\t\tepoll\n\
              sip_listen\t\t127.0.0.1:0\n\
+             net_interface\t\t127.0.0.1\n\
+             dns_server\t\t127.0.0.1:53\n\
              sip_trans_def\t\t{transport}\n\
              module_path\t\t{module_path}\n\
              module_app\t\taccount.so\n",

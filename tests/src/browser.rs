@@ -122,20 +122,31 @@ impl Browsers {
         self.wait(Some(name), "opened", Duration::from_secs(30));
     }
 
-    /// Opens phone `name` in a page served by `pbx` and registers it as
-    /// `ext` over the WebSocket; returns the `registered` event.
+    /// Opens phone `name` in a page served by `pbx` over HTTP and
+    /// registers it as `ext` over the WebSocket; returns the `registered`
+    /// event.
     pub fn register(&mut self, name: &str, pbx: &RunningPbx, ext: &Extension) -> Value {
-        self.open(name, &format!("http://{}", pbx.http()));
-        self.start_ua(name, pbx, ext, &ext.password);
+        self.register_at(name, &format!("http://{}", pbx.http()), &ws_url(pbx), ext)
+    }
+
+    /// Opens phone `name` in a page of `origin` and registers it as `ext`
+    /// over the WebSocket at `ws`.
+    pub fn register_at(&mut self, name: &str, origin: &str, ws: &str, ext: &Extension) -> Value {
+        self.open(name, origin);
+        self.start_ua_at(name, ws, ext, &ext.password);
         self.wait(Some(name), "registered", Duration::from_secs(20))
     }
 
     /// Starts phone `name`'s JsSIP user agent as `ext` with `password`.
     pub fn start_ua(&mut self, name: &str, pbx: &RunningPbx, ext: &Extension, password: &str) {
+        self.start_ua_at(name, &ws_url(pbx), ext, password);
+    }
+
+    fn start_ua_at(&mut self, name: &str, ws: &str, ext: &Extension, password: &str) {
         self.send(json!({
             "cmd": "ua",
             "name": name,
-            "ws": ws_url(pbx),
+            "ws": ws,
             "uri": format!("sip:{}@{}", ext.number, ext.domain),
             "password": password,
         }));

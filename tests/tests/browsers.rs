@@ -386,3 +386,176 @@ fn a_browser_leaves_a_voice_message() {
     let record = deployment.last_call_record("ACME");
     assert_eq!(record["outcome"], "voicemail", "{record}");
 }
+
+#[test]
+fn a_browser_registers_over_wss_on_the_https_listener() {
+    let certs = edgepbx_e2e::workdir::Workdir::new("wss-certs");
+    let (cert, key) = edgepbx_e2e::certs::self_signed(certs.path(), &["IP:127.0.0.1"]);
+    let deployment = Deployment::with_config(
+        "wss-register",
+        &format!(
+            "[http]\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    );
+    let ext = deployment.acme_with([100]).remove(0);
+    let key = deployment.api_key("ACME", true);
+    let pbx = deployment.start();
+    let mut browsers = Browsers::start();
+    let http = pbx.http();
+    let registered = browsers.register_at(
+        "web",
+        &format!("https://{http}"),
+        &format!("wss://{http}/ws"),
+        &ext,
+    );
+    assert!(
+        registered["contact"]
+            .as_str()
+            .is_some_and(|c| c.contains("+sip.instance")),
+        "{registered}"
+    );
+    let devices = wait_for(Duration::from_secs(10), || {
+        let d = https_devices(http, &key);
+        (d.as_array().map(Vec::len) == Some(1)).then_some(d)
+    })
+    .expect("the browser listed as a device");
+    assert_eq!(devices[0]["transport"], "wss");
+}
+
+/// The devices of extension 100, read over HTTPS with `curl` (the test's
+/// certificate is self-signed).
+fn https_devices(http: std::net::SocketAddr, key: &str) -> Value {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-H", &format!("Authorization: Bearer {key}")])
+        .arg(format!("https://{http}/api/v1/extensions/100/devices"))
+        .output()
+        .expect("curl runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// A WebSocket frame from a client (masked, RFC 6455 §5.3).
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x5a, 0x17, 0xc3, 0x2e];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Reads server frames until a Close: its status code (`None` when the
+/// connection ends without one).
+fn close_code(stream: &mut TcpStream) -> Option<u16> {
+    let mut reader = std::io::BufReader::new(stream);
+    loop {
+        let mut head = [0u8; 2];
+        reader.read_exact(&mut head).ok()?;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                reader.read_exact(&mut l).ok()?;
+                u64::from(u16::from_be_bytes(l))
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                reader.read_exact(&mut l).ok()?;
+                u64::from_be_bytes(l)
+            }
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).ok()?];
+        reader.read_exact(&mut payload).ok()?;
+        if head[0] & 0x0f == 0x8 {
+            return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+        }
+    }
+}
+
+/// An open SIP WebSocket to `pbx` (the upgrade's answer read).
+fn sip_socket(pbx: &RunningPbx) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(pbx.http()).expect("the HTTP listener");
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: sip\r\n\r\n",
+        pbx.http()
+    );
+    stream.write_all(request.as_bytes()).expect("the request");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    // The answer's head, byte by byte so that no frame is read with it.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).is_ok() {
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (stream, status)
+}
+
+#[test]
+fn sip_websockets_are_limited_per_address_in_size_and_in_rate() {
+    let deployment = Deployment::with_config("ws-limits", "[sip]\nmax_connections_per_ip = 2\n");
+    deployment.acme_with([100]);
+    let pbx = deployment.start();
+    // Two sockets from one address, not three.
+    let (mut first, status) = sip_socket(&pbx);
+    assert!(status.contains(" 101 "), "{status}");
+    let (second, status) = sip_socket(&pbx);
+    assert!(status.contains(" 101 "), "{status}");
+    let (_, status) = sip_socket(&pbx);
+    assert!(status.contains(" 429 "), "{status}");
+    drop(second);
+
+    // A frame larger than a SIP message may be ends the connection.
+    let big = vec![b'x'; 70_000];
+    first.write_all(&client_frame(0x1, &big)).expect("a frame");
+    let sent = Instant::now();
+    close_code(&mut first);
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "the oversized frame was not refused"
+    );
+
+    // A flood of messages is cut off with 1008 (policy violation) once
+    // the burst allowance (10 s of the rate) is spent.
+    let (mut flood, _) = wait_for(Duration::from_secs(5), || {
+        let (s, status) = sip_socket(&pbx);
+        status.contains(" 101 ").then_some((s, status))
+    })
+    .expect("a socket once the others closed");
+    for n in 0..300 {
+        let options = format!(
+            "OPTIONS sip:acme.test SIP/2.0\r\nVia: SIP/2.0/WS f.invalid;branch=z9hG4bK-{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:x@acme.test>;tag=f\r\nTo: <sip:acme.test>\r\n\
+             Call-ID: flood-{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        if flood
+            .write_all(&client_frame(0x1, options.as_bytes()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut flood), Some(1008));
+    // The server goes on serving others.
+    let (_, status) = sip_socket(&pbx);
+    assert!(status.contains(" 101 "), "{status}");
+}
