@@ -11,7 +11,7 @@
 // `STEP awaiting-device` it waits for a line on stdin (the device is
 // registered). Any failure prints `FAIL <message>` and exits 1.
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import path from "node:path";
@@ -33,21 +33,7 @@ async function shot(page, name) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-dev-shm-usage",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-quic",
-      // Nothing but loopback: no name resolves (Chromium would look up
-      // Google's hosts at start).
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    ],
-  });
+  const browser = await launch();
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const consoleErrors = [];

@@ -19,7 +19,7 @@
 // "progress", "accepted", "confirmed", "ended" (cause), "failed" (cause),
 // "dtmf" (tone, by), "info" (body), "hold"/"unhold", "error" (message).
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -130,26 +130,13 @@ const inPage = () => {
 };
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-dev-shm-usage",
-      "--use-fake-ui-for-media-stream",
-      "--use-fake-device-for-media-stream",
-      // The tests' only network is loopback.
-      "--allow-loopback-in-peer-connection",
-      "--autoplay-policy=no-user-gesture-required",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-quic",
-      // Nothing but loopback: no name resolves (Chromium would look up
-      // Google's hosts at start).
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    ],
-  });
+  const browser = await launch([
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    // The tests' only network is loopback.
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+  ]);
   const pages = new Map();
   const page = (name) => {
     const p = pages.get(name);
