@@ -80,6 +80,10 @@ pub struct Claim<'a> {
     pub tag: &'a str,
     /// Where the request came from, for throttling.
     pub source: IpAddr,
+    /// It came over a WebSocket: from a browser's SIP stack (JsSIP,
+    /// SIP.js), which speaks MD5 only and answers the last challenge, so
+    /// MD5 comes last in its challenges whatever the configured order.
+    pub websocket: bool,
 }
 
 /// What the gate decided.
@@ -202,11 +206,27 @@ impl DigestGate {
         }
         let status = claim.challenge.status();
         let mut response = Response::for_request(claim.request, status, Some(claim.tag));
-        for value in self.auth.challenge(unix, nonce, &realm, stale) {
+        let mut values = self.auth.challenge(unix, nonce, &realm, stale);
+        if claim.websocket {
+            // A stable sort: the others keep their order.
+            values.sort_by_key(|v| v.ends_with("algorithm=MD5") || v.contains("algorithm=MD5,"));
+        }
+        for value in values {
             response.headers.push(claim.challenge.offer_header(), value);
         }
         GateOutcome::Answer(response)
     }
+}
+
+/// Whether `peer` is a WebSocket flow.
+pub(crate) fn is_websocket(peer: &Peer) -> bool {
+    matches!(
+        peer,
+        Peer::Stream {
+            kind: crate::peer::StreamKind::Ws | crate::peer::StreamKind::Wss,
+            ..
+        }
+    )
 }
 
 /// Authenticates a request that speaks for its From (INVITE, SUBSCRIBE)
@@ -243,6 +263,7 @@ pub(crate) fn authenticate(
         request_uri: Some(&request.uri),
         tag: &tag,
         source: peer.addr().ip(),
+        websocket: is_websocket(peer),
     };
     let nonce = sig.random_bytes();
     match gate.check(now, wall, nonce, tenants, claim) {

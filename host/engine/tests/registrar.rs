@@ -480,3 +480,31 @@ fn a_websocket_client_is_reached_over_its_connection_until_it_closes() {
         }) == Some(0)
     );
 }
+
+#[test]
+fn a_browser_is_challenged_with_md5_last_whatever_the_order() {
+    use edgepbx_engine::StreamKind;
+    // MD5 first, for phones that read the first challenge only.
+    let mut config = config();
+    config.security.digest_algorithms = vec!["MD5".into(), "SHA-256".into()];
+    let mut sim = Sim::new(config, acme(false, &[]), &[], no_policy());
+    let algorithms = |r: &Response| -> Vec<String> {
+        r.headers
+            .0
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("WWW-Authenticate"))
+            .filter_map(|h| h.value.split("algorithm=").nth(1))
+            .map(|a| a.split(',').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let mut phone = Ua::new("101", 6001);
+    sim.send(phone.addr, register(&mut phone, "101", 60, 1));
+    let challenge = sim.response(phone.addr, 401);
+    assert_eq!(algorithms(&challenge), ["MD5", "SHA-256"]);
+    // JsSIP answers the last challenge and knows MD5 only.
+    let mut browser = Ua::new("101", 50_124);
+    let first = register_over_websocket(&mut browser, 1);
+    sim.send_stream(8, browser.addr, StreamKind::Wss, first.clone());
+    let challenge = sim.response(browser.addr, 401);
+    assert_eq!(algorithms(&challenge), ["SHA-256", "MD5"]);
+}

@@ -16,7 +16,7 @@ use tracing::warn;
 
 use super::{Call, Calls, Cx, side_index};
 use crate::output::{MediaCommand, Output};
-use crate::peer::{Peer, StreamKind};
+use crate::peer::Peer;
 
 /// The WebRTC leg offered on a browser's branch, and the offer it made.
 #[derive(Debug)]
@@ -28,13 +28,7 @@ pub(super) struct BrowserOffer {
 /// Whether a device is a browser: it registered over a WebSocket, so it
 /// speaks WebRTC media (RFC 7118 clients do).
 pub(super) fn is_browser(peer: &Peer) -> bool {
-    matches!(
-        peer,
-        Peer::Stream {
-            kind: StreamKind::Ws | StreamKind::Wss,
-            ..
-        }
-    )
+    crate::digest::is_websocket(peer)
 }
 
 impl Calls {

@@ -64,6 +64,7 @@ pub fn register(
         request_uri: None,
         tag: &tag,
         source: source.addr().ip(),
+        websocket: crate::digest::is_websocket(source),
     };
     let (tenant, owner, addressed_user) = match gate.check(now, wall, entropy.nonce, tenants, claim)
     {
