@@ -19,6 +19,8 @@ pub fn digit_of_event(event: u8) -> Option<char> {
     }
 }
 
+use std::borrow::Cow;
+
 /// The telephone event code of a key (RFC 4733 §3.2).
 pub fn event_of_digit(key: char) -> Option<u8> {
     match key.to_ascii_uppercase() {
@@ -64,10 +66,11 @@ impl Splicer {
         Splicer::default()
     }
 
-    /// Renumbers a forwarded RTP `packet` in place.
-    pub fn forward(&mut self, packet: &mut [u8]) {
+    /// A forwarded RTP `packet` as it goes out: unchanged (not copied)
+    /// until a press has been spliced in, renumbered after.
+    pub fn forward<'a>(&mut self, packet: &'a [u8]) -> Cow<'a, [u8]> {
         let Ok(rtp) = crate::rtp::RtpPacket::parse(packet) else {
-            return;
+            return Cow::Borrowed(packet);
         };
         let sequence = rtp.sequence.wrapping_add(self.offset);
         let newer = self.last.is_none_or(|(ssrc, seq, _)| {
@@ -76,9 +79,12 @@ impl Splicer {
         if newer {
             self.last = Some((rtp.ssrc, sequence, rtp.timestamp));
         }
-        if self.offset != 0 {
-            packet[2..4].copy_from_slice(&sequence.to_be_bytes());
+        if self.offset == 0 {
+            return Cow::Borrowed(packet);
         }
+        let mut renumbered = packet.to_vec();
+        renumbered[2..4].copy_from_slice(&sequence.to_be_bytes());
+        Cow::Owned(renumbered)
     }
 
     /// The packets of a press of `key` lasting `millis`, with payload type
@@ -269,7 +275,7 @@ mod tests {
         assert!(splicer.press(101, '5', 100).is_empty(), "no stream yet");
         let mut audio = Vec::new();
         crate::rtp::write(&mut audio, false, 0, 500, 8_000, 42, &[0xff; 160]);
-        splicer.forward(&mut audio);
+        assert!(matches!(splicer.forward(&audio), Cow::Borrowed(_)));
         let press = splicer.press(101, '5', 100);
         // 100 ms: updates at 20, 40, 60, 80 ms, then three ends at 100 ms.
         assert_eq!(press.len(), 7);
@@ -294,9 +300,9 @@ mod tests {
         assert_eq!(last.map(|e| (e.end, e.duration)), Some((true, 800)));
         // The next audio packet comes after the press.
         crate::rtp::write(&mut audio, false, 0, 501, 8_160, 42, &[0xff; 160]);
-        splicer.forward(&mut audio);
+        let out = splicer.forward(&audio);
         assert_eq!(
-            crate::rtp::RtpPacket::parse(&audio).expect("RTP").sequence,
+            crate::rtp::RtpPacket::parse(&out).expect("RTP").sequence,
             508
         );
         assert_eq!(event_of_digit('#'), Some(11));

@@ -9,6 +9,7 @@
 //! relaying thousands of packets a second never delays a SIP message on the
 //! SIP plane's workers.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
@@ -159,7 +160,7 @@ impl MediaPlane {
                 side,
                 address,
             } => {
-                match self.sessions.get(&call).map(|s| &s.control) {
+                match self.control(call) {
                     Some(Control::Relay(control)) => {
                         let _ = control.send(RelayInput::Announce(side, address));
                     }
@@ -171,7 +172,7 @@ impl MediaPlane {
                 Vec::new()
             }
             MediaCommand::WebRtc { call, side, leg } => {
-                match self.sessions.get(&call).map(|s| &s.control) {
+                match self.control(call) {
                     Some(Control::Relay(control)) => {
                         let _ = control.send(RelayInput::WebRtc(side, leg));
                     }
@@ -191,8 +192,7 @@ impl MediaPlane {
                 millis,
                 payload_type,
             } => {
-                if let Some(Control::Relay(control)) = self.sessions.get(&call).map(|s| &s.control)
-                {
+                if let Some(Control::Relay(control)) = self.control(call) {
                     let _ = control.send(RelayInput::Press(side, key, millis, payload_type));
                 }
                 Vec::new()
@@ -202,8 +202,7 @@ impl MediaPlane {
                 Vec::new()
             }
             MediaCommand::Key { call, key } => {
-                if let Some(Control::Served(control)) = self.sessions.get(&call).map(|s| &s.control)
-                {
+                if let Some(Control::Served(control)) = self.control(call) {
                     let _ = control.send(Input::Key(key));
                 }
                 Vec::new()
@@ -220,6 +219,11 @@ impl MediaPlane {
                 Vec::new()
             }
         }
+    }
+
+    /// Where call `call`'s session takes its inputs.
+    fn control(&self, call: u64) -> Option<&Control> {
+        self.sessions.get(&call).map(|s| &s.control)
     }
 
     /// Binds a slot: two pairs.
@@ -383,18 +387,18 @@ impl Plane<'_> {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let (to_side, kind, to) = (out.from, out.kind, out.to);
-        let mut bytes = out.bytes.to_vec();
         if let Some(leg) = &mut self.legs[index(to_side)] {
             // The browser's leg encrypts it (RTCP: it makes its own).
             if kind == Kind::Rtp {
-                leg.send_rtp(now, &bytes);
+                leg.send_rtp(now, out.bytes);
                 self.drain(now, to_side);
             }
             return;
         }
-        if kind == Kind::Rtp {
-            self.splicers[index(to_side)].forward(&mut bytes);
-        }
+        let bytes = match kind {
+            Kind::Rtp => self.splicers[index(to_side)].forward(out.bytes),
+            Kind::Rtcp => Cow::Borrowed(out.bytes),
+        };
         let socket = match (to_side, kind) {
             (Side::A, Kind::Rtp) => &self.sockets[0],
             (Side::A, Kind::Rtcp) => &self.sockets[1],
