@@ -9,6 +9,7 @@ use crate::pbx::{Deployment, Extension, RunningPbx};
 use crate::pcap;
 use crate::phones::{CALL_CONFIG, caller};
 use crate::sipp::SippOutcome;
+use crate::wait_for;
 
 /// The default greeting of 101 with its beep lasts about 12 s.
 pub const GREETING_MS: u64 = 14_000;
@@ -107,7 +108,8 @@ pub fn mailbox_of_101(name: &str, config: &str) -> (Deployment, Extension, Exten
 pub const SCRIPT: &str = "hello, this is a test message. please call me back tomorrow morning.";
 
 /// `alice` leaves [`SCRIPT`], spoken by `voice`, in `bob`'s mailbox;
-/// returns the WAV of what she said.
+/// returns the WAV of what she said once the message is kept (edgepbx
+/// writes it after the caller's BYE is answered).
 pub fn leave_message(
     deployment: &Deployment,
     pbx: &RunningPbx,
@@ -121,6 +123,7 @@ pub fn leave_message(
     let pcap_file = dir.join("speech.pcap");
     pcap::write(&pcap_file, &pcap::audio(&frames, 0));
     let speech_ms = frames.len() as u64 * 20;
+    let kept_before = message_files(deployment, &bob.number).len();
     let name = scenario(
         dir,
         "voicemail_deposit",
@@ -134,6 +137,10 @@ pub fn leave_message(
         .timeout(Duration::from_secs(60))
         .run(dir, "deposit")
         .assert_all_succeeded(1);
+    wait_for(Duration::from_secs(10), || {
+        (message_files(deployment, &bob.number).len() > kept_before).then_some(())
+    })
+    .expect("the message is kept");
     spoken
 }
 
