@@ -23,7 +23,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::model::{Session, Tenant};
-use crate::route::Route;
+use crate::route::{Route, Tab};
 use crate::state::{AppState, live_events};
 
 fn main() {
@@ -135,16 +135,25 @@ fn Banner() -> impl IntoView {
 fn Console() -> impl IntoView {
     let state = AppState::get();
     let route = route::current();
-    let links = [
-        (Route::Extensions, "Extensions", "nav-extensions"),
-        (Route::Dashboard, "Dashboard", "nav-dashboard"),
-        (Route::Groups, "Groups", "nav-groups"),
-        (Route::Contacts, "Contacts", "nav-contacts"),
-        (Route::Phones, "Phones", "nav-phones"),
-        (Route::Policies, "Policies", "nav-policies"),
-        (Route::ImportExport, "Import/Export", "nav-import-export"),
-        (Route::ApiKeys, "API keys", "nav-api-keys"),
-    ];
+    // An extension user has one page: their own extension.
+    let own = state.own_extension();
+    let links = match &own {
+        Some(number) => vec![(
+            Route::Extension(number.clone(), Tab::General),
+            "My extension",
+            "nav-my-extension",
+        )],
+        None => vec![
+            (Route::Extensions, "Extensions", "nav-extensions"),
+            (Route::Dashboard, "Dashboard", "nav-dashboard"),
+            (Route::Groups, "Groups", "nav-groups"),
+            (Route::Contacts, "Contacts", "nav-contacts"),
+            (Route::Phones, "Phones", "nav-phones"),
+            (Route::Policies, "Policies", "nav-policies"),
+            (Route::ImportExport, "Import/Export", "nav-import-export"),
+            (Route::ApiKeys, "API keys", "nav-api-keys"),
+        ],
+    };
     let logout = move |_| {
         spawn_local(async move {
             // Logged out locally whatever the server says.
@@ -160,7 +169,8 @@ fn Console() -> impl IntoView {
             let active = move || {
                 let current = route.get();
                 current == target
-                    || (target == Route::Extensions && matches!(current, Route::Extension(..)))
+                    || (matches!(target, Route::Extensions | Route::Extension(..))
+                        && matches!(current, Route::Extension(..)))
             };
             view! {
                 <a href=href class:active=active data-testid=id>
@@ -196,6 +206,15 @@ fn Console() -> impl IntoView {
                         </p>
                     }
                         .into_any();
+                }
+                if let Some(number) = own.clone() {
+                    // Whatever the address says, an extension user sees
+                    // their own extension.
+                    let tab = match route {
+                        Route::Extension(n, tab) if n == number && tab.personal() => tab,
+                        _ => Tab::General,
+                    };
+                    return view! { <pages::extension::ExtensionDetail number tab/> }.into_any();
                 }
                 match route {
                     Route::Extensions => view! { <pages::extensions::Extensions/> }.into_any(),

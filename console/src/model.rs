@@ -65,11 +65,14 @@ pub struct FieldError {
 pub struct Session {
     /// Login email.
     pub email: String,
-    /// `system-admin`, `tenant-admin` or `read-only`.
+    /// `system-admin`, `tenant-admin`, `read-only` or `extension-user`.
     pub role: String,
     /// The user's tenant; `None` for a system admin.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// An extension user's extension.
+    #[serde(default)]
+    pub extension: Option<String>,
 }
 
 impl Session {
@@ -77,6 +80,18 @@ impl Session {
     pub fn is_system_admin(&self) -> bool {
         self.role == "system-admin"
     }
+}
+
+/// A console user (`GET /users`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ConsoleUser {
+    /// Login email.
+    pub email: String,
+    /// Their role.
+    pub role: String,
+    /// An extension user's extension.
+    #[serde(default)]
+    pub extension: Option<String>,
 }
 
 /// A tenant (`GET /tenants`).

@@ -37,6 +37,12 @@ impl Tab {
         Tab::Reliability,
     ];
 
+    /// Whether an extension user sees it (the others hold what only an
+    /// administrator changes).
+    pub fn personal(self) -> bool {
+        !matches!(self, Tab::Aliases | Tab::CallerId)
+    }
+
     /// Its path segment.
     pub fn slug(self) -> &'static str {
         match self {

@@ -204,6 +204,12 @@ impl AppState {
             || self.tenant.with(Option::is_some)
     }
 
+    /// The extension of an extension user, who sees only it.
+    pub fn own_extension(&self) -> Option<String> {
+        self.session
+            .with(|s| s.as_ref().and_then(|s| s.extension.clone()))
+    }
+
     /// Whether the user may only read.
     pub fn read_only(&self) -> bool {
         self.session
@@ -257,7 +263,8 @@ pub mod live_events {
     /// by itself after a network error.
     pub fn restart(state: AppState) {
         stop();
-        if !state.has_tenant() {
+        // An extension user sees no tenant-wide presence.
+        if !state.has_tenant() || state.own_extension().is_some() {
             return;
         }
         let Ok(source) = EventSource::new(&api::url("/events")) else {

@@ -26,32 +26,8 @@ impl Browsers {
     /// Starts Chromium; fails (never skips) when node, Chromium or the npm
     /// packages are missing.
     pub fn start() -> Browsers {
-        require_program("node");
-        require_program("chromium");
-        let dir = manifest_dir().join("browser");
-        assert!(
-            dir.join("node_modules/jssip").is_dir() && dir.join("node_modules/esbuild").is_dir(),
-            "jssip or esbuild is missing: run ./scripts/test.sh (it runs `npm ci` in tests/browser)"
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("phones.mjs"))
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node starts");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let event =
-                    serde_json::from_str(&line).unwrap_or(json!({"event": "text", "line": line}));
-                if tx.send(event).is_err() {
-                    break;
-                }
-            }
+        let (child, stdin, events) = node("phones.mjs", &["jssip", "esbuild"], &[], |line| {
+            serde_json::from_str(&line).unwrap_or(json!({"event": "text", "line": line}))
         });
         let mut browsers = Browsers {
             child,
@@ -180,4 +156,95 @@ impl Drop for Browsers {
 /// The SIP WebSocket of `pbx` (default path).
 pub fn ws_url(pbx: &RunningPbx) -> String {
     format!("ws://{}/ws", pbx.http())
+}
+
+/// Runs `tests/browser/<script>` with `env`, its stdout's lines read by
+/// `read` on a thread of their own; fails (never skips) when node,
+/// Chromium or one of the npm `packages` is missing.
+fn node<T: Send + 'static>(
+    script: &str,
+    packages: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    read: fn(String) -> T,
+) -> (Child, ChildStdin, mpsc::Receiver<T>) {
+    require_program("node");
+    require_program("chromium");
+    let dir = manifest_dir().join("browser");
+    for package in packages {
+        assert!(
+            dir.join("node_modules").join(package).is_dir(),
+            "{package} is missing: run ./scripts/test.sh (it runs `npm ci` in tests/browser)"
+        );
+    }
+    let mut child = Command::new("node")
+        .arg(dir.join(script))
+        .current_dir(&dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node starts");
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(read(line)).is_err() {
+                return;
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+/// A Node script driving the console in Chromium that reports its
+/// progress one line per step (`STEP <name> [detail]`, or `FAIL <why>`)
+/// and may wait for lines on its stdin.
+pub struct Steps {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Steps {
+    /// Runs `tests/browser/<script>` with `env`; fails (never skips) when
+    /// node, Chromium or playwright-core is missing.
+    pub fn start(script: &str, env: &[(&str, &std::ffi::OsStr)]) -> Steps {
+        let (child, stdin, lines) = node(script, &["playwright-core"], env, |line| {
+            println!("browser: {line}");
+            line
+        });
+        Steps {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Waits (90 s at most) for step `name`; returns its detail.
+    pub fn next(&self, name: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(90))
+                .unwrap_or_else(|_| panic!("the browser never reached `{name}`"));
+            assert!(!line.starts_with("FAIL"), "browser: {line}");
+            if let Some(rest) = line.strip_prefix(&format!("STEP {name}")) {
+                return rest.trim().to_owned();
+            }
+        }
+    }
+
+    /// Tells the script to go on.
+    pub fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("the browser reads stdin");
+    }
+
+    /// Waits for step `done` and the script's successful exit.
+    pub fn finish(mut self) {
+        self.next("done");
+        let status = self.child.wait().expect("node exits");
+        assert!(status.success(), "the browser script failed: {status}");
+    }
 }

@@ -75,6 +75,26 @@ impl Client {
         }
     }
 
+    /// Logs in as a console user; the same client carrying the session
+    /// cookie (whose attributes it checks).
+    pub fn logged_in(&self, email: &str, password: &str) -> Client {
+        let r = self.json(
+            "POST",
+            "/api/v1/session",
+            &serde_json::json!({"email": email, "password": password}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let cookie = r.header("set-cookie").expect("a session cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        Client {
+            cookie: Some(cookie.split(';').next().unwrap_or_default().to_owned()),
+            ..self.clone()
+        }
+    }
+
     /// GET.
     pub fn get(&self, path: &str) -> Response {
         self.request("GET", path, None, &[])

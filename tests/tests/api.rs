@@ -54,26 +54,6 @@ fn assert_problem(r: &edgepbx_e2e::http::Response, status: u16, field: Option<&s
     }
 }
 
-/// Logs in; returns a client carrying the session cookie.
-fn login(api: &Client, email: &str, password: &str) -> Client {
-    let r = api.json(
-        "POST",
-        "/api/v1/session",
-        &json!({"email": email, "password": password}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let cookie = r.header("set-cookie").expect("a session cookie").to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    let pair = cookie.split(';').next().unwrap_or_default().to_owned();
-    Client {
-        cookie: Some(pair),
-        ..api.clone()
-    }
-}
-
 #[test]
 fn keys_sessions_and_tenant_isolation() {
     let s = setup("api-auth");
@@ -203,14 +183,14 @@ fn keys_sessions_and_tenant_isolation() {
 
     // Console sessions: a tenant admin, and a system admin who names the
     // tenant.
-    let admin = login(&api, "admin@acme.test", "acme password 1");
+    let admin = api.logged_in("admin@acme.test", "acme password 1");
     let me = admin.get("/api/v1/session").json();
     assert_eq!(
         me,
         json!({"email": "admin@acme.test", "role": "tenant-admin", "tenant": "ACME"})
     );
     assert_eq!(admin.get("/api/v1/extensions").json()["total"], 1);
-    let root = login(&api, "root@example.test", "root password 1");
+    let root = api.logged_in("root@example.test", "root password 1");
     assert_problem(&root.get("/api/v1/extensions"), 422, Some("tenant"));
     assert_eq!(
         root.get("/api/v1/extensions?tenant=ACME").json()["total"],
@@ -276,7 +256,7 @@ fn keys_sessions_and_tenant_isolation() {
     );
     let users = admin.get("/api/v1/users").json();
     assert_eq!(users.as_array().map(Vec::len), Some(2), "{users}");
-    let viewer = login(&api, "viewer@acme.test", "viewer password 1");
+    let viewer = api.logged_in("viewer@acme.test", "viewer password 1");
     assert_eq!(viewer.get("/api/v1/extensions").status, 200);
     assert_problem(
         &viewer.json("PATCH", "/api/v1/extensions/200", &json!({"name": "X"})),

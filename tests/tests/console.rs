@@ -5,14 +5,13 @@
 //! the dry run, commit refused), fix and import it, export and compare with
 //! the API. The screenshots are kept in `tests/artifacts/console/`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
+use edgepbx_e2e::browser::Steps;
+use edgepbx_e2e::manifest_dir;
 use edgepbx_e2e::pbx::{Deployment, Extension};
 use edgepbx_e2e::phones::{Behaviour, CALL_CONFIG, Device, wait_for_bindings};
-use edgepbx_e2e::{manifest_dir, require_program};
 use serde_json::json;
 
 /// Fifty rows; `bad` puts a malformed forwarding target on row 8 (the
@@ -28,13 +27,6 @@ fn csv(bad: bool) -> String {
 
 #[test]
 fn the_console_manages_extensions_live_in_a_browser() {
-    require_program("node");
-    require_program("chromium");
-    let browser_dir = manifest_dir().join("browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: run ./scripts/test.sh (it runs `npm ci` in tests/browser)"
-    );
     let deployment = Deployment::with_config("console", CALL_CONFIG);
     deployment.add_tenant("ACME", "acme.test");
     deployment.add_console_user("admin@acme.test", Some("ACME"), "console password 1");
@@ -70,52 +62,27 @@ fn the_console_manages_extensions_live_in_a_browser() {
         .expect("sox runs");
     assert!(made.success(), "sox made no greeting");
 
-    let mut node = Command::new("node")
-        .arg(browser_dir.join("console.mjs"))
-        .current_dir(&browser_dir)
-        .env("EDGEPBX_URL", format!("http://{}/", pbx.http()))
-        .env("EDGEPBX_EMAIL", "admin@acme.test")
-        .env("EDGEPBX_PASSWORD", "console password 1")
-        .env("EDGEPBX_READER_EMAIL", "reader@acme.test")
-        .env("EDGEPBX_READER_PASSWORD", "console password 2")
-        .env("ARTIFACTS", &artifacts)
-        .env("BAD_CSV", &bad)
-        .env("GOOD_CSV", &good)
-        .env("GREETING_WAV", &greeting)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node starts");
-    let mut stdin = node.stdin.take().expect("piped stdin");
-    let stdout = node.stdout.take().expect("piped stdout");
-    let (tx, steps) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("browser: {line}");
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let next = |name: &str| -> String {
-        loop {
-            let line = steps
-                .recv_timeout(Duration::from_secs(90))
-                .unwrap_or_else(|_| panic!("the browser never reached `{name}`"));
-            assert!(!line.starts_with("FAIL"), "browser: {line}");
-            if let Some(rest) = line.strip_prefix(&format!("STEP {name}")) {
-                return rest.trim().to_owned();
-            }
-        }
-    };
-
-    next("logged-in");
-    let password = next("created");
+    let url = format!("http://{}/", pbx.http());
+    let mut browser = Steps::start(
+        "console.mjs",
+        &[
+            ("EDGEPBX_URL", url.as_ref()),
+            ("EDGEPBX_EMAIL", "admin@acme.test".as_ref()),
+            ("EDGEPBX_PASSWORD", "console password 1".as_ref()),
+            ("EDGEPBX_READER_EMAIL", "reader@acme.test".as_ref()),
+            ("EDGEPBX_READER_PASSWORD", "console password 2".as_ref()),
+            ("ARTIFACTS", artifacts.as_os_str()),
+            ("BAD_CSV", bad.as_os_str()),
+            ("GOOD_CSV", good.as_os_str()),
+            ("GREETING_WAV", greeting.as_os_str()),
+        ],
+    );
+    browser.next("logged-in");
+    let password = browser.next("created");
     let created = api.get("/api/v1/extensions/500").json();
     assert_eq!(created["name"], "Browser Test");
-    next("found");
-    assert_eq!(next("awaiting-device"), "offline");
+    browser.next("found");
+    assert_eq!(browser.next("awaiting-device"), "offline");
 
     let ext = Extension {
         tenant: "ACME".into(),
@@ -132,23 +99,23 @@ fn the_console_manages_extensions_live_in_a_browser() {
         Duration::from_secs(60),
     );
     wait_for_bindings(&pbx, &ext, 1);
-    writeln!(stdin, "registered").expect("the browser reads stdin");
-    let waited_ms: u64 = next("online").parse().unwrap_or(u64::MAX);
+    browser.say("registered");
+    let waited_ms: u64 = browser.next("online").parse().unwrap_or(u64::MAX);
     assert!(waited_ms < 10_000);
-    next("dashboard");
+    browser.next("dashboard");
 
-    let dry_run = next("dry-run");
+    let dry_run = browser.next("dry-run");
     assert!(
         dry_run.contains("8 forward_busy"),
         "the dry run names row 8 and its column: {dry_run}"
     );
-    next("commit-refused");
+    browser.next("commit-refused");
     assert_eq!(
         api.get("/api/v1/extensions").json()["total"],
         2,
         "a refused import changes nothing"
     );
-    let imported = next("imported");
+    let imported = browser.next("imported");
     assert!(imported.starts_with("50/50 50 created"), "{imported}");
     assert_eq!(api.get("/api/v1/extensions").json()["total"], 52);
     assert_eq!(
@@ -156,36 +123,37 @@ fn the_console_manages_extensions_live_in_a_browser() {
         json!({"unconditional": null, "busy": "500", "no_answer": null, "offline": null})
     );
 
-    let exported = std::fs::read_to_string(next("exported")).expect("the download was saved");
+    let exported =
+        std::fs::read_to_string(browser.next("exported")).expect("the download was saved");
     assert_eq!(exported, api.get("/api/v1/extensions/export.csv").text());
-    next("awaiting-change");
+    browser.next("awaiting-change");
     let r = api.with_token(&writer_key).json(
         "PATCH",
         "/api/v1/extensions/500",
         &json!({"name": "Renamed Elsewhere"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    writeln!(stdin, "changed").expect("the browser reads stdin");
-    next("stale-refused");
+    browser.say("changed");
+    browser.next("stale-refused");
     let kept = api.get("/api/v1/extensions/500").json();
     assert_eq!(kept["name"], "Renamed Elsewhere", "{kept}");
     assert!(kept["forwarding"]["busy"].is_null(), "{kept}");
-    next("forwarding-saved");
+    browser.next("forwarding-saved");
     assert_eq!(
         api.get("/api/v1/extensions/500").json()["forwarding"]["busy"],
         "voicemail"
     );
-    next("tabs");
-    next("greeting");
+    browser.next("tabs");
+    browser.next("greeting");
     let mailbox = api.get("/api/v1/extensions/500/voicemail").json();
     assert_eq!(mailbox["greetings"], json!(["name"]), "{mailbox}");
     let played = api.get("/api/v1/extensions/500/voicemail/greetings/name");
     assert_eq!(played.status, 200);
     assert_eq!(played.header("content-type"), Some("audio/wav"));
-    next("group");
+    browser.next("group");
     let group = api.get("/api/v1/groups/600").json();
     assert_eq!(group["members"], json!(["500", "501"]));
-    next("group-awaiting-change");
+    browser.next("group-awaiting-change");
     let mut elsewhere = group.clone();
     elsewhere["name"] = json!("Sales Elsewhere");
     elsewhere["members"] = json!(["500"]);
@@ -193,32 +161,30 @@ fn the_console_manages_extensions_live_in_a_browser() {
         .with_token(&writer_key)
         .json("PUT", "/api/v1/groups/600", &elsewhere);
     assert_eq!(r.status, 200, "{}", r.text());
-    writeln!(stdin, "changed").expect("the browser reads stdin");
-    next("group-stale-refused");
+    browser.say("changed");
+    browser.next("group-stale-refused");
     let kept = api.get("/api/v1/groups/600").json();
     assert_eq!(
         (&kept["name"], &kept["members"]),
         (&json!("Sales Elsewhere"), &json!(["500"])),
         "{kept}"
     );
-    next("contact");
+    browser.next("contact");
     assert_eq!(
         api.get("/api/v1/contacts?q=plumbing").json()[0]["number"],
         "+15550199"
     );
-    let decision = next("policy-try");
+    let decision = browser.next("policy-try");
     assert!(decision.contains("\"policy\": \"builtin\""), "{decision}");
-    let new_key = next("api-key");
+    let new_key = browser.next("api-key");
     assert_eq!(
         api.with_token(&new_key).get("/api/v1/extensions").status,
         200,
         "the key made in the console works"
     );
-    let offered = next("read-only");
+    let offered = browser.next("read-only");
     assert_eq!(offered, "offered nothing that writes", "{offered}");
-    next("done");
-    let status = node.wait().expect("node exits");
-    assert!(status.success(), "the browser script failed: {status}");
+    browser.finish();
     for shot in [
         "07-forwarding",
         "08-reliability",

@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::pages::phones::ExtensionPhones;
 use crate::pages::voicemail::MailboxPanel;
+use crate::pages::web_users::ExtensionUsers;
 use crate::route::{Route, Tab};
 use crate::state::AppState;
 use crate::ui::{self, FieldErrors, StatusDot, TextField};
@@ -87,8 +88,11 @@ pub fn ExtensionDetail(
             }
         }
     });
+    // An extension user sees the tabs of what they may change.
+    let personal = state.own_extension().is_some();
     let tabs = Tab::ALL
         .into_iter()
+        .filter(|t| !personal || t.personal())
         .map(|t| {
             let href = Route::Extension(number.clone(), t).href();
             view! {
@@ -108,9 +112,9 @@ pub fn ExtensionDetail(
     view! {
         <section class="page">
             <div class="toolbar">
-                <a href=Route::Extensions.href()>"‹ Extensions"</a>
+                {(!personal).then(|| view! { <a href=Route::Extensions.href()>"‹ Extensions"</a> })}
                 <h1 data-testid="ext-title">{title}</h1>
-                <StatusDot number=number.clone()/>
+                {(!personal).then(|| view! { <StatusDot number=number.clone()/> })}
             </div>
             <nav class="tabs">{tabs}</nav>
             {move || {
@@ -222,18 +226,23 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
     let allowed = RwSignal::new(ext.allowed_destinations.clone());
     let revealed = RwSignal::new(None::<String>);
     let errors = editor.errors;
+    // An extension user changes how calls reach them, not the rest.
+    let personal = state.own_extension().is_some();
     let submit = submit_handler(
         move || {
             let ring = seconds(&ring.get_untracked())
                 .map_err(|_| ("ring_timeout_secs", "a whole number of seconds"))?;
-            Ok(json!({
-                "name": name.get_untracked().trim(),
-                "caller_id": { "outbound": ui::opt(&outbound.get_untracked()) },
+            let mut patch = json!({
                 "ring_timeout_secs": ring,
                 "dnd": dnd.get_untracked(),
                 "away": away.get_untracked(),
-                "allowed_destinations": allowed.get_untracked().trim(),
-            }))
+            });
+            if !personal {
+                patch["name"] = json!(name.get_untracked().trim());
+                patch["caller_id"] = json!({ "outbound": ui::opt(&outbound.get_untracked()) });
+                patch["allowed_destinations"] = json!(allowed.get_untracked().trim());
+            }
+            Ok(patch)
         },
         editor,
     );
@@ -270,16 +279,8 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
             }
         });
     };
-    view! {
-        <form class="card form" on:submit=submit>
-            <label>
-                "Number"
-                <input value=ext.number.clone() disabled/>
-            </label>
-            <label>
-                "Username"
-                <input value=ext.username.clone() disabled/>
-            </label>
+    let admin_fields = move || {
+        view! {
             <TextField label="Name" value=name field="name" errors/>
             <div class="field">
                 <span>"SIP password"</span>
@@ -305,6 +306,20 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
                 errors
                 placeholder="e.g. +3312345678"
             />
+        }
+    };
+    let number = ext.number.clone();
+    view! {
+        <form class="card form" on:submit=submit>
+            <label>
+                "Number"
+                <input value=ext.number.clone() disabled/>
+            </label>
+            <label>
+                "Username"
+                <input value=ext.username.clone() disabled/>
+            </label>
+            {(!personal).then(admin_fields)}
             <TextField
                 label="Ring timeout (seconds)"
                 value=ring
@@ -314,16 +329,22 @@ fn General(editor: Editor, ext: Extension) -> impl IntoView {
             />
             <CheckField label="Do not disturb" value=dnd field="dnd" errors/>
             <CheckField label="Away (buddy lists show it; calls ring as usual)" value=away field="away" errors/>
-            <TextField
-                label="Allowed destinations"
-                value=allowed
-                field="allowed_destinations"
-                errors
-                placeholder="all, none or patterns like 0X.,+33X."
-            />
+            {(!personal)
+                .then(|| {
+                    view! {
+                        <TextField
+                            label="Allowed destinations"
+                            value=allowed
+                            field="allowed_destinations"
+                            errors
+                            placeholder="all, none or patterns like 0X.,+33X."
+                        />
+                    }
+                })}
             {other_errors(editor, &["name", "caller_id.outbound", "ring_timeout_secs", "dnd", "away", "allowed_destinations"])}
             <SaveButton editor/>
         </form>
+        {(!personal).then(|| view! { <ExtensionUsers number/> })}
     }
 }
 

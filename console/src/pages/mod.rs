@@ -12,3 +12,4 @@ pub mod phones;
 pub mod phones_csv;
 pub mod policies;
 pub mod voicemail;
+pub mod web_users;

@@ -74,12 +74,15 @@ pub enum UserCommand {
     Add {
         /// Login e-mail.
         email: String,
-        /// system-admin, tenant-admin or read-only.
+        /// system-admin, tenant-admin, read-only or extension-user.
         #[arg(long)]
         role: String,
         /// The user's tenant (not for a system admin).
         #[arg(long)]
         tenant: Option<String>,
+        /// An extension user's extension (of the tenant).
+        #[arg(long)]
+        extension: Option<String>,
         /// Password (a random one is generated and printed when omitted).
         #[arg(long, env = "EDGEPBX_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,

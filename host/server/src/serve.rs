@@ -595,6 +595,7 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
         &email,
         edgepbx_store::Role::TenantAdmin,
         Some(code),
+        None,
         &password,
     )
     .await?;

@@ -14,7 +14,7 @@ use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
 use crate::StoreError;
 use crate::db::{from_datetime, run, to_datetime};
-use crate::extensions::email;
+use crate::extensions::{email, extension_number};
 use crate::tenants::{code_of, tenant_code, tenant_id};
 
 /// What a console user may do.
@@ -26,6 +26,9 @@ pub enum Role {
     TenantAdmin,
     /// Read one tenant.
     ReadOnly,
+    /// The person behind one extension: their own call settings and web
+    /// phone, nothing else.
+    ExtensionUser,
 }
 
 impl Role {
@@ -35,6 +38,7 @@ impl Role {
             Role::SystemAdmin => "system-admin",
             Role::TenantAdmin => "tenant-admin",
             Role::ReadOnly => "read-only",
+            Role::ExtensionUser => "extension-user",
         }
     }
 
@@ -44,9 +48,10 @@ impl Role {
             "system-admin" => Ok(Role::SystemAdmin),
             "tenant-admin" => Ok(Role::TenantAdmin),
             "read-only" => Ok(Role::ReadOnly),
+            "extension-user" => Ok(Role::ExtensionUser),
             _ => Err(StoreError::invalid(
                 "role",
-                "must be system-admin, tenant-admin or read-only",
+                "must be system-admin, tenant-admin, read-only or extension-user",
             )),
         }
     }
@@ -61,9 +66,11 @@ pub struct ConsoleUser {
     pub password_hash: String,
     /// What the user may do.
     pub role: Role,
-    /// The tenant of a tenant admin or read-only user; `None` for a
-    /// system admin.
+    /// The tenant of a tenant admin, read-only or extension user; `None`
+    /// for a system admin.
     pub tenant: Option<String>,
+    /// The extension of an extension user.
+    pub extension: Option<String>,
     /// When the user was added.
     pub created_at: SystemTime,
 }
@@ -75,6 +82,7 @@ impl std::fmt::Debug for ConsoleUser {
             .field("email", &self.email)
             .field("role", &self.role)
             .field("tenant", &self.tenant)
+            .field("extension", &self.extension)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +138,7 @@ struct UserRow {
     password_hash: String,
     role: String,
     tenant: Option<RecordId>,
+    extension: Option<String>,
     created_at: Datetime,
 }
 
@@ -146,6 +155,7 @@ impl UserRow {
                 .tenant
                 .map(|t| code_of("console_user", t))
                 .transpose()?,
+            extension: self.extension,
             created_at: from_datetime(&self.created_at),
         })
     }
@@ -157,6 +167,7 @@ struct NewUserRow {
     password_hash: String,
     role: String,
     tenant: Option<RecordId>,
+    extension: Option<String>,
 }
 
 #[derive(SurrealValue)]
@@ -204,13 +215,15 @@ struct AuditRow {
 
 impl Access<'_> {
     /// Adds a console user. A system admin has no tenant; the others need
-    /// an existing one.
+    /// an existing one, and an extension user an existing extension of it
+    /// (`extension` is for extension users only).
     pub async fn add_user(
         &self,
         email_address: &str,
         password_hash: &str,
         role: Role,
         tenant: Option<&str>,
+        extension: Option<&str>,
     ) -> Result<ConsoleUser, StoreError> {
         let address = email("email", &email_address.to_ascii_lowercase())?;
         phc(password_hash)?;
@@ -227,11 +240,28 @@ impl Access<'_> {
                 return Err(StoreError::invalid("tenant", "this role needs a tenant"));
             }
         };
+        let extension = match (role, extension) {
+            (Role::ExtensionUser, Some(number)) => Some(extension_number(number)?),
+            (Role::ExtensionUser, None) => {
+                return Err(StoreError::invalid(
+                    "extension",
+                    "an extension user needs an extension",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(StoreError::invalid(
+                    "extension",
+                    "only an extension user belongs to an extension",
+                ));
+            }
+            (_, None) => None,
+        };
         let row = NewUserRow {
             email: address.clone(),
             password_hash: password_hash.to_owned(),
             role: role.as_str().to_owned(),
             tenant: tenant.as_deref().map(tenant_id),
+            extension: extension.clone(),
         };
         run(self
             .db
@@ -240,12 +270,17 @@ impl Access<'_> {
                 IF $tenant != NONE AND !record::exists($tenant) {
                     THROW 'edgepbx:not_found:tenant ' + $code;
                 };
+                IF $number != NONE
+                    AND !record::exists(type::record('extension', [$code, $number])) {
+                    THROW 'edgepbx:not_found:extension ' + $number + ' in tenant ' + $code;
+                };
                 IF record::exists($user) { THROW 'edgepbx:conflict:user ' + $email; };
                 CREATE $user CONTENT $row;
                 COMMIT TRANSACTION;",
             )
             .bind(("tenant", row.tenant.clone()))
             .bind(("code", tenant.clone().unwrap_or_default()))
+            .bind(("number", extension))
             .bind(("user", RecordId::new("console_user", address.clone())))
             .bind(("email", address.clone()))
             .bind(("row", row)))

@@ -691,6 +691,10 @@ impl Extensions<'_> {
                 DELETE provisioning_fetch WHERE tenant = $tenant
                     AND mac IN (SELECT VALUE mac FROM device WHERE tenant = $tenant AND extension = $number);
                 DELETE device WHERE tenant = $tenant AND extension = $number;
+                LET $users = SELECT VALUE id FROM console_user
+                    WHERE tenant = $tenant AND extension = $number;
+                DELETE session WHERE user IN $users;
+                DELETE $users;
                 DELETE $ext;
                 COMMIT TRANSACTION;",
             )

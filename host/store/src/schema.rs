@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 13;
+pub const SCHEMA_VERSION: u32 = 14;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -97,6 +97,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 13,
         name: "voice messages' transcripts and e-mails, mailbox options and PIN locks",
         surql: V13_VOICEMAIL_DELIVERY,
+    },
+    Migration {
+        version: 14,
+        name: "extension users: console users linked to one extension",
+        surql: V14_EXTENSION_USERS,
     },
 ];
 
@@ -358,6 +363,15 @@ DEFINE FIELD email ON contact TYPE option<string>;
 DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
+"#;
+
+const V14_EXTENSION_USERS: &str = r#"
+DEFINE FIELD OVERWRITE role ON console_user TYPE string
+    ASSERT $value IN ['system-admin', 'tenant-admin', 'read-only', 'extension-user'];
+-- The number of an extension user's extension (same tenant); they go
+-- with it.
+DEFINE FIELD extension ON console_user TYPE option<string>;
+DEFINE INDEX console_user_extension ON console_user FIELDS tenant, extension;
 "#;
 
 const V13_VOICEMAIL_DELIVERY: &str = r#"

@@ -43,21 +43,27 @@ async fn users_keys_sessions_and_audit() -> TestResult {
     let store = open(&dir.0).await?;
     let access = store.access();
     access
-        .add_user("Root@Example.test", HASH, Role::SystemAdmin, None)
+        .add_user("Root@Example.test", HASH, Role::SystemAdmin, None, None)
         .await?;
     let admin = access
-        .add_user("admin@acme.test", HASH, Role::TenantAdmin, Some("acme"))
+        .add_user(
+            "admin@acme.test",
+            HASH,
+            Role::TenantAdmin,
+            Some("acme"),
+            None,
+        )
         .await?;
     assert_eq!(admin.tenant.as_deref(), Some("ACME"));
     assert!(matches!(
         access
-            .add_user("admin@acme.test", HASH, Role::ReadOnly, Some("ACME"))
+            .add_user("admin@acme.test", HASH, Role::ReadOnly, Some("ACME"), None)
             .await,
         Err(StoreError::Conflict { .. })
     ));
     assert!(matches!(
         access
-            .add_user("x@acme.test", HASH, Role::TenantAdmin, None)
+            .add_user("x@acme.test", HASH, Role::TenantAdmin, None, None)
             .await,
         Err(StoreError::InvalidField {
             field: "tenant",
@@ -66,7 +72,7 @@ async fn users_keys_sessions_and_audit() -> TestResult {
     ));
     assert!(matches!(
         access
-            .add_user("x@acme.test", "plain", Role::ReadOnly, Some("ACME"))
+            .add_user("x@acme.test", "plain", Role::ReadOnly, Some("ACME"), None)
             .await,
         Err(StoreError::InvalidField {
             field: "password_hash",
@@ -144,7 +150,7 @@ async fn users_keys_sessions_and_audit() -> TestResult {
         .add_key("BETA", "beta1", "k", &"d".repeat(64), false)
         .await?;
     access
-        .add_user("b@beta.test", HASH, Role::ReadOnly, Some("BETA"))
+        .add_user("b@beta.test", HASH, Role::ReadOnly, Some("BETA"), None)
         .await?;
     store.tenants().remove("BETA").await?;
     assert!(access.key("beta1").await?.is_none());
@@ -460,5 +466,69 @@ async fn a_tenants_features_default_and_change_with_checks() -> TestResult {
     let beta = tenants.get("BETA").await?.ok_or("missing")?;
     assert_eq!(beta.features, TenantFeatures::default());
     store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn extension_users_belong_to_an_existing_extension_and_go_with_it() -> TestResult {
+    let dir = TempDir::new("extension-users");
+    let store = open(&dir.0).await?;
+    store
+        .extensions()
+        .put("ACME", vec![write("100", &[], WriteMode::Create)])
+        .await?;
+    let access = store.access();
+    let user = access
+        .add_user(
+            "ann@acme.test",
+            HASH,
+            Role::ExtensionUser,
+            Some("ACME"),
+            Some("100"),
+        )
+        .await?;
+    assert_eq!(user.extension.as_deref(), Some("100"));
+    assert_eq!(
+        access.user("ann@acme.test").await?.map(|u| u.role),
+        Some(Role::ExtensionUser)
+    );
+    // No extension, another tenant's, or one given to another role.
+    for (role, tenant, extension, field) in [
+        (Role::ExtensionUser, Some("ACME"), None, "extension"),
+        (Role::TenantAdmin, Some("ACME"), Some("100"), "extension"),
+    ] {
+        let refused = access
+            .add_user("x@acme.test", HASH, role, tenant, extension)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::InvalidField { field: f, .. }) if f == field),
+            "{refused:?}"
+        );
+    }
+    assert!(matches!(
+        access
+            .add_user(
+                "x@beta.test",
+                HASH,
+                Role::ExtensionUser,
+                Some("BETA"),
+                Some("100")
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Removing the extension removes its user and their sessions.
+    let token = "c".repeat(64);
+    access
+        .open_session(
+            &token,
+            "ann@acme.test",
+            SystemTime::now() + Duration::from_secs(60),
+        )
+        .await?;
+    store.extensions().remove("ACME", "100", None).await?;
+    assert!(access.user("ann@acme.test").await?.is_none());
+    assert!(access.session_user(&token).await?.is_none());
     Ok(())
 }

@@ -59,17 +59,21 @@ pub fn check_user_password(password: &str) -> Result<(), StoreError> {
 }
 
 /// Adds a console user with a password (hashed with argon2id off the
-/// async workers).
+/// async workers); `extension` is an extension user's.
 pub async fn create_user(
     store: &Store,
     email: &str,
     role: Role,
     tenant: Option<&str>,
+    extension: Option<&str>,
     password: &str,
 ) -> anyhow::Result<ConsoleUser> {
     check_user_password(password)?;
     let hash = hash_off_thread(password.to_owned()).await?;
-    Ok(store.access().add_user(email, &hash, role, tenant).await?)
+    Ok(store
+        .access()
+        .add_user(email, &hash, role, tenant, extension)
+        .await?)
 }
 
 /// Replaces a console user's password (their sessions end).

@@ -53,6 +53,8 @@ pub struct Principal {
     pub tenant: Option<String>,
     /// A read-only API key.
     pub read_only: bool,
+    /// The one extension an extension user may reach.
+    pub extension: Option<String>,
 }
 
 impl Principal {
@@ -62,6 +64,7 @@ impl Principal {
             read_only: user.role == Role::ReadOnly,
             role: user.role,
             tenant: user.tenant,
+            extension: user.extension,
         }
     }
 
@@ -75,6 +78,7 @@ impl Principal {
             },
             tenant: Some(key.tenant),
             read_only: key.read_only,
+            extension: None,
         }
     }
 
@@ -225,42 +229,86 @@ impl FromRequestParts<State> for Scope {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Problem> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        let Query(param) = Query::<TenantParam>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-        let asked = param.tenant.map(|t| t.to_ascii_uppercase());
-        let tenant = match (&principal.tenant, asked) {
-            (Some(own), None) => own.clone(),
-            (Some(own), Some(asked)) if *own == asked => asked,
-            (Some(_), Some(_)) => {
-                return Err(Problem::forbidden(
-                    "this credential acts on its own tenant only",
-                ));
+        let scope = scope_of(parts, state).await?;
+        if scope.principal.extension.is_some() {
+            return Err(Problem::forbidden(
+                "an extension user reaches only their own extension",
+            ));
+        }
+        Ok(scope)
+    }
+}
+
+/// The caller and the tenant they act on, whoever they are.
+async fn scope_of(parts: &mut Parts, state: &State) -> Result<Scope, Problem> {
+    let principal = Principal::from_request_parts(parts, state).await?;
+    let Query(param) = Query::<TenantParam>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let asked = param.tenant.map(|t| t.to_ascii_uppercase());
+    let tenant = match (&principal.tenant, asked) {
+        (Some(own), None) => own.clone(),
+        (Some(own), Some(asked)) if *own == asked => asked,
+        (Some(_), Some(_)) => {
+            return Err(Problem::forbidden(
+                "this credential acts on its own tenant only",
+            ));
+        }
+        (None, Some(asked)) => {
+            if state
+                .admin
+                .store
+                .tenants()
+                .get(&asked)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                return Err(Problem::not_found(format!("tenant {asked}")));
             }
-            (None, Some(asked)) => {
-                if state
-                    .admin
-                    .store
-                    .tenants()
-                    .get(&asked)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_none()
-                {
-                    return Err(Problem::not_found(format!("tenant {asked}")));
-                }
-                asked
-            }
-            (None, None) => {
-                return Err(Problem::field(
-                    "tenant",
-                    "a system admin names the tenant with ?tenant=CODE",
-                ));
-            }
-        };
-        Ok(Scope { principal, tenant })
+            asked
+        }
+        (None, None) => {
+            return Err(Problem::field(
+                "tenant",
+                "a system admin names the tenant with ?tenant=CODE",
+            ));
+        }
+    };
+    Ok(Scope { principal, tenant })
+}
+
+/// A [`Scope`] that an extension user holds too, for the resources of one
+/// extension: they reach their own extension and no other.
+#[derive(Debug, Clone)]
+pub struct Personal(pub Scope);
+
+impl Personal {
+    /// Refuses an extension user any extension but their own, as if it
+    /// did not exist.
+    pub fn reach(&self, number: &str) -> Result<(), Problem> {
+        match &self.0.principal.extension {
+            Some(own) if own != number => Err(Problem::not_found(format!("extension {number}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Like [`Personal::reach`], and the caller may change things.
+    pub fn change(&self, number: &str) -> Result<(), Problem> {
+        self.reach(number)?;
+        if !self.0.principal.may_write() {
+            return Err(Problem::forbidden("read-only access"));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<State> for Personal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Problem> {
+        Ok(Personal(scope_of(parts, state).await?))
     }
 }
 
@@ -398,10 +446,13 @@ impl LoginThrottle {
 pub struct SessionView {
     /// Login e-mail (or `key:<id>` for an API key).
     email: String,
-    /// `system-admin`, `tenant-admin` or `read-only`.
+    /// `system-admin`, `tenant-admin`, `read-only` or `extension-user`.
     role: String,
     /// Their tenant; null for a system admin.
     tenant: Option<String>,
+    /// An extension user's extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<String>,
 }
 
 /// Credentials of a login.
@@ -495,6 +546,7 @@ fn view(p: &Principal) -> SessionView {
         email: p.actor.clone(),
         role: p.role.as_str().to_owned(),
         tenant: p.tenant.clone(),
+        extension: p.extension.clone(),
     }
 }
 
@@ -622,6 +674,9 @@ pub struct UserView {
     role: String,
     /// Tenant (null for a system admin).
     tenant: Option<String>,
+    /// An extension user's extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<String>,
     /// When added.
     created_at: String,
 }
@@ -634,8 +689,11 @@ pub struct NewUser {
     email: String,
     /// Password (10 characters or more).
     password: String,
-    /// `system-admin`, `tenant-admin` or `read-only`.
+    /// `system-admin`, `tenant-admin`, `read-only` or `extension-user`.
     role: String,
+    /// The extension of an extension user (of the tenant).
+    #[serde(default)]
+    extension: Option<String>,
 }
 
 fn user_view(u: ConsoleUser) -> UserView {
@@ -643,6 +701,7 @@ fn user_view(u: ConsoleUser) -> UserView {
         email: u.email,
         role: u.role.as_str().to_owned(),
         tenant: u.tenant,
+        extension: u.extension,
         created_at: rfc3339(u.created_at),
     }
 }
@@ -680,8 +739,15 @@ async fn create_user(
         }
         _ => Some(scope.tenant.as_str()),
     };
-    let user =
-        accounts::create_user(&state.admin.store, &new.email, role, tenant, &new.password).await?;
+    let user = accounts::create_user(
+        &state.admin.store,
+        &new.email,
+        role,
+        tenant,
+        new.extension.as_deref(),
+        &new.password,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(user_view(user))))
 }
 

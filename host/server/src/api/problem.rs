@@ -64,6 +64,14 @@ impl Problem {
         p
     }
 
+    /// A field this caller may not set (403).
+    pub fn forbidden_field(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        let (field, message) = (field.into(), message.into());
+        let mut p = Problem::new(StatusCode::FORBIDDEN, format!("{field}: {message}"));
+        p.errors.push(FieldError { field, message });
+        p
+    }
+
     /// 412: an `If-Match` that no longer holds.
     pub fn precondition_failed(what: impl std::fmt::Display) -> Problem {
         Problem::new(

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Scope, TenantParam, WriteScope};
+use super::auth::{Personal, Scope, TenantParam, WriteScope};
 use super::problem::Body;
 use super::{Problem, State};
 use crate::voicemail::Voicemail;
@@ -128,9 +128,11 @@ fn voicemail(api: &State) -> &Arc<Voicemail> {
     responses((status = 200, body = MailboxView), (status = 404, body = Problem)))]
 async fn read_mailbox(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    who: Personal,
     Path(number): Path<String>,
 ) -> Result<Json<MailboxView>, Problem> {
+    who.reach(&number)?;
+    let scope = who.0;
     let number = mailbox(&api, &scope.tenant, &number).await?;
     let vm = voicemail(&api);
     let messages = vm.store().list(&scope.tenant, &number).await?;
@@ -171,9 +173,11 @@ async fn find_message(
     responses((status = 200, body = MessageView), (status = 404, body = Problem)))]
 async fn read_message(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    who: Personal,
     Path((number, id)): Path<(String, String)>,
 ) -> Result<Json<MessageView>, Problem> {
+    who.reach(&number)?;
+    let scope = who.0;
     let (number, message) = find_message(&api, &scope.tenant, &number, &id).await?;
     Ok(Json(view(&number, message)))
 }
@@ -185,10 +189,12 @@ async fn read_message(
     responses((status = 200, body = MessageView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn update_message(
     AxumState(api): AxumState<State>,
-    WriteScope(scope): WriteScope,
+    who: Personal,
     Path((number, id)): Path<(String, String)>,
     Body(patch): Body<MessagePatch>,
 ) -> Result<Json<MessageView>, Problem> {
+    who.change(&number)?;
+    let scope = who.0;
     let (number, _) = find_message(&api, &scope.tenant, &number, &id).await?;
     let vm = voicemail(&api);
     vm.store()
@@ -205,9 +211,11 @@ async fn update_message(
     responses((status = 204), (status = 404, body = Problem)))]
 async fn remove_message(
     AxumState(api): AxumState<State>,
-    WriteScope(scope): WriteScope,
+    who: Personal,
     Path((number, id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
+    who.change(&number)?;
+    let scope = who.0;
     let (number, message) = find_message(&api, &scope.tenant, &number, &id).await?;
     voicemail(&api)
         .delete(&scope.tenant, &number, &message.id)
@@ -223,10 +231,12 @@ async fn remove_message(
         (status = 404, body = Problem), (status = 416, body = Problem)))]
 async fn message_audio(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    who: Personal,
     Path((number, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    who.reach(&number)?;
+    let scope = who.0;
     let (number, message) = find_message(&api, &scope.tenant, &number, &id).await?;
     let path = voicemail(&api).message_path(&scope.tenant, &number, &message.id);
     let bytes = tokio::fs::read(&path)
@@ -246,10 +256,12 @@ fn greeting_of(kind: &str) -> Result<Greeting, Problem> {
     responses((status = 200, content_type = "audio/wav"), (status = 404, body = Problem)))]
 async fn read_greeting(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    who: Personal,
     Path((number, kind)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    who.reach(&number)?;
+    let scope = who.0;
     let greeting = greeting_of(&kind)?;
     let number = mailbox(&api, &scope.tenant, &number).await?;
     let path = voicemail(&api).greeting_path(&scope.tenant, &number, greeting);
@@ -270,11 +282,13 @@ async fn read_greeting(
     responses((status = 204), (status = 404, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
 async fn replace_greeting(
     AxumState(api): AxumState<State>,
-    WriteScope(scope): WriteScope,
+    who: Personal,
     Path((number, kind)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, Problem> {
+    who.change(&number)?;
+    let scope = who.0;
     let greeting = greeting_of(&kind)?;
     let number = mailbox(&api, &scope.tenant, &number).await?;
     let pcm = wav_upload(&headers, body).await?;
@@ -325,9 +339,11 @@ async fn wav_upload(headers: &HeaderMap, body: Bytes) -> Result<edgepbx_media::w
     responses((status = 204), (status = 404, body = Problem)))]
 async fn remove_greeting(
     AxumState(api): AxumState<State>,
-    WriteScope(scope): WriteScope,
+    who: Personal,
     Path((number, kind)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
+    who.change(&number)?;
+    let scope = who.0;
     let greeting = greeting_of(&kind)?;
     let number = mailbox(&api, &scope.tenant, &number).await?;
     let path = voicemail(&api).greeting_path(&scope.tenant, &number, greeting);

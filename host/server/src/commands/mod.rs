@@ -130,21 +130,33 @@ async fn user_command(store: &Store, cmd: UserCommand, out: &mut String) -> anyh
             email,
             role,
             tenant,
+            extension,
             password,
         } => {
             let role = Role::parse(&role)?;
             let generated = password.is_none();
             let password = password.unwrap_or_else(generate_password);
-            let user =
-                accounts::create_user(store, &email, role, tenant.as_deref(), &password).await?;
+            let user = accounts::create_user(
+                store,
+                &email,
+                role,
+                tenant.as_deref(),
+                extension.as_deref(),
+                &password,
+            )
+            .await?;
             writeln!(
                 out,
-                "console user {} added ({}{})",
+                "console user {} added ({}{}{})",
                 user.email,
                 user.role.as_str(),
                 user.tenant
                     .as_deref()
                     .map(|t| format!(", tenant {t}"))
+                    .unwrap_or_default(),
+                user.extension
+                    .as_deref()
+                    .map(|n| format!(", extension {n}"))
                     .unwrap_or_default()
             )?;
             if generated {
@@ -153,14 +165,19 @@ async fn user_command(store: &Store, cmd: UserCommand, out: &mut String) -> anyh
         }
         UserCommand::List { tenant } => {
             let users = store.access().users(tenant.as_deref()).await?;
-            writeln!(out, "{:<40}  {:<13}  TENANT", "EMAIL", "ROLE")?;
+            writeln!(
+                out,
+                "{:<40}  {:<14}  {:<16}  EXTENSION",
+                "EMAIL", "ROLE", "TENANT"
+            )?;
             for u in users {
                 writeln!(
                     out,
-                    "{:<40}  {:<13}  {}",
+                    "{:<40}  {:<14}  {:<16}  {}",
                     u.email,
                     u.role.as_str(),
-                    u.tenant.as_deref().unwrap_or("-")
+                    u.tenant.as_deref().unwrap_or("-"),
+                    u.extension.as_deref().unwrap_or("-")
                 )?;
             }
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use axum::Json;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use edgepbx_store::{
     AllowedDestinations, AuditEntry, CallSettings, EventKind, Extension, ExtensionWrite, FollowMe,
     FollowMeDestination, ForwardTarget, Profile, RingMode, StoreError, WriteMode, number_order,
@@ -17,7 +17,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Scope, TenantParam, WriteScope};
+use super::auth::{Personal, Scope, TenantParam, WriteScope};
 use super::problem::{Body, from_value};
 use super::versions;
 use super::{Api, Problem, State};
@@ -326,9 +326,11 @@ async fn create(
     responses((status = 200, body = ExtensionView, headers(("ETag" = String, description = "Its version; see `etag`"))), (status = 404, body = Problem)))]
 async fn read(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    who: Personal,
     Path(number): Path<String>,
 ) -> Result<Response, Problem> {
+    who.reach(&number)?;
+    let scope = who.0;
     let e = extension_of(&api, &scope.tenant, &number).await?;
     Ok(tagged(view(
         &e,
@@ -367,11 +369,13 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     responses((status = 200, body = ExtensionView, headers(("ETag" = String, description = "Its new version"))), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
 async fn patch(
     AxumState(api): AxumState<State>,
-    WriteScope(scope): WriteScope,
+    who: Personal,
     Path(number): Path<String>,
     headers: HeaderMap,
     Body(patch): Body<Value>,
 ) -> Result<Response, Problem> {
+    who.change(&number)?;
+    let scope = who.0;
     let Some(fields) = patch.as_object() else {
         return Err(Problem::field("body", "must be a JSON object"));
     };
@@ -389,6 +393,9 @@ async fn patch(
         }
     }
     reject_unknown(fields)?;
+    if scope.principal.extension.is_some() {
+        reject_impersonal(fields)?;
+    }
     let current = extension_of(&api, &scope.tenant, &number).await?;
     let if_version = versions::if_match(&headers, &current)?;
     let mut document =
@@ -493,6 +500,20 @@ async fn reveal_password(
     Path(number): Path<String>,
 ) -> Result<Json<Password>, Problem> {
     let e = extension_of(&api, &scope.tenant, &number).await?;
+    let password = open_password(&api, &scope, &e, "reveal-password").await?;
+    Ok(Json(Password {
+        password: Some(password),
+    }))
+}
+
+/// The SIP password of `e`, opened for `action`, which the audit trail
+/// records.
+async fn open_password(
+    api: &Api,
+    scope: &Scope,
+    e: &Extension,
+    action: &str,
+) -> Result<String, Problem> {
     let password = e
         .credentials
         .sealed
@@ -511,15 +532,45 @@ async fn reveal_password(
             tenant: scope.tenant.clone(),
             at: SystemTime::now(),
             actor: scope.principal.actor.clone(),
-            action: "reveal-password".into(),
+            action: action.into(),
             target: format!("extension {}", e.number),
         })
         .await?;
     tracing::info!(tenant = %scope.tenant, extension = %e.number,
-        actor = %scope.principal.actor, "SIP password revealed");
-    Ok(Json(Password {
-        password: Some(password),
-    }))
+        actor = %scope.principal.actor, action, "SIP password opened");
+    Ok(password)
+}
+
+/// What the console's web phone registers with, for the session that asks
+/// (an administrator for any extension of the tenant, an extension user
+/// for their own); every fetch is written to the audit trail.
+#[utoipa::path(get, path = "/api/v1/extensions/{number}/webphone", tag = "extensions",
+    params(TenantParam, ("number" = String, Path)),
+    responses((status = 200, body = WebPhone), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn webphone(
+    AxumState(api): AxumState<State>,
+    who: Personal,
+    Path(number): Path<String>,
+) -> Result<Response, Problem> {
+    who.change(&number)?;
+    let scope = who.0;
+    let tenant = tenant_of(&api, &scope.tenant).await?;
+    let e = extension_of(&api, &tenant.code, &number).await?;
+    let password = open_password(&api, &scope, &e, "webphone").await?;
+    let mut response = Json(WebPhone {
+        extension: e.number.clone(),
+        name: e.name.clone(),
+        username: format!("{}-{}", e.number, e.tenant),
+        password,
+        domain: tenant.sip_domain,
+        path: api.config.sip_ws_path.clone(),
+    })
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 /// The devices registered for an extension now (from the running
@@ -529,9 +580,11 @@ async fn reveal_password(
     responses((status = 200, body = Vec<DeviceView>), (status = 404, body = Problem)))]
 async fn devices(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    who: Personal,
     Path(number): Path<String>,
 ) -> Result<Json<Vec<DeviceView>>, Problem> {
+    who.reach(&number)?;
+    let scope = who.0;
     let e = extension_of(&api, &scope.tenant, &number).await?;
     let devices = api
         .admin
@@ -569,10 +622,12 @@ async fn devices(
     responses((status = 200, body = Vec<Transition>), (status = 404, body = Problem)))]
 async fn history(
     AxumState(api): AxumState<State>,
-    scope: Scope,
+    who: Personal,
     Path(number): Path<String>,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<Vec<Transition>>, Problem> {
+    who.reach(&number)?;
+    let scope = who.0;
     let _ = p.tenant;
     let hours = p.hours.unwrap_or(24);
     if !(1..=MAX_HISTORY_HOURS).contains(&hours) {
@@ -677,6 +732,7 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(bulk))
         .routes(routes!(read, patch, remove))
         .routes(routes!(reset_password, reveal_password))
+        .routes(routes!(webphone))
         .routes(routes!(devices))
         .routes(routes!(history))
 }

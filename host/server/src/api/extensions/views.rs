@@ -148,6 +148,30 @@ const EDITABLE_FIELDS: &[&str] = &[
 ];
 
 /// Refuses a body with a top-level field that is not editable, naming it.
+/// What an extension user may change of their own extension: how calls
+/// reach them, not who they are or what they may dial.
+const PERSONAL_FIELDS: &[&str] = &[
+    "ring_timeout_secs",
+    "dnd",
+    "away",
+    "forwarding",
+    "follow_me",
+    "voicemail",
+];
+
+/// Refuses an extension user's change of an administrator's field (403,
+/// naming the field).
+pub(super) fn reject_impersonal(body: &serde_json::Map<String, Value>) -> Result<(), Problem> {
+    match body.keys().find(|k| !PERSONAL_FIELDS.contains(&k.as_str())) {
+        Some(field) => Err(Problem::forbidden_field(
+            field.clone(),
+            "only an administrator changes this; an extension user changes dnd, away, \
+             forwarding, follow_me, voicemail and ring_timeout_secs",
+        )),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn reject_unknown(body: &serde_json::Map<String, Value>) -> Result<(), Problem> {
     match body.keys().find(|k| !EDITABLE_FIELDS.contains(&k.as_str())) {
         Some(unknown) => Err(Problem::field(unknown.clone(), "unknown field")),
@@ -415,6 +439,23 @@ pub struct NewExtensionBody {
 pub struct Password {
     /// The password; on a reset, omit it to have one generated.
     pub(super) password: Option<String>,
+}
+
+/// What a web phone registers with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebPhone {
+    /// The extension's number.
+    pub extension: String,
+    /// Its display name.
+    pub name: String,
+    /// Digest username (`<number>-<TENANT>`).
+    pub username: String,
+    /// SIP password.
+    pub password: String,
+    /// The tenant's SIP domain: the registrar's URI is `sip:<domain>`.
+    pub domain: String,
+    /// Path of the SIP WebSocket on this listener.
+    pub path: String,
 }
 
 /// A registered device.
