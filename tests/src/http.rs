@@ -95,6 +95,29 @@ impl Client {
         }
     }
 
+    /// Polls extensions import `id` until it is no longer running; its
+    /// report.
+    pub fn import_finished(&self, id: &str) -> serde_json::Value {
+        crate::wait_for(Duration::from_secs(60), || {
+            let status = self.get(&format!("/api/v1/imports/{id}")).json();
+            (status["state"] != "running").then_some(status)
+        })
+        .expect("the import finishes")
+    }
+
+    /// Imports extensions from `csv` (only checks it on a `dry_run`);
+    /// the finished job's report.
+    pub fn import_extensions(&self, csv: &str, dry_run: bool) -> serde_json::Value {
+        let r = self.request(
+            "POST",
+            &format!("/api/v1/imports?dry_run={dry_run}"),
+            Some(("text/csv", csv.as_bytes())),
+            &[],
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+        self.import_finished(r.json()["id"].as_str().unwrap_or_default())
+    }
+
     /// GET.
     pub fn get(&self, path: &str) -> Response {
         self.request("GET", path, None, &[])

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use edgepbx_e2e::http::Client;
 use edgepbx_e2e::pbx::{Deployment, Extension};
 use edgepbx_e2e::phones::{Behaviour, CALL_CONFIG, Device, caller, wait_for_bindings};
 use edgepbx_e2e::policies::policy_module;
@@ -873,26 +872,6 @@ fn groups_contacts_and_policies() {
     assert_eq!(beta.get("/api/v1/policies").json(), json!([]));
 }
 
-/// Polls an import job until it is no longer running.
-fn finished(api: &Client, id: &str) -> Value {
-    wait_for(Duration::from_secs(60), || {
-        let status = api.get(&format!("/api/v1/imports/{id}")).json();
-        (status["state"] != "running").then_some(status)
-    })
-    .expect("the import finishes")
-}
-
-fn import(api: &Client, csv: &str, dry_run: bool) -> Value {
-    let r = api.request(
-        "POST",
-        &format!("/api/v1/imports?dry_run={dry_run}"),
-        Some(("text/csv", csv.as_bytes())),
-        &[],
-    );
-    assert_eq!(r.status, 202, "{}", r.text());
-    finished(api, r.json()["id"].as_str().unwrap_or_default())
-}
-
 #[test]
 fn csv_import_is_all_or_nothing_and_round_trips() {
     let s = setup("api-csv");
@@ -914,7 +893,7 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
         .chain(rows.iter().map(String::as_str))
         .collect();
 
-    let report = import(&acme, &bad, true);
+    let report = acme.import_extensions(&bad, true);
     assert_eq!(report["state"], "done", "{report}");
     assert_eq!(report["total"], 50);
     assert_eq!(report["processed"], 50);
@@ -929,7 +908,7 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
         (Some(22), Some("forward_busy"))
     );
     // A commit with errors writes nothing.
-    let report = import(&acme, &bad, false);
+    let report = acme.import_extensions(&bad, false);
     assert_eq!(report["committed"], false, "{report}");
     assert_eq!(acme.get("/api/v1/extensions").json()["total"], 1);
 
@@ -938,7 +917,7 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
     let good: String = std::iter::once(header)
         .chain(rows.iter().map(String::as_str))
         .collect();
-    let report = import(&acme, &good, false);
+    let report = acme.import_extensions(&good, false);
     assert_eq!(
         (report["committed"].as_bool(), report["created"].as_u64()),
         (Some(true), Some(50)),
@@ -969,8 +948,7 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
         &json!({"name": formula}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    let report = import(
-        &acme,
+    let report = acme.import_extensions(
         "number,name,aliases\n100,Existing,\n2006,User 6,sixer;boss\n2020,User Twenty,\n",
         false,
     );
@@ -993,7 +971,7 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
             .header("content-type")
             .is_some_and(|t| t.starts_with("text/csv"))
     );
-    let report = import(&acme, &first.text(), false);
+    let report = acme.import_extensions(&first.text(), false);
     assert_eq!(
         (report["committed"].as_bool(), report["updated"].as_u64()),
         (Some(true), Some(51)),
@@ -1033,7 +1011,7 @@ fn csv_import_is_all_or_nothing_and_round_trips() {
     );
     let id = r.json()["id"].as_str().unwrap_or_default().to_owned();
     assert_problem(&beta.get(&format!("/api/v1/imports/{id}")), 404, None);
-    finished(&acme, &id);
+    acme.import_finished(&id);
 }
 
 /// Two clients edit the same extension: the one whose `If-Match` names the

@@ -180,3 +180,108 @@ fn an_extension_user_reaches_their_own_extension_and_nothing_else() {
         "{users}"
     );
 }
+
+#[test]
+fn the_extensions_csv_lists_and_sets_each_extensions_console_users() {
+    let deployment = Deployment::new("extension-users-csv");
+    deployment.acme_with([100, 101]);
+    deployment.add_console_user("admin@acme.test", Some("ACME"), "acme password 1");
+    let key = deployment.api_key("ACME", false);
+    let pbx = deployment.start();
+    let acme = pbx.api().with_token(&key);
+    let users_of = |number: &str| -> Vec<String> {
+        let mut found: Vec<String> = acme
+            .get("/api/v1/users")
+            .json()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|u| u["extension"] == number)
+            .filter_map(|u| u["email"].as_str().map(str::to_owned))
+            .collect();
+        found.sort();
+        found
+    };
+
+    // A file with a bad row changes nothing: an address that is another
+    // kind of user already, one named on two rows.
+    let bad = "number,name,console_users\n\
+        100,Ann,ann@acme.test\n\
+        101,Bob,bob@acme.test;ann@acme.test\n\
+        102,New,admin@acme.test\n\
+        103,New,not an address\n";
+    let report = acme.import_extensions(bad, false);
+    assert_eq!(report["committed"], false, "{report}");
+    let errors: Vec<(u64, String)> = report["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["row"].as_u64().unwrap_or(0),
+                e["field"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [3, 4, 5].map(|row| (row, "console_users".to_owned())),
+        "{report}"
+    );
+    assert!(users_of("100").is_empty() && users_of("101").is_empty());
+
+    // A good one makes the users, their passwords in the report once.
+    let good =
+        "number,name,console_users\n100,Ann,ann@acme.test\n101,Bob,bob@acme.test; bea@acme.test\n";
+    let dry = acme.import_extensions(good, true);
+    assert_eq!(dry["errors"], json!([]), "{dry}");
+    assert!(users_of("101").is_empty(), "a dry run adds nobody");
+    let report = acme.import_extensions(good, false);
+    assert_eq!(report["committed"], true, "{report}");
+    let issued = report["user_passwords"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(issued.len(), 3, "{report}");
+    assert_eq!(users_of("101"), ["bea@acme.test", "bob@acme.test"]);
+    let bea = issued
+        .iter()
+        .find(|p| p["email"] == "bea@acme.test")
+        .expect("bea's password");
+    assert_eq!(bea["extension"], "101");
+    let as_bea = pbx.api().logged_in(
+        "bea@acme.test",
+        bea["password"].as_str().unwrap_or_default(),
+    );
+    assert_eq!(as_bea.get("/api/v1/extensions/101").status, 200);
+    let id = report["id"].as_str().unwrap_or_default();
+    let again = acme.get(&format!("/api/v1/imports/{id}")).json();
+    assert_eq!(again["user_passwords"], json!([]), "handed out once");
+
+    // The export lists them; a file that names fewer takes the others'
+    // access away (and their sessions with it).
+    let export = acme.get("/api/v1/extensions/export.csv").text();
+    assert!(
+        export
+            .lines()
+            .next()
+            .is_some_and(|h| h.ends_with(",console_users")),
+        "{export}"
+    );
+    assert!(
+        export.contains("bob@acme.test;bea@acme.test")
+            || export.contains("bea@acme.test;bob@acme.test"),
+        "{export}"
+    );
+    let report =
+        acme.import_extensions("number,name,console_users\n101,Bob,bob@acme.test\n", false);
+    assert_eq!(report["committed"], true, "{report}");
+    assert_eq!(report["user_passwords"], json!([]), "bob is kept as he is");
+    assert_eq!(users_of("101"), ["bob@acme.test"]);
+    assert_eq!(
+        users_of("100"),
+        ["ann@acme.test"],
+        "a file without row 100 keeps 100's"
+    );
+    assert_eq!(as_bea.get("/api/v1/session").status, 401);
+}

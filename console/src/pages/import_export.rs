@@ -77,7 +77,8 @@ pub fn ImportExport() -> impl IntoView {
                 <p class="hint">
                     "Columns: number, name, aliases, ring_timeout_secs, dnd, away, forward_unconditional, forward_busy, "
                     "forward_no_answer, forward_offline, follow_me, voicemail, voicemail_email, outbound_caller_id, "
-                    "inbound_prefix, directory_listed, directory_email, directory_department, allowed_destinations, and optionally password. "
+                    "inbound_prefix, directory_listed, directory_email, directory_department, allowed_destinations, console_users "
+                    "(e-mails separated by ;, who log in to manage only that extension), and optionally password. "
                     "A dry run checks every row and changes nothing; a commit with any error changes nothing either."
                 </p>
                 <div class="row">
@@ -133,32 +134,16 @@ fn ImportResult(job: Import) -> impl IntoView {
         };
         view! { <p data-testid="import-outcome" data-state=job.state.clone()>{text}</p> }
     });
-    let passwords = (!job.passwords.is_empty()).then(|| {
-        let rows = job
-            .passwords
-            .iter()
-            .map(|p| {
-                view! {
-                    <tr>
-                        <td>{p.number.clone()}</td>
-                        <td class="mono">{p.password.clone()}</td>
-                    </tr>
-                }
-            })
-            .collect_view();
-        view! {
-            <p class="hint">"Generated passwords, shown only now:"</p>
-            <table class="grid compact" data-testid="import-passwords">
-                <thead>
-                    <tr>
-                        <th>"Extension"</th>
-                        <th>"Password"</th>
-                    </tr>
-                </thead>
-                <tbody>{rows}</tbody>
-            </table>
-        }
-    });
+    let passwords = job
+        .passwords
+        .iter()
+        .map(|p| vec![p.number.clone(), p.password.clone()])
+        .collect();
+    let user_passwords = job
+        .user_passwords
+        .iter()
+        .map(|p| vec![p.email.clone(), p.extension.clone(), p.password.clone()])
+        .collect();
     view! {
         <div class="import-result">
             <div
@@ -177,7 +162,60 @@ fn ImportResult(job: Import) -> impl IntoView {
             <p class="hint">{label}</p>
             {outcome}
             <RowErrors errors=job.errors.clone() testid="import-errors"/>
-            {passwords}
+            <Secrets
+                title="Generated passwords, shown only now:"
+                headers=&["Extension", "Password"]
+                rows=passwords
+                testid="import-passwords"
+            />
+            <Secrets
+                title="Console users added, with their passwords, shown only now:"
+                headers=&["E-mail", "Extension", "Password"]
+                rows=user_passwords
+                testid="import-user-passwords"
+            />
         </div>
     }
+}
+
+/// Passwords an import generated, shown once, the last column of each row
+/// being the secret; nothing when there are none.
+#[component]
+fn Secrets(
+    /// What they are.
+    title: &'static str,
+    /// The columns' titles.
+    headers: &'static [&'static str],
+    /// The rows' cells.
+    rows: Vec<Vec<String>>,
+    /// `data-testid` of the table.
+    testid: &'static str,
+) -> impl IntoView {
+    (!rows.is_empty()).then(|| {
+        let head = headers
+            .iter()
+            .map(|h| view! { <th>{*h}</th> })
+            .collect_view();
+        let body = rows
+            .into_iter()
+            .map(|cells| {
+                let last = cells.len().saturating_sub(1);
+                let cells = cells
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| view! { <td class:mono=i == last>{c}</td> })
+                    .collect_view();
+                view! { <tr>{cells}</tr> }
+            })
+            .collect_view();
+        view! {
+            <p class="hint">{title}</p>
+            <table class="grid compact" data-testid=testid>
+                <thead>
+                    <tr>{head}</tr>
+                </thead>
+                <tbody>{body}</tbody>
+            </table>
+        }
+    })
 }

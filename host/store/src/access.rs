@@ -87,6 +87,87 @@ impl std::fmt::Debug for ConsoleUser {
     }
 }
 
+/// A console user an extension write gives its extension (see
+/// [`ExtensionWrite::users`](crate::ExtensionWrite::users)).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PersonalUser {
+    /// Login name.
+    pub email: String,
+    /// Argon2 PHC string of a user to create; `None` for a user the
+    /// extension has already, kept as they are.
+    pub password_hash: Option<String>,
+}
+
+// The hash stays out of logs.
+impl std::fmt::Debug for PersonalUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonalUser")
+            .field("email", &self.email)
+            .field("new", &self.password_hash.is_some())
+            .finish()
+    }
+}
+
+/// The users an extension write keeps and creates.
+#[derive(SurrealValue)]
+pub(crate) struct PersonalRows {
+    /// Every user named.
+    all: Vec<RecordId>,
+    /// Those the extension must have already.
+    kept: Vec<RecordId>,
+    /// Those to create.
+    create: Vec<CreatedUser>,
+}
+
+#[derive(SurrealValue)]
+struct CreatedUser {
+    id: RecordId,
+    row: NewUserRow,
+}
+
+impl PersonalRows {
+    /// Checks `users` of extension `number` of tenant `code` (both
+    /// checked already).
+    pub(crate) fn of(
+        code: &str,
+        number: &str,
+        users: Vec<PersonalUser>,
+    ) -> Result<PersonalRows, StoreError> {
+        let mut rows = PersonalRows {
+            all: Vec::new(),
+            kept: Vec::new(),
+            create: Vec::new(),
+        };
+        for user in users {
+            let address = email("email", &user.email.to_ascii_lowercase())?;
+            let id = RecordId::new("console_user", address.clone());
+            if rows.all.contains(&id) {
+                return Err(StoreError::invalid(
+                    "email",
+                    format!("{address} is named twice"),
+                ));
+            }
+            rows.all.push(id.clone());
+            let Some(hash) = user.password_hash else {
+                rows.kept.push(id);
+                continue;
+            };
+            phc(&hash)?;
+            rows.create.push(CreatedUser {
+                id,
+                row: NewUserRow {
+                    email: address,
+                    password_hash: hash,
+                    role: Role::ExtensionUser.as_str().to_owned(),
+                    tenant: Some(tenant_id(code)),
+                    extension: Some(number.to_owned()),
+                },
+            });
+        }
+        Ok(rows)
+    }
+}
+
 /// An API key as stored (its hash, never the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {

@@ -15,6 +15,7 @@ use surrealdb::types::{Datetime, RecordId, SurrealValue};
 use crate::db::{from_datetime, run, version_required};
 use edgepbx_model::{CallSettings, FeatureKey, ForwardTarget, ForwardWhen};
 
+use crate::access::{PersonalRows, PersonalUser};
 use crate::settings::SettingsRow;
 use crate::tenants::{TenantRow, code_of, tenant_code, tenant_id};
 use crate::{StoreError, Tenant};
@@ -176,8 +177,9 @@ impl Profile {
 /// Longest stored hash string.
 const MAX_HASH_LEN: usize = 256;
 
-/// A plausible e-mail address (one `@`, no spaces, at most 254 bytes).
-pub(crate) fn email(field: &'static str, text: &str) -> Result<String, StoreError> {
+/// A plausible e-mail address (one `@`, no spaces, at most 254 bytes), or
+/// an [`StoreError::InvalidField`] naming `field`.
+pub fn email(field: &'static str, text: &str) -> Result<String, StoreError> {
     let ok = text.len() <= 254
         && text
             .split_once('@')
@@ -282,6 +284,11 @@ pub struct ExtensionWrite {
     /// ([`Extension::updated_at`]) is still this one; otherwise
     /// [`StoreError::Changed`] and nothing of the batch is written.
     pub if_version: Option<SystemTime>,
+    /// The console users of the extension (role extension user): `None`
+    /// keeps those it has; otherwise it has exactly these afterwards,
+    /// the others removed with their sessions, and one with a password
+    /// hash created (a [`StoreError::Conflict`] if the e-mail is taken).
+    pub users: Option<Vec<PersonalUser>>,
 }
 
 #[derive(SurrealValue)]
@@ -295,6 +302,7 @@ struct WriteRow {
     credentials: Option<SecretRow>,
     settings: SettingsRow,
     profile: ProfileRow,
+    users: Option<PersonalRows>,
 }
 
 /// Extension repository; get one from [`Store::extensions`](crate::Store::extensions).
@@ -444,6 +452,10 @@ impl Extensions<'_> {
                     })
                 })
                 .transpose()?;
+            let users = w
+                .users
+                .map(|u| PersonalRows::of(&code, &number, u))
+                .transpose()?;
             rows.push(WriteRow {
                 mode: w.mode.as_str().to_owned(),
                 if_version: version_required(w.if_version)?,
@@ -456,6 +468,7 @@ impl Extensions<'_> {
                 credentials,
                 settings: SettingsRow::from(&w.settings),
                 profile: ProfileRow::from(&w.profile),
+                users,
             });
         }
         run(self
@@ -499,6 +512,27 @@ impl Extensions<'_> {
                     IF $w.credentials != NONE {
                         UPDATE $ext SET credentials = $w.credentials.credentials,
                             sealed_password = $w.credentials.sealed;
+                    };
+                    IF $w.users != NONE {
+                        LET $mine = SELECT VALUE id FROM console_user
+                            WHERE tenant = $tenant AND extension = $w.number;
+                        FOR $id IN $w.users.kept {
+                            IF $id NOTINSIDE $mine {
+                                THROW 'edgepbx:conflict:user ' + <string> record::id($id)
+                                    + ' (not a user of extension ' + $w.number + ')';
+                            };
+                        };
+                        LET $gone = SELECT VALUE id FROM console_user
+                            WHERE tenant = $tenant AND extension = $w.number
+                            AND id NOTINSIDE $w.users.all;
+                        DELETE session WHERE user IN $gone;
+                        DELETE $gone;
+                        FOR $u IN $w.users.create {
+                            IF record::exists($u.id) {
+                                THROW 'edgepbx:conflict:user ' + $u.row.email;
+                            };
+                            CREATE $u.id CONTENT $u.row;
+                        };
                     };
                 };
                 LET $limit = (SELECT VALUE limits.max_extensions FROM $tenant)[0];

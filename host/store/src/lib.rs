@@ -79,7 +79,7 @@ use surrealdb::engine::any::{self, Any};
 use surrealdb::opt::auth::Root;
 use tracing::info;
 
-pub use access::{Access, ApiKey, AuditEntry, ConsoleUser, MAX_API_KEYS, Role};
+pub use access::{Access, ApiKey, AuditEntry, ConsoleUser, MAX_API_KEYS, PersonalUser, Role};
 pub use bindings::{BindingChange, Bindings, StoredBinding, Transport};
 pub use calls::{CallRecords, MAX_LISTED_CALLS};
 pub use config::{DEFAULT_DATABASE, DEFAULT_NAMESPACE, DbSpec, StoreConfig};
@@ -94,7 +94,7 @@ pub use error::StoreError;
 pub use events::{EventKind, RegistrationEvent, RegistrationEvents};
 pub use extensions::{
     CredentialEntry, Extension, ExtensionWrite, Extensions, NewExtension, Profile, SipCredentials,
-    WriteMode, number_order,
+    WriteMode, email, number_order,
 };
 pub use groups::Groups;
 pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};

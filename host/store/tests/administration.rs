@@ -34,6 +34,7 @@ fn write(number: &str, aliases: &[&str], mode: WriteMode) -> ExtensionWrite {
         settings: CallSettings::default(),
         profile: Profile::default(),
         if_version: None,
+        users: None,
     }
 }
 

@@ -30,6 +30,7 @@ async fn open(dir: &std::path::Path) -> Result<Store, StoreError> {
                 settings: CallSettings::default(),
                 profile: Profile::default(),
                 if_version: None,
+                users: None,
             })
             .collect();
         store.extensions().put(code, extensions).await?;

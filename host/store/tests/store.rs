@@ -153,7 +153,10 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             REMOVE FIELD profile.voicemail_skip_pin ON extension;
             REMOVE TABLE mailbox_lock;
             REMOVE FIELD features.operator ON tenant;
-            DELETE migration:13;",
+            DELETE migration:13;
+            REMOVE INDEX console_user_extension ON console_user;
+            REMOVE FIELD extension ON console_user;
+            DELETE migration:14;",
         )
         .await?
         .check()?;

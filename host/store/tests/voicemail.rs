@@ -34,6 +34,7 @@ async fn open(dir: &Path) -> Result<Store, StoreError> {
                 settings: CallSettings::default(),
                 profile: Profile::default(),
                 if_version: None,
+                users: None,
             })
             .collect();
         store.extensions().put(code, extensions).await?;

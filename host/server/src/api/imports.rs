@@ -25,6 +25,7 @@ use super::extensions::{
     CallerId, DirectoryEntry, Editable, FollowMeStep, FollowMeView, Forwarding, Voicemail,
     editable, new_credentials, reload, settings_of,
 };
+use super::import_users::{self, USERS_COLUMN, UserPassword};
 use super::{Api, Problem, State};
 
 /// The columns, in export order.
@@ -51,6 +52,7 @@ pub const COLUMNS: &[&str] = &[
     "directory_email",
     "directory_department",
     "allowed_destinations",
+    USERS_COLUMN,
 ];
 /// A column import accepts besides the exported ones.
 const PASSWORD_COLUMN: &str = "password";
@@ -126,6 +128,9 @@ pub struct ImportStatus {
     /// Passwords of created extensions: after a commit, in the first
     /// report read, and never again.
     passwords: Vec<NewPassword>,
+    /// Passwords of created console users (the `console_users` column),
+    /// handed out the same way.
+    user_passwords: Vec<UserPassword>,
 }
 
 /// A row's error.
@@ -183,8 +188,9 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// One extension as a CSV record, in [`COLUMNS`] order.
-fn record(e: &Extension) -> Vec<String> {
+/// One extension as a CSV record, in [`COLUMNS`] order, with `users`
+/// (the cells of its console users by extension).
+fn record(e: &Extension, users: &HashMap<String, String>) -> Vec<String> {
     let ed = editable(e);
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     vec![
@@ -216,6 +222,7 @@ fn record(e: &Extension) -> Vec<String> {
         opt(&ed.directory.email),
         opt(&ed.directory.department),
         ed.allowed_destinations,
+        users.get(&e.number).cloned().unwrap_or_default(),
     ]
 }
 
@@ -244,9 +251,10 @@ async fn export(
                 .collect()
         }
     };
+    let users = import_users::cells(&api, &scope.tenant).await?;
     csv_download(
         COLUMNS,
-        chosen.iter().map(|e| record(e)),
+        chosen.iter().map(|e| record(e, &users)),
         "attachment; filename=\"extensions.csv\"",
     )
 }
@@ -311,6 +319,7 @@ async fn start(
         updated: 0,
         committed: false,
         passwords: Vec::new(),
+        user_passwords: Vec::new(),
     };
     let job = Arc::new(Mutex::new(Job {
         tenant: scope.tenant.clone(),
@@ -328,6 +337,7 @@ async fn start(
                 j.status.state = "failed";
                 j.status.committed = false;
                 j.status.passwords.clear();
+                j.status.user_passwords.clear();
                 j.status.errors.push(RowError {
                     row: 0,
                     field: problem
@@ -362,6 +372,7 @@ async fn status(
     let mut status = j.status.clone();
     // The generated passwords are handed out once.
     status.passwords = std::mem::take(&mut j.status.passwords);
+    status.user_passwords = std::mem::take(&mut j.status.user_passwords);
     Ok(Json(status))
 }
 
@@ -485,6 +496,8 @@ fn column_of(field: &str) -> String {
 struct Checked {
     write: ExtensionWrite,
     password: Option<String>,
+    /// Console users to create, by e-mail.
+    new_users: Vec<String>,
 }
 
 /// A cell, `None` when the column is absent or the cell empty.
@@ -650,6 +663,14 @@ async fn check_row(
     } else {
         (None, None)
     };
+    let (users, new_users) = if has(USERS_COLUMN) {
+        let (kept, created) =
+            import_users::check(api, &tenant.code, &number, cell(rows, record, USERS_COLUMN))
+                .await?;
+        (Some(kept), created)
+    } else {
+        (None, Vec::new())
+    };
     Ok(Checked {
         write: ExtensionWrite {
             mode: if existing.is_some() {
@@ -664,8 +685,10 @@ async fn check_row(
             settings,
             profile,
             if_version: None,
+            users,
         },
         password,
+        new_users,
     })
 }
 
@@ -713,6 +736,7 @@ async fn run(
     let mut checked = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut claimed: HashMap<String, (String, usize)> = HashMap::new();
+    let mut users_seen: HashMap<String, usize> = HashMap::new();
     for (i, record) in rows.records.iter().enumerate() {
         let row = i + 2;
         match check_row(
@@ -747,6 +771,16 @@ async fn run(
                         });
                     }
                     claimed.insert(name.clone(), (number.clone(), row));
+                }
+                let named = c.write.users.iter().flatten().map(|u| &u.email);
+                for address in named.chain(&c.new_users) {
+                    if let Some(first) = users_seen.insert(address.clone(), row) {
+                        errors.push(RowError::new(
+                            row,
+                            USERS_COLUMN,
+                            format!("{address} is also on row {first}"),
+                        ));
+                    }
                 }
                 checked.push(c);
             }
@@ -793,6 +827,15 @@ async fn run(
             })
         })
         .collect();
+    let mut user_passwords = Vec::new();
+    for c in &mut checked {
+        let (users, issued) =
+            import_users::issue(&c.write.number, std::mem::take(&mut c.new_users)).await?;
+        if !users.is_empty() {
+            c.write.users.get_or_insert_with(Vec::new).extend(users);
+        }
+        user_passwords.extend(issued);
+    }
     store
         .extensions()
         .put(code, checked.into_iter().map(|c| c.write).collect())
@@ -804,6 +847,7 @@ async fn run(
     let mut j = lock(job);
     j.status.committed = true;
     j.status.passwords = passwords;
+    j.status.user_passwords = user_passwords;
     j.status.state = "done";
     Ok(())
 }

@@ -14,6 +14,7 @@ mod devices;
 mod devices_csv;
 mod extensions;
 mod groups;
+mod import_users;
 mod imports;
 mod live;
 mod policies;

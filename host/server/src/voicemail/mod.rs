@@ -289,6 +289,7 @@ impl Voicemail {
                 settings: current.settings.clone(),
                 profile,
                 if_version: Some(current.updated_at),
+                users: None,
             };
             self.store.extensions().put(tenant, vec![write]).await?;
             anyhow::Ok(())

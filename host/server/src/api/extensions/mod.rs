@@ -309,6 +309,7 @@ async fn create(
                 settings,
                 profile,
                 if_version: None,
+                users: None,
             }],
         )
         .await
@@ -428,6 +429,7 @@ async fn patch(
                 settings,
                 profile,
                 if_version,
+                users: None,
             }],
         )
         .await
@@ -707,6 +709,7 @@ async fn bulk(
                         settings,
                         profile: e.profile.clone(),
                         if_version: None,
+                        users: None,
                     }
                 })
                 .collect();
