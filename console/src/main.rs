@@ -11,10 +11,13 @@
 //! - [`route`]: pages addressed by the URL fragment.
 //! - [`ui`]: small shared widgets and browser helpers.
 //! - [`pages`]: one module per page.
+//! - [`phone`]: the web phone's SIP user agent, sans-IO (the page that
+//!   drives it is `pages::phone`, its media `pages::phone_media`).
 
 mod api;
 mod model;
 mod pages;
+mod phone;
 mod route;
 mod state;
 mod ui;
@@ -138,11 +141,14 @@ fn Console() -> impl IntoView {
     // An extension user has one page: their own extension.
     let own = state.own_extension();
     let links = match &own {
-        Some(number) => vec![(
-            Route::Extension(number.clone(), Tab::General),
-            "My extension",
-            "nav-my-extension",
-        )],
+        Some(number) => vec![
+            (
+                Route::Extension(number.clone(), Tab::General),
+                "My extension",
+                "nav-my-extension",
+            ),
+            (Route::Phone, "Phone", "nav-phone"),
+        ],
         None => vec![
             (Route::Extensions, "Extensions", "nav-extensions"),
             (Route::Dashboard, "Dashboard", "nav-dashboard"),
@@ -152,6 +158,7 @@ fn Console() -> impl IntoView {
             (Route::Policies, "Policies", "nav-policies"),
             (Route::ImportExport, "Import/Export", "nav-import-export"),
             (Route::ApiKeys, "API keys", "nav-api-keys"),
+            (Route::Phone, "Phone", "nav-phone"),
         ],
     };
     let logout = move |_| {
@@ -209,8 +216,11 @@ fn Console() -> impl IntoView {
                 }
                 if let Some(number) = own.clone() {
                     // Whatever the address says, an extension user sees
-                    // their own extension.
+                    // their own extension (or their phone).
                     let tab = match route {
+                        Route::Phone => {
+                            return view! { <pages::phone::PhonePage/> }.into_any();
+                        }
                         Route::Extension(n, tab) if n == number && tab.personal() => tab,
                         _ => Tab::General,
                     };
@@ -230,6 +240,7 @@ fn Console() -> impl IntoView {
                         view! { <pages::import_export::ImportExport/> }.into_any()
                     }
                     Route::ApiKeys => view! { <pages::api_keys::ApiKeys/> }.into_any(),
+                    Route::Phone => view! { <pages::phone::PhonePage/> }.into_any(),
                 }
             }}
         </main>

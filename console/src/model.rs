@@ -82,6 +82,24 @@ impl Session {
     }
 }
 
+/// What the web phone registers with (`GET /extensions/{n}/webphone`);
+/// kept in memory for the page's life only.
+#[derive(Clone, Deserialize)]
+pub struct WebPhone {
+    /// The extension's number.
+    pub extension: String,
+    /// Its display name.
+    pub name: String,
+    /// Digest username.
+    pub username: String,
+    /// SIP password.
+    pub password: String,
+    /// The tenant's SIP domain.
+    pub domain: String,
+    /// Path of the SIP WebSocket.
+    pub path: String,
+}
+
 /// A console user (`GET /users`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct ConsoleUser {

@@ -100,6 +100,8 @@ pub enum Route {
     ImportExport,
     /// API keys.
     ApiKeys,
+    /// The web phone.
+    Phone,
 }
 
 impl Route {
@@ -123,6 +125,7 @@ impl Route {
             (Some("policies"), ..) => Route::Policies,
             (Some("import-export"), ..) => Route::ImportExport,
             (Some("api-keys"), ..) => Route::ApiKeys,
+            (Some("phone"), ..) => Route::Phone,
             _ => Route::Extensions,
         }
     }
@@ -141,6 +144,7 @@ impl Route {
             Route::Policies => "#/policies".into(),
             Route::ImportExport => "#/import-export".into(),
             Route::ApiKeys => "#/api-keys".into(),
+            Route::Phone => "#/phone".into(),
         }
     }
 }

@@ -20,3 +20,13 @@ export function launch(extraArgs = []) {
     ],
   });
 }
+
+// What a page that makes calls needs: a fake microphone granted without
+// asking, loopback candidates (the tests' only network), and audio that
+// plays without a click.
+export const phoneFlags = [
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+  "--allow-loopback-in-peer-connection",
+  "--autoplay-policy=no-user-gesture-required",
+];

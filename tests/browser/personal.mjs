@@ -1,14 +1,19 @@
 // Drives the console in headless Chromium for tests/tests/console_personal.rs:
-// an administrator makes a console user of extension 101, who logs in and
-// sees and changes only their own extension.
+// an administrator makes a console user of extension 101, who logs in, sees
+// and changes only their own extension, and uses the console's web phone:
+// calls desk phone 100, hears it, sends a key, holds, hangs up, then
+// answers a call.
 //
 // Environment: EDGEPBX_URL, EDGEPBX_EMAIL, EDGEPBX_PASSWORD (a tenant
 // administrator), USER_EMAIL, USER_PASSWORD (the extension user to add),
 // ARTIFACTS (a directory for screenshots).
-// Protocol: one line per step on stdout (`STEP <name> [detail]`); any
-// failure prints `FAIL <message>` and exits 1.
+// Protocol: one line per step on stdout (`STEP <name> [detail]`); after
+// the steps `heard`, `key-sent`, `hung-up` and `answered` it waits for a
+// line on stdin (the test checked the desk phone, or made it call). Any failure prints `FAIL <message>`
+// and exits 1.
 
-import { launch } from "./chromium.mjs";
+import { launch, phoneFlags } from "./chromium.mjs";
+import { createInterface } from "node:readline";
 import path from "node:path";
 
 const env = (name) => {
@@ -18,6 +23,10 @@ const env = (name) => {
 };
 const url = env("EDGEPBX_URL");
 const artifacts = env("ARTIFACTS");
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const goOn = async () => {
+  if ((await lines.next()).done) throw new Error("the test went away");
+};
 const step = (name, detail = "") => console.log(`STEP ${name}${detail ? " " + detail : ""}`);
 const byId = (page, id) => page.locator(`[data-testid="${id}"]`);
 const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
@@ -30,8 +39,25 @@ async function logIn(page, email, password) {
   await byId(page, "nav-logout").waitFor({ timeout: 15000 });
 }
 
+// Waits until the web phone has heard the other side: RTP packets and
+// energy above silence, as its own statistics line shows them.
+async function hears(page) {
+  const stats = byId(page, "phone-stats");
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    const packets = Number(await stats.getAttribute("data-packets"));
+    const energy = Number(await stats.getAttribute("data-energy"));
+    if (packets > 50 && energy > 0) return `packets=${packets} energy=${energy}`;
+    if (Date.now() > deadline) throw new Error(`heard nothing: ${await stats.innerText()}`);
+    await page.waitForTimeout(250);
+  }
+}
+
+const callState = (page, state) =>
+  page.locator(`[data-testid="phone-state"][data-state="${state}"]`).waitFor({ timeout: 30000 });
+
 async function main() {
-  const browser = await launch();
+  const browser = await launch(phoneFlags);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const pageErrors = [];
@@ -59,17 +85,52 @@ async function main() {
       if (await byId(page, id).count()) adminFields.push(id);
     }
     step("own-page", `nav=${nav.join("|")} tabs=${tabs.join("|")} admin-fields=${adminFields.join("|") || "none"}`);
-    await byId(page, "field-dnd").check();
+    await byId(page, "field-away").check();
     await byId(page, "ext-save").click();
     await byId(page, "notice-banner").getByText("Extension 101 saved.").waitFor({ timeout: 10000 });
-    await shot(page, "02-extension-user-sets-dnd");
-    step("dnd-saved");
+    await shot(page, "02-extension-user-sets-away");
+    step("away-saved");
 
     // Another address shows their own extension all the same.
     await page.goto(`${url}#/extensions`);
     await page.goto(`${url}#/extensions/100/aliases`);
     await byId(page, "ext-title").getByText("101").waitFor({ timeout: 10000 });
     step("kept-to-own", await byId(page, "ext-title").innerText());
+
+    // The web phone registers as 101 and calls the desk phone, 100.
+    await byId(page, "nav-phone").click();
+    await page.locator('[data-testid="phone-registration"][data-registered="true"]').waitFor({ timeout: 20000 });
+    step("phone-registered", await byId(page, "phone-registration").innerText());
+    await byId(page, "phone-target").fill("100");
+    await byId(page, "phone-call").click();
+    await callState(page, "up");
+    const heard = await hears(page);
+    await shot(page, "03-web-phone-in-call");
+    step("heard", heard);
+    await goOn();
+    await byId(page, "phone-key-5").click();
+    step("key-sent");
+    await goOn();
+    await byId(page, "phone-hold").click();
+    await byId(page, "phone-state").getByText("On hold").waitFor({ timeout: 10000 });
+    await byId(page, "phone-hold").click();
+    await byId(page, "phone-state").getByText("In call with").waitFor({ timeout: 10000 });
+    step("held-and-resumed");
+    await byId(page, "phone-hangup").click();
+    await callState(page, "idle");
+    step("hung-up", await byId(page, "phone-state").innerText());
+    await goOn();
+
+    // A call to 101 rings in the page and is answered there.
+    await callState(page, "incoming");
+    await shot(page, "04-web-phone-ringing");
+    step("ringing", await byId(page, "phone-state").innerText());
+    await byId(page, "phone-answer").click();
+    await callState(page, "up");
+    step("answered", await hears(page));
+    await goOn();
+    await byId(page, "phone-hangup").click();
+    await callState(page, "idle");
 
     if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join("; ")}`);
     step("done");
@@ -79,6 +140,7 @@ async function main() {
     process.exitCode = 1;
   } finally {
     await browser.close();
+    process.stdin.destroy();
   }
 }
 

@@ -19,7 +19,7 @@
 // "progress", "accepted", "confirmed", "ended" (cause), "failed" (cause),
 // "dtmf" (tone, by), "info" (body), "hold"/"unhold", "error" (message).
 
-import { launch } from "./chromium.mjs";
+import { launch, phoneFlags } from "./chromium.mjs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -130,13 +130,7 @@ const inPage = () => {
 };
 
 async function main() {
-  const browser = await launch([
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    // The tests' only network is loopback.
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-  ]);
+  const browser = await launch(phoneFlags);
   const pages = new Map();
   const page = (name) => {
     const p = pages.get(name);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::pbx::{Deployment, Extension, RunningPbx};
 use crate::{require_program, wait_for};
 
 /// What baresip needs to register one account.
@@ -360,4 +361,54 @@ impl Drop for Baresip {
             );
         }
     }
+}
+
+/// A registered baresip desk phone for `ext` sending a tone: it answers
+/// by itself if `answers`, and dials `dial` at once.
+pub fn desk_phone(
+    deployment: &Deployment,
+    pbx: &RunningPbx,
+    ext: &Extension,
+    answers: bool,
+    dial: Option<&str>,
+) -> Baresip {
+    let dir = deployment.work().path();
+    let tone = dir.join(format!("tone-{}.wav", ext.number));
+    write_tone(&tone, 30);
+    let phone = Baresip::start_calling(
+        dir,
+        &format!("desk-{}", ext.number),
+        &SoftphoneAccount {
+            user: ext.number.clone(),
+            domain: ext.domain.clone(),
+            password: ext.password.clone(),
+            outbound: pbx.udp(),
+            regint: 600,
+        },
+        &Calling {
+            microphone: tone,
+            auto_answer: answers,
+            dial: dial.map(str::to_owned),
+        },
+    );
+    assert!(
+        phone
+            .wait_for_line("200 OK", Duration::from_secs(30))
+            .is_some(),
+        "the desk phone never registered:\n{}",
+        phone.log()
+    );
+    phone
+}
+
+/// Waits until `phone` has received G.711 through the relay.
+pub fn desk_hears(phone: &Baresip) {
+    let heard = wait_for(Duration::from_secs(15), || {
+        (phone.audio_received_bits() >= 48_000).then_some(())
+    });
+    assert!(
+        heard.is_some(),
+        "the desk phone heard nothing:\n{}",
+        phone.log()
+    );
 }

@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use edgepbx_e2e::baresip::{Baresip, Calling, SoftphoneAccount, write_tone};
+use edgepbx_e2e::baresip::{desk_hears, desk_phone};
 use edgepbx_e2e::browser::{Browsers, ws_url};
-use edgepbx_e2e::pbx::{Deployment, Extension, RunningPbx};
+use edgepbx_e2e::pbx::{Deployment, RunningPbx};
 use edgepbx_e2e::voicemail::{GREETING_MS, mailbox_of_101, message_files};
 use edgepbx_e2e::wait_for;
 use serde_json::{Value, json};
@@ -117,44 +117,6 @@ fn a_browser_registers_over_a_websocket_and_goes_offline_when_it_closes() {
     );
 }
 
-/// A registered baresip desk phone for `ext` sending a tone: it answers
-/// by itself if `answers`, and dials `dial` at once.
-fn desk_phone(
-    deployment: &Deployment,
-    pbx: &RunningPbx,
-    ext: &Extension,
-    answers: bool,
-    dial: Option<&str>,
-) -> Baresip {
-    let dir = deployment.work().path();
-    let tone = dir.join(format!("tone-{}.wav", ext.number));
-    write_tone(&tone, 30);
-    let phone = Baresip::start_calling(
-        dir,
-        &format!("desk-{}", ext.number),
-        &SoftphoneAccount {
-            user: ext.number.clone(),
-            domain: ext.domain.clone(),
-            password: ext.password.clone(),
-            outbound: pbx.udp(),
-            regint: 600,
-        },
-        &Calling {
-            microphone: tone,
-            auto_answer: answers,
-            dial: dial.map(str::to_owned),
-        },
-    );
-    assert!(
-        phone
-            .wait_for_line("200 OK", Duration::from_secs(30))
-            .is_some(),
-        "the desk phone never registered:\n{}",
-        phone.log()
-    );
-    phone
-}
-
 /// Waits until the browser phone `name` has received audio: RTP packets
 /// counted by its peer connection and a level above silence.
 fn browser_hears(browsers: &mut Browsers, name: &str) -> Value {
@@ -175,18 +137,6 @@ fn browser_hears(browsers: &mut Browsers, name: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-/// Waits until `phone` has received G.711 through the relay.
-fn desk_hears(phone: &Baresip) {
-    let heard = wait_for(Duration::from_secs(15), || {
-        (phone.audio_received_bits() >= 48_000).then_some(())
-    });
-    assert!(
-        heard.is_some(),
-        "the desk phone heard nothing:\n{}",
-        phone.log()
-    );
 }
 
 #[test]

@@ -8,6 +8,8 @@ pub mod extensions;
 pub mod groups;
 pub mod import_export;
 pub mod login;
+pub mod phone;
+pub mod phone_media;
 pub mod phones;
 pub mod phones_csv;
 pub mod policies;
