@@ -283,6 +283,48 @@ fn a_register_too_brief_gets_423_and_a_query_lists_bindings() {
 }
 
 #[test]
+fn a_register_the_store_could_not_keep_is_refused_with_400() {
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    let mut phone = Ua::new("101", 6001);
+    let number = phone.number.clone();
+    let long_call_id = format!("{}@sim", "c".repeat(300));
+    for (header, value) in [
+        ("Contact", format!("<sip:101@{}>;q=2", phone.addr)),
+        ("Contact", format!("<sip:101@{}>;q=0.1234", phone.addr)),
+        ("Call-ID", long_call_id),
+    ] {
+        let mut first = register(&mut phone, &number, 60, 1);
+        first.headers.set(header, value.clone());
+        sim.send(phone.addr, first.clone());
+        let challenge = sim.responses(phone.addr).pop().expect("a challenge");
+        assert_eq!(challenge.status, 401);
+        let second = phone.with_credentials(&first, &challenge);
+        sim.send(phone.addr, second);
+        let answer = sim.responses(phone.addr).pop().expect("an answer");
+        assert_eq!(answer.status, 400, "{header}: {value}");
+    }
+    assert!(sim.stored.is_empty(), "nothing to write behind");
+    // Within the bounds: accepted, and kept as it came.
+    let mut first = register(&mut phone, &number, 60, 1);
+    first
+        .headers
+        .set("Contact", format!("<sip:101@{}>;q=0.5", phone.addr));
+    first.headers.set("User-Agent", "x".repeat(500));
+    sim.send(phone.addr, first.clone());
+    let challenge = sim.responses(phone.addr).pop().expect("a challenge");
+    let second = phone.with_credentials(&first, &challenge);
+    sim.send(phone.addr, second);
+    assert_eq!(sim.responses(phone.addr).pop().map(|r| r.status), Some(200));
+    match sim.stored.as_slice() {
+        [Change::Added(_, binding)] => {
+            assert_eq!(binding.q.as_deref(), Some("0.5"));
+            assert_eq!(binding.user_agent.as_ref().map(String::len), Some(128));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn a_trunk_registers_answering_the_carriers_challenge_and_refreshes() {
     let (mut sim, carrier) = registering_trunk(true);
     let first = sim.request(carrier, "REGISTER");

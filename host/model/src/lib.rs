@@ -2,8 +2,9 @@
 //! gives a tenant (an extension's call settings in [`settings`], ring
 //! groups and virtual extensions in [`groups`], trunks to carriers in
 //! [`trunks`], the tenant's feature codes and BLF privacy in
-//! [`features`], desk phones and their BLF keys in [`devices`]) and the
-//! records calls leave ([`calls`]).
+//! [`features`], desk phones and their BLF keys in [`devices`]), the
+//! records calls leave ([`calls`]) and the bounds of what a registration
+//! keeps ([`registrations`]).
 //!
 //! The store persists these values, the call engine acts on them and
 //! writes the records, the API and the CLI edit them, the policy boundary
@@ -15,6 +16,7 @@ pub mod calls;
 pub mod devices;
 pub mod features;
 pub mod groups;
+pub mod registrations;
 pub mod settings;
 pub mod trunks;
 

@@ -17,15 +17,17 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::types::{Datetime, RecordId, SurrealValue};
 
+use edgepbx_model::registrations::{
+    MAX_CALL_ID_BYTES, MAX_CONTACT_BYTES, MAX_USER_AGENT_CHARS, is_qvalue,
+};
+
 use crate::StoreError;
 use crate::db::{from_datetime, run, to_datetime};
 use crate::extensions::extension_number;
 use crate::tenants::{code_of, tenant_code, tenant_id};
 
-/// Longest contact URI accepted (push parameters make them long).
-const MAX_CONTACT_LEN: usize = 4096;
-/// Longest Call-ID, instance id or User-Agent accepted.
-const MAX_TEXT_LEN: usize = 1024;
+/// Longest User-Agent kept, in bytes (its characters are bounded).
+const MAX_USER_AGENT_BYTES: usize = MAX_USER_AGENT_CHARS * 4;
 
 /// The transport a binding's REGISTER came over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,29 +253,40 @@ fn change_row(change: BindingChange) -> Result<ChangeRow, StoreError> {
         } => Ok(ChangeRow {
             code: tenant_code(&tenant)?,
             extension: extension_number(&extension)?,
-            contact: bounded("contact", contact, MAX_CONTACT_LEN)?,
+            contact: bounded("contact", contact, MAX_CONTACT_BYTES)?,
             row: None,
         }),
         BindingChange::Upsert(b) => {
             let code = tenant_code(&b.tenant)?;
             let extension = extension_number(&b.extension)?;
-            let contact = bounded("contact", b.contact, MAX_CONTACT_LEN)?;
+            let contact = bounded("contact", b.contact, MAX_CONTACT_BYTES)?;
             let row = BindingRow {
                 tenant: tenant_id(&code),
                 extension: extension.clone(),
                 contact: contact.clone(),
                 expires_at: to_datetime("expires_at", b.expires_at)?,
-                q: b.q.map(|q| bounded("q", q, 16)).transpose()?,
-                call_id: bounded("call_id", b.call_id, MAX_TEXT_LEN)?,
+                q: b.q
+                    .map(|q| {
+                        if is_qvalue(&q) {
+                            Ok(q)
+                        } else {
+                            Err(StoreError::invalid(
+                                "q",
+                                "must be 0 to 1, three decimals at most",
+                            ))
+                        }
+                    })
+                    .transpose()?,
+                call_id: bounded("call_id", b.call_id, MAX_CALL_ID_BYTES)?,
                 cseq: b.cseq,
                 instance_id: b
                     .instance_id
-                    .map(|i| bounded("instance_id", i, MAX_TEXT_LEN))
+                    .map(|i| bounded("instance_id", i, MAX_CONTACT_BYTES))
                     .transpose()?,
                 reg_id: b.reg_id,
                 user_agent: b
                     .user_agent
-                    .map(|u| bounded("user_agent", u, MAX_TEXT_LEN))
+                    .map(|u| bounded("user_agent", u, MAX_USER_AGENT_BYTES))
                     .transpose()?,
                 source: b.source.to_string(),
                 transport: b.transport.as_str().to_owned(),

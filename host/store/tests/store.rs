@@ -599,6 +599,15 @@ async fn bindings_are_applied_in_order_and_survive_reopen() -> TestResult {
             ..
         })
     ));
+    let mut bad_q = binding("ACME", "101", "sip:101@192.0.2.11", 3);
+    bad_q.q = Some("2".into());
+    assert!(matches!(
+        store
+            .bindings()
+            .apply(vec![BindingChange::Upsert(bad_q)])
+            .await,
+        Err(StoreError::InvalidField { field: "q", .. })
+    ));
     assert!(store.bindings().load_all().await?.is_empty());
     store.close().await?;
     Ok(())

@@ -81,8 +81,14 @@ pub fn register(
     if tenant.resolve(&addressed_user).map(|e| &e.number) != Some(&owner) {
         return plain(403);
     }
-    let (contacts, expires) = match (view::contacts(request), view::expires(request)) {
-        (Ok(c), Ok(e)) => (c, e),
+    // Whatever a binding keeps is within what the store keeps, or the
+    // REGISTER is refused here rather than accepted and lost later.
+    let (contacts, expires, call_id) = match (
+        view::contacts(request),
+        view::expires(request),
+        view::call_id(request),
+    ) {
+        (Ok(c), Ok(e), Ok(id)) => (c, e, id.to_owned()),
         _ => return plain(400),
     };
     let registration = Registration {
@@ -90,19 +96,12 @@ pub fn register(
             tenant: tenant.code.clone(),
             extension: owner,
         },
-        call_id: request
-            .headers
-            .get("Call-ID")
-            .unwrap_or_default()
-            .to_owned(),
+        call_id,
         cseq: view::cseq(request),
         expires,
         contacts,
         source: source.clone(),
-        user_agent: request
-            .headers
-            .get("User-Agent")
-            .map(|ua| ua.chars().take(128).collect()),
+        user_agent: view::user_agent(request),
         max_bindings: tenant.max_bindings,
     };
     match location.register(now, wall, &registration) {

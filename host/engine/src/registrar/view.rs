@@ -4,6 +4,9 @@
 
 use std::time::Instant;
 
+use edgepbx_model::registrations::{
+    MAX_CALL_ID_BYTES, MAX_CONTACT_BYTES, MAX_USER_AGENT_CHARS, is_qvalue,
+};
 use edgepbx_sip::Request;
 use edgepbx_sip::grammar::{self, ContactValue, GrammarError, NameAddr};
 
@@ -30,13 +33,13 @@ pub enum ViewError {
     /// A contact URI or instance id longer than [`MAX_CONTACT_BYTES`].
     #[error("Contact: a URI or +sip.instance longer than {MAX_CONTACT_BYTES} bytes")]
     ContactTooLong,
+    /// A `q` that is not a qvalue (0 to 1, three decimals at most).
+    #[error("Contact: q must be 0 to 1 with three decimals at most")]
+    BadQ,
+    /// No Call-ID, or one longer than [`MAX_CALL_ID_BYTES`].
+    #[error("Call-ID must be 1 to {MAX_CALL_ID_BYTES} bytes")]
+    BadCallId,
 }
-
-/// Longest contact URI, and longest `+sip.instance`, a binding may have,
-/// in bytes: room for push-notification parameters (RFC 8599), none for a
-/// device to bloat the location table, the device lists of the console
-/// and every routing policy's view of its extension.
-pub const MAX_CONTACT_BYTES: usize = 1024;
 
 fn grammar(field: &'static str) -> impl FnOnce(GrammarError) -> ViewError {
     move |source| ViewError::Grammar { field, source }
@@ -68,6 +71,9 @@ pub fn contacts(request: &Request) -> Result<Contacts, ViewError> {
                     if too_long(&value.uri) || value.instance.as_deref().is_some_and(too_long) {
                         return Err(ViewError::ContactTooLong);
                     }
+                    if value.q.as_deref().is_some_and(|q| !is_qvalue(q)) {
+                        return Err(ViewError::BadQ);
+                    }
                     list.push(value);
                 }
             }
@@ -94,6 +100,22 @@ fn spec(value: &NameAddr) -> ContactSpec {
             .and_then(|p| p.value.as_deref())
             .and_then(|v| v.parse().ok()),
     }
+}
+
+/// The Call-ID, which a binding keeps.
+pub fn call_id(request: &Request) -> Result<&str, ViewError> {
+    match request.headers.get("Call-ID") {
+        Some(id) if !id.is_empty() && id.len() <= MAX_CALL_ID_BYTES => Ok(id),
+        _ => Err(ViewError::BadCallId),
+    }
+}
+
+/// The User-Agent, cut to [`MAX_USER_AGENT_CHARS`].
+pub fn user_agent(request: &Request) -> Option<String> {
+    request
+        .headers
+        .get("User-Agent")
+        .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect())
 }
 
 /// The Expires header field; values beyond `u32` saturate (the registrar
