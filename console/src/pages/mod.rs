@@ -9,6 +9,7 @@ pub mod groups;
 pub mod import_export;
 pub mod login;
 pub mod phone;
+pub mod phone_line;
 pub mod phone_media;
 pub mod phones;
 pub mod phones_csv;

@@ -296,11 +296,6 @@ impl Media {
         Some(found)
     }
 
-    /// The element the remote audio plays in.
-    pub fn audio(&self) -> NodeRef<leptos::html::Audio> {
-        self.audio
-    }
-
     /// Ends the media: the connection closes, the microphone stops.
     pub fn close(&self) {
         self.pc.close();
@@ -312,5 +307,41 @@ impl Media {
         if let Some(element) = self.audio.get_untracked() {
             element.set_src_object(None);
         }
+    }
+}
+
+/// The ring of an incoming call: 440 and 480 Hz together, two seconds on
+/// and four off (the North American ring), for a minute at most.
+pub struct Ringer {
+    context: web_sys::AudioContext,
+}
+
+impl Ringer {
+    /// Starts ringing; `None` when the browser has no audio output.
+    pub fn start() -> Option<Ringer> {
+        let context = web_sys::AudioContext::new().ok()?;
+        let gain = context.create_gain().ok()?;
+        gain.connect_with_audio_node(&context.destination()).ok()?;
+        let level = gain.gain();
+        level.set_value(0.0);
+        let start = context.current_time();
+        for cycle in 0..10 {
+            let at = start + f64::from(cycle) * 6.0;
+            level.set_value_at_time(0.15, at).ok()?;
+            level.set_value_at_time(0.0, at + 2.0).ok()?;
+        }
+        for hz in [440.0, 480.0] {
+            let tone = context.create_oscillator().ok()?;
+            tone.frequency().set_value(hz);
+            tone.connect_with_audio_node(&gain).ok()?;
+            tone.start().ok()?;
+        }
+        Some(Ringer { context })
+    }
+}
+
+impl Drop for Ringer {
+    fn drop(&mut self) {
+        let _ = self.context.close();
     }
 }

@@ -265,6 +265,25 @@ fn an_early_answer_is_applied_once_and_a_refusal_ends_the_call() {
 }
 
 #[test]
+fn an_unanswered_invite_fails_after_32_s_and_a_trying_one_waits() {
+    let mut p = registered();
+    p.dial("100", "offer".into(), 0.0);
+    sent(&mut p);
+    p.tick(31_999.0);
+    assert!(events(&mut p).is_empty());
+    p.tick(32_000.0);
+    assert_eq!(
+        events(&mut p),
+        [Event::Ended("the server did not answer".into())]
+    );
+    p.dial("100", "offer".into(), 40_000.0);
+    let invite = sent(&mut p);
+    p.receive(&answer(&invite, "100 Trying", &[], ""), 40_010.0);
+    p.tick(200_000.0);
+    assert!(p.in_call(), "a call in progress rings as long as it rings");
+}
+
+#[test]
 fn cancelling_a_ringing_call_sends_cancel_on_the_invites_branch() {
     let mut p = registered();
     p.dial("100", "offer".into(), 0.0);

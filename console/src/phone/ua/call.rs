@@ -1,6 +1,6 @@
 //! The call half of the user agent: one call at a time, either way.
 
-use super::{ALLOW, Event, Phone, USER_AGENT};
+use super::{ALLOW, Event, Phone, TIMEOUT_MS, USER_AGENT};
 use crate::phone::digest::Challenge;
 use crate::phone::message::{Message, caller_of, param, uri_of, write};
 
@@ -14,8 +14,10 @@ pub(super) enum Way {
 /// Where the call is.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Stage {
-    /// Our INVITE is out, since this time.
-    Calling { since: f64 },
+    /// Our INVITE is out; without any answer by `deadline` (timer B), the
+    /// call fails. A provisional answer lifts the deadline: a phone may
+    /// ring as long as the server lets it.
+    Calling { deadline: Option<f64> },
     /// An INVITE came in and rings here.
     Offered,
     /// Answered (2xx sent for an incoming call, waiting for its ACK; or
@@ -64,7 +66,9 @@ impl Phone {
         let remote = format!("sip:{target}@{}", self.account.domain);
         let call = Call {
             way: Way::Out,
-            stage: Stage::Calling { since: now },
+            stage: Stage::Calling {
+                deadline: Some(now + TIMEOUT_MS),
+            },
             call_id: self.token(20),
             local_tag: self.token(10),
             remote_tag: None,
@@ -297,6 +301,9 @@ impl Phone {
         };
         let status = response.status;
         if status < 200 {
+            if let Stage::Calling { deadline } = &mut call.stage {
+                *deadline = None;
+            }
             if status > 100 {
                 if call.remote_tag.is_none() {
                     call.remote_tag = response.tag("To");

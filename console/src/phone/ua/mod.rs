@@ -288,9 +288,10 @@ impl Phone {
             self.register(now);
         }
         if let Some(call) = &self.call
-            && let Stage::Calling { since } = call.stage
-            && call.remote_tag.is_none()
-            && now - since >= TIMEOUT_MS
+            && let Stage::Calling {
+                deadline: Some(deadline),
+            } = call.stage
+            && now >= deadline
         {
             self.call = None;
             self.events
