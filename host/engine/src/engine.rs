@@ -194,7 +194,7 @@ impl Engine {
         // is added to the path of every other message.
         let refused = !self.gate.admits(now, ip)
             && !matches!(message, Message::Response(_))
-            && self.tenants.trunk_at(ip).is_none();
+            && !self.tenants.is_carrier(ip);
         if refused {
             return;
         }

@@ -159,8 +159,9 @@ impl Tenant {
 pub struct TenantTable {
     tenants: HashMap<String, Arc<Tenant>>,
     by_domain: HashMap<String, String>,
-    /// Carrier address → (tenant code, trunk index).
-    by_trunk_ip: HashMap<IpAddr, (String, usize)>,
+    /// Carrier address → every (tenant code, trunk index) there, in
+    /// tenant code order: tenants may share a carrier.
+    by_trunk_ip: HashMap<IpAddr, Vec<(String, usize)>>,
 }
 
 /// The tenant a SIP user part and host name address, and the user part
@@ -187,8 +188,8 @@ impl TenantTable {
     }
 
     fn of(mut tenants: Vec<Arc<Tenant>>) -> Self {
-        // In code order, so that a carrier address two tenants share
-        // always goes to the same one.
+        // In code order, so that the trunks at an address are always
+        // tried in the same order.
         tenants.sort_by(|a, b| a.code.cmp(&b.code));
         let mut dir = TenantTable::default();
         for tenant in tenants {
@@ -198,7 +199,8 @@ impl TenantTable {
                 if let Some(addr) = link.addr {
                     dir.by_trunk_ip
                         .entry(addr.ip())
-                        .or_insert_with(|| (tenant.code.clone(), i));
+                        .or_default()
+                        .push((tenant.code.clone(), i));
                 }
             }
             dir.tenants.insert(tenant.code.clone(), tenant);
@@ -211,12 +213,23 @@ impl TenantTable {
         self.tenants.get(code)
     }
 
-    /// The trunk whose carrier is at `ip`, with its tenant.
-    pub fn trunk_at(&self, ip: IpAddr) -> Option<(Arc<Tenant>, Arc<TrunkLink>)> {
-        let (code, index) = self.by_trunk_ip.get(&ip)?;
-        let tenant = self.tenants.get(code)?;
-        let link = tenant.trunks.get(*index)?.clone();
-        Some((tenant.clone(), link))
+    /// Whether a configured carrier is at `ip`.
+    pub fn is_carrier(&self, ip: IpAddr) -> bool {
+        self.by_trunk_ip.contains_key(&ip)
+    }
+
+    /// The trunks whose carrier is at `ip`, with their tenants, in tenant
+    /// code order.
+    pub fn trunks_at(&self, ip: IpAddr) -> Vec<(Arc<Tenant>, Arc<TrunkLink>)> {
+        self.by_trunk_ip
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .filter_map(|(code, index)| {
+                let tenant = self.tenants.get(code)?;
+                Some((tenant.clone(), tenant.trunks.get(*index)?.clone()))
+            })
+            .collect()
     }
 
     /// Every tenant.

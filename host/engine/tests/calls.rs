@@ -10,7 +10,10 @@ use edgepbx_engine::routing::{
     Action, Decision, DecisionRequest, Outcome, Ring, RingMode, RingTarget, Target,
 };
 use edgepbx_sip::{Method, Response};
-use sim::{CARRIER, Sim, Ua, acme, call, call_with, config, one_device, ring_dialled};
+use sim::{
+    CARRIER, Sim, Ua, acme, beta_sharing_the_carrier, call, call_with, config, one_device,
+    ring_dialled,
+};
 
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 
@@ -890,6 +893,34 @@ fn a_carriers_call_to_a_did_rings_its_extension_without_a_challenge() {
     other.uri = "sip:0149999999@127.0.0.1".into();
     sim.send(carrier.addr, other);
     assert_eq!(sim.statuses(carrier.addr), [404]);
+}
+
+#[test]
+fn tenants_sharing_a_carrier_each_receive_their_own_dids() {
+    let mut sim = Sim::new(
+        config(),
+        acme(true, &[]),
+        &[("100", 6000)],
+        ring_dialled(20),
+    );
+    sim.set_tenants(vec![acme(true, &[]), beta_sharing_the_carrier()]);
+    let mut carrier = Ua::at("0612345678", CARRIER);
+    for (did, tenant, number) in [("0150000200", "BETA", "200"), ("0140000100", "ACME", "100")] {
+        let mut invite = carrier.invite(did);
+        invite.uri = format!("sip:{did}@127.0.0.1");
+        sim.send(carrier.addr, invite);
+        let asked = sim.asked.last().expect("a routing decision");
+        assert_eq!(
+            (asked.tenant.code.as_str(), asked.dialled.as_str()),
+            (tenant, number),
+            "{did}"
+        );
+    }
+    // A DID neither has is refused.
+    let mut other = carrier.invite("0149999999");
+    other.uri = "sip:0149999999@127.0.0.1".into();
+    sim.send(carrier.addr, other);
+    assert!(sim.statuses(carrier.addr).contains(&404));
 }
 
 #[test]

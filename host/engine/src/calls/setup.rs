@@ -44,53 +44,58 @@ impl Calls {
             let r = Response::for_request(request, status, Some(&request.stateless_tag()));
             cx.sig.respond(now, key, r);
         };
-        let (tenant, caller, number, service) = match tenants.trunk_at(peer.addr().ip()) {
-            Some((tenant, link)) => {
-                let Some(number) = inbound_did(request).and_then(|did| link.route(&did)) else {
-                    return respond(cx, 404);
-                };
-                let mut caller = external_caller(request, &link.trunk.name);
-                if let Some(name) = tenant.contact_names.get(&caller.number) {
-                    caller.name = Some(name.clone());
-                }
-                (tenant, caller, number.to_owned(), None)
+        let carriers = tenants.trunks_at(peer.addr().ip());
+        // A carrier's call: the trunk (of whichever tenant) that has the
+        // DID takes it.
+        let (tenant, caller, number, service) = if !carriers.is_empty() {
+            let found = inbound_did(request).and_then(|did| {
+                carriers.iter().find_map(|(tenant, link)| {
+                    link.route(&did).map(|n| (tenant, link, n.to_owned()))
+                })
+            });
+            let Some((tenant, link, number)) = found else {
+                return respond(cx, 404);
+            };
+            let mut caller = external_caller(request, &link.trunk.name);
+            if let Some(name) = tenant.contact_names.get(&caller.number) {
+                caller.name = Some(name.clone());
             }
-            None => {
-                let Some((tenant, extension)) =
-                    authenticate(now, cx.wall, cx.sig, gate, tenants, key, request, peer)
-                else {
-                    return;
+            (tenant.clone(), caller, number, None)
+        } else {
+            let Some((tenant, extension)) =
+                authenticate(now, cx.wall, cx.sig, gate, tenants, key, request, peer)
+            else {
+                return;
+            };
+            let caller = Caller {
+                number: extension.number.clone(),
+                name: Some(extension.name.clone()).filter(|n| !n.is_empty()),
+                kind: CallerKind::Internal,
+                source: peer.addr().to_string(),
+            };
+            let Some(number) = dialled_number(request) else {
+                return respond(cx, 404);
+            };
+            if let Some(pickup) = Pickup::of(request, &number, &tenant) {
+                let picker = Picker {
+                    request,
+                    key,
+                    peer,
+                    aor: Aor {
+                        tenant: tenant.code.clone(),
+                        extension: extension.number.clone(),
+                    },
                 };
-                let caller = Caller {
-                    number: extension.number.clone(),
-                    name: Some(extension.name.clone()).filter(|n| !n.is_empty()),
-                    kind: CallerKind::Internal,
-                    source: peer.addr().to_string(),
-                };
-                let Some(number) = dialled_number(request) else {
-                    return respond(cx, 404);
-                };
-                if let Some(pickup) = Pickup::of(request, &number, &tenant) {
-                    let picker = Picker {
-                        request,
-                        key,
-                        peer,
-                        aor: Aor {
-                            tenant: tenant.code.clone(),
-                            extension: extension.number.clone(),
-                        },
-                    };
-                    return self.pick_up(now, cx, &tenant, picker, pickup);
-                }
-                let service = match number.as_str() {
-                    OWN_MAILBOX => Some(Service::Retrieve {
-                        own: Some(extension.number.clone()),
-                    }),
-                    ANY_MAILBOX => Some(Service::Retrieve { own: None }),
-                    _ => None,
-                };
-                (tenant, caller, number, service)
+                return self.pick_up(now, cx, &tenant, picker, pickup);
             }
+            let service = match number.as_str() {
+                OWN_MAILBOX => Some(Service::Retrieve {
+                    own: Some(extension.number.clone()),
+                }),
+                ANY_MAILBOX => Some(Service::Retrieve { own: None }),
+                _ => None,
+            };
+            (tenant, caller, number, service)
         };
         // A number the tenant does not have goes to the policy as external
         // (through the trunk) or unknown (the built-in policy answers 404;

@@ -98,6 +98,42 @@ pub fn acme(with_trunk: bool, settings: &[(&str, CallSettings)]) -> Tenant {
     tenant
 }
 
+/// Tenant BETA with extension 200 and its own trunk to the carrier at
+/// [`CARRIER`], ACME's carrier too: DID 0150000200 rings 200.
+pub fn beta_sharing_the_carrier() -> Tenant {
+    let mut tenant = Tenant::new("BETA".into(), "beta.test".into());
+    let credentials = vec![(
+        "200".to_owned(),
+        Credentials::from_password("200", "beta.test", &password("200")),
+    )];
+    tenant.add_extension(
+        Extension {
+            number: "200".into(),
+            name: "User 200".into(),
+            aliases: Vec::new(),
+            settings: CallSettings::default(),
+        },
+        credentials,
+    );
+    tenant.add_trunk(TrunkLink {
+        trunk: Trunk {
+            tenant: "BETA".into(),
+            name: "carrier".into(),
+            host: CARRIER.into(),
+            username: None,
+            password: None,
+            register: false,
+            caller_id: None,
+            dids: vec![edgepbx_model::Did {
+                number: "0150000200".into(),
+                destination: "200".into(),
+            }],
+        },
+        addr: Some(CARRIER.parse().expect("literal address")),
+    });
+    tenant
+}
+
 /// The engine's settings in the simulations: no keepalives unless a test
 /// asks, MD5 challenges (what the scripted peers answer).
 pub fn config() -> EngineConfig {
@@ -264,6 +300,13 @@ impl Sim {
         };
         sim.drain();
         sim
+    }
+
+    /// The engine runs with `tenants` from now on (a reload).
+    pub fn set_tenants(&mut self, tenants: Vec<Tenant>) {
+        let table = Arc::new(TenantTable::new(tenants));
+        self.engine.handle_tenants(self.now, self.wall, table);
+        self.drain();
     }
 
     /// Carries out everything the engine asks, as the server's driver
