@@ -12,7 +12,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use edgepbx_sip::auth::{DigestAuthenticator, DigestRequest, DigestResponse, Verdict};
+use edgepbx_sip::auth::{
+    DigestAuthenticator, DigestRequest, DigestResponse, RejectReason, Verdict,
+};
 use edgepbx_sip::grammar::parse_name_addr;
 use edgepbx_sip::transaction::{ServerKey, TransactionKey};
 use edgepbx_sip::{Request, Response};
@@ -22,7 +24,7 @@ use crate::config::SecurityConfig;
 use crate::peer::Peer;
 use crate::signalling::Signalling;
 use crate::tenants::{Extension, Tenant, TenantTable};
-use crate::throttle::{Admission, FailureReply, Throttle};
+use crate::throttle::{Admission, FailureReply, Throttle, source_of};
 
 /// Digest nonces tracked for nonce-count replay protection.
 const TRACKED_NONCES: usize = 100_000;
@@ -153,6 +155,7 @@ impl DigestGate {
             .map(|a| a.tenant.domain.clone())
             .unwrap_or_else(|| claim.host.to_ascii_lowercase());
         let unix = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let client = client_key(claim.source);
         let answers = claim
             .request
             .headers
@@ -171,6 +174,7 @@ impl DigestGate {
                     realm: &realm,
                     method: &method,
                     request_uri: claim.request_uri,
+                    client: &client,
                 };
                 self.auth.verify(unix, &target, &digest, credentials)
             }
@@ -192,7 +196,12 @@ impl DigestGate {
             }
             Verdict::NoCredentials => (false, false),
             Verdict::Stale => (true, false),
-            Verdict::Rejected(_) => (false, true),
+            // Only a wrong password with a fresh nonce issued to this very
+            // address counts: its sender received our challenge there, so
+            // nobody can spoof an address into being blocked. Malformed
+            // answers, foreign or expired nonces and replays are challenged
+            // again and counted for nobody.
+            Verdict::Rejected(reason) => (false, reason == RejectReason::BadCredentials),
         };
         if failed {
             let (reply, blocked) = self.throttle.record_failure(now, claim.source);
@@ -206,7 +215,7 @@ impl DigestGate {
         }
         let status = claim.challenge.status();
         let mut response = Response::for_request(claim.request, status, Some(claim.tag));
-        let mut values = self.auth.challenge(unix, nonce, &realm, stale);
+        let mut values = self.auth.challenge(unix, nonce, &realm, &client, stale);
         if claim.websocket {
             // A stable sort: the others keep their order.
             values.sort_by_key(|v| v.ends_with("algorithm=MD5") || v.contains("algorithm=MD5,"));
@@ -215,6 +224,15 @@ impl DigestGate {
             response.headers.push(claim.challenge.offer_header(), value);
         }
         GateOutcome::Answer(response)
+    }
+}
+
+/// What a nonce is bound to: the source failures count against (an
+/// address, an IPv6 /64).
+fn client_key(ip: IpAddr) -> Vec<u8> {
+    match source_of(ip) {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
     }
 }
 

@@ -143,7 +143,7 @@ impl Throttle {
 
 /// The source failures of `ip` count against: the address itself for
 /// IPv4 (and IPv4-mapped IPv6), its /64 for IPv6.
-fn source_of(ip: IpAddr) -> IpAddr {
+pub(crate) fn source_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -222,6 +222,42 @@ fn a_blocked_address_still_gets_its_answers_through_and_a_carrier_is_never_block
 }
 
 #[test]
+fn failures_sent_from_an_address_that_never_saw_a_challenge_block_nobody() {
+    let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
+    // The spoofer gets a nonce at its own address...
+    let mut own = Ua::at("101", "127.0.0.66:6666");
+    let first = register(&mut own, "101", 60, 1);
+    sim.send(own.addr, first.clone());
+    let challenge = sim.responses(own.addr).pop().expect("a challenge");
+    // ...and sends wrong answers with it, and malformed ones, as if from
+    // the phone's address, where it cannot receive anything.
+    let mut forged = Ua::at("101", "127.0.0.5:7000");
+    for cseq in 1..=30 {
+        let request = register(&mut forged, "101", 60, cseq);
+        let mut wrong = own.with_credentials(&request, &challenge);
+        let auth = match cseq % 3 {
+            0 => "Digest username=\"101\", realm=\"acme.test\", nonce=\"x\"".to_owned(),
+            1 => "Digest garbage".to_owned(),
+            _ => wrong
+                .headers
+                .get("Authorization")
+                .unwrap_or_default()
+                .replace("response=\"", "response=\"f"),
+        };
+        wrong.headers.set("Authorization", auth);
+        sim.send(forged.addr, wrong);
+        assert_eq!(
+            sim.responses(forged.addr).pop().map(|r| r.status),
+            Some(401),
+            "each is challenged, none counted"
+        );
+    }
+    // The phone at that address registers as usual.
+    let mut phone = Ua::at("101", "127.0.0.5:6001");
+    assert_eq!(registered(&mut sim, &mut phone, 300).status, 200);
+}
+
+#[test]
 fn repeated_failures_are_throttled_then_blocked_per_source() {
     let mut sim = Sim::new(config(), acme(false, &[]), &[], no_policy());
     let mut attacker = Ua::at("101", "127.0.0.66:6666");

@@ -294,7 +294,13 @@ pub enum RejectReason {
     /// The nonce count was already used with this nonce.
     #[error("nonce count replayed")]
     ReplayedNonceCount,
-    /// Unknown user or wrong password; the two are deliberately the same.
+    /// Unknown user or wrong password with an expired nonce: challenged
+    /// again like any failure (never `stale`, which would tell the client
+    /// its password was right), but proving nothing about the sender.
+    #[error("expired nonce")]
+    ExpiredNonce,
+    /// Unknown user or wrong password, with a valid and unexpired nonce
+    /// issued to this client; the two are deliberately the same.
     #[error("bad credentials")]
     BadCredentials,
 }
@@ -859,6 +865,9 @@ pub struct DigestRequest<'a> {
     /// and qop=auth does not cover the To and Contact a REGISTER changes.
     /// Requests aimed at someone else (INVITE) must pass `Some`.
     pub request_uri: Option<&'a str>,
+    /// Who sent it, as [`DigestAuthenticator::challenge`] was given it: a
+    /// nonce issued to another client is invalid here.
+    pub client: &'a [u8],
 }
 
 /// Issues challenges and verifies responses for any number of realms.
@@ -926,16 +935,19 @@ impl DigestAuthenticator {
 
     /// The `WWW-Authenticate` / `Proxy-Authenticate` values for a new
     /// challenge: one per offered algorithm, preferred first, sharing one
-    /// nonce made from `now` and `random`. Set `stale` after
-    /// [`Verdict::Stale`].
+    /// nonce made from `now` and `random` and bound to `client` (say its
+    /// address): only a response from the same client may use it, so a
+    /// failure with a valid nonce proves that its sender received the
+    /// challenge. Set `stale` after [`Verdict::Stale`].
     pub fn challenge(
         &self,
         now: u64,
         random: [u8; RANDOM_LEN],
         realm: &str,
+        client: &[u8],
         stale: bool,
     ) -> Vec<String> {
-        let nonce = self.issue_nonce(now, random, realm);
+        let nonce = self.issue_nonce(now, random, realm, client);
         let opaque = self.opaque(realm);
         let realm = quote(realm);
         self.offered
@@ -962,8 +974,10 @@ impl DigestAuthenticator {
     /// that is not hex of the algorithm's length counts as no credentials.
     ///
     /// Checks in order: realm, algorithm, qop/nc/cnonce, userhash, uri,
-    /// opaque, nonce integrity; then the response; then nonce age (stale)
-    /// and nonce count (replay). The nonce count is recorded only when the
+    /// opaque, nonce integrity (this key, this realm, this client); then
+    /// the response (wrong: [`RejectReason::BadCredentials`], or
+    /// [`RejectReason::ExpiredNonce`] when the nonce is too old too); then
+    /// nonce age (stale) and nonce count (replay). The nonce count is recorded only when the
     /// verdict is [`Verdict::Authenticated`].
     pub fn verify(
         &mut self,
@@ -1028,7 +1042,7 @@ impl DigestAuthenticator {
             return Err(RejectReason::OpaqueMismatch);
         }
         let nonce = self
-            .open_nonce(&response.nonce, request.realm)
+            .open_nonce(&response.nonce, request.realm, request.client)
             .ok_or(RejectReason::InvalidNonce)?;
 
         // The same work for unknown users as for known ones. A stored HA1
@@ -1042,14 +1056,18 @@ impl DigestAuthenticator {
         let expected = expected_response(algorithm, &ha1, response, request.method)
             .ok_or(RejectReason::BadCredentials)?;
         let received = response.response.to_ascii_lowercase();
-        // `&`, not `&&`: no early exit. A known dummy HA1 must never log in.
-        if !(constant_time_eq(expected.as_bytes(), received.as_bytes()) & known) {
-            return Err(RejectReason::BadCredentials);
-        }
-
         self.counts.forget_expired(now, self.ttl);
         let issued = nonce_issued_at(&nonce);
-        if now.saturating_sub(issued) > self.ttl || self.counts.is_forgotten(&nonce) {
+        let expired = now.saturating_sub(issued) > self.ttl || self.counts.is_forgotten(&nonce);
+        // `&`, not `&&`: no early exit. A known dummy HA1 must never log in.
+        if !(constant_time_eq(expected.as_bytes(), received.as_bytes()) & known) {
+            return Err(if expired {
+                RejectReason::ExpiredNonce
+            } else {
+                RejectReason::BadCredentials
+            });
+        }
+        if expired {
             return Ok(Verdict::Stale);
         }
         if self.counts.highest.get(&nonce).is_some_and(|h| nc <= *h) {
@@ -1062,7 +1080,13 @@ impl DigestAuthenticator {
         })
     }
 
-    fn issue_nonce(&self, now: u64, random: [u8; RANDOM_LEN], realm: &str) -> String {
+    fn issue_nonce(
+        &self,
+        now: u64,
+        random: [u8; RANDOM_LEN],
+        realm: &str,
+        client: &[u8],
+    ) -> String {
         let mut nonce: NonceBytes = [0; NONCE_LEN];
         // The split points and the copied lengths are constants that fit
         // the fixed-size array, so neither split nor copy can panic.
@@ -1070,21 +1094,22 @@ impl DigestAuthenticator {
         let (time, rand) = body.split_at_mut(8);
         time.copy_from_slice(&now.to_be_bytes());
         rand.copy_from_slice(&random);
-        let full = mac(&self.key, NONCE_DOMAIN, &[body, realm.as_bytes()]);
+        let full = mac(&self.key, NONCE_DOMAIN, &[body, realm.as_bytes(), client]);
         for (t, m) in tag.iter_mut().zip(full) {
             *t = m;
         }
         URL_SAFE_NO_PAD.encode(nonce)
     }
 
-    /// Decodes `text` and checks that this key issued it for `realm`.
-    fn open_nonce(&self, text: &str, realm: &str) -> Option<NonceBytes> {
+    /// Decodes `text` and checks that this key issued it for `realm` and
+    /// `client`.
+    fn open_nonce(&self, text: &str, realm: &str, client: &[u8]) -> Option<NonceBytes> {
         if text.len() != NONCE_TEXT_LEN {
             return None;
         }
         let nonce: NonceBytes = URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()?;
         let (body, tag) = nonce.split_first_chunk::<{ 8 + RANDOM_LEN }>()?;
-        let full = mac(&self.key, NONCE_DOMAIN, &[body, realm.as_bytes()]);
+        let full = mac(&self.key, NONCE_DOMAIN, &[body, realm.as_bytes(), client]);
         constant_time_eq(full.get(..TAG_LEN)?, tag).then_some(nonce)
     }
 
@@ -1236,14 +1261,15 @@ mod tests {
     #[test]
     fn nonce_layout() {
         let auth = DigestAuthenticator::new([7; 32], 300, 16);
-        let text = auth.issue_nonce(1_700_000_000, [9; 16], "r");
+        let text = auth.issue_nonce(1_700_000_000, [9; 16], "r", b"c");
         assert_eq!(text.len(), NONCE_TEXT_LEN);
-        let nonce = auth.open_nonce(&text, "r").expect("own nonce opens");
+        let nonce = auth.open_nonce(&text, "r", b"c").expect("own nonce opens");
         assert_eq!(nonce_issued_at(&nonce), 1_700_000_000);
-        assert!(auth.open_nonce(&text, "other").is_none());
+        assert!(auth.open_nonce(&text, "other", b"c").is_none());
+        assert!(auth.open_nonce(&text, "r", b"another client").is_none());
         assert!(
             DigestAuthenticator::new([8; 32], 300, 16)
-                .open_nonce(&text, "r")
+                .open_nonce(&text, "r", b"c")
                 .is_none()
         );
     }
@@ -1275,7 +1301,7 @@ mod tests {
     #[test]
     fn the_dummy_ha1_never_logs_in() {
         let mut auth = DigestAuthenticator::new([7; 32], 300, 16);
-        let challenges = auth.challenge(100, [1; 16], "r", false);
+        let challenges = auth.challenge(100, [1; 16], "r", b"c", false);
         let nonce = challenges
             .first()
             .and_then(|c| c.split("nonce=\"").nth(1))
@@ -1294,6 +1320,7 @@ mod tests {
             realm: "r",
             method: "REGISTER",
             request_uri: Some("sip:r"),
+            client: b"c",
         };
         assert_eq!(
             auth.verify(100, &request, &response, None),

@@ -14,6 +14,8 @@ const USER: &str = "100-DEMO";
 const PASSWORD: &str = "s3cret";
 const URI: &str = "sip:demo.edgepbx.test";
 const T0: u64 = 1_700_000_000;
+/// Who the challenges are given to (an address).
+const CLIENT: &[u8] = &[192, 0, 2, 1];
 
 /// `H(data)` in lower-case hex, written from the RFC independently of the
 /// library.
@@ -67,7 +69,7 @@ struct Client {
 
 impl Client {
     fn new(auth: &DigestAuthenticator, now: u64, algorithm: &'static str) -> Self {
-        let challenges = auth.challenge(now, [1; 16], REALM, false);
+        let challenges = auth.challenge(now, [1; 16], REALM, CLIENT, false);
         let challenge = challenges
             .iter()
             .find(|c| c.ends_with(&format!("algorithm={algorithm}")))
@@ -119,6 +121,7 @@ fn register() -> DigestRequest<'static> {
         realm: REALM,
         method: "REGISTER",
         request_uri: Some(URI),
+        client: CLIENT,
     }
 }
 
@@ -224,6 +227,7 @@ fn rfc7616_authorization_parses_but_foreign_nonce_is_invalid() {
         realm: RFC_REALM,
         method: "GET",
         request_uri: Some("/dir/index.html"),
+        client: CLIENT,
     };
     assert_eq!(
         auth.verify(T0, &request, &response, Some(&creds)),
@@ -237,7 +241,7 @@ fn rfc7616_authorization_parses_but_foreign_nonce_is_invalid() {
 #[test]
 fn challenge_offers_sha256_then_md5_with_one_nonce() {
     let auth = authenticator();
-    let challenges = auth.challenge(T0, [3; 16], REALM, false);
+    let challenges = auth.challenge(T0, [3; 16], REALM, CLIENT, false);
     assert_eq!(challenges.len(), 2);
     assert!(
         challenges[0].ends_with("algorithm=SHA-256"),
@@ -259,19 +263,19 @@ fn challenge_offers_sha256_then_md5_with_one_nonce() {
         challenge_param(&challenges[1], "nonce")
     );
     // Fresh randomness, fresh nonce.
-    let other = auth.challenge(T0, [4; 16], REALM, false);
+    let other = auth.challenge(T0, [4; 16], REALM, CLIENT, false);
     assert_ne!(
         challenge_param(&challenges[0], "nonce"),
         challenge_param(&other[0], "nonce")
     );
-    let stale = auth.challenge(T0, [3; 16], REALM, true);
+    let stale = auth.challenge(T0, [3; 16], REALM, CLIENT, true);
     assert!(stale.iter().all(|c| c.ends_with(", stale=true")));
 }
 
 #[test]
 fn challenge_quotes_the_realm() {
     let auth = authenticator();
-    let challenges = auth.challenge(T0, [3; 16], "a\"b\\c\r\n", false);
+    let challenges = auth.challenge(T0, [3; 16], "a\"b\\c\r\n", CLIENT, false);
     assert!(challenges[0].starts_with(r#"Digest realm="a\"b\\c", "#));
 }
 
@@ -313,6 +317,7 @@ fn invite_with_other_method_and_uri() {
         realm: REALM,
         method: "INVITE",
         request_uri: Some(uri),
+        client: CLIENT,
     };
     let header = client.authorization("INVITE", uri);
     assert_eq!(
@@ -465,7 +470,7 @@ fn nonce_from_another_key_or_realm_is_invalid() {
     );
 
     // A nonce issued for another tenant's realm.
-    let foreign = auth.challenge(T0, [1; 16], "other.example", false);
+    let foreign = auth.challenge(T0, [1; 16], "other.example", CLIENT, false);
     let mut client = Client::new(&auth, T0, "MD5");
     client.nonce = challenge_param(&foreign[0], "nonce");
     let header = client.authorization("REGISTER", URI);
@@ -488,15 +493,18 @@ fn expired_nonce_is_stale_only_with_a_correct_response() {
     let header = client.authorization("REGISTER", URI);
     assert_eq!(verify(&mut auth, T0 + 301, Some(&header)), Verdict::Stale);
 
+    // A wrong password with an expired nonce is refused as such: not
+    // stale (that would confirm a password), and not a failure proving
+    // its sender saw a recent challenge.
     client.password = "guess".to_owned();
     let header = client.authorization("REGISTER", URI);
     assert_eq!(
         verify(&mut auth, T0 + 301, Some(&header)),
-        Verdict::Rejected(RejectReason::BadCredentials)
+        Verdict::Rejected(RejectReason::ExpiredNonce)
     );
 
     // The new challenge says stale=true and its nonce works.
-    let challenges = auth.challenge(T0 + 301, [5; 16], REALM, true);
+    let challenges = auth.challenge(T0 + 301, [5; 16], REALM, CLIENT, true);
     assert!(challenges[0].contains("stale=true"));
     let mut client = Client::new(&auth, T0 + 301, "SHA-256");
     client.nonce = challenge_param(&challenges[0], "nonce");
@@ -542,6 +550,26 @@ fn nonce_count_replay_is_rejected() {
     assert_eq!(verify(&mut auth, T0, Some(&at(7))), ok);
     assert_eq!(verify(&mut auth, T0, Some(&at(5))), replay);
     assert_eq!(verify(&mut auth, T0, Some(&at(8))), ok);
+}
+
+#[test]
+fn a_nonce_given_to_one_client_is_invalid_from_another() {
+    let mut auth = authenticator();
+    let mut client = Client::new(&auth, T0, "SHA-256");
+    let header = client.authorization("REGISTER", URI);
+    let elsewhere = DigestRequest {
+        client: &[198, 51, 100, 7],
+        ..register()
+    };
+    assert_eq!(
+        verify_request(&mut auth, T0, &elsewhere, Some(&header)),
+        Verdict::Rejected(RejectReason::InvalidNonce)
+    );
+    let header = client.authorization("REGISTER", URI);
+    assert_eq!(
+        verify(&mut auth, T0, Some(&header)),
+        authenticated(Algorithm::Sha256)
+    );
 }
 
 #[test]
@@ -631,7 +659,7 @@ fn unbound_uri_accepts_another_spelling_of_the_server() {
 #[test]
 fn algorithms_not_offered_do_not_verify() {
     let mut auth = authenticator().with_algorithms(&[Algorithm::Sha256]);
-    let challenges = auth.challenge(T0, [7; 16], REALM, false);
+    let challenges = auth.challenge(T0, [7; 16], REALM, CLIENT, false);
     assert_eq!(challenges.len(), 1);
     assert!(challenges[0].ends_with("algorithm=SHA-256"));
     // Same key, so the nonce is valid; only the algorithm was not offered.
@@ -1012,7 +1040,7 @@ fn the_client_side_reproduces_rfc7616() {
 #[test]
 fn the_client_side_answers_our_own_server() {
     let mut auth = authenticator();
-    let challenges = auth.challenge(T0, [3; 16], REALM, false);
+    let challenges = auth.challenge(T0, [3; 16], REALM, CLIENT, false);
     let challenge =
         DigestChallenge::pick(challenges.iter().map(String::as_str)).expect("a challenge");
     assert_eq!(
