@@ -386,6 +386,11 @@ impl LoginThrottle {
         self.count(key) <= self.limit
     }
 
+    /// [`LoginThrottle::attempt`] with a limit of its own.
+    pub fn attempt_up_to(&self, key: &str, limit: u32) -> bool {
+        self.count(key) <= limit
+    }
+
     /// Takes back one attempt of `key` (it succeeded).
     pub fn refund(&self, key: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -441,6 +446,50 @@ impl LoginThrottle {
     }
 }
 
+/// How many times the per-address limit a user's failures from all
+/// addresses may reach before that user is throttled everywhere: someone
+/// guessing from many addresses is slowed down, someone failing from one
+/// address locks out only themselves there.
+const USER_RAMP: u32 = 10;
+
+/// The throttling keys of one login attempt: its address, the user at
+/// that address, and the user anywhere. The user is known by a hash of
+/// the e-mail, so that the keys are small whatever was typed.
+struct LoginKeys {
+    address: String,
+    user_there: String,
+    user: String,
+}
+
+impl LoginKeys {
+    /// Counts an attempt of `email` from `ip` on every key (before it is
+    /// verified, so that parallel guesses cannot pass the limit); `None`
+    /// when one is over its limit.
+    fn attempt(throttle: &LoginThrottle, ip: IpAddr, email: &str) -> Option<LoginKeys> {
+        let source = source_key(ip);
+        let user = sha256_hex(email);
+        let keys = LoginKeys {
+            address: format!("login-ip:{source}"),
+            user_there: format!("login:{source}:{user}"),
+            user: format!("login:{user}"),
+        };
+        let within = [
+            throttle.attempt(&keys.address),
+            throttle.attempt(&keys.user_there),
+            throttle.attempt_up_to(&keys.user, throttle.limit.saturating_mul(USER_RAMP)),
+        ];
+        within.iter().all(|ok| *ok).then_some(keys)
+    }
+
+    /// The attempt succeeded: the user's failures are forgotten, the
+    /// address's attempt taken back.
+    fn succeeded(&self, throttle: &LoginThrottle) {
+        throttle.succeeded(&self.user_there);
+        throttle.succeeded(&self.user);
+        throttle.refund(&self.address);
+    }
+}
+
 /// The logged-in user.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
@@ -474,17 +523,9 @@ async fn login(
     Body(login): Body<Login>,
 ) -> Result<Response, Problem> {
     let email = login.email.trim().to_ascii_lowercase();
-    let (ip_key, user_key) = (
-        format!("login-ip:{}", source_key(addr.ip())),
-        format!("login:{email}"),
-    );
-    // Every attempt counts before it is verified (a success takes its
-    // count back), so parallel guesses cannot pass the limit.
-    let within_ip = state.throttle.attempt(&ip_key);
-    let within_user = state.throttle.attempt(&user_key);
-    if !within_ip || !within_user {
+    let Some(keys) = LoginKeys::attempt(&state.throttle, addr.ip(), &email) else {
         return Err(too_many());
-    }
+    };
     if email.len() > 254 || login.password.len() > 256 {
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -515,8 +556,7 @@ async fn login(
             "wrong e-mail or password",
         ));
     };
-    state.throttle.succeeded(&user_key);
-    state.throttle.refund(&ip_key);
+    keys.succeeded(&state.throttle);
     let token = format!("{SESSION_PREFIX}{}", random_token(32));
     let lifetime = Duration::from_secs(state.config.session_hours * 3_600);
     state
@@ -824,13 +864,70 @@ async fn audit(
     ))
 }
 
+/// Largest body a login may have: an e-mail and a password fit in far
+/// less, and nobody unauthenticated makes the server read more.
+const LOGIN_BODY_BYTES: usize = 4_096;
+
 /// Session, users, keys and the audit trail.
 pub fn routes() -> OpenApiRouter<State> {
-    OpenApiRouter::new()
+    let session = OpenApiRouter::new()
         .routes(routes!(login, whoami, logout))
+        .layer(axum::extract::DefaultBodyLimit::max(LOGIN_BODY_BYTES));
+    OpenApiRouter::new()
+        .merge(session)
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(list_users, create_user))
         .routes(routes!(remove_user))
         .routes(routes!(audit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn failures_from_one_address_lock_the_user_out_there_only() {
+        let throttle = LoginThrottle::new(3, Duration::from_secs(300));
+        let (mallory, alice) = (ip("198.51.100.9"), ip("203.0.113.5"));
+        for _ in 0..3 {
+            assert!(LoginKeys::attempt(&throttle, mallory, "alice@acme.test").is_some());
+        }
+        assert!(LoginKeys::attempt(&throttle, mallory, "alice@acme.test").is_none());
+        // Alice, elsewhere, logs in; her success forgets her own failures.
+        let keys = LoginKeys::attempt(&throttle, alice, "alice@acme.test").expect("let in");
+        keys.succeeded(&throttle);
+        assert!(LoginKeys::attempt(&throttle, mallory, "alice@acme.test").is_none());
+    }
+
+    #[test]
+    fn failures_from_many_addresses_slow_the_user_down_everywhere() {
+        let throttle = LoginThrottle::new(3, Duration::from_secs(300));
+        // 3 × USER_RAMP failures, three per address (each address stays
+        // within its own limit for this user).
+        for n in 0..USER_RAMP {
+            for _ in 0..3 {
+                let from = ip(&format!("198.51.100.{n}"));
+                assert!(LoginKeys::attempt(&throttle, from, "bob@acme.test").is_some());
+            }
+        }
+        assert!(LoginKeys::attempt(&throttle, ip("203.0.113.5"), "bob@acme.test").is_none());
+        assert!(LoginKeys::attempt(&throttle, ip("203.0.113.5"), "carol@acme.test").is_some());
+    }
+
+    #[test]
+    fn the_keys_are_small_whatever_was_typed() {
+        let throttle = LoginThrottle::new(3, Duration::from_secs(300));
+        let typed = "x".repeat(100_000);
+        let keys = LoginKeys::attempt(&throttle, ip("2001:db8::1"), &typed).expect("counted");
+        assert!(
+            keys.user.len() < 80 && keys.user_there.len() < 120,
+            "{}",
+            keys.user_there
+        );
+    }
 }
