@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::SecurityConfig;
 
-/// Most sources tracked at once; past it, idle entries are evicted first.
+/// Most sources tracked at once; past it, idle entries are evicted first,
+/// then the least-failing of a sample.
 const MAX_TRACKED_SOURCES: usize = 65_536;
+/// Entries a full table looks at to choose which one to forget.
+const EVICTION_SAMPLE: usize = 64;
 
 /// What to do with a request from a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,9 @@ pub struct Throttle {
     block_after: u32,
     block_for: Duration,
     sources: HashMap<IpAddr, Source>,
+    /// When a full table was last swept of idle sources (a sweep reads
+    /// every entry: at most one a second).
+    swept: Option<Instant>,
 }
 
 impl Throttle {
@@ -65,6 +71,7 @@ impl Throttle {
             block_after: config.block_after_failures,
             block_for: Duration::from_secs(config.block_secs),
             sources: HashMap::new(),
+            swept: None,
         }
     }
 
@@ -85,8 +92,12 @@ impl Throttle {
     /// as the second value, so the caller logs it once.
     pub fn record_failure(&mut self, now: Instant, ip: IpAddr) -> (FailureReply, bool) {
         let ip = source_of(ip);
-        if self.sources.len() >= MAX_TRACKED_SOURCES && !self.sources.contains_key(&ip) {
-            self.evict(now);
+        if self.sources.len() >= MAX_TRACKED_SOURCES
+            && !self.sources.contains_key(&ip)
+            && !self.make_room(now)
+        {
+            // Full of blocked sources: this one is answered, not counted.
+            return (FailureReply::Send, false);
         }
         let window = self.window;
         let source = self.sources.entry(ip).or_insert(Source {
@@ -126,12 +137,33 @@ impl Throttle {
             let blocked = s.blocked_until.is_some_and(|until| until > now);
             blocked || now.duration_since(s.window_start) <= window
         });
-        if self.sources.len() >= MAX_TRACKED_SOURCES {
-            // Still full of live entries: drop the unblocked ones, keeping
-            // blocks in force, so memory stays bounded under a wide attack.
-            self.sources
-                .retain(|_, s| s.blocked_until.is_some_and(|until| until > now));
+    }
+
+    /// Makes room for one more source in a full table; false when every
+    /// source in it is blocked. Idle sources go first; when all are live
+    /// (a wide attack), the one with the fewest failures of a sample goes,
+    /// never a block: the sources closest to a block stay counted, so an
+    /// attacker cannot wash its own count away by failing from many other
+    /// addresses.
+    fn make_room(&mut self, now: Instant) -> bool {
+        if self
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.swept = Some(now);
+            self.evict(now);
+            if self.sources.len() < MAX_TRACKED_SOURCES {
+                return true;
+            }
         }
+        let victim = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.blocked_until.is_none_or(|until| until <= now))
+            .take(EVICTION_SAMPLE)
+            .min_by_key(|(_, s)| (s.failures, s.window_start))
+            .map(|(ip, _)| *ip);
+        victim.is_some_and(|ip| self.sources.remove(&ip).is_some())
     }
 
     /// Number of sources tracked.
@@ -237,6 +269,27 @@ mod tests {
         }
         assert_eq!(t.admit(now, bad), Admission::Blocked);
         assert_eq!(t.admit(now, good), Admission::Allow);
+    }
+
+    #[test]
+    fn a_full_table_keeps_counting_the_sources_closest_to_a_block() {
+        let mut t = Throttle::new(&config());
+        let now = Instant::now();
+        let attacker: IpAddr = [198, 51, 100, 1].into();
+        for _ in 0..5 {
+            t.record_failure(now, attacker);
+        }
+        // A wide attack fills the table with one failure per address...
+        for n in 0..(MAX_TRACKED_SOURCES as u32 + 1_000) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            t.record_failure(now, ip);
+        }
+        assert!(t.tracked() <= MAX_TRACKED_SOURCES);
+        // ...and the attacker's count is still there: its sixth failure
+        // blocks it.
+        let (_, started) = t.record_failure(now, attacker);
+        assert!(started);
+        assert_eq!(t.admit(now, attacker), Admission::Blocked);
     }
 
     #[test]
