@@ -268,6 +268,26 @@ fn keys_sessions_and_tenant_isolation() {
     assert_eq!(admin.delete("/api/v1/session").status, 204);
     assert_problem(&admin.get("/api/v1/session"), 401, None);
 
+    // A JSON endpoint takes JSON only: a form a hostile page could post
+    // across sites without asking is refused before it is read.
+    let form = api.request(
+        "POST",
+        "/api/v1/session",
+        Some((
+            "application/x-www-form-urlencoded",
+            b"{\"email\":\"admin@acme.test\",\"password\":\"acme password 1\"}",
+        )),
+        &[],
+    );
+    assert_problem(&form, 415, None);
+    let plain = acme.request(
+        "POST",
+        "/api/v1/extensions",
+        Some(("text/plain", b"{\"number\":\"555\",\"name\":\"X\"}")),
+        &[],
+    );
+    assert_problem(&plain, 415, None);
+
     // A login is small: a large body is refused before it is read whole.
     let big = json!({"email": "admin@acme.test", "password": "x".repeat(10_000)});
     assert_eq!(api.json("POST", "/api/v1/session", &big).status, 413);

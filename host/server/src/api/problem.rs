@@ -152,13 +152,37 @@ impl From<anyhow::Error> for Problem {
     }
 }
 
-/// A JSON request body whose errors name the field at fault.
+/// A JSON request body whose errors name the field at fault. It must say
+/// it is JSON (`application/json`, or `application/<something>+json`
+/// such as a merge patch): a form a hostile page can post across sites
+/// without asking is refused (415) before it is read.
 pub struct Body<T>(pub T);
+
+/// Whether a `Content-Type` value names JSON.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
+        if !json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be JSON, sent as Content-Type: application/json",
+            ));
+        }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| Problem::new(e.status(), e.body_text()))?;
@@ -187,4 +211,29 @@ fn field_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
         path
     };
     Problem::field(field, e.into_inner().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_bodies_are_recognised_by_their_type() {
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "json",
+            "",
+        ] {
+            assert!(!is_json(no), "{no}");
+        }
+    }
 }
