@@ -292,6 +292,26 @@ fn keys_sessions_and_tenant_isolation() {
     let big = json!({"email": "admin@acme.test", "password": "x".repeat(10_000)});
     assert_eq!(api.json("POST", "/api/v1/session", &big).status, 413);
 
+    // Behind a proxy that says the browser came over HTTPS, the session
+    // cookie is Secure even though edgepbx itself speaks HTTP.
+    let proxied = api.request(
+        "POST",
+        "/api/v1/session",
+        Some((
+            "application/json",
+            b"{\"email\":\"admin@acme.test\",\"password\":\"acme password 1\"}",
+        )),
+        &[("X-Forwarded-Proto", "https")],
+    );
+    assert_eq!(proxied.status, 200, "{}", proxied.text());
+    assert!(
+        proxied
+            .header("set-cookie")
+            .is_some_and(|c| c.contains("; Secure")),
+        "{:?}",
+        proxied.header("set-cookie")
+    );
+
     // Wrong passwords and unknown users get the same answer; past the
     // limit, 429, even with the right password (from this address: the
     // user is locked out here, not everywhere).

@@ -117,6 +117,31 @@ pub(crate) fn source_key(ip: IpAddr) -> String {
     }
 }
 
+/// Whether a proxy in front says the browser came over HTTPS
+/// (`X-Forwarded-Proto: https`, or `Forwarded: proto=https`). Believing a
+/// client that lies costs only that client its session (a `Secure` cookie
+/// is never sent back over plain HTTP).
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    let says = |name: &str, check: &dyn Fn(&str) -> bool| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(check)
+    };
+    says("x-forwarded-proto", &|v| {
+        v.split(',')
+            .next()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }) || says("forwarded", &|v| {
+        v.split([';', ','])
+            .filter_map(|pair| pair.trim().split_once('='))
+            .any(|(k, p)| {
+                k.eq_ignore_ascii_case("proto") && p.trim_matches('"').eq_ignore_ascii_case("https")
+            })
+    })
+}
+
 /// The token presented: `Authorization: Bearer`, else the session cookie.
 fn presented_token(headers: &HeaderMap) -> Option<String> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -520,6 +545,7 @@ pub struct Login {
 async fn login(
     axum::extract::State(state): axum::extract::State<State>,
     ConnectInfo(ClientAddr(addr)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
     Body(login): Body<Login>,
 ) -> Result<Response, Problem> {
     let email = login.email.trim().to_ascii_lowercase();
@@ -572,7 +598,11 @@ async fn login(
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         lifetime.as_secs(),
-        if state.secure_cookies { "; Secure" } else { "" }
+        if state.secure_cookies || forwarded_https(&headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     let mut response = axum::Json(view(&Principal::from_user(user))).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -917,6 +947,25 @@ mod tests {
         }
         assert!(LoginKeys::attempt(&throttle, ip("203.0.113.5"), "bob@acme.test").is_none());
         assert!(LoginKeys::attempt(&throttle, ip("203.0.113.5"), "carol@acme.test").is_some());
+    }
+
+    #[test]
+    fn a_proxy_saying_https_makes_the_cookie_secure() {
+        let with = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            forwarded_https(&headers)
+        };
+        assert!(with("x-forwarded-proto", "https"));
+        assert!(with("x-forwarded-proto", "HTTPS, http"));
+        assert!(with(
+            "forwarded",
+            "for=192.0.2.1;proto=https;by=203.0.113.4"
+        ));
+        assert!(with("forwarded", "proto=\"https\""));
+        assert!(!with("x-forwarded-proto", "http"));
+        assert!(!with("forwarded", "for=192.0.2.1"));
+        assert!(!forwarded_https(&HeaderMap::new()));
     }
 
     #[test]
