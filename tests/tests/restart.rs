@@ -1,7 +1,7 @@
 //! Bindings survive a restart: they are written behind to the embedded
 //! database and restored when `serve` starts on the same data directory.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use edgepbx_e2e::pbx::{Deployment, NO_KEEPALIVE};
 use edgepbx_e2e::relay::Md5ChallengeRelay;
@@ -12,6 +12,7 @@ use edgepbx_e2e::sipp::Sipp;
 fn bindings_survive_a_graceful_restart() {
     let deployment = Deployment::with_config("restart", NO_KEEPALIVE);
     let ext = deployment.acme_with([100, 101]).remove(0);
+    let key = deployment.api_key("ACME", true);
 
     let pbx = deployment.start();
     let mut ua = ext.agent(SipClient::udp(pbx.udp()));
@@ -26,11 +27,21 @@ fn bindings_survive_a_graceful_restart() {
     assert_eq!(ok.contacts().len(), 2, "{}", ok.text());
     drop(tcp_ua);
 
+    // An open console tab (its event stream) does not hold the stop up:
+    // the stream ends, and the server exits.
+    let mut events = pbx.api().with_token(&key).events("/api/v1/events");
+    assert!(
+        events
+            .next_before(Instant::now() + Duration::from_secs(10))
+            .is_some(),
+        "the stream is open"
+    );
     let status = pbx.stop();
     assert!(
         status.success(),
         "SIGTERM must end the server with exit code 0, got {status}"
     );
+    drop(events);
 
     // The administration CLI sees the stored bindings while it is stopped.
     let list = deployment.extension_list(&ext.tenant);

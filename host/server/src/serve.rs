@@ -203,6 +203,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
             Duration::from_secs(config.http.login_window_secs),
         ),
         secure_cookies: config.http.cert.is_some(),
+        stopping: shutdown_rx.clone(),
         verifications: tokio::sync::Semaphore::new(2),
         config: config.http.clone(),
         ring_timeout_secs: config.calls.ring_timeout_secs,

@@ -11,7 +11,7 @@ use axum::extract::{Query, State as AxumState};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -121,6 +121,8 @@ struct Feed {
     /// configuration change).
     credential: Presented,
     recheck: tokio::time::Interval,
+    /// The server stopping ends the stream.
+    stopping: watch::Receiver<bool>,
     api: State,
     tenant: String,
     events: broadcast::Receiver<Arc<Stamped>>,
@@ -176,8 +178,12 @@ impl Feed {
             if let Some(event) = self.queue.pop_front() {
                 return Some((event, self));
             }
+            if *self.stopping.borrow() {
+                return None;
+            }
             let received = tokio::select! {
                 received = self.events.recv() => received,
+                _ = self.stopping.changed() => return None,
                 _ = self.recheck.tick() => {
                     if !self.credential.still_valid(&self.api).await {
                         return None;
@@ -275,6 +281,7 @@ async fn events(
         _slot: Streams::acquire(&api, &scope.tenant)?,
         credential,
         recheck,
+        stopping: api.stopping.clone(),
         events: api.admin.events.subscribe(),
         api,
         tenant: scope.tenant,

@@ -75,6 +75,9 @@ pub struct Api {
     pub voicemail: Arc<crate::voicemail::Voicemail>,
     /// SIP over WebSocket, on this listener.
     pub sip_ws: crate::transport::ws::WsTransport,
+    /// Turns true when the server stops: open event streams end, so that
+    /// the listener's graceful stop does not wait for them.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// Shared state of the handlers.
