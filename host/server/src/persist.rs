@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use edgepbx_policy::Policies;
 use edgepbx_store::{
-    BindingChange, CallRecord, EventKind, RegistrationEvent, Store, StoredBinding, Transport,
+    BindingChange, CallRecord, EventKind, RegistrationEvent, Store, StoreError, StoredBinding,
+    Transport,
 };
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -182,14 +183,9 @@ async fn write_loop(
             }
         });
         let (changes, events) = to_records(bindings);
-        if !changes.is_empty()
-            && let Err(e) = store.bindings().apply(changes).await
-        {
-            error!(error = %e, "writing bindings failed");
-        }
-        if let Err(e) = store.calls().append(calls).await {
-            error!(error = %e, "writing call records failed");
-        }
+        let (bindings, records, history) = (store.bindings(), store.calls(), store.events());
+        write_all("binding changes", changes, |batch| bindings.apply(batch)).await;
+        write_all("call records", calls, |batch| records.append(batch)).await;
         for (tenant, changes) in kv {
             // Later changes of a key replace earlier ones of the batch.
             let mut last: Vec<(String, Option<String>)> = Vec::new();
@@ -197,9 +193,11 @@ async fn write_loop(
                 last.retain(|(k, _)| *k != key);
                 last.push((key, value));
             }
-            if let Err(e) = store.policies().write_kv(&tenant, last).await {
-                error!(error = %e, %tenant, "writing policy key-value changes failed");
-            }
+            let policies = store.policies();
+            write_all("policy key-value changes", last, |batch| {
+                policies.write_kv(&tenant, batch)
+            })
+            .await;
         }
         for (tenant, version) in deactivations {
             // A reload of the tenant may be storing it, or have stored it.
@@ -218,12 +216,72 @@ async fn write_loop(
                 }
             }
         }
-        if !events.is_empty()
-            && let Err(e) = store.events().append(events).await
-        {
-            error!(error = %e, "writing registration events failed");
+        write_all("registration events", events, |batch| history.append(batch)).await;
+    }
+}
+
+/// Waits before each new try of a batch the database refused for a reason
+/// other than its contents (down, busy, full).
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+];
+
+/// Writes `items` with `write`, `what` naming them in the log; returns
+/// how many could not be written. A batch refused for what one of its
+/// items holds is written again item by item, so that only the bad ones
+/// are lost (each logged); one refused for another reason is tried again
+/// after each of [`RETRY_DELAYS`], then logged as lost, with its size.
+async fn write_all<T, F, Fut>(what: &str, items: Vec<T>, mut write: F) -> usize
+where
+    T: Clone,
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<(), StoreError>>,
+{
+    if items.is_empty() {
+        return 0;
+    }
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        match write(items.clone()).await {
+            Ok(()) => return 0,
+            Err(e) if refused_for_contents(&e) => {
+                let mut lost = 0;
+                for item in items {
+                    if let Err(e) = write(vec![item]).await {
+                        lost += 1;
+                        error!(error = %e, what, "one item could not be written; the others were");
+                    }
+                }
+                return lost;
+            }
+            Err(e) => match delays.next() {
+                Some(delay) => {
+                    warn!(error = %e, what, retry_in = ?delay, "writing failed; trying again");
+                    tokio::time::sleep(*delay).await;
+                }
+                None => {
+                    error!(error = %e, what, lost = items.len(), "writing failed; given up");
+                    return items.len();
+                }
+            },
         }
     }
+}
+
+/// Whether the store refused a write for what it holds (a malformed
+/// value, a tenant or extension gone meanwhile): trying the same again
+/// cannot help.
+fn refused_for_contents(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::InvalidField { .. }
+            | StoreError::InvalidRecord { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::LimitReached { .. }
+    )
 }
 
 /// Turns a batch of changes into store records. Binding changes are
@@ -354,6 +412,72 @@ mod tests {
             tenant: "ACME".to_owned(),
             extension: extension.to_owned(),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_bad_change_does_not_lose_its_batch() {
+        let dir = std::env::temp_dir().join(format!(
+            "edgepbx-write-behind-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
+        let store = Store::open(edgepbx_store::StoreConfig::new(
+            edgepbx_store::DbSpec::embedded(&dir),
+        ))
+        .await
+        .expect("the store opens");
+        store
+            .tenants()
+            .add("ACME", "acme.test")
+            .await
+            .expect("ACME");
+        for number in ["100", "101"] {
+            let new = edgepbx_store::NewExtension {
+                number: number.into(),
+                name: format!("Ext {number}"),
+                aliases: Vec::new(),
+                credentials: edgepbx_store::SipCredentials::default(),
+            };
+            store
+                .extensions()
+                .add("ACME", new)
+                .await
+                .expect("an extension");
+        }
+        let mut good_binding = binding("sip:100@192.0.2.1", 1);
+        good_binding.expires_at = SystemTime::now() + Duration::from_secs(3_600);
+        let good = (SystemTime::now(), Change::Added(aor("100"), good_binding));
+        let mut bad_binding = binding("sip:101@192.0.2.2", 1);
+        bad_binding.call_id = String::new();
+        let bad = (SystemTime::now(), Change::Added(aor("101"), bad_binding));
+        let (changes, _) = to_records([good, bad].into_iter());
+        let bindings = store.bindings();
+        let lost = write_all("binding changes", changes, |batch| bindings.apply(batch)).await;
+        assert_eq!(lost, 1);
+        let kept = store.bindings().load_all().await.expect("bindings load");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].extension, "100");
+        // A failure that is not the contents' is tried again.
+        let mut tries = 0;
+        let lost = write_all("tries", vec![1], |_| {
+            tries += 1;
+            let outcome = if tries < 3 {
+                Err(StoreError::Io {
+                    path: dir.clone(),
+                    source: std::io::Error::other("disk busy"),
+                })
+            } else {
+                Ok(())
+            };
+            async move { outcome }
+        })
+        .await;
+        assert_eq!((lost, tries), (0, 3));
+        let _ = store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn refreshed(aor: Aor, binding: Binding) -> Change {
