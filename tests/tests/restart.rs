@@ -27,6 +27,20 @@ fn bindings_survive_a_graceful_restart() {
     assert_eq!(ok.contacts().len(), 2, "{}", ok.text());
     drop(tcp_ua);
 
+    // The data directory is the server user's alone, and so is the
+    // control socket in it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or_default()
+        };
+        let data = deployment.data_dir();
+        assert_eq!(mode(&data), 0o700, "{}", data.display());
+        assert_eq!(mode(&data.join("edgepbx.ctl")), 0o600);
+    }
+
     // An open console tab (its event stream) does not hold the stop up:
     // the stream ends, and the server exits.
     let mut events = pbx.api().with_token(&key).events("/api/v1/events");

@@ -61,12 +61,19 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Binds the socket, replacing one left by a server that died (the data
     /// directory lock already proved that no other server runs here).
+    ///
+    /// It is bound under a temporary name, restricted to the server's
+    /// user, and only then renamed into place: the socket at its known
+    /// path never has looser permissions, not even for a moment.
     pub fn bind(data: &Path) -> anyhow::Result<Self> {
         let path = data.join(SOCKET_NAME);
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)
-            .with_context(|| format!("binding the control socket {}", path.display()))?;
-        restrict(&path)?;
+        let staging = data.join(format!("{SOCKET_NAME}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&staging);
+        let listener = UnixListener::bind(&staging)
+            .with_context(|| format!("binding the control socket {}", staging.display()))?;
+        restrict(&staging)?;
+        std::fs::rename(&staging, &path)
+            .with_context(|| format!("placing the control socket at {}", path.display()))?;
         info!(path = %path.display(), "control socket listening");
         Ok(Self { listener, path })
     }

@@ -303,13 +303,19 @@ impl Store {
     }
 }
 
-/// Creates the data directory if needed and makes its path absolute.
+/// Creates the data directory if needed (readable by the server's user
+/// alone: it holds the database, voice messages and the control socket)
+/// and makes its path absolute.
 fn prepare_dir(path: &Path) -> Result<PathBuf, StoreError> {
     let io = |source| StoreError::Io {
         path: path.to_owned(),
         source,
     };
-    std::fs::create_dir_all(path).map_err(io)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path).map_err(io)?;
     std::path::absolute(path).map_err(io)
 }
 

@@ -62,6 +62,21 @@ fn binding(tenant: &str, number: &str, contact: &str, cseq: u32) -> StoredBindin
     }
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_directory_is_the_server_users_alone() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("private");
+    let data = dir.0.join("data");
+    let store = open(&data).await?;
+    store.close().await?;
+    assert_eq!(
+        std::fs::metadata(&data)?.permissions().mode() & 0o777,
+        0o700
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_once_and_reopen_keeps_data_and_key() -> TestResult {
     let dir = TempDir::new("reopen");
