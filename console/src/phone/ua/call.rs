@@ -96,22 +96,14 @@ impl Phone {
         };
         let branch = param(&via, "branch").unwrap_or_default();
         call.invite = (call.cseq, branch);
-        let mut headers = vec![
-            ("Via", via),
-            ("Max-Forwards", "70".into()),
-            ("To", format!("<{}>", call.remote_uri)),
-            (
-                "From",
-                format!("<{}>;tag={}", call.local_uri, call.local_tag),
-            ),
-            ("Call-ID", call.call_id.clone()),
-            ("CSeq", format!("{} INVITE", call.cseq)),
+        // No To tag yet: the dialog's headers are the INVITE's.
+        let mut headers = dialog_headers(call, via, "INVITE");
+        headers.extend([
             ("Contact", contact),
             ("Allow", ALLOW.into()),
             ("Supported", "outbound".into()),
-            ("User-Agent", USER_AGENT.into()),
             ("Content-Type", "application/sdp".into()),
-        ];
+        ]);
         headers.extend(authorization);
         let text = write(
             &format!("INVITE {} SIP/2.0", call.target),
