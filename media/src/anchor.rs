@@ -98,6 +98,12 @@ pub fn anchor(
     })
 }
 
+/// Where the describing party receives RTP: its first active RTP/AVP audio
+/// stream's address; `None` without one, or for `0.0.0.0` (RFC 2543 hold).
+pub fn receives_at(party: &SessionDescription) -> Option<SocketAddr> {
+    audio_stream(party).ok().and_then(|(_, address)| address)
+}
+
 /// The first active RTP/AVP audio stream of a description, and where its
 /// party receives (`None` for `0.0.0.0`, RFC 2543 hold).
 pub(crate) fn audio_stream(

@@ -9,6 +9,7 @@ use edgepbx_engine::MediaCommand;
 use edgepbx_engine::routing::{
     Action, Decision, DecisionRequest, Outcome, Ring, RingMode, RingTarget, Target,
 };
+use edgepbx_media::relay::Side;
 use edgepbx_sip::{Method, Response};
 use sim::{
     CARRIER, Sim, Ua, acme, beta_sharing_the_carrier, call, call_with, config, one_device,
@@ -709,6 +710,58 @@ fn early_media_reaches_the_caller_once_anchored() {
         .filter(|m| matches!(m, MediaCommand::Announce { .. }))
         .count();
     assert_eq!(announced, 2);
+}
+
+/// An offer as a browser makes it: full ICE, DTLS-SRTP, G.711.
+fn browser_offer() -> String {
+    let mut rtc = str0m::Rtc::builder()
+        .clear_codecs()
+        .enable_pcmu(true, false)
+        .build(std::time::Instant::now());
+    let candidate = str0m::Candidate::host("127.0.0.1:40000".parse().expect("an address"), "udp")
+        .expect("a candidate");
+    rtc.add_local_candidate(candidate);
+    let mut api = rtc.sdp_api();
+    api.add_media(
+        str0m::media::MediaKind::Audio,
+        str0m::media::Direction::SendRecv,
+        None,
+        None,
+        None,
+    );
+    let (offer, _) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
+#[test]
+fn a_browser_callers_callee_is_announced_to_the_relay() {
+    // A callee that waits to hear before it speaks (an echo, a paging
+    // speaker) must still get the browser's audio: the relay cannot wait
+    // for the callee's first packet to learn where it receives.
+    let mut sim = one_device();
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    let offer = browser_offer();
+    let mut invite = caller.invite("101");
+    invite.body = offer.into_bytes();
+    call_with(&mut sim, &mut caller, invite);
+    let to_device = sim.request(d1.addr, "INVITE");
+    sim.send(d1.addr, d1.answer(&to_device, 200));
+    let ok = sim.response(caller.addr, 200);
+    assert!(
+        String::from_utf8_lossy(&ok.body).contains("UDP/TLS/RTP/SAVPF"),
+        "the browser is answered by a WebRTC leg: {}",
+        String::from_utf8_lossy(&ok.body)
+    );
+    let callee_media = std::net::SocketAddr::new(d1.addr.ip(), d1.addr.port() + 1000);
+    assert!(
+        sim.media.iter().any(|m| matches!(
+            m,
+            MediaCommand::Announce { side: Side::B, address, .. } if *address == callee_media
+        )),
+        "{:?}",
+        sim.media
+    );
 }
 
 #[test]

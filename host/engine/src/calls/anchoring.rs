@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use edgepbx_media::anchor::{AnchorError, RELAYED_CODECS, anchor};
+use edgepbx_media::anchor::{AnchorError, RELAYED_CODECS, anchor, receives_at};
 use edgepbx_media::relay::{Event as RelayEvent, Side};
 use edgepbx_media::sdp::{Direction, SessionDescription};
 use edgepbx_media::webrtc;
@@ -136,6 +136,11 @@ impl Calls {
             description = webrtc::plain(&description);
         }
         call.telephone_event = webrtc::formats_of(&description).telephone_event;
+        // The relay sends the callee the caller's media from the start,
+        // before the callee sends any (a browser's leg included).
+        if let (Some(_), Some(party)) = (call.media, receives_at(&description)) {
+            announce(cx, call, Side::B, party);
+        }
         if call.browser_offer.is_some() {
             return self.answer_browser_caller(now, cx, call, &description);
         }
@@ -145,9 +150,6 @@ impl Calls {
         let media = call.media?;
         let a_ip = cx.sig.media_ip(&call.a_peer);
         let anchored = anchor(&description, a_ip, media.a_port, RELAYED_CODECS).ok()?;
-        if let Some(party) = anchored.party {
-            announce(cx, call, Side::B, party);
-        }
         Some(anchored.description.to_bytes())
     }
 
