@@ -517,8 +517,20 @@ impl Task {
             counters: &counters,
         };
         let mut bufs = [[0u8; MAX_PACKET]; 4];
+        // One timer for the session, moved only when the deadline moves:
+        // a new timer per packet costs a timer-wheel insertion and removal
+        // at every wake.
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut armed = None;
         loop {
             let deadline = plane.deadline();
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                }
+                armed = deadline;
+            }
             let [b0, b1, b2, b3] = &mut bufs;
             let [s0, s1, s2, s3] = &sockets;
             let received = tokio::select! {
@@ -542,22 +554,22 @@ impl Task {
                     // The session was dropped: the call is over.
                     None => break,
                 },
-                _ = sleep_until(deadline) => {
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
                     plane.timeout(std::time::Instant::now());
                     None
                 }
             };
             if let Some((at, len, from)) = received {
-                plane.received(std::time::Instant::now(), at, from, &bufs[at][..len]);
+                let now = std::time::Instant::now();
+                plane.received(now, at, from, &bufs[at][..len]);
+                // What else is queued on that socket, without another
+                // round through the select.
+                while let Ok((len, from)) = sockets[at].try_recv_from(&mut bufs[at]) {
+                    plane.received(now, at, from, &bufs[at][..len]);
+                }
             }
             plane.report();
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
     }
 }
