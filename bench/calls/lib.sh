@@ -32,8 +32,9 @@ TOML
 }
 
 # start_callee NAME SERVER [SIPP ARGS...]: the callee registers 2001 from a
-# port of its own, then answers every INVITE on it (bench/calls/answer.xml)
-# with the extra SIPp arguments (e.g. -rtp_echo).
+# port of its own, then answers every INVITE on it (the scenario
+# CALLEE_SCENARIO, bench/calls/answer.xml by default) with the extra SIPp
+# arguments (e.g. -rtp_echo).
 start_callee() {
     local name=$1 server=$2 port dir=$WORK/$1-callee
     shift 2
@@ -43,7 +44,7 @@ start_callee() {
     (cd "$dir" && sipp "$server" -sf "$ROOT/tests/sipp/register_auth.xml" -inf callee.csv \
         -key expires 3600 -auth_uri "$DOMAIN" -m 1 -i 127.0.0.1 -p "$port" -t u1 \
         -nostdin -timeout 20s >register.log 2>&1) || die "the callee did not register with $name"
-    (cd "$dir" && exec sipp -sf "$ROOT/bench/calls/answer.xml" -i 127.0.0.1 -p "$port" -t u1 \
+    (cd "$dir" && exec sipp -sf "${CALLEE_SCENARIO:-$ROOT/bench/calls/answer.xml}" -i 127.0.0.1 -p "$port" -t u1 \
         -nostdin -l 100000 "$@" >answer.log 2>&1) &
     PIDS+=($!)
     sleep 0.5
