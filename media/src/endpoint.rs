@@ -22,12 +22,13 @@
 //! party for the media timeout is reported once.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::dtmf::DtmfReceiver;
 use crate::g711;
+use crate::latch::{Heard, Latch};
 use crate::rtp::{self, Kind, RtpPacket};
 use crate::wav::{Pcm, RATE};
 
@@ -142,9 +143,8 @@ pub struct Endpoint {
     playing: bool,
     recording: Option<Recording>,
     dtmf: DtmfReceiver,
-    /// Where to send: the latched source, else the announced address.
-    latched: Option<SocketAddr>,
-    announced: Option<SocketAddr>,
+    /// Where the party is.
+    latch: Latch,
     /// The timestamp the party's next packet should have.
     expected_timestamp: Option<u32>,
     last_heard: Instant,
@@ -179,8 +179,7 @@ impl Endpoint {
             playing: false,
             recording: None,
             dtmf: DtmfReceiver::new(),
-            latched: None,
-            announced: None,
+            latch: Latch::default(),
             expected_timestamp: None,
             last_heard: now,
             media_timeout,
@@ -190,9 +189,10 @@ impl Endpoint {
         }
     }
 
-    /// The party said (in its description) that it receives at `address`.
-    pub fn handle_announcement(&mut self, address: SocketAddr) {
-        self.announced = Some(address);
+    /// The party said (in its description, in a message from
+    /// `signalling`) that it receives at `address`.
+    pub fn handle_announcement(&mut self, address: SocketAddr, signalling: Option<IpAddr>) {
+        self.latch.announce(address, signalling);
     }
 
     /// Queues `clips` to play after what is queued.
@@ -262,10 +262,8 @@ impl Endpoint {
         let Ok(rtp) = RtpPacket::parse(packet) else {
             return;
         };
-        match self.latched {
-            None => self.latched = Some(from),
-            Some(latched) if latched != from => return,
-            Some(_) => {}
+        if self.latch.hear(from, packet) == Heard::Stranger {
+            return;
         }
         self.last_heard = now;
         self.silent_reported = false;
@@ -314,7 +312,7 @@ impl Endpoint {
         if now < self.next_send {
             return None;
         }
-        let to = self.latched.or(self.announced)?;
+        let to = self.latch.destination()?;
         let lag = now.saturating_duration_since(self.next_send);
         self.next_send = if lag > PTIME * MAX_LAG_FRAMES {
             now + PTIME
@@ -451,7 +449,7 @@ mod tests {
 
     fn endpoint(now: Instant) -> Endpoint {
         let mut e = Endpoint::new(now, PCMU, Some(101), 7, 0, 0, Duration::from_secs(30));
-        e.handle_announcement(party());
+        e.handle_announcement(party(), None);
         e
     }
 

@@ -29,6 +29,7 @@ pub mod answer;
 pub mod dtmf;
 pub mod endpoint;
 pub mod g711;
+pub mod latch;
 pub mod ports;
 pub mod relay;
 pub mod rtp;

@@ -6,17 +6,10 @@
 //! the [`Transmit`] that comes back, and calls [`Relay::poll_timeout`] /
 //! [`Relay::handle_timeout`] to learn when a party has gone silent.
 //!
-//! Symmetric RTP (RFC 4961) with latching: a party behind NAT sends from an
-//! address its SDP does not show (a private address in the description, the
-//! NAT's public address and port on the wire). Until a leg has heard from
-//! its party, packets go to the address the SDP gave; the first valid RTP
-//! packet that arrives on the leg's port latches the leg to its exact
-//! source (IP and port), and from then on only that source is relayed, so
-//! nobody else can inject media into the call. The window for a stranger
-//! to latch first is the time between the answer and the party's first
-//! packet, on a port it would have to guess; this is the usual trade of
-//! media relays for NAT traversal (rtpengine and Asterisk's `comedia` make
-//! it too).
+//! Each leg latches onto its party's real source ([`crate::latch`]): until
+//! then packets go to the address the party's description gave; once
+//! latched, only that source is relayed, so nobody else can inject media
+//! into the call or take its audio.
 //!
 //! RTCP runs on the port after RTP (RFC 3550 §11; anchoring removes
 //! `rtcp-mux` from the descriptions it forwards) and latches on its own:
@@ -24,9 +17,10 @@
 //! RTCP has been heard, its RTCP goes to its RTP port plus one.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::latch::{Heard, Latch};
 use crate::rtp::{self, Kind};
 
 /// One of the two legs.
@@ -94,10 +88,8 @@ pub struct LegStats {
 
 #[derive(Debug, Clone)]
 struct Leg {
-    /// Where the party's SDP says it receives RTP.
-    announced: Option<SocketAddr>,
-    /// Where it really sends RTP from, once heard.
-    latched: Option<SocketAddr>,
+    /// Where the party receives and sends RTP.
+    latch: Latch,
     /// Where it really sends RTCP from, once heard.
     latched_rtcp: Option<SocketAddr>,
     /// When it was last heard.
@@ -125,8 +117,7 @@ impl Relay {
         silence: Duration,
     ) -> Relay {
         let leg = |announced| Leg {
-            announced,
-            latched: None,
+            latch: Latch::new(announced),
             latched_rtcp: None,
             last_heard: now,
             silence_reported: false,
@@ -142,17 +133,22 @@ impl Relay {
     /// Where packets for `side`'s party go: its latched source, else the
     /// address its description announced.
     pub fn destination(&self, side: Side) -> Option<SocketAddr> {
-        let leg = &self.legs[side.index()];
-        leg.latched.or(leg.announced)
+        self.legs[side.index()].latch.destination()
     }
 
-    /// A new SDP of `side` announced another address (re-INVITE, answer):
-    /// the leg forgets its latch and latches again.
-    pub fn handle_announcement(&mut self, side: Side, address: SocketAddr) {
+    /// A description of `side` (offer, answer, re-INVITE) announced
+    /// `address`, in a message from `signalling`. Another address than
+    /// before makes the leg forget its latch and latch again.
+    pub fn handle_announcement(
+        &mut self,
+        side: Side,
+        address: SocketAddr,
+        signalling: Option<IpAddr>,
+    ) {
         let leg = &mut self.legs[side.index()];
-        leg.announced = Some(address);
-        leg.latched = None;
-        leg.latched_rtcp = None;
+        if leg.latch.announce(address, signalling) {
+            leg.latched_rtcp = None;
+        }
     }
 
     /// A packet arrived on `side`'s port from `source`. Returns what to send
@@ -167,13 +163,21 @@ impl Relay {
         let kind = rtp::classify(bytes).ok();
         let leg = &mut self.legs[side.index()];
         let from_party = match kind {
-            // Not latched yet: whoever sends first is the party.
-            Some(Kind::Rtp) => leg.latched.is_none_or(|latched| latched == source),
+            Some(Kind::Rtp) => match leg.latch.hear(source, bytes) {
+                Heard::Party => true,
+                Heard::Latched => {
+                    self.events.push_back(Event::Latched(side, source));
+                    true
+                }
+                Heard::Stranger => false,
+            },
             // RTCP comes from the party's address once RTP has latched.
-            Some(Kind::Rtcp) => match (leg.latched_rtcp, leg.latched) {
+            Some(Kind::Rtcp) => match (leg.latched_rtcp, leg.latch.latched()) {
                 (Some(latched), _) => latched == source,
                 (None, Some(rtp)) => rtp.ip() == source.ip(),
-                (None, None) => leg.announced.is_some_and(|a| a.ip() == source.ip()),
+                (None, None) => {
+                    leg.latch.destination().is_some() && leg.latch.may_be_party(source.ip())
+                }
             },
             None => false,
         };
@@ -182,13 +186,7 @@ impl Relay {
             return None;
         };
         match kind {
-            Kind::Rtp => {
-                if leg.latched.is_none() {
-                    leg.latched = Some(source);
-                    self.events.push_back(Event::Latched(side, source));
-                }
-                leg.stats.rtp_relayed += 1;
-            }
+            Kind::Rtp => leg.stats.rtp_relayed += 1,
             Kind::Rtcp => {
                 leg.latched_rtcp.get_or_insert(source);
                 leg.stats.rtcp_relayed += 1;
@@ -197,7 +195,7 @@ impl Relay {
         leg.last_heard = now;
         leg.silence_reported = false;
         let other = &self.legs[side.other().index()];
-        let rtp_to = other.latched.or(other.announced)?;
+        let rtp_to = other.latch.destination()?;
         let to = match kind {
             Kind::Rtp => rtp_to,
             Kind::Rtcp => other
@@ -248,6 +246,7 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::latch::LATCH_AFTER;
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().expect("a literal address")
@@ -277,21 +276,57 @@ mod tests {
         out
     }
 
+    /// Alice's first `count` packets from `from`, sequence numbers from
+    /// `first`; what the last one sent.
+    fn send_from(
+        relay: &mut Relay,
+        now: Instant,
+        from: &str,
+        first: u16,
+        count: u16,
+    ) -> Option<(Side, SocketAddr)> {
+        let mut sent = None;
+        for sequence in first..first + count {
+            sent = relay
+                .handle_packet(now, Side::A, addr(from), &packet(sequence))
+                .map(|t| (t.from, t.to));
+        }
+        sent
+    }
+
     #[test]
     fn media_flows_both_ways_after_latching_behind_nat() {
         let t0 = Instant::now();
-        // Alice announces her private port; her NAT maps it to 61000.
         let mut relay = alice_and_bob(t0, Duration::from_secs(30));
+        // Alice's description names her private address; her REGISTER and
+        // INVITE come from her NAT, which maps her RTP port to 61000.
+        relay.handle_announcement(
+            Side::A,
+            addr("192.168.1.20:4000"),
+            Some("198.51.100.7".parse().expect("an address")),
+        );
         let alice_nat = addr("198.51.100.7:61000");
-        let first = packet(1);
-        let sent = relay
-            .handle_packet(t0, Side::A, alice_nat, &first)
+        let first = send_from(&mut relay, t0, "198.51.100.7:61000", 1, 1);
+        assert_eq!(first, Some((Side::B, addr("203.0.113.9:5000"))));
+        // Not latched after one packet: Bob's media still goes where
+        // Alice's description said.
+        let reply = packet(1);
+        let back = relay
+            .handle_packet(t0, Side::B, addr("203.0.113.9:5000"), &reply)
             .expect("relayed");
-        assert_eq!((sent.from, sent.to), (Side::B, addr("203.0.113.9:5000")));
+        assert_eq!(back.to, addr("192.168.1.20:4000"));
+        // Bob's one packet does not latch him either.
+        assert_eq!(relay.poll_event(), None);
+        send_from(
+            &mut relay,
+            t0,
+            "198.51.100.7:61000",
+            2,
+            u16::from(LATCH_AFTER) - 1,
+        );
         assert_eq!(relay.poll_event(), Some(Event::Latched(Side::A, alice_nat)));
 
         // Bob's media goes to where Alice really is, not where she said.
-        let reply = packet(1);
         let back = relay
             .handle_packet(t0, Side::B, addr("203.0.113.9:5000"), &reply)
             .expect("relayed");
@@ -312,7 +347,7 @@ mod tests {
         assert_eq!(
             relay.stats(Side::A),
             LegStats {
-                rtp_relayed: 1,
+                rtp_relayed: u64::from(LATCH_AFTER),
                 rtcp_relayed: 1,
                 dropped: 0
             }
@@ -320,51 +355,122 @@ mod tests {
         // RTP never latches on the RTCP port.
         assert!(
             relay
-                .handle_packet(t0, Side::A, alice_rtcp_nat, &packet(2))
+                .handle_packet(t0, Side::A, alice_rtcp_nat, &packet(9))
                 .is_none()
         );
     }
 
     #[test]
-    fn strangers_and_garbage_are_dropped() {
+    fn a_stranger_spraying_the_ports_never_latches_nor_hears() {
         let t0 = Instant::now();
         let mut relay = alice_and_bob(t0, Duration::from_secs(30));
-        let media = packet(1);
+        let alice_ip = Some("198.51.100.7".parse().expect("an address"));
+        relay.handle_announcement(Side::A, addr("198.51.100.7:4000"), alice_ip);
         assert!(
             relay
                 .handle_packet(t0, Side::A, addr("198.51.100.7:4000"), b"not rtp")
                 .is_none()
         );
-        // RTCP alone does not latch a stranger.
+        // The stranger gets in first, with many packets and with RTCP:
+        // nothing is relayed, nothing latches.
+        let stranger = "203.0.113.50:61000";
+        assert_eq!(send_from(&mut relay, t0, stranger, 1, 10), None);
         let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 7];
         assert!(
             relay
-                .handle_packet(t0, Side::A, addr("192.0.2.66:4001"), &rtcp)
+                .handle_packet(t0, Side::A, addr("203.0.113.50:61001"), &rtcp)
                 .is_none()
         );
-        // The first RTP latches (behind NAT it comes from elsewhere than
-        // the description said); then another port, or another address,
-        // is a stranger.
-        assert!(
-            relay
-                .handle_packet(t0, Side::A, addr("203.0.113.50:61000"), &media)
-                .is_some()
+        assert_eq!(relay.poll_event(), None);
+        // Bob's audio goes to Alice's announced address, never to the
+        // stranger.
+        let bob = packet(1);
+        let back = relay
+            .handle_packet(t0, Side::B, addr("203.0.113.9:5000"), &bob)
+            .expect("relayed");
+        assert_eq!(back.to, addr("198.51.100.7:4000"));
+        // Alice latches; then another port of hers, or the stranger, is
+        // dropped.
+        send_from(
+            &mut relay,
+            t0,
+            "198.51.100.7:4000",
+            20,
+            u16::from(LATCH_AFTER),
         );
-        for stranger in ["203.0.113.50:61001", "198.51.100.7:4000"] {
-            assert!(
-                relay
-                    .handle_packet(t0, Side::A, addr(stranger), &media)
-                    .is_none(),
-                "{stranger}"
-            );
+        assert_eq!(
+            relay.poll_event(),
+            Some(Event::Latched(Side::A, addr("198.51.100.7:4000")))
+        );
+        for other in ["198.51.100.7:4002", stranger] {
+            assert_eq!(send_from(&mut relay, t0, other, 30, 1), None, "{other}");
         }
-        assert_eq!(relay.stats(Side::A).dropped, 4);
-        // A re-INVITE moves Alice: the latch starts again.
-        relay.handle_announcement(Side::A, addr("198.51.100.8:4100"));
-        assert!(
-            relay
-                .handle_packet(t0, Side::A, addr("198.51.100.8:4200"), &media)
-                .is_some()
+        assert_eq!(relay.stats(Side::A).dropped, 1 + 10 + 1 + 2);
+    }
+
+    #[test]
+    fn a_latch_needs_packets_in_a_row_from_one_source() {
+        let t0 = Instant::now();
+        let mut relay = alice_and_bob(t0, Duration::from_secs(30));
+        // Behind NAT: two ports of the NAT's address take turns (an
+        // attacker behind the same NAT, or a confused phone): neither
+        // latches.
+        relay.handle_announcement(
+            Side::A,
+            addr("10.0.0.5:4000"),
+            Some("198.51.100.7".parse().expect("an address")),
+        );
+        for round in 0..5 {
+            send_from(&mut relay, t0, "198.51.100.7:61000", round * 2, 1);
+            send_from(&mut relay, t0, "198.51.100.7:62000", round * 2 + 1, 1);
+        }
+        assert_eq!(relay.poll_event(), None);
+        assert_eq!(relay.destination(Side::A), Some(addr("10.0.0.5:4000")));
+        send_from(
+            &mut relay,
+            t0,
+            "198.51.100.7:62000",
+            50,
+            u16::from(LATCH_AFTER),
+        );
+        assert_eq!(
+            relay.poll_event(),
+            Some(Event::Latched(Side::A, addr("198.51.100.7:62000")))
+        );
+    }
+
+    #[test]
+    fn a_reinvite_keeps_the_latch_unless_the_party_moves() {
+        let t0 = Instant::now();
+        let mut relay = alice_and_bob(t0, Duration::from_secs(30));
+        let alice_ip = Some("198.51.100.7".parse().expect("an address"));
+        relay.handle_announcement(Side::A, addr("198.51.100.7:4000"), alice_ip);
+        send_from(
+            &mut relay,
+            t0,
+            "198.51.100.7:4000",
+            1,
+            u16::from(LATCH_AFTER),
+        );
+        assert!(relay.poll_event().is_some());
+        // Hold and resume describe the same address: still latched, so a
+        // stranger on Alice's address but another port stays out.
+        relay.handle_announcement(Side::A, addr("198.51.100.7:4000"), alice_ip);
+        assert_eq!(send_from(&mut relay, t0, "198.51.100.7:5555", 10, 1), None);
+        assert_eq!(relay.destination(Side::A), Some(addr("198.51.100.7:4000")));
+        // Alice moves: the latch starts again at her new address.
+        relay.handle_announcement(Side::A, addr("198.51.100.8:4100"), alice_ip);
+        assert_eq!(relay.destination(Side::A), Some(addr("198.51.100.8:4100")));
+        send_from(
+            &mut relay,
+            t0,
+            "198.51.100.8:4100",
+            20,
+            u16::from(LATCH_AFTER),
+        );
+        assert_eq!(
+            relay.poll_event(),
+            Some(Event::Latched(Side::A, addr("198.51.100.8:4100")))
         );
     }
 
@@ -377,7 +483,6 @@ mod tests {
         let t1 = t0 + Duration::from_secs(20);
         let media = packet(1);
         relay.handle_packet(t1, Side::A, addr("198.51.100.7:4000"), &media);
-        let _ = relay.poll_event(); // latched
         relay.handle_timeout(t0 + silence);
         assert_eq!(relay.poll_event(), Some(Event::Silent(Side::B)));
         assert_eq!(relay.poll_event(), None);

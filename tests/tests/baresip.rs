@@ -1,13 +1,16 @@
 //! baresip, a real softphone, registers to an extension: the server's 200
 //! is what baresip reports, the binding shows in a query REGISTER while
 //! baresip runs, and baresip's unregistration on exit removes it. Two
-//! baresips call each other through edgepbx and hear each other.
+//! baresips call each other through edgepbx and hear each other, while a
+//! stranger spraying the media ports hears nothing.
 //!
 //! baresip 1.0.0 (Debian 12) gives up on any 401 that offers a non-MD5
 //! challenge, so it talks to the server through [`Md5ChallengeRelay`]
 //! (see `relay.rs`).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use edgepbx_e2e::baresip::{Baresip, Calling, SoftphoneAccount, write_tone};
@@ -119,13 +122,85 @@ fn baresip_registers_directly_when_only_md5_is_offered() {
     );
 }
 
+/// The first of `count` consecutive free UDP ports on 127.0.0.1 (even).
+fn free_port_range(count: u16) -> u16 {
+    let seed = (std::process::id() % 10_000) as u16;
+    (0..200u16)
+        .map(|i| 30_000 + (seed.wrapping_mul(7).wrapping_add(i * 64) % 30_000) / 2 * 2)
+        .find(|&first| (first..first + count).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()))
+        .expect("free media ports")
+}
+
+/// A stranger on 127.0.0.2 sending RTP to every port of `first..=last`
+/// every few milliseconds, counting what it receives, until dropped.
+struct Sprayer {
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sprayer {
+    fn start(first: u16, last: u16) -> Sprayer {
+        let socket = UdpSocket::bind("127.0.0.2:0").expect("a socket on 127.0.0.2");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let (stop, received) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (stopping, counting) = (stop.clone(), received.clone());
+        let thread = std::thread::spawn(move || {
+            let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+            packet.extend_from_slice(&[0xff; 160]);
+            let mut buf = [0u8; 2048];
+            let mut seq = 0u16;
+            while !stopping.load(Ordering::Relaxed) {
+                seq = seq.wrapping_add(1);
+                packet[2..4].copy_from_slice(&seq.to_be_bytes());
+                for port in first..=last {
+                    let _ = socket.send_to(&packet, ("127.0.0.1", port));
+                }
+                while socket.recv_from(&mut buf).is_ok() {
+                    counting.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Sprayer {
+            stop,
+            received,
+            thread: Some(thread),
+        }
+    }
+
+    fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sprayer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[test]
 fn two_softphones_talk_through_the_media_relay() {
+    // A small media range, sprayed with RTP from another address from
+    // before the call to its end: the relay must neither relay the
+    // stranger nor latch onto it and send it someone's audio.
+    let first = free_port_range(16);
+    let last = first + 15;
     // baresip 1.0 answers MD5 challenges only.
     let deployment = Deployment::with_config(
         "baresip-call",
-        "[security]\ndigest_algorithms = [\"MD5\"]\n",
+        &format!(
+            "[security]\ndigest_algorithms = [\"MD5\"]\n[media]\nport_min = {first}\nport_max = {last}\n"
+        ),
     );
+    let sprayer = Sprayer::start(first, last);
     let mut exts = deployment.acme_with([100, 101]);
     let (alice, bob) = (exts.remove(0), exts.remove(0));
     let pbx = deployment.start();
@@ -192,6 +267,8 @@ fn two_softphones_talk_through_the_media_relay() {
     }
     assert!(alice_phone.stop(Duration::from_secs(30)));
     assert!(bob_phone.stop(Duration::from_secs(30)));
+    assert_eq!(sprayer.received(), 0, "the stranger heard the call");
+    drop(sprayer);
 
     // The call's record: answered by Bob.
     let record = deployment.last_call_record("ACME");

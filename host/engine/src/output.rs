@@ -1,6 +1,6 @@
 //! What the engine asks its driver to do.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 pub use edgepbx_model::CallRecord;
@@ -105,6 +105,9 @@ pub enum MediaCommand {
         side: Side,
         /// Its RTP address.
         address: SocketAddr,
+        /// Where its signalling comes from (behind NAT, its NAT's address,
+        /// which may then latch the relay).
+        signalling: IpAddr,
     },
     /// Answer call `call`'s media with edgepbx's own endpoint (voicemail)
     /// on the A side of `slot`, and run its service; the service's end
@@ -175,6 +178,8 @@ pub struct Served {
     pub telephone_event: Option<u8>,
     /// Where the caller receives RTP, when its offer said.
     pub party: Option<SocketAddr>,
+    /// Where the caller's signalling comes from.
+    pub signalling: IpAddr,
     /// What the call is for.
     pub service: Service,
 }

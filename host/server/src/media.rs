@@ -98,8 +98,9 @@ enum Control {
 /// What a relay session is told while it runs.
 #[derive(Debug)]
 enum RelayInput {
-    /// A party receives RTP at this address.
-    Announce(Side, SocketAddr),
+    /// A party receives RTP at this address; its signalling comes from
+    /// that one.
+    Announce(Side, SocketAddr, IpAddr),
     /// A party is a browser: its port carries this leg.
     WebRtc(Side, Box<WebRtcLeg>),
     /// A key for a party, as RFC 4733 events: side, key, milliseconds,
@@ -134,7 +135,7 @@ impl MediaPlane {
         voicemail: Arc<Voicemail>,
     ) -> MediaPlane {
         MediaPlane {
-            ports: ports.starting_at(rand::random()),
+            ports,
             bind,
             silence,
             events,
@@ -159,13 +160,14 @@ impl MediaPlane {
                 call,
                 side,
                 address,
+                signalling,
             } => {
                 match self.control(call) {
                     Some(Control::Relay(control)) => {
-                        let _ = control.send(RelayInput::Announce(side, address));
+                        let _ = control.send(RelayInput::Announce(side, address, signalling));
                     }
                     Some(Control::Served(control)) => {
-                        let _ = control.send(Input::Announce(address));
+                        let _ = control.send(Input::Announce(address, signalling));
                     }
                     None => {}
                 }
@@ -300,7 +302,7 @@ impl MediaPlane {
     /// Allocates a pair and binds both of its sockets.
     fn bind_pair(&mut self) -> Result<(u16, StdUdpSocket, StdUdpSocket), PortError> {
         for _ in 0..BIND_ATTEMPTS {
-            let port = self.ports.allocate()?;
+            let port = self.ports.allocate(rand::random())?;
             match (bind(self.bind, port), bind(self.bind, port.wrapping_add(1))) {
                 (Ok(rtp), Ok(rtcp)) => return Ok((port, rtp, rtcp)),
                 (Err(e), _) | (_, Err(e)) => {
@@ -425,9 +427,18 @@ impl Plane<'_> {
         }
     }
 
+    /// A description of `side`'s party; a browser's leg stands in for its
+    /// party, whatever the description says.
+    fn announce(&mut self, side: Side, address: SocketAddr, signalling: IpAddr) {
+        if self.legs[index(side)].is_none() {
+            self.relay
+                .handle_announcement(side, address, Some(signalling));
+        }
+    }
+
     /// A party is a browser from now on.
     fn attach(&mut self, now: std::time::Instant, side: Side, leg: Box<WebRtcLeg>) {
-        self.relay.handle_announcement(side, BROWSER);
+        self.relay.handle_announcement(side, BROWSER, None);
         self.legs[index(side)] = Some(leg);
         self.drain(now, side);
     }
@@ -539,8 +550,8 @@ impl Task {
                 r = s2.recv_from(b2) => r.ok().map(|(n, from)| (2, n, from)),
                 r = s3.recv_from(b3) => r.ok().map(|(n, from)| (3, n, from)),
                 input = control.recv() => match input {
-                    Some(RelayInput::Announce(side, address)) => {
-                        plane.relay.handle_announcement(side, address);
+                    Some(RelayInput::Announce(side, address, signalling)) => {
+                        plane.announce(side, address, signalling);
                         None
                     }
                     Some(RelayInput::WebRtc(side, leg)) => {

@@ -95,7 +95,7 @@ impl Calls {
         };
         let anchored = anchor(offer, ip, media.b_port, codecs).map_err(|e| e.to_string())?;
         if let Some(party) = anchored.party {
-            announce(cx, call, Side::A, party);
+            announce(cx, call, Side::A, party, call.a_peer.addr().ip());
         }
         if browser {
             let (body, offer) = self.browser_offer(now, cx, call, peer, &anchored.description)?;
@@ -126,6 +126,7 @@ impl Calls {
         cx: &mut Cx<'_>,
         call: &mut Call,
         direct: bool,
+        from: &Peer,
         body: &[u8],
     ) -> Option<Vec<u8>> {
         if body.is_empty() {
@@ -139,7 +140,7 @@ impl Calls {
         // The relay sends the callee the caller's media from the start,
         // before the callee sends any (a browser's leg included).
         if let (Some(_), Some(party)) = (call.media, receives_at(&description)) {
-            announce(cx, call, Side::B, party);
+            announce(cx, call, Side::B, party, from.addr().ip());
         }
         if call.browser_offer.is_some() {
             return self.answer_browser_caller(now, cx, call, &description);
@@ -187,7 +188,19 @@ impl Calls {
             _ => 488,
         })?;
         if let Some(party) = anchored.party {
-            announce(cx, call, to.other(), party);
+            // In the dialog both parties are known; their signalling
+            // addresses came with the dialog.
+            let signalling = match to.other() {
+                Side::A => Some(call.a_peer.addr().ip()),
+                Side::B => call.b.as_ref().map(|b| b.peer.addr().ip()),
+            };
+            announce(
+                cx,
+                call,
+                to.other(),
+                party,
+                signalling.unwrap_or(party.ip()),
+            );
         }
         call.held = description
             .media
@@ -250,11 +263,19 @@ impl Calls {
     }
 }
 
-/// Tells the relay where `side` of `call` receives.
-pub(super) fn announce(cx: &mut Cx<'_>, call: &Call, side: Side, address: std::net::SocketAddr) {
+/// Tells the relay where `side` of `call` receives, as described in a
+/// message from `signalling`.
+pub(super) fn announce(
+    cx: &mut Cx<'_>,
+    call: &Call,
+    side: Side,
+    address: std::net::SocketAddr,
+    signalling: std::net::IpAddr,
+) {
     cx.sig.push(Output::Media(MediaCommand::Announce {
         call: call.id,
         side,
         address,
+        signalling,
     }));
 }

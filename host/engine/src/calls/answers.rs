@@ -145,11 +145,12 @@ impl Calls {
         relayed.reason = response.reason.clone();
         relayed.headers.push("Contact", call.a_contact.clone());
         let direct = call.branches[index].direct;
+        let from = call.branches[index].peer.clone();
         // A browser's early answer is not taken: its leg waits for the 2xx.
         let browser = call.branches[index].browser.is_some();
         if !call.early_media_sent
             && !browser
-            && let Some(answer) = self.answer_for_a(now, cx, call, direct, &response.body)
+            && let Some(answer) = self.answer_for_a(now, cx, call, direct, &from, &response.body)
         {
             relayed.headers.push("Content-Type", "application/sdp");
             relayed.body = answer;
@@ -201,7 +202,7 @@ impl Calls {
         }
         // The callee's answer, or its offer when the caller's INVITE had
         // none: either way anchored for the caller.
-        let answer = self.answer_for_a(now, cx, call, direct, &response.body);
+        let answer = self.answer_for_a(now, cx, call, direct, &peer, &response.body);
         if call.offer.is_some() {
             let ack = cx.sig.send_ack(dialog.ack(b_seq), &peer);
             call.branches[index].ack = Some(ack);

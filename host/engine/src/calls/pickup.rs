@@ -231,10 +231,10 @@ impl Calls {
         let tag = cx.sig.tag();
         let dialog = Dialog::as_uas(picker.request, &tag, false).map_err(|_| 400u16)?;
         if let Some(party) = to_picker.party {
-            announce(cx, call, Side::B, party);
+            announce(cx, call, Side::B, party, picker.peer.addr().ip());
         }
         if let Some(party) = to_caller.party {
-            announce(cx, call, Side::A, party);
+            announce(cx, call, Side::A, party, call.a_peer.addr().ip());
         }
         // The picker is the callee now; everyone else stops ringing.
         let contact = cx.sig.our_contact(picker.peer);

@@ -142,7 +142,7 @@ impl Calls {
             .and_then(|d| edgepbx_media::answer::negotiate(&d).ok())
             .and_then(|n| n.party);
         if let Some(address) = party {
-            announce(cx, call, Side::A, address);
+            announce(cx, call, Side::A, address, call.a_peer.addr().ip());
         }
     }
 }

@@ -138,6 +138,7 @@ impl Calls {
                 codec: negotiated.codec,
                 telephone_event: negotiated.telephone_event,
                 party: negotiated.party,
+                signalling: call.a_peer.addr().ip(),
                 service,
             }))));
     }
@@ -247,6 +248,7 @@ impl Calls {
                 call: call.id,
                 side: Side::A,
                 address,
+                signalling: call.a_peer.addr().ip(),
             }));
         }
         call.held = offer

@@ -1,7 +1,7 @@
 //! One served call: the socket, the media endpoint and the voicemail
 //! session, and the work the session asks for.
 
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,9 @@ const MAX_PLAYED_SECS: u32 = 86_400;
 pub enum Input {
     /// The caller pressed a key (SIP INFO).
     Key(char),
-    /// The caller receives at this address now.
-    Announce(SocketAddr),
+    /// The caller receives at this address now, as its message from that
+    /// one said.
+    Announce(SocketAddr, IpAddr),
     /// The caller is a browser: its media comes through this leg.
     WebRtc(Box<WebRtcLeg>),
 }
@@ -70,7 +71,7 @@ impl Call {
             MEDIA_TIMEOUT,
         );
         if let Some(party) = served.party {
-            endpoint.handle_announcement(party);
+            endpoint.handle_announcement(party, Some(served.signalling));
         }
         let c = &vm.config;
         let config = Config {
@@ -146,9 +147,13 @@ impl Call {
                 _ = rtcp.recv_from(&mut rtcp_buf) => {}
                 input = inputs.recv() => match input {
                     Some(Input::Key(key)) => self.session.handle_key(Instant::now(), key),
-                    Some(Input::Announce(address)) => self.endpoint.handle_announcement(address),
+                    // A browser's leg stands in for it, whatever its
+                    // descriptions say.
+                    Some(Input::Announce(address, signalling)) => if leg.is_none() {
+                        self.endpoint.handle_announcement(address, Some(signalling));
+                    },
                     Some(Input::WebRtc(browser)) => {
-                        self.endpoint.handle_announcement(BROWSER);
+                        self.endpoint.handle_announcement(BROWSER, None);
                         leg = Some(browser);
                     }
                     None => {
