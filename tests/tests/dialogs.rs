@@ -2,8 +2,9 @@
 //! re-INVITE puts the other party on hold with descriptions still anchored
 //! on the relay, UPDATE changes the codec the same way, INFO (DTMF) is
 //! passed on, the callee may hang up, a call that outlives the maximum
-//! duration is ended on both sides, and parties on the same network may
-//! send media to each other directly.
+//! duration is ended on both sides, so is a call up when the server
+//! stops, and parties on the same network may send media to each other
+//! directly.
 
 use std::time::Duration;
 
@@ -194,6 +195,26 @@ fn a_call_past_its_maximum_duration_is_ended_on_both_sides() {
     assert_eq!(received_requests(&bob, "BYE").len(), 1, "{}", bob.report());
     let record = deployment.last_call_record("ACME");
     assert_eq!(record["cause"], "maximum duration", "{record}");
+}
+
+#[test]
+fn a_call_up_when_the_server_stops_gets_its_byes_and_its_record() {
+    let (deployment, exts, pbx, bob) =
+        alice_calls_bob("shutdown-call", CALL_CONFIG, &[], Behaviour::Answer);
+    let dir = deployment.work().path().to_path_buf();
+    let alice = caller("call_until_bye", &pbx, &exts[0], "101").timeout(Duration::from_secs(20));
+    let alice = std::thread::spawn(move || alice.run(&dir, "alice"));
+    // The call is answered well within this.
+    std::thread::sleep(Duration::from_secs(3));
+    let status = pbx.stop();
+    assert!(status.success(), "{status}");
+    // Both parties were hung up before the server went.
+    alice.join().expect("alice's SIPp").assert_all_succeeded(1);
+    let bob = bob.finish();
+    assert_eq!(received_requests(&bob, "BYE").len(), 1, "{}", bob.report());
+    let record = deployment.last_call_record("ACME");
+    assert_eq!(record["cause"], "server shutting down", "{record}");
+    assert_eq!(record["outcome"], "answered", "{record}");
 }
 
 #[test]

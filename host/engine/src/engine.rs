@@ -461,6 +461,26 @@ impl Engine {
         sent
     }
 
+    /// The server is stopping: every call ends now, with its BYEs (or
+    /// CANCELs, or a 503 to a caller still waiting) and its record. The
+    /// driver keeps feeding responses and timers for a short grace so
+    /// that lost BYEs are retransmitted.
+    pub fn handle_shutdown(&mut self, now: Instant, wall: SystemTime) {
+        let mut cx = Cx {
+            sig: &mut self.sig,
+            location: &self.location,
+            wall,
+        };
+        self.calls.end_all(now, &mut cx);
+        self.settle(now, wall);
+    }
+
+    /// Whether a stopping server may go: no call left, and no request of
+    /// its own (a BYE, a CANCEL) still waiting for its final response.
+    pub fn is_settled(&self) -> bool {
+        self.calls.len() == 0 && self.sig.transactions.awaiting_final() == 0
+    }
+
     /// Bindings, calls and subscriptions, for the log at shutdown.
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.location.len(), self.calls.len(), self.subs.len())

@@ -1072,3 +1072,36 @@ fn a_session_refresh_without_a_body_is_answered_here() {
     assert!(sim.take(d1.addr).is_empty());
     assert!(sim.records.is_empty(), "the call goes on");
 }
+
+#[test]
+fn shutdown_ends_every_call_with_its_byes_and_records() {
+    let mut sim = one_device();
+    let mut caller = Ua::new("100", 5100);
+    let d1 = Ua::new("101", 6001);
+    connected_call(&mut sim, &mut caller, &d1);
+    // A second caller is still ringing the device.
+    let mut waiting = Ua::new("102", 5102);
+    call(&mut sim, &mut waiting, "101");
+    let ringing = sim.request(d1.addr, "INVITE");
+    sim.send(d1.addr, d1.answer(&ringing, 180));
+    let _ = sim.take(waiting.addr);
+
+    let (now, wall) = (sim.now, sim.wall);
+    sim.engine.handle_shutdown(now, wall);
+    sim.drain();
+    // Both parties of the answered call get a BYE; the ringing device a
+    // CANCEL, and its caller a 503.
+    let bye_to_caller = sim.request(caller.addr, "BYE");
+    let bye_to_device = sim.request(d1.addr, "BYE");
+    let cancel = sim.request(d1.addr, "CANCEL");
+    assert_eq!(sim.statuses(waiting.addr), [503]);
+    assert!(!sim.engine.is_settled(), "the BYEs are not answered yet");
+    sim.send(caller.addr, caller.answer(&bye_to_caller, 200));
+    sim.send(d1.addr, d1.answer(&bye_to_device, 200));
+    sim.send(d1.addr, d1.answer(&cancel, 200));
+    sim.send(d1.addr, d1.answer(&ringing, 487));
+    assert!(sim.engine.is_settled());
+    let mut causes: Vec<&str> = sim.records.iter().map(|r| r.cause.as_str()).collect();
+    causes.sort_unstable();
+    assert_eq!(causes, ["server shutting down", "server shutting down"]);
+}

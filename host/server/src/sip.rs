@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use edgepbx_engine::registrar::Aor;
 use edgepbx_engine::{ActiveCall, DeviceInfo, Engine, LocalRoutes, Output, TenantTable, Transmit};
@@ -76,6 +76,10 @@ pub struct Inputs {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// How long a stopping server goes on handling the responses to the BYEs
+/// and CANCELs that ended its calls (retransmitting lost ones), at most.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Messages handled in a row before timers get a look.
 const INBOUND_BATCH: usize = 64;
 
@@ -128,11 +132,15 @@ impl Driver {
             mut shutdown,
         } = inputs;
         self.drain();
+        // Once stopping: when the grace for the calls' BYEs ends.
+        let mut grace: Option<Instant> = None;
         loop {
-            let deadline = self
-                .engine
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std);
+            let deadline = self.engine.poll_timeout();
+            let deadline = match (deadline, grace) {
+                (Some(at), Some(end)) => Some(at.min(end)),
+                (at, end) => at.or(end),
+            }
+            .map(tokio::time::Instant::from_std);
             tokio::select! {
                 item = inbound.recv() => match item {
                     Some(item) => {
@@ -176,9 +184,21 @@ impl Driver {
                 }
                 Some(request) = control.recv() => self.control(request),
                 Some(made) = decisions.recv() => self.decided(made),
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed(), if grace.is_none() => {
+                    // Every call ends now, with its BYEs and its record;
+                    // responses and retransmissions are handled a little
+                    // longer.
+                    let now = Instant::now();
+                    self.engine.handle_shutdown(now, SystemTime::now());
+                    grace = Some(now + SHUTDOWN_GRACE);
+                }
             }
             self.drain();
+            if let Some(end) = grace
+                && (self.engine.is_settled() || Instant::now() >= end)
+            {
+                break;
+            }
         }
         let (bindings, calls, subscriptions) = self.engine.counts();
         info!(bindings, calls, subscriptions, "sip plane stopped");

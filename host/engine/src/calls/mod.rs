@@ -298,6 +298,8 @@ enum EndCause {
     MediaTimeout,
     NoAck,
     Failure,
+    /// The server is stopping.
+    Shutdown,
 }
 
 impl EndCause {
@@ -311,6 +313,7 @@ impl EndCause {
             EndCause::MediaTimeout => "no media".into(),
             EndCause::NoAck => "no ACK".into(),
             EndCause::Failure => "signalling failure".into(),
+            EndCause::Shutdown => "server shutting down".into(),
         }
     }
 }
@@ -442,6 +445,19 @@ impl Calls {
         let (call, timer) = entry.remove();
         self.armed.remove(&(call, timer));
         Some((call, timer))
+    }
+
+    /// Ends every call: the server is stopping. Unanswered callers get
+    /// 503, ringing devices CANCEL, answered parties BYE, and every call
+    /// its record.
+    pub(crate) fn end_all(&mut self, now: Instant, cx: &mut Cx<'_>) {
+        let ids: Vec<CallId> = self.calls.keys().copied().collect();
+        for id in ids {
+            if let Some(mut call) = self.take(id) {
+                self.end(now, cx, &mut call, EndCause::Shutdown);
+                self.put_back(call);
+            }
+        }
     }
 
     /// Takes call `id` out of the table to work on it.

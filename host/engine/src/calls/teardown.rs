@@ -35,6 +35,7 @@ impl Calls {
             let status = match cause {
                 EndCause::CallerCancelled => 487,
                 EndCause::Rejected(status) if (300..700).contains(&status) => status,
+                EndCause::Shutdown => 503,
                 _ => 500,
             };
             let response = Response::for_request(&call.invite, status, Some(&call.a_tag));

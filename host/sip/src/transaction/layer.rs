@@ -104,6 +104,19 @@ impl<D: Clone> TransactionLayer<D> {
         self.clients.len() + self.servers.len()
     }
 
+    /// Client transactions still waiting for a final response.
+    pub fn awaiting_final(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    ClientState::Calling | ClientState::Trying | ClientState::Proceeding
+                )
+            })
+            .count()
+    }
+
     /// True when no transaction is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
