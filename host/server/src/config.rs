@@ -113,6 +113,11 @@ pub struct HttpConfig {
     /// SIP messages one WebSocket may send per second on average (bursts
     /// of ten times as many); a faster client is disconnected.
     pub sip_ws_messages_per_sec: u32,
+    /// Most HTTP connections open at once (more wait in the backlog).
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's header (and an idle
+    /// keep-alive connection stays open).
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -130,6 +135,8 @@ impl Default for HttpConfig {
             sip_ws_path: "/ws".into(),
             sip_ws_origins: Vec::new(),
             sip_ws_messages_per_sec: 20,
+            max_connections: 4_096,
+            header_read_timeout_secs: 10,
         }
     }
 }
@@ -178,8 +185,11 @@ pub struct SipConfig {
     pub t2_ms: u64,
     /// RFC 3261 T4 (maximum time a message stays in the network), milliseconds.
     pub t4_ms: u64,
-    /// Most simultaneous TCP connections from one IP address.
+    /// Most simultaneous stream connections (TCP, TLS and WebSocket) from
+    /// one IP address.
     pub max_connections_per_ip: usize,
+    /// Most simultaneous stream connections in all.
+    pub max_connections: usize,
     /// Most live transactions. At the limit, answered non-INVITE requests
     /// stop waiting for retransmissions (oldest first); only then do new
     /// requests get 503.
@@ -265,6 +275,7 @@ impl Default for SipConfig {
             t2_ms: 4_000,
             t4_ms: 5_000,
             max_connections_per_ip: 64,
+            max_connections: 10_000,
             max_transactions: 100_000,
             background_nice: 10,
         }
@@ -385,6 +396,12 @@ impl Config {
         }
         if h.sip_ws_messages_per_sec == 0 {
             bail!("http.sip_ws_messages_per_sec must be at least 1");
+        }
+        if h.max_connections == 0 || h.header_read_timeout_secs == 0 {
+            bail!("http.max_connections and http.header_read_timeout_secs must be at least 1");
+        }
+        if self.sip.max_connections == 0 || self.sip.max_connections_per_ip == 0 {
+            bail!("sip.max_connections and sip.max_connections_per_ip must be at least 1");
         }
         let r = &self.registrar;
         if r.min_expires == 0 || r.min_expires > r.max_expires {

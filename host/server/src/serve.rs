@@ -130,16 +130,20 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     // What the transports tell the SIP core; WebSockets arrive on the
     // HTTP listener, on this runtime.
     let (inbound_tx, inbound_rx) = mpsc::channel(8_192);
+    // One count of stream connections for TCP, TLS and WebSocket.
+    let connections = Arc::new(transport::ConnectionCount::new(
+        config.sip.max_connections_per_ip,
+        config.sip.max_connections,
+    ));
     let sip_ws = transport::ws::WsTransport::new(
         inbound_tx.clone(),
         transport::ws::WsSettings {
             limits: sip_limits(&config),
-            max_connections_per_ip: config.sip.max_connections_per_ip,
             origins: config.http.sip_ws_origins.clone(),
             messages_per_sec: config.http.sip_ws_messages_per_sec,
             secure: config.http.cert.is_some(),
         },
-        shutdown_rx.clone(),
+        connections.clone(),
     );
     let voicemail = crate::voicemail::Voicemail::new(
         config.voicemail.clone(),
@@ -157,6 +161,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         voicemail: voicemail.clone(),
         media_events: (media_tx, media_rx),
         inbound: (inbound_tx, inbound_rx),
+        connections,
         http_port: http_addr.port(),
         config: config.clone(),
         tenants: tenants.clone(),
@@ -309,6 +314,8 @@ struct SipPlane {
     /// What the transports tell the core (WebSockets' side is held by the
     /// HTTP listener).
     inbound: (mpsc::Sender<Inbound>, mpsc::Receiver<Inbound>),
+    /// The stream connections of every SIP transport, counted.
+    connections: Arc<transport::ConnectionCount>,
     /// The HTTP listener's port, where WebSockets arrive.
     http_port: u16,
     config: Config,
@@ -379,13 +386,8 @@ impl SipPlane {
             };
             let (inbound_tx, inbound_rx) = self.inbound;
             let limits = sip_limits(&self.config);
-            let tcp_settings = TcpSettings {
-                limits: limits.clone(),
-                max_connections_per_ip: self.config.sip.max_connections_per_ip,
-                idle_timeout: Duration::from_secs(
-                    u64::from(self.config.registrar.max_expires) + 60,
-                ),
-            };
+            let tcp_settings = TcpSettings::new(limits.clone());
+            let connections = self.connections.clone();
             let (media_tx, media_rx) = self.media_events;
             let m = &self.config.media;
             let ports = PortRange::new(m.port_min, m.port_max)?;
@@ -452,6 +454,7 @@ impl SipPlane {
                     listener,
                     Some(acceptor),
                     tcp_settings.clone(),
+                    connections.clone(),
                     inbound_tx.clone(),
                     shutdown.clone(),
                 ))
@@ -460,6 +463,7 @@ impl SipPlane {
                 tcp,
                 None,
                 tcp_settings,
+                connections,
                 inbound_tx,
                 shutdown,
             ));

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use edgepbx_engine::registrar::Aor;
+use edgepbx_engine::registrar::{Aor, Change};
 use edgepbx_engine::{ActiveCall, DeviceInfo, Engine, LocalRoutes, Output, TenantTable, Transmit};
 use edgepbx_store::Mac;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -300,7 +300,15 @@ impl Driver {
                         self.engine.handle_media_slot(slot);
                     }
                 }
-                Output::Binding { at, change } => self.persist.record(at, change),
+                Output::Binding { at, change } => {
+                    // A registration keeps its stream connection open.
+                    if let Change::Added(_, binding) | Change::Refreshed { binding, .. } = &change
+                        && let Some(conn) = binding.source.conn()
+                    {
+                        self.outbound.keep_open(conn, binding.deadline);
+                    }
+                    self.persist.record(at, change);
+                }
                 Output::CallRecord(record) => self.persist.record_call(*record),
                 Output::Event(event) => self.events.publish(event),
                 Output::FeatureKey {

@@ -20,6 +20,7 @@ mod live;
 mod policies;
 mod problem;
 pub mod provisioning;
+mod server;
 mod tenants;
 pub mod tls;
 mod versions;
@@ -27,6 +28,7 @@ mod voicemail;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -144,48 +146,33 @@ async fn sip_ws(
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: State,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let app = router(state.clone()).into_make_service_with_connect_info::<ClientAddr>();
-    let stop = async move {
-        let _ = shutdown.changed().await;
+    let app = router(state.clone());
+    let limits = server::Limits {
+        max_connections: state.config.max_connections,
+        header_read_timeout: Duration::from_secs(state.config.header_read_timeout_secs),
     };
     match (&state.config.cert, &state.config.key) {
         (Some(cert), Some(key)) => {
             let acceptor = tls::acceptor(cert, key, &[b"http/1.1"])?;
             info!("HTTPS listening");
-            axum::serve(tls::TlsListener::new(listener, acceptor), app)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("serving HTTPS")
+            server::run(
+                tls::TlsListener::new(listener, acceptor),
+                app,
+                limits,
+                shutdown,
+            )
+            .await;
         }
-        _ => axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .context("serving HTTP"),
+        _ => server::run(listener, app, limits, shutdown).await,
     }
+    Ok(())
 }
 
 /// The client's address, as handlers see it (`ConnectInfo<ClientAddr>`).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
-}
 
 /// Binds the HTTP listener (a taken port fails the start).
 pub fn bind(config: &HttpConfig) -> anyhow::Result<tokio::net::TcpListener> {

@@ -19,11 +19,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use edgepbx_engine::{Peer, StreamKind};
 use edgepbx_sip::parse::{Limits, parse_datagram};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::debug;
 
-use super::{ConnectionCount, Inbound, NEXT_CONN};
+use super::{ConnectionCount, Inbound, NEXT_CONN, ToConn};
 
 /// The subprotocol of RFC 7118.
 const SUBPROTOCOL: &str = "sip";
@@ -43,8 +43,6 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct WsSettings {
     /// Framing limits (one frame is one message).
     pub limits: Limits,
-    /// Most connections from one IP address.
-    pub max_connections_per_ip: usize,
     /// Origins allowed to open a socket (`https://pbx.example.com`); empty:
     /// only pages of the host the socket is opened on.
     pub origins: Vec<String>,
@@ -62,21 +60,22 @@ pub struct WsTransport {
     core: mpsc::Sender<Inbound>,
     settings: WsSettings,
     counts: Arc<ConnectionCount>,
-    shutdown: watch::Receiver<bool>,
 }
 
 impl WsTransport {
-    /// Feeds connections' messages to `core` until `shutdown`.
+    /// Feeds connections' messages to `core`, counting them with the
+    /// other SIP stream transports' in `counts`. A connection ends when
+    /// the core lets it go (after a shutdown, once its calls have had
+    /// their BYEs), not at the shutdown signal.
     pub fn new(
         core: mpsc::Sender<Inbound>,
         settings: WsSettings,
-        shutdown: watch::Receiver<bool>,
+        counts: Arc<ConnectionCount>,
     ) -> Self {
         WsTransport {
             core,
             settings,
-            counts: Arc::default(),
-            shutdown,
+            counts,
         }
     }
 
@@ -92,10 +91,7 @@ impl WsTransport {
         if ws.selected_protocol().is_none() {
             return (StatusCode::BAD_REQUEST, "the sip subprotocol is required").into_response();
         }
-        if !self
-            .counts
-            .try_add(addr.ip(), self.settings.max_connections_per_ip)
-        {
+        if !self.counts.try_add(addr.ip()) {
             return (StatusCode::TOO_MANY_REQUESTS, "too many connections").into_response();
         }
         let max = self.settings.limits.max_message_bytes;
@@ -106,18 +102,17 @@ impl WsTransport {
             StreamKind::Ws
         };
         let peer = Peer::Stream { conn, addr, kind };
-        let (core, settings, counts, shutdown) = (
+        let (core, settings, counts) = (
             self.core.clone(),
             self.settings.clone(),
             self.counts.clone(),
-            self.shutdown.clone(),
         );
         let release = counts.clone();
         ws.max_message_size(max)
             .max_frame_size(max)
             .on_failed_upgrade(move |_| release.remove(addr.ip()))
             .on_upgrade(move |socket| async move {
-                serve(socket, peer, &settings, &core, shutdown).await;
+                serve(socket, peer, &settings, &core).await;
                 counts.remove(addr.ip());
             })
     }
@@ -193,12 +188,11 @@ async fn serve(
     peer: Peer,
     settings: &WsSettings,
     core: &mpsc::Sender<Inbound>,
-    mut shutdown: watch::Receiver<bool>,
 ) {
     let Some(conn) = peer.conn() else {
         return;
     };
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    let (tx, mut rx) = mpsc::channel::<ToConn>(256);
     if core
         .send(Inbound::Connected { conn, sender: tx })
         .await
@@ -236,8 +230,13 @@ async fn serve(
                 }
             }
             out = rx.recv() => {
-                // The core dropped its sender: it has stopped.
-                let Some(bytes) = out else { break End::Server };
+                // The core dropped its sender: it has stopped. A browser's
+                // liveness is its pongs, not its registration.
+                let bytes = match out {
+                    Some(ToConn::Bytes(bytes)) => bytes,
+                    Some(ToConn::KeepUntil(_)) => continue,
+                    None => break End::Server,
+                };
                 let frame = match String::from_utf8(bytes) {
                     Ok(text) => Frame::text(text),
                     Err(e) => Frame::binary(e.into_bytes()),
@@ -256,7 +255,6 @@ async fn serve(
                     break End::Client;
                 }
             }
-            _ = shutdown.changed() => break End::Server,
         }
     };
     let code = match end {
@@ -281,17 +279,15 @@ mod tests {
 
     fn transport(origins: &[&str]) -> WsTransport {
         let (core, _) = mpsc::channel(1);
-        let (_, shutdown) = watch::channel(false);
         WsTransport::new(
             core,
             WsSettings {
                 limits: Limits::default(),
-                max_connections_per_ip: 4,
                 origins: origins.iter().map(|o| (*o).to_owned()).collect(),
                 messages_per_sec: 20,
                 secure: true,
             },
-            shutdown,
+            Arc::new(ConnectionCount::new(4, 8)),
         )
     }
 
