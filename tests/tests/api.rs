@@ -1117,6 +1117,48 @@ fn if_match_keeps_a_change_from_being_overwritten() {
     assert_eq!(acme.get("/api/v1/extensions/300").status, 404);
 }
 
+/// Clients that patch different fields of one extension at the same time,
+/// without If-Match, lose nothing: each patch applies to the version it
+/// is written against.
+#[test]
+fn concurrent_patches_of_different_fields_are_all_kept() {
+    let s = setup("api-concurrent-patch");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    let created = acme.json(
+        "POST",
+        "/api/v1/extensions",
+        &json!({"number": "310", "name": "Round 0", "ring_timeout_secs": 10}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    for round in 1..=15u64 {
+        let name = format!("Round {round}");
+        let timeout = 10 + round;
+        let patches = [
+            json!({ "name": name }),
+            json!({ "ring_timeout_secs": timeout }),
+        ];
+        std::thread::scope(|scope| {
+            for patch in &patches {
+                let acme = acme.clone();
+                scope.spawn(move || {
+                    let body = patch.to_string();
+                    let r = acme.request(
+                        "PATCH",
+                        "/api/v1/extensions/310",
+                        Some(("application/merge-patch+json", body.as_bytes())),
+                        &[],
+                    );
+                    assert_eq!(r.status, 200, "{}", r.text());
+                });
+            }
+        });
+        let now = acme.get("/api/v1/extensions/310").json();
+        assert_eq!(now["name"], name.as_str(), "round {round}: {now}");
+        assert_eq!(now["ring_timeout_secs"], timeout, "round {round}: {now}");
+    }
+}
+
 /// Groups take part in conditional writes as extensions do: a replacement
 /// or removal with a stale `ETag` is refused and changes nothing, a read
 /// sent back whole (its `etag` field included) is a valid replacement, and

@@ -25,7 +25,7 @@ const MARKER: &str = "edgepbx:";
 /// other statement of it as "not executed"; the error returned is the one
 /// that caused that, not the first "not executed".
 pub(crate) async fn run(query: Query<'_, Any>) -> Result<IndexedResults, StoreError> {
-    let mut results = query.await?;
+    let mut results = query.await.map_err(classify)?;
     let mut errors: Vec<_> = results.take_errors().into_iter().collect();
     if errors.is_empty() {
         return Ok(results);
@@ -69,6 +69,12 @@ fn is_consequence(e: &surrealdb::Error) -> bool {
 
 /// Maps our `THROW` markers and unique-index violations to domain errors.
 fn classify(e: surrealdb::Error) -> StoreError {
+    // Optimistic concurrency: two transactions wrote the same keys.
+    if e.query_details() == Some(&QueryError::TransactionConflict)
+        || e.message().contains("can be retried")
+    {
+        return StoreError::Contended;
+    }
     if e.is_thrown()
         && let Some(at) = e.message().find(MARKER)
     {

@@ -38,6 +38,10 @@ pub enum StoreError {
         /// What changed, e.g. "extension 100 in tenant ACME".
         what: String,
     },
+    /// Another transaction on the same records committed first; nothing
+    /// was written, and the operation may simply be tried again.
+    #[error("a concurrent change to the same records got there first; try again")]
+    Contended,
     /// A per-tenant limit would be exceeded.
     #[error("limit reached: at most {limit} {what}")]
     LimitReached {

@@ -131,6 +131,7 @@ impl From<StoreError> for Problem {
             StoreError::Conflict { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
             StoreError::NotFound { .. } => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
             StoreError::Changed { .. } => Problem::precondition_failed(&e),
+            StoreError::Contended => Problem::new(StatusCode::CONFLICT, e.to_string()),
             StoreError::LimitReached { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
             other => Problem::internal(&other),
         }

@@ -361,6 +361,10 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Reads and merges a PATCH without If-Match tries before it gives up
+/// (412) because others keep writing the extension.
+const PATCH_ATTEMPTS: u32 = 3;
+
 /// Changes an extension with a JSON merge patch (RFC 7396) of its
 /// editable fields; with `If-Match`, only if nobody changed it since.
 #[utoipa::path(patch, path = "/api/v1/extensions/{number}", tag = "extensions",
@@ -397,16 +401,12 @@ async fn patch(
     if scope.principal.extension.is_some() {
         reject_impersonal(fields)?;
     }
-    let current = extension_of(&api, &scope.tenant, &number).await?;
-    let if_version = versions::if_match(&headers, &current)?;
-    let mut document =
-        serde_json::to_value(editable(&current)).map_err(|e| Problem::internal(&e))?;
-    merge_patch(&mut document, &patch);
-    let fields: Editable = from_value(document)?;
-    let pin = match patch.get("voicemail").and_then(|v| v.get("pin")) {
-        None => current.profile.voicemail_pin_hash.clone(),
-        Some(Value::Null) => None,
-        Some(Value::String(pin)) => Some(pin_hash(pin).await?),
+    // The PIN is hashed once, whatever the attempts: `None` keeps the
+    // stored one.
+    let new_pin = match patch.get("voicemail").and_then(|v| v.get("pin")) {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(pin)) => Some(Some(pin_hash(pin).await?)),
         Some(_) => {
             return Err(Problem::field(
                 "voicemail.pin",
@@ -414,26 +414,51 @@ async fn patch(
             ));
         }
     };
-    let (settings, profile) = settings_of(&fields, pin)?;
-    api.admin
-        .store
-        .extensions()
-        .put(
-            &scope.tenant,
-            vec![ExtensionWrite {
-                mode: WriteMode::Update,
-                number: current.number.clone(),
-                name: fields.name,
-                aliases: fields.aliases,
-                credentials: None,
-                settings,
-                profile,
-                if_version,
-                users: None,
-            }],
-        )
-        .await
-        .map_err(api_error)?;
+    // A merge patch applies to the version it read. Without If-Match, a
+    // write that lands meanwhile makes it read again and apply the patch
+    // to that, so neither writer's change is lost; with If-Match, 412.
+    let mut attempt = 1;
+    loop {
+        let current = extension_of(&api, &scope.tenant, &number).await?;
+        let asked = versions::if_match(&headers, &current)?;
+        let mut document =
+            serde_json::to_value(editable(&current)).map_err(|e| Problem::internal(&e))?;
+        merge_patch(&mut document, &patch);
+        let fields: Editable = from_value(document)?;
+        let pin = new_pin
+            .clone()
+            .unwrap_or_else(|| current.profile.voicemail_pin_hash.clone());
+        let (settings, profile) = settings_of(&fields, pin)?;
+        let written = api
+            .admin
+            .store
+            .extensions()
+            .put(
+                &scope.tenant,
+                vec![ExtensionWrite {
+                    mode: WriteMode::Update,
+                    number: current.number.clone(),
+                    name: fields.name,
+                    aliases: fields.aliases,
+                    credentials: None,
+                    settings,
+                    profile,
+                    if_version: Some(asked.unwrap_or(current.updated_at)),
+                    users: None,
+                }],
+            )
+            .await;
+        // Another write committed meanwhile: read again (where If-Match
+        // was given, the read then tells whether it still holds).
+        match written {
+            Ok(_) => break,
+            Err(StoreError::Changed { .. }) if asked.is_none() && attempt < PATCH_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(StoreError::Contended) if attempt < PATCH_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(api_error(e)),
+        }
+    }
     reload(&api, &scope.tenant).await?;
     api.admin.resync_extension(&scope.tenant, &number).await;
     let e = extension_of(&api, &scope.tenant, &number).await?;
