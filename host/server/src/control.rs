@@ -269,8 +269,8 @@ async fn stream_events(
     bus: &EventBus,
     args: EventsArgs,
 ) -> anyhow::Result<()> {
-    let mut events = bus.subscribe();
     let tenant = args.tenant.map(|t| t.to_ascii_uppercase());
+    let mut events = bus.subscribe(tenant.as_deref());
     reply(write, String::new(), None).await?;
     loop {
         let event = match events.recv().await {

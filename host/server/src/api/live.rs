@@ -282,7 +282,7 @@ async fn events(
         credential,
         recheck,
         stopping: api.stopping.clone(),
-        events: api.admin.events.subscribe(),
+        events: api.admin.events.subscribe(Some(&scope.tenant)),
         api,
         tenant: scope.tenant,
         shown: HashMap::new(),
