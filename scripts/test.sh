@@ -3,7 +3,8 @@
 # test of the workspace, of the guest policies' workspace and of the
 # console, first installing what the tests need when it is missing: the
 # SIP peers the end-to-end tests drive (SIPp is Debian's sip-tester, baresip
-# is Debian's baresip), Chromium, Node and playwright-core for the console's
+# is Debian's baresip, the svmap/svwar/svcrack scanners are Debian's
+# sipvicious), Chromium, Node and playwright-core for the console's
 # browser tests, schemathesis for the API's schema test, and the wasm
 # targets pinned in rust-toolchain.toml.
 set -euo pipefail
@@ -14,6 +15,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip)
+command -v svwar >/dev/null 2>&1 || missing+=(sipvicious)
 # Voicemail tests: speech synthesised, measured and converted.
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || missing+=(sox)

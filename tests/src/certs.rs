@@ -30,3 +30,75 @@ pub fn self_signed(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
     );
     (cert, key)
 }
+
+/// A private CA (`ca.pem`) and a server certificate it signed
+/// (`server.pem`, `server-key.pem`, P-256) for `names`, in `dir`, as a
+/// strict TLS client (rustls) wants them: the CA is not the end entity.
+/// Returns (CA certificate, server certificate, server key).
+pub fn ca_signed(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = require_program("openssl");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let curve = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &curve,
+        &["-days", "2", "-subj", "/CN=edgepbx test CA"],
+        &["-keyout", "ca-key.pem", "-out", "ca.pem"],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &curve,
+        &["-subj", "/CN=edgepbx test server"],
+        &["-keyout", "server-key.pem", "-out", "server.csr"],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        format!(
+            "basicConstraints=CA:FALSE\nsubjectAltName={}\n",
+            names.join(",")
+        ),
+    )
+    .expect("the extensions file");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server-key.pem"),
+    )
+}

@@ -4,8 +4,8 @@
 //! `EDGEPBX_BIN` environment variable, which `scripts/test.sh` sets). Each
 //! test deploys its own server: a fresh data directory filled through the
 //! administration CLI, then `edgepbx serve` on loopback port 0, killed when
-//! the test ends. The peers are real SIP software (SIPp, baresip) and a
-//! small raw SIP client for byte-level checks.
+//! the test ends. The peers are real SIP software (SIPp, baresip, the
+//! SIPVicious scanners) and a small raw SIP client for byte-level checks.
 //!
 //! Module map:
 //! - [`workdir`]: per-test temporary directories, kept when a test fails.
@@ -22,7 +22,10 @@
 //! - [`phones`]: SIPp devices (answering, ringing, busy) and callers for
 //!   call tests.
 //! - [`baresip`]: runs baresip as a softphone with a throwaway config.
+//! - [`sipvicious`]: runs the SIPVicious scanners (`svmap`, `svwar`,
+//!   `svcrack`) and reads what they report.
 //! - [`policies`]: the example routing policies, built for WebAssembly.
+//! - [`surreal`]: a real SurrealDB server, for a remote store.
 //!
 //! Everything here panics with a message on failure: these are test
 //! helpers, a panic is how a test fails.
@@ -38,6 +41,8 @@ pub mod policies;
 pub mod relay;
 pub mod sip;
 pub mod sipp;
+pub mod sipvicious;
+pub mod surreal;
 pub mod voicemail;
 pub mod workdir;
 
@@ -46,7 +51,7 @@ use std::time::{Duration, Instant};
 
 /// What to run when a peer program is missing.
 pub const HOW_TO_RUN: &str = "run the tests with ./scripts/test.sh from the repository root (it builds the server, \
-     installs sip-tester and baresip when missing and sets EDGEPBX_BIN)";
+     installs sip-tester, baresip and sipvicious when missing and sets EDGEPBX_BIN)";
 
 /// Finds a program on `PATH`, failing the test (never skipping it) when it
 /// is missing.

@@ -125,6 +125,9 @@ impl Deployment {
     pub fn admin_output(&self, args: &[&str]) -> Output {
         let mut cmd = self.command();
         cmd.args(args).arg("--data").arg(self.data_dir());
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", edgepbx_bin().display()))
     }
@@ -133,11 +136,11 @@ impl Deployment {
     /// stdout piped.
     pub fn admin_child(&self, args: &[&str]) -> Child {
         let mut cmd = self.command();
-        cmd.args(args)
-            .arg("--data")
-            .arg(self.data_dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        cmd.args(args).arg("--data").arg(self.data_dir());
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         cmd.spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", edgepbx_bin().display()))
     }

@@ -1159,6 +1159,120 @@ fn concurrent_patches_of_different_fields_are_all_kept() {
     }
 }
 
+/// A bulk action writes each extension against the version it read: a
+/// PATCH of another field that lands in between is kept.
+#[test]
+fn a_bulk_change_keeps_a_concurrent_patch() {
+    let s = setup("api-concurrent-bulk");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    for number in ["320", "321"] {
+        let created = acme.json(
+            "POST",
+            "/api/v1/extensions",
+            &json!({"number": number, "name": "Round 0"}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+    }
+    for round in 1..=15u32 {
+        let name = format!("Round {round}");
+        let on = round % 2 == 1;
+        let action = if on { "voicemail_on" } else { "voicemail_off" };
+        std::thread::scope(|scope| {
+            let bulk = acme.clone();
+            scope.spawn(move || {
+                let r = bulk.json(
+                    "POST",
+                    "/api/v1/extensions/bulk",
+                    &json!({"numbers": ["320", "321"], "action": action}),
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+            });
+            let patch = acme.clone();
+            let name = &name;
+            scope.spawn(move || {
+                let body = json!({ "name": name }).to_string();
+                let r = patch.request(
+                    "PATCH",
+                    "/api/v1/extensions/320",
+                    Some(("application/merge-patch+json", body.as_bytes())),
+                    &[],
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+            });
+        });
+        let now = acme.get("/api/v1/extensions/320").json();
+        assert_eq!(now["name"], name.as_str(), "round {round}: {now}");
+        assert_eq!(now["voicemail"]["enabled"], on, "round {round}: {now}");
+    }
+}
+
+/// Policy tries are expensive work a tenant can start at will: one
+/// tenant's pile of tries of a module that spins until its deadline is
+/// refused beyond a small queue (503, nothing crashes), while another
+/// tenant's try still gets its answer.
+#[test]
+fn a_tenants_pile_of_slow_tries_is_refused_beyond_its_queue() {
+    let s = setup("api-try-gate");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    let beta = pbx.api().with_token(&s.beta);
+    let module = std::fs::read(policy_module("edgepbx_policy_hostile")).expect("it builds");
+    let r = acme.request(
+        "POST",
+        "/api/v1/policies",
+        Some(("application/wasm", &module)),
+        &[],
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let version = r.json()["version"].clone();
+    let spin = json!({"version": version, "call": {"caller": "100", "dialled": "loop"}});
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..10)
+            .map(|_| {
+                let acme = acme.clone();
+                let spin = &spin;
+                scope.spawn(move || acme.json("POST", "/api/v1/policies/try", spin))
+            })
+            .collect();
+        // While acme's tries run and wait, beta's is answered.
+        std::thread::sleep(Duration::from_millis(300));
+        let theirs = beta.json(
+            "POST",
+            "/api/v1/policies/try",
+            &json!({"call": {"caller": "100", "dialled": "101"}}),
+        );
+        assert_eq!(theirs.status, 200, "{}", theirs.text());
+        tries
+            .into_iter()
+            .map(|t| {
+                let r = t.join().expect("a try returns");
+                if r.status == 503 {
+                    assert_problem(&r, 503, None);
+                }
+                r.status
+            })
+            .collect()
+    });
+    let refused = statuses.iter().filter(|&&s| s == 503).count();
+    assert!(refused >= 1, "no try was refused: {statuses:?}");
+    assert!(
+        refused < statuses.len(),
+        "every try was refused: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 503 || s < 500),
+        "{statuses:?}"
+    );
+    // Once the pile is gone, acme's tries are taken again.
+    let r = acme.json(
+        "POST",
+        "/api/v1/policies/try",
+        &json!({"version": version, "call": {"caller": "100", "dialled": "other"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 /// Groups take part in conditional writes as extensions do: a replacement
 /// or removal with a stale `ETag` is refused and changes nothing, a read
 /// sent back whole (its `etag` field included) is a valid replacement, and

@@ -3,8 +3,9 @@
 //! groups and virtual extensions in [`groups`], trunks to carriers in
 //! [`trunks`], the tenant's feature codes and BLF privacy in
 //! [`features`], desk phones and their BLF keys in [`devices`]), the
-//! records calls leave ([`calls`]) and the bounds of what a registration
-//! keeps ([`registrations`]).
+//! records calls leave ([`calls`]), the bounds of what a registration
+//! keeps ([`registrations`]) and the CSV sheets in which administrators
+//! export and import extensions and phones ([`sheet`]).
 //!
 //! The store persists these values, the call engine acts on them and
 //! writes the records, the API and the CLI edit them, the policy boundary
@@ -18,6 +19,7 @@ pub mod features;
 pub mod groups;
 pub mod registrations;
 pub mod settings;
+pub mod sheet;
 pub mod trunks;
 
 pub use calls::CallRecord;

@@ -28,6 +28,10 @@ pub struct StorageArgs {
     /// A remote SurrealDB instead of the embedded one, e.g. ws://db:8000
     #[arg(long, global = true, env = "EDGEPBX_DB")]
     pub db: Option<String>,
+    /// TOML configuration file (unknown keys are rejected); the
+    /// administration commands read its store settings
+    #[arg(long, global = true, env = "EDGEPBX_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Top-level commands.
@@ -160,9 +164,6 @@ pub struct EventsArgs {
 /// Options of `edgepbx serve`; each overrides the config file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (unknown keys are rejected).
-    #[arg(long, env = "EDGEPBX_CONFIG")]
-    pub config: Option<PathBuf>,
     /// SIP over UDP listen address [default: 0.0.0.0:5060]
     #[arg(long, env = "EDGEPBX_SIP_UDP")]
     pub sip_udp: Option<SocketAddr>,

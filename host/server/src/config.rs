@@ -20,8 +20,15 @@ use serde::Deserialize;
 pub struct Config {
     /// Directory of the embedded database.
     pub data: PathBuf,
-    /// A remote SurrealDB (`ws://host:port`) instead of the embedded one.
+    /// A SurrealDB server (`ws://host:port`, or `wss://` for TLS) instead
+    /// of the embedded database.
     pub db: Option<String>,
+    /// How to use that server.
+    pub remote_store: RemoteStoreConfig,
+    /// The file of the key that seals stored SIP and carrier passwords;
+    /// `sealing.key` in the data directory unless given. Created (0600)
+    /// when missing; every node sharing a database needs the same one.
+    pub sealing_key: Option<PathBuf>,
     /// SIP transports and protocol limits.
     pub sip: SipConfig,
     /// REGISTER handling.
@@ -30,6 +37,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Embedded database tuning.
     pub store: StoreTuning,
+    /// How long history is kept.
+    pub retention: RetentionConfig,
     /// Call handling.
     pub calls: CallsConfig,
     /// Media anchoring.
@@ -210,6 +219,10 @@ pub struct StoreTuning {
     pub write_batch: usize,
     /// Longest a change waits before its batch is written, milliseconds.
     pub write_delay_ms: u64,
+    /// Free space (MiB) kept on the data directory's disk: below it, API
+    /// writes are refused with 503 so that what cannot wait (registrations,
+    /// call records, voice messages) gets the rest.
+    pub min_free_mib: u64,
 }
 
 impl Default for Config {
@@ -217,10 +230,13 @@ impl Default for Config {
         Config {
             data: PathBuf::from("./data"),
             db: None,
+            remote_store: RemoteStoreConfig::default(),
+            sealing_key: None,
             sip: SipConfig::default(),
             registrar: RegistrarConfig::default(),
             security: SecurityConfig::default(),
             store: StoreTuning::default(),
+            retention: RetentionConfig::default(),
             calls: CallsConfig::default(),
             media: MediaConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
@@ -282,11 +298,69 @@ impl Default for SipConfig {
     }
 }
 
+/// The SurrealDB server named by `db`: where edgepbx's data lives in it,
+/// who edgepbx signs in as, and whom it trusts for `wss://`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteStoreConfig {
+    /// SurrealDB namespace.
+    pub namespace: String,
+    /// SurrealDB database.
+    pub database: String,
+    /// The user to sign in as (root, or a user of the database); none:
+    /// no sign-in.
+    pub user: Option<String>,
+    /// A file whose first line is that user's password.
+    pub password_file: Option<PathBuf>,
+    /// Whether `user` is a user of the database (`DEFINE USER ... ON
+    /// DATABASE`) rather than a root user.
+    pub database_user: bool,
+    /// PEM certificates to trust for `wss://` besides the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for RemoteStoreConfig {
+    fn default() -> Self {
+        RemoteStoreConfig {
+            namespace: edgepbx_store::DEFAULT_NAMESPACE.to_owned(),
+            database: edgepbx_store::DEFAULT_DATABASE.to_owned(),
+            user: None,
+            password_file: None,
+            database_user: false,
+            ca_file: None,
+        }
+    }
+}
+
+/// How long history is kept, in days; 0 keeps it for ever. Older rows are
+/// deleted at start and every hour.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Registrations, refreshes and their ends.
+    pub registration_events_days: u32,
+    /// Call detail records.
+    pub call_records_days: u32,
+    /// The administration audit trail.
+    pub audit_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            registration_events_days: 90,
+            call_records_days: 400,
+            audit_days: 400,
+        }
+    }
+}
+
 impl Default for StoreTuning {
     fn default() -> Self {
         StoreTuning {
             write_batch: 512,
             write_delay_ms: 50,
+            min_free_mib: 64,
         }
     }
 }
@@ -498,6 +572,20 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(Config::from_toml("").ok(), Some(Config::default()));
+    }
+
+    /// The README's list of every key is what the code has: it parses,
+    /// and to the defaults.
+    #[test]
+    fn the_readme_lists_the_defaults() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split_once("Every key with its\ndefault:\n\n```toml\n")
+            .and_then(|(_, rest)| rest.split_once("```"))
+            .map(|(block, _)| block)
+            .expect("the README has the block");
+        let parsed = Config::from_toml(block);
+        assert_eq!(parsed.ok(), Some(Config::default()));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //!   the tenants' policies' decisions out.
 //! - [`media`]: the media relay's socket driver.
 //! - [`persist`]: write-behind of bindings, events and call records.
+//! - [`retention`]: deleting history past its retention.
 //! - [`admin`]: the administration service the CLI, the control socket
 //!   and the API share (tenants, credentials, policies, accounts, reloads).
 //! - [`commands`]: the administration commands of the command line.
@@ -21,8 +22,11 @@
 //!   server.
 //! - [`carriers`]: following trunks' carriers' addresses.
 //! - [`events`]: the event bus.
+//! - [`disk`]: the data directory's free space.
 //! - [`kv`]: the policies' key-value store, written behind.
-//! - [`secrets`]: password hashes, sealed SIP passwords, tokens.
+//! - [`secrets`]: sealed SIP passwords, tokens.
+//! - [`passwords`]: console passwords and voicemail PINs (argon2id).
+//! - [`work`]: admission of expensive work tenants can start.
 //! - [`api`]: the REST API, the event stream and the console.
 
 mod admin;
@@ -32,16 +36,20 @@ pub mod cli;
 mod commands;
 pub mod config;
 mod control;
+mod disk;
 mod events;
 mod kv;
 mod media;
+mod passwords;
 mod persist;
+mod retention;
 mod routing;
 mod secrets;
 mod serve;
 mod sip;
 mod transport;
 mod voicemail;
+mod work;
 
 use tracing_subscriber::EnvFilter;
 

@@ -44,7 +44,7 @@ const DEMO_TENANT: (&str, &str) = ("DEMO", "demo.edgepbx.test");
 /// the flags. Read before the runtime starts, whose threads take their
 /// priority from it.
 pub fn configure(storage: &StorageArgs, args: &ServeArgs) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
+    let mut config = match &storage.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
@@ -202,14 +202,16 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     let api = Arc::new(crate::api::Api {
         admin: admin.clone(),
         lines,
-        sealer: crate::secrets::Sealer::new(&server_key),
         throttle: crate::api::auth::LoginThrottle::new(
             config.http.login_failures,
             Duration::from_secs(config.http.login_window_secs),
         ),
         secure_cookies: config.http.cert.is_some(),
+        disk: crate::disk::DiskGuard::new(
+            config.data.clone(),
+            config.store.min_free_mib.saturating_mul(1 << 20),
+        ),
         stopping: shutdown_rx.clone(),
-        verifications: tokio::sync::Semaphore::new(2),
         config: config.http.clone(),
         ring_timeout_secs: config.calls.ring_timeout_secs,
         imports: Default::default(),
@@ -229,6 +231,11 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         }
     });
     let carriers_task = tokio::spawn(crate::carriers::follow(admin.clone(), shutdown_rx.clone()));
+    let retention_task = tokio::spawn(crate::retention::run(
+        store.clone(),
+        config.retention.clone(),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(admin.clone().apply_feature_keys(feature_keys_rx));
     let control_task = match control::ControlSocket::bind(&config.data) {
         Ok(socket) => Some(tokio::spawn(control::serve(socket, admin, shutdown_rx))),
@@ -258,6 +265,7 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
     }
     let _ = http_task.await;
     let _ = carriers_task.await;
+    let _ = retention_task.await;
     let _ = outbox_task.await;
     // The SIP thread ends when its transports and core have stopped and the
     // write-behind queue is flushed; wait for it off the async workers.
@@ -585,7 +593,6 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
         return Ok(());
     }
     store.tenants().add(code, domain).await?;
-    let sealer = crate::secrets::Sealer::new(&store.server_key());
     println!("created demo tenant {code} (SIP domain {domain}) with extensions 100-109:");
     for n in 100..110 {
         let number = n.to_string();
@@ -598,7 +605,7 @@ async fn create_demo(store: &Store) -> anyhow::Result<()> {
                     number: number.clone(),
                     name: format!("Demo {number}"),
                     aliases: Vec::new(),
-                    credentials: credentials_for(&sealer, code, domain, &number, &password),
+                    credentials: credentials_for(store.sealer(), code, domain, &number, &password),
                 },
             )
             .await?;

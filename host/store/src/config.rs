@@ -20,16 +20,22 @@ pub enum DbSpec {
     },
     /// A SurrealDB server (or cluster) reached over WebSocket.
     Remote {
-        /// `ws://host:port` (TLS, `wss://`, is not compiled in).
+        /// `ws://host:port`, or `wss://host:port` for TLS.
         url: String,
         /// SurrealDB namespace.
         namespace: String,
         /// SurrealDB database.
         database: String,
-        /// Root user to sign in as; `None` connects without signing in.
+        /// User to sign in as; `None` connects without signing in.
         username: Option<String>,
-        /// The root user's password; required when `username` is set.
+        /// The user's password; required when `username` is set.
         password: Option<String>,
+        /// Whether `username` is a user of `database` (`DEFINE USER ... ON
+        /// DATABASE`) rather than a root user.
+        database_user: bool,
+        /// A PEM file of certificates to trust for `wss://` besides the
+        /// system's (a private CA).
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -48,6 +54,8 @@ impl DbSpec {
             database: DEFAULT_DATABASE.to_owned(),
             username: None,
             password: None,
+            database_user: false,
+            ca_file: None,
         }
     }
 }
@@ -63,6 +71,8 @@ impl fmt::Debug for DbSpec {
                 database,
                 username,
                 password,
+                database_user,
+                ca_file,
             } => f
                 .debug_struct("Remote")
                 .field("url", url)
@@ -70,6 +80,8 @@ impl fmt::Debug for DbSpec {
                 .field("database", database)
                 .field("username", username)
                 .field("password", &password.as_ref().map(|_| "<redacted>"))
+                .field("database_user", database_user)
+                .field("ca_file", ca_file)
                 .finish(),
         }
     }
@@ -84,11 +96,29 @@ impl fmt::Debug for DbSpec {
 pub struct StoreConfig {
     /// Which database to open.
     pub spec: DbSpec,
+    /// The file of the key that seals stored secrets (see
+    /// [`Sealer`](crate::Sealer)); created when missing. An embedded
+    /// database's default is [`KEY_FILE`](crate::KEY_FILE) in its
+    /// directory; a remote one has no default.
+    pub key_file: Option<PathBuf>,
 }
 
 impl StoreConfig {
-    /// A configuration for `spec`.
+    /// A configuration for `spec`, with an embedded database's key file in
+    /// its directory.
     pub fn new(spec: DbSpec) -> Self {
-        StoreConfig { spec }
+        let key_file = match &spec {
+            DbSpec::Embedded { path } => Some(path.join(crate::KEY_FILE)),
+            DbSpec::Remote { .. } => None,
+        };
+        StoreConfig { spec, key_file }
+    }
+
+    /// The same, with the sealing key in `path`.
+    pub fn with_key_file(self, path: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            key_file: Some(path.into()),
+            ..self
+        }
     }
 }

@@ -82,6 +82,15 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The sealing key file cannot be used: unreadable, others may read
+    /// it, or it is not the key this database's secrets are sealed under.
+    #[error("sealing key {}: {reason}", path.display())]
+    SealingKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong, for a person.
+        reason: String,
+    },
     /// The embedded data directory could not be created or locked.
     #[error("data directory {}: {source}", path.display())]
     Io {

@@ -64,7 +64,10 @@ mod extensions;
 mod groups;
 mod lock;
 mod policies;
+mod remote;
+mod retention;
 mod schema;
+mod sealing;
 mod settings;
 mod tenants;
 mod trunks;
@@ -76,7 +79,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use surrealdb::Surreal;
 use surrealdb::engine::any::{self, Any};
-use surrealdb::opt::auth::Root;
+use surrealdb::opt::auth::{Database, Root};
 use tracing::info;
 
 pub use access::{Access, ApiKey, AuditEntry, ConsoleUser, MAX_API_KEYS, PersonalUser, Role};
@@ -98,7 +101,9 @@ pub use extensions::{
 };
 pub use groups::Groups;
 pub use policies::{MAX_POLICY_VERSIONS, PolicyModule, PolicyModuleInfo, PolicyModules};
+pub use retention::{History, Retention};
 pub use schema::{MIGRATIONS, Migration, SCHEMA_VERSION};
+pub use sealing::{KEY_FILE, Sealer};
 pub use tenants::{Tenant, TenantLimits, Tenants};
 pub use trunks::Trunks;
 pub use voicemail::{Delivery, MailboxCounts, Usage, VoiceMessage, Voicemail, Work, is_message_id};
@@ -119,6 +124,8 @@ struct Inner {
     db: Surreal<Any>,
     /// Random key of this installation, for the SIP layer's nonce HMACs.
     server_key: [u8; 32],
+    /// Seals the secrets the server reads back.
+    sealer: Sealer,
     /// The embedded data directory, to wait for its release on close.
     data_dir: Option<PathBuf>,
     /// Keeps other edgepbx processes out of the data directory.
@@ -143,6 +150,9 @@ impl Store {
     /// fails with [`StoreError::Locked`]; for a database migrated by a newer
     /// edgepbx, with [`StoreError::SchemaTooNew`].
     pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let key_file = config.key_file.ok_or_else(|| {
+            StoreError::invalid("key_file", "a remote store needs a sealing key file")
+        })?;
         let (db, data_dir, lock) = match config.spec {
             DbSpec::Embedded { path } => {
                 let dir = prepare_dir(&path)?;
@@ -164,23 +174,20 @@ impl Store {
                 database,
                 username,
                 password,
+                database_user,
+                ca_file,
             } => {
-                let Some(rest) = url.strip_prefix("ws://") else {
-                    return Err(StoreError::invalid("url", "must start with ws://"));
-                };
-                // Keeps passwords out of the URL, and so out of the log line below.
-                if rest
-                    .split('/')
-                    .next()
-                    .is_some_and(|authority| authority.contains('@'))
-                {
-                    return Err(StoreError::invalid(
-                        "url",
-                        "credentials go in username and password, not in the URL",
-                    ));
-                }
-                let db = any::connect(url.as_str()).await?;
+                let db = remote::connect(&url, ca_file.as_deref()).await?;
                 match (username, password) {
+                    (Some(username), Some(password)) if database_user => {
+                        db.signin(Database {
+                            namespace: namespace.clone(),
+                            database: database.clone(),
+                            username,
+                            password,
+                        })
+                        .await?;
+                    }
                     (Some(username), Some(password)) => {
                         db.signin(Root { username, password }).await?;
                     }
@@ -202,10 +209,13 @@ impl Store {
         let found = schema::migrate(&db).await?;
         info!(found, current = SCHEMA_VERSION, "schema up to date");
         let server_key = load_or_create_server_key(&db).await?;
+        let sealer = Sealer::load_or_create(&key_file)?;
+        sealing::adopt(&db, &sealer, &server_key, &key_file).await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 server_key,
+                sealer,
                 data_dir,
                 dir_lock: lock,
             }),
@@ -247,9 +257,12 @@ impl Store {
         Bindings { db: &self.inner.db }
     }
 
-    /// The SIP trunk repository.
+    /// The SIP trunk repository (carriers' passwords sealed at rest).
     pub fn trunks(&self) -> Trunks<'_> {
-        Trunks { db: &self.inner.db }
+        Trunks {
+            db: &self.inner.db,
+            sealer: &self.inner.sealer,
+        }
     }
 
     /// The call detail record repository.
@@ -272,11 +285,22 @@ impl Store {
         RegistrationEvents { db: &self.inner.db }
     }
 
+    /// Deleting history older than its retention.
+    pub fn retention(&self) -> Retention<'_> {
+        Retention { db: &self.inner.db }
+    }
+
     /// The installation's random 32-byte key, created on first open and the
     /// same on every node sharing the database: the SIP layer keys its nonce
     /// HMACs with it. Never log it.
     pub fn server_key(&self) -> [u8; 32] {
         self.inner.server_key
+    }
+
+    /// Seals and opens the SIP passwords the server stores with
+    /// extensions' credentials.
+    pub fn sealer(&self) -> &Sealer {
+        &self.inner.sealer
     }
 
     /// Closes this handle. If it is the last one of an embedded store, waits

@@ -29,7 +29,7 @@ pub struct Migration {
 }
 
 /// The schema version this build brings a database to.
-pub const SCHEMA_VERSION: u32 = 14;
+pub const SCHEMA_VERSION: u32 = 16;
 
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[
@@ -102,6 +102,16 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 14,
         name: "extension users: console users linked to one extension",
         surql: V14_EXTENSION_USERS,
+    },
+    Migration {
+        version: 15,
+        name: "the id of the key that seals stored secrets",
+        surql: V15_SEALING_KEY,
+    },
+    Migration {
+        version: 16,
+        name: "indexes by age for retention",
+        surql: V16_RETENTION,
     },
 ];
 
@@ -364,6 +374,22 @@ DEFINE FIELD company ON contact TYPE option<string>;
 DEFINE FIELD extension ON contact TYPE option<string>;
 DEFINE INDEX contact_tenant ON contact FIELDS tenant;
 "#;
+
+/// History is pruned by age: each table's age gets an index of its own
+/// (as Unix nanoseconds; see registration_event.at_ns for why).
+const V16_RETENTION: &str = "
+DEFINE INDEX registration_event_age ON registration_event FIELDS at_ns;
+DEFINE INDEX call_record_age ON call_record FIELDS ended_ns;
+DEFINE FIELD at_ns ON audit TYPE int VALUE time::nano(at);
+UPDATE audit;
+DEFINE INDEX audit_age ON audit FIELDS at_ns;
+";
+
+/// Which key the stored secrets are sealed under (see `sealing`); none
+/// until the first start with a key file has sealed them again.
+const V15_SEALING_KEY: &str = "
+DEFINE FIELD sealing_key_id ON server_secret TYPE option<string>;
+";
 
 const V14_EXTENSION_USERS: &str = r#"
 DEFINE FIELD OVERWRITE role ON console_user TYPE string

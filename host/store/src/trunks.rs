@@ -5,7 +5,8 @@
 //! its address (the carrier's calls come from `host`). Inbound calls are
 //! routed by the number they were made to (DID) to a number of the tenant.
 //! The carrier password is needed in clear to answer the carrier's
-//! challenges; it is never listed or logged.
+//! challenges: it is sealed at rest (see [`Sealer`]) and never listed or
+//! logged.
 
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
@@ -13,6 +14,7 @@ use surrealdb::types::{RecordId, SurrealValue};
 
 use crate::StoreError;
 use crate::db::run;
+use crate::sealing::Sealer;
 use crate::tenants::{code_of, tenant_code, tenant_id};
 use edgepbx_model::{Did, MAX_DIDS, MAX_TRUNKS, Trunk, dialable};
 
@@ -20,6 +22,7 @@ use edgepbx_model::{Did, MAX_DIDS, MAX_TRUNKS, Trunk, dialable};
 #[derive(Debug, Clone, Copy)]
 pub struct Trunks<'a> {
     pub(crate) db: &'a Surreal<Any>,
+    pub(crate) sealer: &'a Sealer,
 }
 
 #[derive(SurrealValue)]
@@ -41,13 +44,30 @@ struct TrunkRow {
 }
 
 impl TrunkRow {
-    fn into_trunk(self) -> Result<Trunk, StoreError> {
+    /// The trunk, its password opened.
+    fn into_trunk(self, sealer: &Sealer) -> Result<Trunk, StoreError> {
+        let password = match self.password {
+            None => None,
+            Some(sealed) => {
+                Some(
+                    sealer
+                        .open(&sealed)
+                        .ok_or_else(|| StoreError::InvalidRecord {
+                            table: "trunk",
+                            reason: format!(
+                                "the password of trunk {} does not open under the sealing key",
+                                self.name
+                            ),
+                        })?,
+                )
+            }
+        };
         Ok(Trunk {
             tenant: code_of("trunk", self.tenant)?,
             name: self.name,
             host: self.host,
             username: self.username,
-            password: self.password,
+            password,
             register: self.register,
             caller_id: self.caller_id,
             dids: self
@@ -91,7 +111,7 @@ impl Trunks<'_> {
             name: trunk.name.clone(),
             host: trunk.host.clone(),
             username: trunk.username.clone(),
-            password: trunk.password.clone(),
+            password: trunk.password.as_deref().map(|p| self.sealer.seal(p)),
             register: trunk.register,
             caller_id: trunk.caller_id.clone(),
             dids: trunk
@@ -131,14 +151,18 @@ impl Trunks<'_> {
             .bind(("tenant", tenant_id(&code))))
         .await?;
         let rows: Vec<TrunkRow> = res.take(0)?;
-        rows.into_iter().map(TrunkRow::into_trunk).collect()
+        rows.into_iter()
+            .map(|row| row.into_trunk(self.sealer))
+            .collect()
     }
 
     /// Every trunk of every tenant: what the server loads at start.
     pub async fn all(&self) -> Result<Vec<Trunk>, StoreError> {
         let mut res = run(self.db.query("SELECT * FROM trunk ORDER BY name")).await?;
         let rows: Vec<TrunkRow> = res.take(0)?;
-        rows.into_iter().map(TrunkRow::into_trunk).collect()
+        rows.into_iter()
+            .map(|row| row.into_trunk(self.sealer))
+            .collect()
     }
 
     /// Removes a trunk.

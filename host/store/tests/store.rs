@@ -171,7 +171,16 @@ async fn groups_and_contacts_stored_before_versions_get_one() -> TestResult {
             DELETE migration:13;
             REMOVE INDEX console_user_extension ON console_user;
             REMOVE FIELD extension ON console_user;
-            DELETE migration:14;",
+            DELETE migration:14;
+            UPDATE server_secret UNSET sealing_key_id;
+            REMOVE FIELD sealing_key_id ON server_secret;
+            DELETE migration:15;
+            REMOVE INDEX registration_event_age ON registration_event;
+            REMOVE INDEX call_record_age ON call_record;
+            REMOVE INDEX audit_age ON audit;
+            UPDATE audit UNSET at_ns;
+            REMOVE FIELD at_ns ON audit;
+            DELETE migration:16;",
         )
         .await?
         .check()?;

@@ -3,7 +3,8 @@
 
 use edgepbx_store::{ApiKey, ConsoleUser, Role, Store, StoreError};
 
-use crate::secrets::{hash_password, random_token, sha256_hex};
+use crate::passwords;
+use crate::secrets::{random_token, sha256_hex};
 
 /// Prefix of every API key: `epk_<id>_<secret>`.
 const KEY_PREFIX: &str = "epk_";
@@ -58,8 +59,8 @@ pub fn check_user_password(password: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Adds a console user with a password (hashed with argon2id off the
-/// async workers); `extension` is an extension user's.
+/// Adds a console user with a password (hashed through the password
+/// gate); `extension` is an extension user's.
 pub async fn create_user(
     store: &Store,
     email: &str,
@@ -69,23 +70,19 @@ pub async fn create_user(
     password: &str,
 ) -> anyhow::Result<ConsoleUser> {
     check_user_password(password)?;
-    let hash = hash_off_thread(password.to_owned()).await?;
+    let hash = passwords::hash(tenant, password.to_owned()).await?;
     Ok(store
         .access()
         .add_user(email, &hash, role, tenant, extension)
         .await?)
 }
 
-/// Replaces a console user's password (their sessions end).
+/// Replaces a console user's password (their sessions end); the CLI's,
+/// so the operators' share of the password gate pays.
 pub async fn set_user_password(store: &Store, email: &str, password: &str) -> anyhow::Result<()> {
     check_user_password(password)?;
-    let hash = hash_off_thread(password.to_owned()).await?;
+    let hash = passwords::hash(None, password.to_owned()).await?;
     Ok(store.access().set_user_password(email, &hash).await?)
-}
-
-/// Argon2 costs tens of milliseconds of CPU: never on an async worker.
-pub async fn hash_off_thread(secret: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_password(&secret)).await?
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use edgepbx_store::{CredentialEntry, SipCredentials, Store};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use crate::secrets::Sealer;
+use edgepbx_store::Sealer;
 
 /// Length of generated SIP passwords: long enough that guessing is hopeless.
 const GENERATED_PASSWORD_LEN: usize = 24;
@@ -60,8 +60,13 @@ pub fn credentials_from(
     let generated = password.is_none();
     let password = password.unwrap_or_else(generate_password);
     check_password(&password)?;
-    let sealer = Sealer::new(&store.server_key());
-    let credentials = credentials_for(&sealer, &tenant.code, &tenant.sip_domain, number, &password);
+    let credentials = credentials_for(
+        store.sealer(),
+        &tenant.code,
+        &tenant.sip_domain,
+        number,
+        &password,
+    );
     Ok((credentials, password, generated))
 }
 

@@ -2,13 +2,22 @@
 //! validates and tries modules before they are stored or activated, and
 //! bringing a tenant's running policy in line with the store.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use edgepbx_policy::{CompiledPolicy, Limits, Policies, PolicyEngine, PolicyError, to_component};
+use edgepbx_policy::{
+    CompiledPolicy, Limits, Policies, PolicyEngine, PolicyError, module_hash, to_component,
+};
 use edgepbx_store::Store;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::work::{Gate, WorkError};
+
+/// Validations and tries one tenant may have running or waiting.
+const MAX_QUEUED: usize = 4;
+/// Modules the validation engine keeps compiled, newest first.
+const MAX_REMEMBERED: usize = 16;
 
 /// Starts the policy runtime (its compiled modules cached under the data
 /// directory) with every tenant's active module.
@@ -131,25 +140,80 @@ pub fn engine() -> Result<&'static PolicyEngine, PolicyError> {
     Ok(ENGINE.get_or_init(|| made))
 }
 
+/// Runs validation work (a compilation, a try) for `tenant` (`None`: the
+/// operators) on a blocking thread: one at a time for a tenant, at most as
+/// many as there are cores in all, and [`MAX_QUEUED`] waiting per tenant.
+pub async fn gated<T: Send + 'static>(
+    tenant: Option<&str>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, WorkError> {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    let gate = GATE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Gate::new(cores, 1, MAX_QUEUED)
+    });
+    gate.run(tenant, work).await
+}
+
 /// Checks a module as the server will run it, before it is stored or
 /// activated: a core module built with the SDK is wrapped into a
-/// component, which [`engine`] compiles, on a blocking thread (both take a
-/// while). Returns the component with its hash.
-pub async fn check_module(wasm: Vec<u8>) -> Result<(Vec<u8>, String), PolicyError> {
-    tokio::task::spawn_blocking(move || {
+/// component, which [`engine`] compiles (through [`gated`]). Returns the
+/// component with its hash.
+pub async fn check_module(
+    tenant: Option<&str>,
+    wasm: Vec<u8>,
+) -> Result<Result<(Vec<u8>, String), PolicyError>, WorkError> {
+    gated(tenant, move || {
         let (component, policy) = compile_module(wasm)?;
         Ok((component, policy.hash().to_owned()))
     })
     .await
-    .map_err(|e| PolicyError::Engine(e.to_string()))?
 }
 
 /// A policy as a developer builds it (a component, or a core module built
 /// with the SDK, wrapped into one here) compiled by [`engine`]: the
-/// component and what it compiled to.
+/// component and what it compiled to. The last [`MAX_REMEMBERED`] modules
+/// are kept by the hash of what was given, so a module uploaded, tried and
+/// activated is compiled once.
 pub fn compile_module(wasm: Vec<u8>) -> Result<(Vec<u8>, Arc<CompiledPolicy>), PolicyError> {
+    static RECENT: OnceLock<Mutex<Recent>> = OnceLock::new();
+    let recent = RECENT.get_or_init(Mutex::default);
+    let key = module_hash(&wasm);
+    if let Some(hit) = lock(recent).get(&key) {
+        return Ok(hit);
+    }
     let engine = engine()?;
     let component = to_component(wasm, engine.limits())?;
     let policy = engine.compile(&component)?;
+    lock(recent).insert(key, (component.clone(), policy.clone()));
     Ok((component, policy))
+}
+
+fn lock(recent: &Mutex<Recent>) -> std::sync::MutexGuard<'_, Recent> {
+    recent.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Compiled modules by the hash of what was given, the oldest dropped
+/// first.
+#[derive(Default)]
+struct Recent {
+    order: VecDeque<String>,
+    by_hash: HashMap<String, (Vec<u8>, Arc<CompiledPolicy>)>,
+}
+
+impl Recent {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Arc<CompiledPolicy>)> {
+        self.by_hash.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: String, compiled: (Vec<u8>, Arc<CompiledPolicy>)) {
+        if self.by_hash.insert(key.clone(), compiled).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > MAX_REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_hash.remove(&oldest);
+            }
+        }
+    }
 }

@@ -4,18 +4,19 @@
 //! nothing. Cells a spreadsheet would run as formulas are exported with an
 //! apostrophe in front, which import takes off, as for extensions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::{Query, State as AxumState};
 use axum::response::Response;
+use edgepbx_model::sheet::Sheet;
 use edgepbx_store::{BlfKey, Device, MAX_DEVICES, Mac};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Scope, WriteScope};
 use super::devices::{parse_mac, vendor_of};
-use super::imports::{RowError, csv_download, unmarked};
+use super::imports::{RowError, csv_download, sheet_problem};
 use super::{Problem, State};
 
 /// The columns, in export order.
@@ -105,32 +106,8 @@ pub(super) async fn import_devices(
 ) -> Result<Json<DeviceImportReport>, Problem> {
     let _ = p.tenant;
     let dry_run = p.dry_run.unwrap_or(true);
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::Headers)
-        .from_reader(body.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| Problem::field("body", format!("unreadable CSV header: {e}")))?
-        .clone();
-    let mut columns = HashMap::new();
-    for (i, name) in header.iter().enumerate() {
-        let name = name.to_ascii_lowercase();
-        if !COLUMNS.contains(&name.as_str()) {
-            return Err(Problem::field(
-                name,
-                format!("unknown column; the columns are {}", COLUMNS.join(", ")),
-            ));
-        }
-        if columns.insert(name.clone(), i).is_some() {
-            return Err(Problem::field(name, "column given twice"));
-        }
-    }
-    for required in ["mac", "extension"] {
-        if !columns.contains_key(required) {
-            return Err(Problem::field(required, "column is required"));
-        }
-    }
+    let sheet =
+        Sheet::read(&body, COLUMNS, &["mac", "extension"], MAX_DEVICES).map_err(sheet_problem)?;
     let store = &api.admin.store;
     let extensions: HashSet<String> = store
         .extensions()
@@ -149,24 +126,9 @@ pub(super) async fn import_devices(
     let mut devices = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
-    for (i, record) in reader.records().enumerate() {
-        let row = i + 2;
-        let record = record
-            .map_err(|e| Problem::field("body", format!("row {row}: unreadable CSV: {e}")))?;
-        if devices.len() + errors.len() >= MAX_DEVICES {
-            return Err(Problem::field(
-                "body",
-                format!("at most {MAX_DEVICES} rows per import"),
-            ));
-        }
-        let cell = |column: &str| {
-            columns
-                .get(column)
-                .and_then(|i| record.get(*i))
-                .map(|v| unmarked(v.trim()))
-                .filter(|v| !v.is_empty())
-        };
-        match row_device(&cell, &extensions) {
+    for entry in sheet.rows() {
+        let row = entry.number();
+        match row_device(&|column| entry.cell(column), &extensions) {
             Ok(device) if !seen.insert(device.mac) => {
                 errors.push(RowError::new(row, "mac", "given in an earlier row"));
             }

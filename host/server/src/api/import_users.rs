@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 
 use super::imports::RowError;
 use super::{Api, Problem};
-use crate::admin::accounts::hash_off_thread;
 use crate::admin::credentials::generate_password;
 
 /// The column's name.
@@ -87,6 +86,7 @@ pub(super) async fn check(
 /// Gives each address of `created` a generated password: the users to
 /// write, and the passwords for the report.
 pub(super) async fn issue(
+    tenant: &str,
     number: &str,
     created: Vec<String>,
 ) -> Result<(Vec<PersonalUser>, Vec<UserPassword>), Problem> {
@@ -94,9 +94,7 @@ pub(super) async fn issue(
     let mut passwords = Vec::with_capacity(created.len());
     for email in created {
         let password = generate_password();
-        let hash = hash_off_thread(password.clone())
-            .await
-            .map_err(|e| Problem::internal(&e))?;
+        let hash = crate::passwords::hash(Some(tenant), password.clone()).await?;
         users.push(PersonalUser {
             email: email.clone(),
             password_hash: Some(hash),

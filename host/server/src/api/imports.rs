@@ -14,6 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use edgepbx_model::sheet::{self, Row, Sheet, SheetError};
 use edgepbx_store::{Extension, ExtensionWrite, FollowMe, WriteMode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -64,34 +65,6 @@ const KEEP_FOR: Duration = Duration::from_secs(3_600);
 const MAX_RUNNING_PER_TENANT: usize = 1;
 /// Most errors one report lists.
 const MAX_REPORTED_ERRORS: usize = 1_000;
-/// First characters that make a spreadsheet evaluate a cell as a formula.
-const FORMULA_STARTS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
-/// What export puts before such a cell; import takes it off again.
-const TEXT_MARK: char = '\'';
-
-/// A cell as exported. Text that a spreadsheet would evaluate (a name
-/// like `=HYPERLINK(...)`) gets an apostrophe in front, which spreadsheets
-/// read as "this is text"; so does text that already starts with one, so
-/// that import restores every cell exactly. Phone numbers (`+4930...`)
-/// are left alone: digits cannot make a harmful formula.
-pub(super) fn spreadsheet_safe(cell: String) -> String {
-    let digits = cell.strip_prefix('+').unwrap_or(&cell);
-    let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-    if !number && (cell.starts_with(FORMULA_STARTS) || cell.starts_with(TEXT_MARK)) {
-        format!("{TEXT_MARK}{cell}")
-    } else {
-        cell
-    }
-}
-
-/// A cell as imported: [`spreadsheet_safe`] undone.
-pub(super) fn unmarked(cell: &str) -> &str {
-    match cell.strip_prefix(TEXT_MARK) {
-        Some(rest) if rest.starts_with(FORMULA_STARTS) || rest.starts_with(TEXT_MARK) => rest,
-        _ => cell,
-    }
-}
-
 /// Import jobs, by id.
 #[derive(Default)]
 pub struct Jobs {
@@ -259,22 +232,15 @@ async fn export(
     )
 }
 
-/// A CSV file of `records` under the header `columns`, every cell made
-/// [`spreadsheet_safe`], sent as the download `disposition` names.
+/// A CSV file of `records` under the header `columns` (a [`sheet`], its
+/// cells safe to open in a spreadsheet), sent as the download
+/// `disposition` names.
 pub(super) fn csv_download(
     columns: &[&str],
     records: impl Iterator<Item = Vec<String>>,
     disposition: &'static str,
 ) -> Result<Response, Problem> {
-    let write = || -> anyhow::Result<Vec<u8>> {
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(columns)?;
-        for record in records {
-            writer.write_record(record.into_iter().map(spreadsheet_safe))?;
-        }
-        Ok(writer.into_inner()?)
-    };
-    let bytes = write()?;
+    let bytes = sheet::write(columns, records).map_err(anyhow::Error::from)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -300,7 +266,7 @@ async fn start(
     let dry_run = p.dry_run.unwrap_or(true);
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::field("body", "the CSV file must be UTF-8"))?;
-    let rows = parse(text, api.config.max_import_rows)?;
+    let sheet = parse(text, api.config.max_import_rows)?;
     if api.imports.running(&scope.tenant) >= MAX_RUNNING_PER_TENANT {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -313,7 +279,7 @@ async fn start(
         state: "running",
         dry_run,
         processed: 0,
-        total: rows.records.len(),
+        total: sheet.len(),
         errors: Vec::new(),
         created: 0,
         updated: 0,
@@ -329,7 +295,7 @@ async fn start(
     api.imports.insert(id, job.clone());
     let worker = api.clone();
     tokio::spawn(async move {
-        let outcome = run(&worker, &scope.tenant, rows, dry_run, &job).await;
+        let outcome = run(&worker, &scope.tenant, sheet, dry_run, &job).await;
         let mut j = lock(&job);
         match outcome {
             Ok(()) => j.status.state = "done",
@@ -423,53 +389,17 @@ impl Jobs {
     }
 }
 
-/// A parsed file: its header and records.
-struct Rows {
-    columns: HashMap<String, usize>,
-    records: Vec<csv::StringRecord>,
+/// Reads the file; a malformed file or header is refused at once.
+fn parse(text: &str, max_rows: usize) -> Result<Sheet, Problem> {
+    let mut columns = COLUMNS.to_vec();
+    columns.push(PASSWORD_COLUMN);
+    Sheet::read(text, &columns, &["number", "name"], max_rows).map_err(sheet_problem)
 }
 
-/// Reads the file; a malformed file or header is refused at once.
-fn parse(text: &str, max_rows: usize) -> Result<Rows, Problem> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::Headers)
-        .from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| Problem::field("body", format!("unreadable CSV header: {e}")))?
-        .clone();
-    let mut columns = HashMap::new();
-    for (i, name) in header.iter().enumerate() {
-        let name = name.to_ascii_lowercase();
-        if !COLUMNS.contains(&name.as_str()) && name != PASSWORD_COLUMN {
-            return Err(Problem::field(
-                name.clone(),
-                format!("unknown column; the columns are {}", COLUMNS.join(", ")),
-            ));
-        }
-        if columns.insert(name.clone(), i).is_some() {
-            return Err(Problem::field(name, "column given twice"));
-        }
-    }
-    for required in ["number", "name"] {
-        if !columns.contains_key(required) {
-            return Err(Problem::field(required, "column is required"));
-        }
-    }
-    let mut records = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record
-            .map_err(|e| Problem::field("body", format!("row {}: unreadable CSV: {e}", i + 2)))?;
-        if records.len() >= max_rows {
-            return Err(Problem::field(
-                "body",
-                format!("at most {max_rows} rows per import"),
-            ));
-        }
-        records.push(record);
-    }
-    Ok(Rows { columns, records })
+/// A file that is not the sheet expected, as a problem about the column
+/// at fault or the body.
+pub(super) fn sheet_problem(error: SheetError) -> Problem {
+    Problem::field(error.column().unwrap_or("body"), error.to_string())
 }
 
 /// The CSV column of an API field.
@@ -503,18 +433,15 @@ struct Checked {
 /// A cell, `None` when the column is absent or the cell empty.
 /// Cells are trimmed, except the inbound prefix, whose trailing space
 /// separates it from the caller's name, and the marks of
-/// [`spreadsheet_safe`] are taken off.
-fn cell<'a>(rows: &Rows, record: &'a csv::StringRecord, column: &str) -> Option<&'a str> {
-    rows.columns
-        .get(column)
-        .and_then(|i| record.get(*i))
-        .map(|v| match column {
-            // Never exported, so never marked.
-            PASSWORD_COLUMN => v.trim(),
-            "inbound_prefix" => unmarked(v),
-            _ => unmarked(v.trim()),
-        })
-        .filter(|v| !v.is_empty())
+/// [`sheet::write`] are taken off.
+fn cell<'a>(row: &Row<'a>, column: &str) -> Option<&'a str> {
+    match column {
+        // Never exported, so never marked.
+        PASSWORD_COLUMN => row.raw(column).map(str::trim),
+        "inbound_prefix" => row.raw(column).map(sheet::unmarked),
+        _ => row.cell(column),
+    }
+    .filter(|v| !v.is_empty())
 }
 
 fn flag(value: Option<&str>, column: &str, default: bool) -> Result<bool, RowError> {
@@ -534,8 +461,7 @@ fn flag(value: Option<&str>, column: &str, default: bool) -> Result<bool, RowErr
 async fn check_row(
     api: &Api,
     tenant: &edgepbx_store::Tenant,
-    rows: &Rows,
-    record: &csv::StringRecord,
+    row: &Row<'_>,
     existing: Option<&Extension>,
 ) -> Result<Checked, RowError> {
     let err = |field: &str, message: String| RowError {
@@ -543,16 +469,16 @@ async fn check_row(
         field: field.into(),
         message,
     };
-    let number = cell(rows, record, "number")
+    let number = cell(row, "number")
         .ok_or_else(|| err("number", "is required".into()))?
         .to_owned();
     if number.len() > 15 || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Err(err("number", "must be 1 to 15 digits".into()));
     }
-    let text = |c: &str| cell(rows, record, c).map(str::to_owned);
+    let text = |c: &str| cell(row, c).map(str::to_owned);
     // A column the file has sets the value (an empty cell clears it); a
     // column it lacks keeps what the extension has.
-    let has = |c: &str| rows.columns.contains_key(c);
+    let has = |c: &str| row.has(c);
     let mut ed = existing.map_or_else(
         || Editable {
             name: String::new(),
@@ -569,11 +495,11 @@ async fn check_row(
         },
         editable,
     );
-    ed.name = cell(rows, record, "name")
+    ed.name = cell(row, "name")
         .ok_or_else(|| err("name", "is required".into()))?
         .to_owned();
     if has("aliases") {
-        ed.aliases = cell(rows, record, "aliases")
+        ed.aliases = cell(row, "aliases")
             .map(|a| {
                 a.split(';')
                     .map(str::trim)
@@ -584,7 +510,7 @@ async fn check_row(
             .unwrap_or_default();
     }
     if has("ring_timeout_secs") {
-        ed.ring_timeout_secs = match cell(rows, record, "ring_timeout_secs") {
+        ed.ring_timeout_secs = match cell(row, "ring_timeout_secs") {
             None => None,
             Some(t) => Some(
                 t.parse()
@@ -593,7 +519,7 @@ async fn check_row(
         };
     }
     if has("follow_me") {
-        ed.follow_me = match cell(rows, record, "follow_me") {
+        ed.follow_me = match cell(row, "follow_me") {
             None => None,
             Some(t) => {
                 let f = FollowMe::parse(t).map_err(|e| err("follow_me", e.reason))?;
@@ -643,7 +569,7 @@ async fn check_row(
         ("directory_listed", &mut ed.directory.listed, true),
     ] {
         if has(column) {
-            *slot = flag(cell(rows, record, column), column, default)?;
+            *slot = flag(cell(row, column), column, default)?;
         }
     }
     if has("allowed_destinations") {
@@ -665,8 +591,7 @@ async fn check_row(
     };
     let (users, new_users) = if has(USERS_COLUMN) {
         let (kept, created) =
-            import_users::check(api, &tenant.code, &number, cell(rows, record, USERS_COLUMN))
-                .await?;
+            import_users::check(api, &tenant.code, &number, cell(row, USERS_COLUMN)).await?;
         (Some(kept), created)
     } else {
         (None, Vec::new())
@@ -697,7 +622,7 @@ async fn check_row(
 async fn run(
     api: &Arc<Api>,
     code: &str,
-    rows: Rows,
+    sheet: Sheet,
     dry_run: bool,
     job: &Mutex<Job>,
 ) -> Result<(), Problem> {
@@ -726,10 +651,9 @@ async fn run(
     }
     // Names held by an extension that is itself a row of the file are
     // judged by that row (an alias may move between two rows).
-    let in_file: std::collections::HashSet<String> = rows
-        .records
-        .iter()
-        .filter_map(|r| cell(&rows, r, "number").map(str::to_owned))
+    let in_file: std::collections::HashSet<String> = sheet
+        .rows()
+        .filter_map(|r| cell(&r, "number").map(str::to_owned))
         .collect();
     owner.retain(|_, holder| !in_file.contains(holder));
     let mut errors = Vec::new();
@@ -737,14 +661,13 @@ async fn run(
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut claimed: HashMap<String, (String, usize)> = HashMap::new();
     let mut users_seen: HashMap<String, usize> = HashMap::new();
-    for (i, record) in rows.records.iter().enumerate() {
-        let row = i + 2;
+    for (i, entry) in sheet.rows().enumerate() {
+        let row = entry.number();
         match check_row(
             api,
             &tenant,
-            &rows,
-            record,
-            cell(&rows, record, "number").and_then(|n| existing.get(n)),
+            &entry,
+            cell(&entry, "number").and_then(|n| existing.get(n)),
         )
         .await
         {
@@ -810,7 +733,7 @@ async fn run(
     errors.truncate(MAX_REPORTED_ERRORS);
     {
         let mut j = lock(job);
-        j.status.processed = rows.records.len();
+        j.status.processed = sheet.len();
         j.status.created = created;
         j.status.updated = checked.len() - created;
         j.status.errors = errors;
@@ -829,8 +752,12 @@ async fn run(
         .collect();
     let mut user_passwords = Vec::new();
     for c in &mut checked {
-        let (users, issued) =
-            import_users::issue(&c.write.number, std::mem::take(&mut c.new_users)).await?;
+        let (users, issued) = import_users::issue(
+            &tenant.code,
+            &c.write.number,
+            std::mem::take(&mut c.new_users),
+        )
+        .await?;
         if !users.is_empty() {
             c.write.users.get_or_insert_with(Vec::new).extend(users);
         }
@@ -858,37 +785,4 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(export))
         .routes(routes!(start))
         .routes(routes!(status))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{spreadsheet_safe, unmarked};
-
-    #[test]
-    fn formulas_are_exported_as_text_and_imported_back_exactly() {
-        for cell in [
-            "=HYPERLINK(\"http://evil.test\",\"click\")",
-            "+SUM(1,2)",
-            "-2+3",
-            "@cmd",
-            "\tTab",
-            "'quoted",
-            "'=already marked",
-            "Alice",
-            "",
-            "+4930123456",
-            "100",
-        ] {
-            let exported = spreadsheet_safe(cell.to_owned());
-            assert_eq!(unmarked(&exported), cell, "{exported:?}");
-            let evaluated = exported.starts_with(['=', '+', '-', '@', '\t', '\r']);
-            let number = cell
-                .trim_start_matches('+')
-                .bytes()
-                .all(|b| b.is_ascii_digit());
-            assert!(!evaluated || number, "{exported:?}");
-        }
-        assert_eq!(spreadsheet_safe("+4930123456".into()), "+4930123456");
-        assert_eq!(spreadsheet_safe("=1+1".into()), "'=1+1");
-    }
 }

@@ -40,7 +40,6 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::admin::Admin;
 use crate::config::HttpConfig;
-use crate::secrets::Sealer;
 use edgepbx_engine::Lines;
 
 pub use problem::Problem;
@@ -54,8 +53,6 @@ pub struct Api {
     pub admin: Admin,
     /// Live line state, for presence.
     pub lines: Arc<Lines>,
-    /// Seals and opens SIP passwords.
-    pub sealer: Sealer,
     /// HTTP settings.
     pub config: HttpConfig,
     /// Ring timeout of extensions whose settings name none (for tried
@@ -67,8 +64,6 @@ pub struct Api {
     pub streams: live::Streams,
     /// Failed logins and bad credentials.
     pub throttle: auth::LoginThrottle,
-    /// Password verifications running at once (argon2 is memory-hard).
-    pub verifications: tokio::sync::Semaphore,
     /// Whether cookies are marked `Secure` (HTTPS).
     pub secure_cookies: bool,
     /// Desk phones fetching their configuration.
@@ -77,6 +72,8 @@ pub struct Api {
     pub voicemail: Arc<crate::voicemail::Voicemail>,
     /// SIP over WebSocket, on this listener.
     pub sip_ws: crate::transport::ws::WsTransport,
+    /// The data directory's free space: API writes wait for room.
+    pub disk: crate::disk::DiskGuard,
     /// Turns true when the server stops: open event streams end, so that
     /// the listener's graceful stop does not wait for them.
     pub stopping: watch::Receiver<bool>,
@@ -127,8 +124,38 @@ pub fn router(state: State) -> Router {
     )
     .route(&state.config.sip_ws_path, axum::routing::get(sip_ws))
     .fallback(console::serve)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        refuse_writes_when_full,
+    ))
     .layer(DefaultBodyLimit::max(limit))
     .with_state(state)
+}
+
+/// Refuses requests that write (any method but GET, HEAD and OPTIONS)
+/// while the data directory's disk is short of its reserve: 503, to be
+/// tried again once space is freed.
+async fn refuse_writes_when_full(
+    axum::extract::State(state): axum::extract::State<State>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
+    if !reads.contains(request.method()) && state.disk.is_low() {
+        let mut response = Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the server's disk is nearly full: changes are refused until space is freed",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("60"),
+        );
+        return response;
+    }
+    next.run(request).await
 }
 
 /// Upgrades to a SIP WebSocket (RFC 7118).

@@ -72,9 +72,9 @@ pub struct UploadParams {
 }
 
 /// Checks a module before it is stored or activated; errors name the body.
-async fn validate(wasm: Vec<u8>) -> Result<(Vec<u8>, String), Problem> {
-    crate::admin::policies::check_module(wasm)
-        .await
+async fn validate(tenant: &str, wasm: Vec<u8>) -> Result<(Vec<u8>, String), Problem> {
+    crate::admin::policies::check_module(Some(tenant), wasm)
+        .await?
         .map_err(|e| match e {
             PolicyError::Engine(_) => Problem::internal(&e),
             refused => Problem::field("body", refused.to_string()),
@@ -86,7 +86,7 @@ async fn validate(wasm: Vec<u8>) -> Result<(Vec<u8>, String), Problem> {
 #[utoipa::path(post, path = "/api/v1/policies", tag = "policies", params(UploadParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "The WebAssembly component (any content type is accepted, e.g. application/wasm)"),
-    responses((status = 201, body = PolicyView), (status = 422, body = Problem)))]
+    responses((status = 201, body = PolicyView), (status = 422, body = Problem), (status = 503, description = "Too many of the tenant's validations are waiting", body = Problem)))]
 async fn upload(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
@@ -94,7 +94,7 @@ async fn upload(
     body: Bytes,
 ) -> Result<(StatusCode, Json<PolicyView>), Problem> {
     let _ = p.tenant;
-    let (wasm, hash) = validate(body.to_vec()).await?;
+    let (wasm, hash) = validate(&scope.tenant, body.to_vec()).await?;
     let store = api.admin.store.policies();
     let mut info = store
         .upload(&scope.tenant, wasm, &hash, &scope.principal.actor)
@@ -121,7 +121,7 @@ async fn activate(
         .get(&scope.tenant, version)
         .await?
         .ok_or_else(|| Problem::not_found(format!("policy version {version}")))?;
-    validate(module.wasm).await?;
+    validate(&scope.tenant, module.wasm).await?;
     store.activate(&scope.tenant, version).await?;
     reload(&api, &scope.tenant).await?;
     let info = store
@@ -181,7 +181,8 @@ pub struct TryRequest {
 #[utoipa::path(post, path = "/api/v1/policies/try", tag = "policies", params(TenantParam),
     request_body = TryRequest,
     responses((status = 200, description = "The decision and the key-value store after it", body = Object),
-        (status = 404, body = Problem), (status = 422, body = Problem)))]
+        (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 503, description = "Too many of the tenant's tries are waiting", body = Problem)))]
 async fn try_decision(
     AxumState(api): AxumState<State>,
     WriteScope(scope): WriteScope,
@@ -237,13 +238,15 @@ async fn try_decision(
         &dialled,
         store.policies().kv(&scope.tenant).await?,
     );
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = crate::admin::policies::gated(Some(&scope.tenant), move || {
         let engine = crate::admin::policies::engine().map_err(|e| Problem::internal(&e))?;
         let policy = match wasm {
             None => engine.builtin().clone(),
-            Some(wasm) => engine
-                .compile(&wasm)
-                .map_err(|e| Problem::field("version", e.to_string()))?,
+            Some(wasm) => {
+                crate::admin::policies::compile_module(wasm)
+                    .map_err(|e| Problem::field("version", e.to_string()))?
+                    .1
+            }
         };
         let outcome = playground::run(engine, &policy, context)
             .map_err(|e| Problem::field("call", e.to_string()))?;
@@ -256,8 +259,7 @@ async fn try_decision(
         }
         Ok::<_, Problem>(json)
     })
-    .await
-    .map_err(|e| Problem::internal(&e))??;
+    .await??;
     Ok(Json(outcome))
 }
 

@@ -138,6 +138,17 @@ impl From<StoreError> for Problem {
     }
 }
 
+impl From<crate::work::WorkError> for Problem {
+    fn from(e: crate::work::WorkError) -> Problem {
+        match e {
+            crate::work::WorkError::Busy => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            crate::work::WorkError::Panicked => Problem::internal(&e),
+        }
+    }
+}
+
 impl From<edgepbx_store::InvalidField> for Problem {
     fn from(e: edgepbx_store::InvalidField) -> Problem {
         StoreError::from(e).into()
@@ -148,7 +159,10 @@ impl From<anyhow::Error> for Problem {
     fn from(e: anyhow::Error) -> Problem {
         match e.downcast::<StoreError>() {
             Ok(store) => store.into(),
-            Err(other) => Problem::internal(&format!("{other:#}")),
+            Err(other) => match other.downcast::<crate::work::WorkError>() {
+                Ok(work) => work.into(),
+                Err(other) => Problem::internal(&format!("{other:#}")),
+            },
         }
     }
 }

@@ -296,7 +296,7 @@ async fn phone_file(
         .credentials
         .sealed
         .as_deref()
-        .and_then(|sealed| api.sealer.open(sealed))
+        .and_then(|sealed| api.admin.store.sealer().open(sealed))
         .ok_or_else(|| Unmade::NoPassword(extension.number.clone()))?;
     let server = sip_server(api, headers);
     let profile = PhoneProfile {

@@ -30,13 +30,44 @@ use crate::config::Config;
 pub async fn open_store(storage: &StorageArgs, config: &Config) -> anyhow::Result<Store> {
     let data = storage.data.clone().unwrap_or_else(|| config.data.clone());
     let db = storage.db.clone().or_else(|| config.db.clone());
+    let key_file = config
+        .sealing_key
+        .clone()
+        .unwrap_or_else(|| data.join(edgepbx_store::KEY_FILE));
     let spec = match db {
-        Some(url) => edgepbx_store::DbSpec::remote(url),
+        Some(url) => remote_spec(url, &config.remote_store)?,
         None => edgepbx_store::DbSpec::Embedded { path: data },
     };
-    Store::open(StoreConfig::new(spec))
+    Store::open(StoreConfig::new(spec).with_key_file(key_file))
         .await
         .context("opening the store")
+}
+
+/// The SurrealDB server at `url`, as `[remote_store]` says to use it.
+fn remote_spec(
+    url: String,
+    remote: &crate::config::RemoteStoreConfig,
+) -> anyhow::Result<edgepbx_store::DbSpec> {
+    let password = match &remote.password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading remote_store.password_file {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    Ok(edgepbx_store::DbSpec::Remote {
+        url,
+        namespace: remote.namespace.clone(),
+        database: remote.database.clone(),
+        username: remote.user.clone(),
+        password,
+        database_user: remote.database_user,
+        ca_file: remote.ca_file.clone(),
+    })
 }
 
 /// Runs an administration command: in the running server when one
@@ -47,7 +78,10 @@ pub async fn execute(storage: &StorageArgs, command: Command) -> anyhow::Result<
     {
         return result;
     }
-    let config = Config::default();
+    let config = match &storage.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
     let data = storage.data.clone().unwrap_or_else(|| config.data.clone());
     let args = std::env::args_os()
         .skip(1)

@@ -71,7 +71,7 @@ pub async fn store_command(
             uploader,
             activate,
         } => {
-            let (wasm, hash) = check_module(read_module(&file)?).await?;
+            let (wasm, hash) = check_module(None, read_module(&file)?).await??;
             let t = find_tenant(store, &tenant).await?;
             let info = store
                 .policies()
@@ -99,8 +99,8 @@ pub async fn store_command(
             };
             // Stored versions were validated on upload; a newer edgepbx
             // may be stricter, so check again before activating.
-            check_module(module.wasm)
-                .await
+            check_module(None, module.wasm)
+                .await?
                 .with_context(|| format!("version {version} no longer validates"))?;
             store.policies().activate(&t.code, version).await?;
             writeln!(out, "policy version {version} is now active for {}", t.code)?;

@@ -40,7 +40,7 @@ use prompts::Prompts;
 pub use transcribe::TranscriptionConfig;
 
 use crate::media::MediaEvent;
-use crate::secrets::{decoy_hash, verify_password};
+use crate::passwords::{self, decoy_hash};
 
 /// `[voicemail]` in the configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -243,10 +243,11 @@ impl Voicemail {
         };
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
-        let right = tokio::task::spawn_blocking(move || verify_password(&hash, &pin))
-            .await
-            .unwrap_or(false)
-            && known;
+        // A tenant's queue full of PIN checks refuses without counting.
+        let Ok(matched) = passwords::verify(Some(tenant), hash, pin).await else {
+            return PinCheck::Refused;
+        };
+        let right = matched && known;
         if right {
             if let Err(error) = vm.pin_accepted(tenant, mailbox).await {
                 warn!(%error, "cannot clear a mailbox's wrong PINs");
@@ -270,8 +271,7 @@ impl Voicemail {
 
     async fn change_pin(&self, tenant: &str, mailbox: &str, pin: String) {
         let result = async {
-            let hash =
-                tokio::task::spawn_blocking(move || crate::secrets::hash_password(&pin)).await??;
+            let hash = passwords::hash(Some(tenant), pin).await?;
             let current = self
                 .store
                 .extensions()

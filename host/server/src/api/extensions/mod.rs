@@ -21,7 +21,6 @@ use super::auth::{Personal, Scope, TenantParam, WriteScope};
 use super::problem::{Body, from_value};
 use super::versions;
 use super::{Api, Problem, State};
-use crate::admin::accounts::hash_off_thread;
 use crate::admin::credentials::{check_password, credentials_for, generate_password};
 use edgepbx_engine::LineState;
 use edgepbx_engine::time::rfc3339;
@@ -120,12 +119,12 @@ pub fn settings_of(
     Ok((settings, profile))
 }
 
-/// Hashes a new voicemail PIN after checking it.
-pub async fn pin_hash(pin: &str) -> Result<String, Problem> {
+/// Hashes a tenant's new voicemail PIN after checking it.
+pub async fn pin_hash(tenant: &str, pin: &str) -> Result<String, Problem> {
     if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Problem::field("voicemail.pin", "must be 4 to 12 digits"));
     }
-    Ok(hash_off_thread(pin.to_owned()).await?)
+    Ok(crate::passwords::hash(Some(tenant), pin.to_owned()).await?)
 }
 
 /// SIP credentials from a chosen or generated password.
@@ -138,7 +137,7 @@ pub fn new_credentials(
     let password = password.unwrap_or_else(generate_password);
     check_password(&password).map_err(|e| Problem::field("password", e.to_string()))?;
     let credentials = credentials_for(
-        &api.sealer,
+        api.admin.store.sealer(),
         &tenant.code,
         &tenant.sip_domain,
         number,
@@ -290,7 +289,7 @@ async fn create(
     } = split_new(body)?;
     let tenant = tenant_of(&api, &scope.tenant).await?;
     let pin = match &fields.voicemail.pin {
-        Some(pin) => Some(pin_hash(pin).await?),
+        Some(pin) => Some(pin_hash(&scope.tenant, pin).await?),
         None => None,
     };
     let (settings, profile) = settings_of(&fields, pin)?;
@@ -361,8 +360,8 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Reads and merges a PATCH without If-Match tries before it gives up
-/// (412) because others keep writing the extension.
+/// Reads and merges a PATCH without If-Match (or a bulk change) tries
+/// before it gives up (412) because others keep writing the extensions.
 const PATCH_ATTEMPTS: u32 = 3;
 
 /// Changes an extension with a JSON merge patch (RFC 7396) of its
@@ -406,7 +405,7 @@ async fn patch(
     let new_pin = match patch.get("voicemail").and_then(|v| v.get("pin")) {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(Value::String(pin)) => Some(Some(pin_hash(pin).await?)),
+        Some(Value::String(pin)) => Some(Some(pin_hash(&scope.tenant, pin).await?)),
         Some(_) => {
             return Err(Problem::field(
                 "voicemail.pin",
@@ -545,7 +544,7 @@ async fn open_password(
         .credentials
         .sealed
         .as_deref()
-        .and_then(|s| api.sealer.open(s))
+        .and_then(|s| api.admin.store.sealer().open(s))
         .ok_or_else(|| {
             Problem::new(
                 StatusCode::CONFLICT,
@@ -700,10 +699,15 @@ async fn bulk(
     numbers.sort();
     numbers.dedup();
     let store = api.admin.store.extensions();
-    let mut extensions = Vec::with_capacity(numbers.len());
-    for n in &numbers {
-        extensions.push(extension_of(&api, &scope.tenant, n).await?);
-    }
+    let read = async || {
+        let mut extensions = Vec::with_capacity(numbers.len());
+        for n in &numbers {
+            extensions.push(extension_of(&api, &scope.tenant, n).await?);
+        }
+        Ok::<_, Problem>(extensions)
+    };
+    let mut extensions = read().await?;
+    let affected = extensions.len();
     match body.action.as_str() {
         "delete" => {
             // One by one: whatever was removed reaches the SIP plane even if
@@ -720,25 +724,40 @@ async fn bulk(
         }
         "voicemail_on" | "voicemail_off" => {
             let on = body.action == "voicemail_on";
-            let writes = extensions
-                .iter()
-                .map(|e| {
-                    let mut settings = e.settings.clone();
-                    settings.voicemail = on;
-                    ExtensionWrite {
-                        mode: WriteMode::Update,
-                        number: e.number.clone(),
-                        name: e.name.clone(),
-                        aliases: e.aliases.clone(),
-                        credentials: None,
-                        settings,
-                        profile: e.profile.clone(),
-                        if_version: None,
-                        users: None,
+            // Each extension is written against the version read, so a
+            // change made meanwhile is kept: on a clash, all are read and
+            // written again.
+            let mut attempt = 1;
+            loop {
+                let writes = extensions
+                    .iter()
+                    .map(|e| {
+                        let mut settings = e.settings.clone();
+                        settings.voicemail = on;
+                        ExtensionWrite {
+                            mode: WriteMode::Update,
+                            number: e.number.clone(),
+                            name: e.name.clone(),
+                            aliases: e.aliases.clone(),
+                            credentials: None,
+                            settings,
+                            profile: e.profile.clone(),
+                            if_version: Some(e.updated_at),
+                            users: None,
+                        }
+                    })
+                    .collect();
+                match store.put(&scope.tenant, writes).await {
+                    Ok(_) => break,
+                    Err(StoreError::Changed { .. } | StoreError::Contended)
+                        if attempt < PATCH_ATTEMPTS =>
+                    {
+                        attempt += 1;
+                        extensions = read().await?;
                     }
-                })
-                .collect();
-            store.put(&scope.tenant, writes).await.map_err(api_error)?;
+                    Err(e) => return Err(api_error(e)),
+                }
+            }
             reload(&api, &scope.tenant).await?;
         }
         _ => {
@@ -748,9 +767,7 @@ async fn bulk(
             ));
         }
     }
-    Ok(Json(Affected {
-        affected: extensions.len(),
-    }))
+    Ok(Json(Affected { affected }))
 }
 
 /// The extension routes.
