@@ -1207,6 +1207,49 @@ fn a_bulk_change_keeps_a_concurrent_patch() {
     }
 }
 
+/// A CSV import writes against the versions it read: a PATCH of a column
+/// the file does not have, landing while the import runs, is kept.
+#[test]
+fn a_csv_import_keeps_a_concurrent_patch() {
+    let s = setup("api-concurrent-import");
+    let pbx = s.deployment.start();
+    let acme = pbx.api().with_token(&s.acme);
+    let created = acme.json(
+        "POST",
+        "/api/v1/extensions",
+        &json!({"number": "330", "name": "Round 0", "ring_timeout_secs": 10}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    for round in 1..=12u64 {
+        let name = format!("Round {round}");
+        let timeout = 10 + round;
+        std::thread::scope(|scope| {
+            let importer = acme.clone();
+            let name = &name;
+            scope.spawn(move || {
+                let report =
+                    importer.import_extensions(&format!("number,name\n330,{name}\n"), false);
+                assert_eq!(report["state"], "done", "{report}");
+                assert_eq!(report["committed"], true, "{report}");
+            });
+            let patcher = acme.clone();
+            scope.spawn(move || {
+                let body = json!({ "ring_timeout_secs": timeout }).to_string();
+                let r = patcher.request(
+                    "PATCH",
+                    "/api/v1/extensions/330",
+                    Some(("application/merge-patch+json", body.as_bytes())),
+                    &[],
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+            });
+        });
+        let now = acme.get("/api/v1/extensions/330").json();
+        assert_eq!(now["name"], name.as_str(), "round {round}: {now}");
+        assert_eq!(now["ring_timeout_secs"], timeout, "round {round}: {now}");
+    }
+}
+
 /// Policy tries are expensive work a tenant can start at will: one
 /// tenant's pile of tries of a module that spins until its deadline is
 /// refused beyond a small queue (503, nothing crashes), while another

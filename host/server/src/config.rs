@@ -343,6 +343,9 @@ pub struct RetentionConfig {
     pub call_records_days: u32,
     /// The administration audit trail.
     pub audit_days: u32,
+    /// A finished CSV import's report (with the passwords it generated),
+    /// in minutes; kept in memory only.
+    pub import_reports_mins: u32,
 }
 
 impl Default for RetentionConfig {
@@ -351,6 +354,7 @@ impl Default for RetentionConfig {
             registration_events_days: 90,
             call_records_days: 400,
             audit_days: 400,
+            import_reports_mins: 60,
         }
     }
 }

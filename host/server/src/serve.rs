@@ -214,7 +214,9 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs, config: Config) -> anyh
         stopping: shutdown_rx.clone(),
         config: config.http.clone(),
         ring_timeout_secs: config.calls.ring_timeout_secs,
-        imports: Default::default(),
+        imports: crate::api::imports::Jobs::new(Duration::from_secs(
+            u64::from(config.retention.import_reports_mins) * 60,
+        )),
         streams: Default::default(),
         provisioning: crate::api::provisioning::Provisioning::new(
             config.provisioning.clone(),

@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use edgepbx_model::sheet::{self, Row, Sheet, SheetError};
-use edgepbx_store::{Extension, ExtensionWrite, FollowMe, WriteMode};
+use edgepbx_store::{Extension, ExtensionWrite, FollowMe, StoreError, WriteMode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -59,16 +59,15 @@ pub const COLUMNS: &[&str] = &[
 const PASSWORD_COLUMN: &str = "password";
 /// Finished jobs kept for their reports.
 const KEPT_JOBS: usize = 50;
-/// How long a finished job's report stays.
-const KEEP_FOR: Duration = Duration::from_secs(3_600);
 /// Imports of one tenant running at once.
 const MAX_RUNNING_PER_TENANT: usize = 1;
 /// Most errors one report lists.
 const MAX_REPORTED_ERRORS: usize = 1_000;
-/// Import jobs, by id.
-#[derive(Default)]
+/// Import jobs, by id. A finished job's report (with the passwords it
+/// generated) is kept for a while, then forgotten.
 pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Mutex<Job>>>>,
+    keep_for: Duration,
 }
 
 struct Job {
@@ -347,14 +346,22 @@ fn lock(job: &Mutex<Job>) -> std::sync::MutexGuard<'_, Job> {
 }
 
 impl Jobs {
+    /// No jobs yet; reports kept `keep_for` after their job started.
+    pub fn new(keep_for: Duration) -> Jobs {
+        Jobs {
+            jobs: Mutex::default(),
+            keep_for,
+        }
+    }
+
+    /// Whether `job` is finished and past its keeping.
+    fn expired(&self, job: &Job) -> bool {
+        job.status.state != "running" && job.started.elapsed() >= self.keep_for
+    }
+
     fn insert(&self, id: String, job: Arc<Mutex<Job>>) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if jobs.len() >= KEPT_JOBS {
-            jobs.retain(|_, j| {
-                let j = lock(j);
-                j.status.state == "running" || j.started.elapsed() < KEEP_FOR
-            });
-        }
+        jobs.retain(|_, j| !self.expired(&lock(j)));
         if jobs.len() >= KEPT_JOBS
             && let Some(oldest) = jobs
                 .iter()
@@ -381,11 +388,13 @@ impl Jobs {
     }
 
     fn get(&self, id: &str) -> Option<Arc<Mutex<Job>>> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let job = jobs.get(id)?.clone();
+        if self.expired(&lock(&job)) {
+            jobs.remove(id);
+            return None;
+        }
+        Some(job)
     }
 }
 
@@ -609,7 +618,9 @@ async fn check_row(
             credentials,
             settings,
             profile,
-            if_version: None,
+            // Written against the version read: a change made meanwhile
+            // sends the import back to read it again (see `run`).
+            if_version: existing.map(|e| e.updated_at),
             users,
         },
         password,
@@ -617,8 +628,21 @@ async fn check_row(
     })
 }
 
+/// Times an import is checked and written again because extensions it
+/// read changed before it committed.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// Whether an attempt committed, or lost a race with another writer.
+enum Attempt {
+    /// Done (committed, a dry run, or refused rows).
+    Finished,
+    /// An extension it read changed before the commit: nothing written.
+    Raced,
+}
+
 /// Checks every row, then (unless a dry run, and only without errors)
-/// writes them all in one transaction.
+/// writes them all in one transaction, against the versions it read;
+/// when another writer got there first, all over again.
 async fn run(
     api: &Arc<Api>,
     code: &str,
@@ -626,6 +650,28 @@ async fn run(
     dry_run: bool,
     job: &Mutex<Job>,
 ) -> Result<(), Problem> {
+    for _ in 1..COMMIT_ATTEMPTS {
+        if let Attempt::Finished = attempt(api, code, &sheet, dry_run, job).await? {
+            return Ok(());
+        }
+    }
+    match attempt(api, code, &sheet, dry_run, job).await? {
+        Attempt::Finished => Ok(()),
+        Attempt::Raced => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "the tenant's extensions kept changing while the import ran; nothing was written, try again",
+        )),
+    }
+}
+
+/// One check and commit of the whole file.
+async fn attempt(
+    api: &Arc<Api>,
+    code: &str,
+    sheet: &Sheet,
+    dry_run: bool,
+    job: &Mutex<Job>,
+) -> Result<Attempt, Problem> {
     let store = &api.admin.store;
     let tenant = store
         .tenants()
@@ -738,7 +784,7 @@ async fn run(
         j.status.updated = checked.len() - created;
         j.status.errors = errors;
         if dry_run || !j.status.errors.is_empty() {
-            return Ok(());
+            return Ok(Attempt::Finished);
         }
     }
     let passwords: Vec<NewPassword> = checked
@@ -763,11 +809,15 @@ async fn run(
         }
         user_passwords.extend(issued);
     }
-    store
+    let written = store
         .extensions()
         .put(code, checked.into_iter().map(|c| c.write).collect())
-        .await
-        .map_err(super::extensions::api_error)?;
+        .await;
+    match written {
+        Ok(_) => {}
+        Err(StoreError::Changed { .. } | StoreError::Contended) => return Ok(Attempt::Raced),
+        Err(e) => return Err(super::extensions::api_error(e)),
+    }
     reload(api, code).await?;
     // Done, committed and the passwords together: a report read while
     // running never holds (and so never takes) the passwords.
@@ -776,7 +826,7 @@ async fn run(
     j.status.passwords = passwords;
     j.status.user_passwords = user_passwords;
     j.status.state = "done";
-    Ok(())
+    Ok(Attempt::Finished)
 }
 
 /// The import and export routes.
@@ -785,4 +835,41 @@ pub fn routes() -> OpenApiRouter<State> {
         .routes(routes!(export))
         .routes(routes!(start))
         .routes(routes!(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: &'static str) -> Arc<Mutex<Job>> {
+        Arc::new(Mutex::new(Job {
+            tenant: "ACME".into(),
+            started: Instant::now(),
+            status: ImportStatus {
+                id: String::new(),
+                state,
+                dry_run: false,
+                processed: 0,
+                total: 0,
+                errors: Vec::new(),
+                created: 0,
+                updated: 0,
+                committed: false,
+                passwords: Vec::new(),
+                user_passwords: Vec::new(),
+            },
+        }))
+    }
+
+    #[test]
+    fn a_finished_report_is_forgotten_after_its_keeping_and_a_running_one_is_not() {
+        let forgetful = Jobs::new(Duration::ZERO);
+        forgetful.insert("done".into(), job("done"));
+        forgetful.insert("running".into(), job("running"));
+        assert!(forgetful.get("done").is_none());
+        assert!(forgetful.get("running").is_some());
+        let keeping = Jobs::new(Duration::from_secs(3_600));
+        keeping.insert("done".into(), job("done"));
+        assert!(keeping.get("done").is_some());
+    }
 }

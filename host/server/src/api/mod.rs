@@ -15,7 +15,7 @@ mod devices_csv;
 mod extensions;
 mod groups;
 mod import_users;
-mod imports;
+pub mod imports;
 mod live;
 mod policies;
 mod problem;
