@@ -1280,12 +1280,20 @@ fn a_tenants_pile_of_slow_tries_is_refused_beyond_its_queue() {
             .collect();
         // While acme's tries run and wait, beta's is answered.
         std::thread::sleep(Duration::from_millis(300));
+        let asked = Instant::now();
         let theirs = beta.json(
             "POST",
             "/api/v1/policies/try",
             &json!({"call": {"caller": "100", "dialled": "101"}}),
         );
         assert_eq!(theirs.status, 200, "{}", theirs.text());
+        // Not behind acme's pile, which holds at least 4 s of tries: a
+        // lane shared by both tenants would make beta wait for it.
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "beta waited {:?}",
+            asked.elapsed()
+        );
         tries
             .into_iter()
             .map(|t| {

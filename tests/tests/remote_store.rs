@@ -79,7 +79,10 @@ fn a_node_on_a_surrealdb_server_over_tls_keeps_its_data_across_a_restart() {
     let out = wrong.admin_output(&["tenant", "list"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("opening the store"), "{stderr}");
+    assert!(
+        stderr.contains("opening the store") && stderr.contains("authentication"),
+        "{stderr}"
+    );
 
     // Without the private CA the server's certificate is not trusted.
     let untrusted = on_server("remote-store-untrusted", &server, PASSWORD, None);

@@ -438,6 +438,9 @@ impl Config {
         if self.sip.tls.is_some() && self.sip_tls_files().is_none() {
             bail!("sip.tls needs a certificate: sip.cert and sip.key, or http.cert and http.key");
         }
+        if self.retention.import_reports_mins == 0 {
+            bail!("retention.import_reports_mins must be at least 1");
+        }
         if h.session_hours == 0 || h.login_failures == 0 || h.max_import_rows == 0 {
             bail!(
                 "http.session_hours, http.login_failures and http.max_import_rows must be at least 1"

@@ -28,9 +28,16 @@ impl DiskGuard {
     }
 
     /// The bytes an unprivileged writer may still use.
+    #[cfg(unix)]
     fn free_bytes(&self) -> Option<u64> {
         let stats = rustix::fs::statvfs(&self.dir).ok()?;
         Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+
+    /// Not asked elsewhere than on Unix.
+    #[cfg(not(unix))]
+    fn free_bytes(&self) -> Option<u64> {
+        None
     }
 }
 

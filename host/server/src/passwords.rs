@@ -12,21 +12,20 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use crate::work::{Gate, WorkError};
+use crate::work::{Gate, Payer, WorkError};
 
 /// Hashes and verifications one payer may have running or waiting.
 const MAX_QUEUED: usize = 64;
 
-/// An argon2id PHC string for `secret`, hashed on behalf of `tenant`
-/// (`None`: the operators', and logins of unknown users).
-pub async fn hash(tenant: Option<&str>, secret: String) -> anyhow::Result<String> {
-    gate().run(tenant, move || hash_now(&secret)).await?
+/// An argon2id PHC string for `secret`, hashed on `payer`'s share.
+pub async fn hash(payer: Payer<'_>, secret: String) -> anyhow::Result<String> {
+    gate().run(payer, move || hash_now(&secret)).await?
 }
 
-/// Whether `secret` matches a PHC string from [`hash`], checked on behalf
-/// of `tenant`.
-pub async fn verify(tenant: Option<&str>, hash: String, secret: String) -> Result<bool, WorkError> {
-    gate().run(tenant, move || verify_now(&hash, &secret)).await
+/// Whether `secret` matches a PHC string from [`hash`], checked on
+/// `payer`'s share.
+pub async fn verify(payer: Payer<'_>, hash: String, secret: String) -> Result<bool, WorkError> {
+    gate().run(payer, move || verify_now(&hash, &secret)).await
 }
 
 /// A PHC string that matches no password, verified instead of a missing
@@ -67,23 +66,31 @@ mod tests {
 
     #[tokio::test]
     async fn password_hashes_verify() {
-        let hash = hash(Some("t1"), "correct horse".to_owned())
+        let hash = hash(Payer::Tenant("T1"), "correct horse".to_owned())
             .await
             .expect("hashes");
         assert!(hash.starts_with("$argon2id$"));
         assert!(
-            verify(None, hash.clone(), "correct horse".to_owned())
-                .await
-                .expect("runs")
-        );
-        assert!(!verify(None, hash, "wrong".to_owned()).await.expect("runs"));
-        assert!(
-            !verify(None, "not a hash".to_owned(), "wrong".to_owned())
+            verify(Payer::Operators, hash.clone(), "correct horse".to_owned())
                 .await
                 .expect("runs")
         );
         assert!(
-            !verify(None, decoy_hash().to_owned(), String::new())
+            !verify(Payer::Operators, hash, "wrong".to_owned())
+                .await
+                .expect("runs")
+        );
+        assert!(
+            !verify(
+                Payer::Operators,
+                "not a hash".to_owned(),
+                "wrong".to_owned()
+            )
+            .await
+            .expect("runs")
+        );
+        assert!(
+            !verify(Payer::Operators, decoy_hash().to_owned(), String::new())
                 .await
                 .expect("runs")
         );

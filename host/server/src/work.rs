@@ -21,8 +21,36 @@ pub enum WorkError {
     Panicked,
 }
 
-/// Runs blocking work for payers (a tenant, or `None` for the operators)
-/// within limits.
+/// Whose share of a gate pays for a piece of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payer<'a> {
+    /// A tenant's (its admins, users, callers).
+    Tenant(&'a str),
+    /// The operators' (system admins, the command line).
+    Operators,
+    /// Nobody known yet: logins of names no account has, so that a flood
+    /// of made-up names slows neither a tenant nor the operators.
+    Unknown,
+}
+
+impl<'a> Payer<'a> {
+    /// A tenant's, or the operators' for `None`.
+    pub fn of(tenant: Option<&'a str>) -> Payer<'a> {
+        tenant.map_or(Payer::Operators, Payer::Tenant)
+    }
+
+    /// The lane's key: tenant codes are upper-case letters and digits, so
+    /// neither other key can be one.
+    fn key(self) -> &'a str {
+        match self {
+            Payer::Tenant(code) => code,
+            Payer::Operators => "operators",
+            Payer::Unknown => "unknown",
+        }
+    }
+}
+
+/// Runs blocking work for payers within limits.
 pub struct Gate {
     running: Arc<Semaphore>,
     per_payer: usize,
@@ -57,10 +85,10 @@ impl Gate {
         }
     }
 
-    fn lane(&self, payer: Option<&str>) -> Arc<Lane> {
+    fn lane(&self, payer: Payer<'_>) -> Arc<Lane> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         lanes
-            .entry(payer.unwrap_or_default().to_owned())
+            .entry(payer.key().to_owned())
             .or_insert_with(|| {
                 Arc::new(Lane {
                     running: Arc::new(Semaphore::new(self.per_payer)),
@@ -75,7 +103,7 @@ impl Gate {
     /// does not free them before the CPU is.
     pub async fn run<T: Send + 'static>(
         &self,
-        payer: Option<&str>,
+        payer: Payer<'_>,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, WorkError> {
         let lane = self.lane(payer);
@@ -115,21 +143,32 @@ mod tests {
             let gate = gate.clone();
             let held = held.clone();
             busy.push(tokio::spawn(async move {
-                gate.run(Some("noisy"), move || {
+                gate.run(Payer::Tenant("NOISY"), move || {
                     let _ = held.lock().map(|rx| rx.recv());
                 })
                 .await
             }));
         }
         // Let the noisy payer's work reach the gate and block in it.
-        while gate.lane(Some("noisy")).queued.load(Ordering::SeqCst) < QUEUE {
+        while gate
+            .lane(Payer::Tenant("NOISY"))
+            .queued
+            .load(Ordering::SeqCst)
+            < QUEUE
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(
-            matches!(gate.run(Some("noisy"), || ()).await, Err(WorkError::Busy)),
+            matches!(
+                gate.run(Payer::Tenant("NOISY"), || ()).await,
+                Err(WorkError::Busy)
+            ),
             "the noisy payer's queue is full"
         );
-        let quiet = tokio::time::timeout(Duration::from_secs(5), gate.run(Some("quiet"), || 7));
+        let quiet = tokio::time::timeout(
+            Duration::from_secs(5),
+            gate.run(Payer::Tenant("QUIET"), || 7),
+        );
         assert_eq!(quiet.await.expect("not starved").expect("admitted"), 7);
         for _ in 0..QUEUE {
             release.send(()).expect("a noisy job waits");
@@ -137,16 +176,25 @@ mod tests {
         for job in busy {
             job.await.expect("joins").expect("admitted in turn");
         }
-        assert_eq!(gate.lane(Some("noisy")).queued.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            gate.lane(Payer::Tenant("NOISY"))
+                .queued
+                .load(Ordering::SeqCst),
+            0
+        );
     }
 
     #[tokio::test]
     async fn a_panic_is_an_error() {
         let gate = Gate::new(1, 1, 1);
-        let outcome = gate.run(None, || -> u8 { panic!("a bad module") }).await;
+        let outcome = gate
+            .run(Payer::Operators, || -> u8 { panic!("a bad module") })
+            .await;
         assert!(matches!(outcome, Err(WorkError::Panicked)));
         assert_eq!(
-            gate.run(None, || 1).await.expect("the lane is free again"),
+            gate.run(Payer::Operators, || 1)
+                .await
+                .expect("the lane is free again"),
             1
         );
     }

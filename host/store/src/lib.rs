@@ -209,8 +209,7 @@ impl Store {
         let found = schema::migrate(&db).await?;
         info!(found, current = SCHEMA_VERSION, "schema up to date");
         let server_key = load_or_create_server_key(&db).await?;
-        let sealer = Sealer::load_or_create(&key_file)?;
-        sealing::adopt(&db, &sealer, &server_key, &key_file).await?;
+        let sealer = sealing::adopt(&db, &server_key, &key_file).await?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,

@@ -2,15 +2,16 @@
 //! audited reveal and for provisioning phones; carriers' passwords, to
 //! answer their challenges) are sealed with a key kept outside the
 //! database: a file of its own, readable by the server's user alone
-//! (`sealing.key` in the data directory unless configured elsewhere). A
-//! copy of the database alone gives away none of them.
+//! (`sealing.key` in the data directory unless configured elsewhere). The
+//! database alone (a remote server's, or a copy of it made without the
+//! key file) gives away none of them.
 //!
 //! The database records which key its secrets are sealed under (the key's
 //! id, a hash of it), so a node started with the wrong file refuses to
 //! start rather than failing every reveal. Databases from before the key
 //! file had their secrets sealed under a key derived from the server key
 //! stored in the database, and trunk passwords in clear; the first start
-//! with a key file seals them all again under it ([`adopt`]).
+//! with a key file seals them all again under it (`adopt`).
 
 use std::io::Write;
 use std::path::Path;
@@ -61,31 +62,40 @@ impl Sealer {
         }
     }
 
-    /// Reads the key file at `path`, or creates it (with a new random key,
-    /// mode 0600 from the start, its directory 0700) when there is none.
-    /// A file others may read is refused: the key would not be secret.
-    pub fn load_or_create(path: &Path) -> Result<Sealer, StoreError> {
+    /// Reads the key file at `path`. A file others may read is refused:
+    /// the key would not be secret.
+    fn load(path: &Path) -> Result<Sealer, StoreError> {
         let bad = |reason: String| StoreError::SealingKey {
             path: path.to_owned(),
             reason,
         };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                check_private(path).map_err(bad)?;
-                let mut key = [0u8; 32];
-                hex::decode_to_slice(text.trim(), &mut key)
-                    .map_err(|_| bad("must hold 64 hexadecimal digits".into()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        check_private(path).map_err(bad)?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key)
+            .map_err(|_| bad("must hold 64 hexadecimal digits".into()))?;
+        Ok(Sealer { key })
+    }
+
+    /// The key file at `path`, created (a new random key, 0600 from its
+    /// first byte, its directory 0700) when there is none.
+    fn load_or_create(path: &Path) -> Result<Sealer, StoreError> {
+        if path.exists() {
+            return Sealer::load(path);
+        }
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        match create_private(path, &format!("{}\n", hex::encode(key))) {
+            Ok(()) => {
+                info!(path = %path.display(), "created the sealing key; back it up, apart from the database");
                 Ok(Sealer { key })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rand::rng().fill_bytes(&mut key);
-                create_private(path, &format!("{}\n", hex::encode(key)))
-                    .map_err(|e| bad(e.to_string()))?;
-                info!(path = %path.display(), "created the sealing key; back it up with the database");
-                Ok(Sealer { key })
-            }
-            Err(e) => Err(bad(e.to_string())),
+            // Another process made it first: theirs is the key.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Sealer::load(path),
+            Err(e) => Err(StoreError::SealingKey {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -165,7 +175,9 @@ fn check_private(_: &Path) -> Result<(), String> {
 }
 
 /// Writes a new file that only its owner may read, from the moment it
-/// exists; never replaces one.
+/// exists, and whole: written and synced under a temporary name first,
+/// then linked into place, so a crash never leaves a part of a key. Never
+/// replaces a file (`AlreadyExists`).
 fn create_private(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();
@@ -174,13 +186,20 @@ fn create_private(path: &Path, contents: &str) -> std::io::Result<()> {
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir)?;
     }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = std::path::PathBuf::from(temporary);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    let written = options.open(&temporary).and_then(|mut file| {
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    linked
 }
 
 #[derive(SurrealValue)]
@@ -189,32 +208,80 @@ struct SealedRow {
     value: String,
 }
 
-/// Makes `sealer` the database's sealing key: checks that the database's
-/// secrets are sealed under it, or, for a database from before key files,
-/// seals them all again under it and records its id. Idempotent: a start
-/// interrupted half-way seals the rest on the next one.
+/// What `server_secret:main.sealing_key_id` holds while a key takes over
+/// a database's secrets: the key's id after this prefix.
+const PENDING: &str = "pending:";
+
+/// The sealer of the database: the key in `key_file`, checked against the
+/// key id the database records. A database that records none gets the
+/// file's key (the file is created if missing): its id is claimed first,
+/// so two processes never seal under two keys, then every stored secret
+/// is sealed under it (for a database from before key files: SIP
+/// passwords sealed under the server key, carriers' in clear), then the
+/// id is recorded as done. An interrupted pass resumes on the next open
+/// with the same key; each value is checked before it is sealed again.
 pub(crate) async fn adopt(
+    db: &Surreal<Any>,
+    server_key: &[u8; 32],
+    key_file: &Path,
+) -> Result<Sealer, StoreError> {
+    let mismatch = |recorded: &str, sealer: &Sealer| StoreError::SealingKey {
+        path: key_file.to_owned(),
+        reason: format!(
+            "this database's secrets are sealed under key {recorded}, and this file holds key {}; \
+             give this node a copy of the key file the database was first opened with",
+            sealer.id()
+        ),
+    };
+    loop {
+        let mut res = run(db.query("SELECT VALUE sealing_key_id FROM server_secret:main")).await?;
+        let recorded: Option<Option<String>> = res.take(0)?;
+        let sealer = match recorded.flatten() {
+            // A database with a key never gets a new file: a wrong path
+            // is an error, not a new key.
+            Some(recorded) => {
+                let sealer = Sealer::load(key_file)?;
+                let id = recorded.strip_prefix(PENDING).unwrap_or(&recorded);
+                if id != sealer.id() {
+                    return Err(mismatch(id, &sealer));
+                }
+                if !recorded.starts_with(PENDING) {
+                    return Ok(sealer);
+                }
+                sealer
+            }
+            None => {
+                let sealer = Sealer::load_or_create(key_file)?;
+                let mut res = run(db
+                    .query(
+                        "UPDATE server_secret:main SET sealing_key_id = $pending
+                        WHERE sealing_key_id = NONE RETURN VALUE sealing_key_id",
+                    )
+                    .bind(("pending", format!("{PENDING}{}", sealer.id()))))
+                .await?;
+                let claimed: Vec<Option<String>> = res.take(0)?;
+                if claimed.is_empty() {
+                    // Another process claimed it first: look again.
+                    continue;
+                }
+                sealer
+            }
+        };
+        reseal_all(db, &sealer, server_key).await?;
+        run(db
+            .query("UPDATE server_secret:main SET sealing_key_id = $id")
+            .bind(("id", sealer.id())))
+        .await?;
+        return Ok(sealer);
+    }
+}
+
+/// Seals every stored secret under `sealer` that is not already.
+async fn reseal_all(
     db: &Surreal<Any>,
     sealer: &Sealer,
     server_key: &[u8; 32],
-    key_file: &Path,
 ) -> Result<(), StoreError> {
-    let mut res = run(db.query("SELECT VALUE sealing_key_id FROM server_secret:main")).await?;
-    let recorded: Option<Option<String>> = res.take(0)?;
-    match recorded.flatten() {
-        Some(id) if id == sealer.id() => return Ok(()),
-        Some(id) => {
-            return Err(StoreError::SealingKey {
-                path: key_file.to_owned(),
-                reason: format!(
-                    "this database's secrets are sealed under key {id}, and this file holds key {}; \
-                     give this node a copy of the key file the database was first opened with",
-                    sealer.id()
-                ),
-            });
-        }
-        None => {}
-    }
     let legacy = Sealer::legacy(server_key);
     let extensions = reseal(
         db,
@@ -224,7 +291,8 @@ pub(crate) async fn adopt(
         sealer,
     )
     .await?;
-    // Trunk passwords were stored in clear.
+    // Trunk passwords were stored in clear; the claim above makes sure no
+    // other key sealed any of them.
     let trunks = reseal(
         db,
         "SELECT id, password AS value FROM trunk WHERE password != NONE",
@@ -232,10 +300,6 @@ pub(crate) async fn adopt(
         |value| Some(value.to_owned()),
         sealer,
     )
-    .await?;
-    run(db
-        .query("UPDATE server_secret:main SET sealing_key_id = $id")
-        .bind(("id", sealer.id())))
     .await?;
     if extensions + trunks > 0 {
         info!(
@@ -412,8 +476,22 @@ mod tests {
             matches!(&refused, crate::StoreError::SealingKey { path, .. } if *path == other),
             "{refused}"
         );
-        // A key file others may read is refused.
+        assert!(
+            !other.exists(),
+            "a database with a key never gets a new file"
+        );
+        // Nor does one with a key file of another key.
+        std::fs::write(&other, format!("{}\n", hex::encode([9u8; 32]))).expect("a key");
         use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let refused = Store::open(StoreConfig::new(DbSpec::embedded(&dir)).with_key_file(&other))
+            .await
+            .expect_err("another key");
+        assert!(
+            refused.to_string().contains("sealed under key"),
+            "{refused}"
+        );
+        // A key file others may read is refused.
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let refused = open().await.expect_err("readable by others");
         assert!(refused.to_string().contains("chmod 600"), "{refused}");

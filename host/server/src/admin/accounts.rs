@@ -5,6 +5,7 @@ use edgepbx_store::{ApiKey, ConsoleUser, Role, Store, StoreError};
 
 use crate::passwords;
 use crate::secrets::{random_token, sha256_hex};
+use crate::work::Payer;
 
 /// Prefix of every API key: `epk_<id>_<secret>`.
 const KEY_PREFIX: &str = "epk_";
@@ -70,7 +71,7 @@ pub async fn create_user(
     password: &str,
 ) -> anyhow::Result<ConsoleUser> {
     check_user_password(password)?;
-    let hash = passwords::hash(tenant, password.to_owned()).await?;
+    let hash = passwords::hash(Payer::of(tenant), password.to_owned()).await?;
     Ok(store
         .access()
         .add_user(email, &hash, role, tenant, extension)
@@ -81,7 +82,7 @@ pub async fn create_user(
 /// so the operators' share of the password gate pays.
 pub async fn set_user_password(store: &Store, email: &str, password: &str) -> anyhow::Result<()> {
     check_user_password(password)?;
-    let hash = passwords::hash(None, password.to_owned()).await?;
+    let hash = passwords::hash(Payer::Operators, password.to_owned()).await?;
     Ok(store.access().set_user_password(email, &hash).await?)
 }
 

@@ -152,7 +152,7 @@ pub async fn gated<T: Send + 'static>(
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Gate::new(cores, 1, MAX_QUEUED)
     });
-    gate.run(tenant, work).await
+    gate.run(crate::work::Payer::of(tenant), work).await
 }
 
 /// Checks a module as the server will run it, before it is stored or

@@ -23,6 +23,7 @@ use super::{ClientAddr, Problem, State};
 use crate::admin::accounts::{self, SESSION_PREFIX};
 use crate::passwords::{self, decoy_hash};
 use crate::secrets::{constant_time_eq, random_token, sha256_hex};
+use crate::work::Payer;
 use edgepbx_engine::time::rfc3339;
 
 /// The session cookie's name.
@@ -564,10 +565,13 @@ async fn login(
     let hash = user
         .as_ref()
         .map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    // An unknown user's attempt is the operators' to pay for: a flood of
-    // made-up names does not slow any tenant's logins.
-    let payer = user.as_ref().and_then(|u| u.tenant.clone());
-    let ok = passwords::verify(payer.as_deref(), hash, login.password).await?;
+    // An unknown name's attempt has a share of its own: a flood of
+    // made-up names slows neither a tenant's logins nor the operators'.
+    let payer = match &user {
+        Some(u) => Payer::of(u.tenant.as_deref()),
+        None => Payer::Unknown,
+    };
+    let ok = passwords::verify(payer, hash, login.password).await?;
     let Some(user) = user.filter(|_| ok) else {
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,

@@ -94,7 +94,8 @@ pub(super) async fn issue(
     let mut passwords = Vec::with_capacity(created.len());
     for email in created {
         let password = generate_password();
-        let hash = crate::passwords::hash(Some(tenant), password.clone()).await?;
+        let hash =
+            crate::passwords::hash(crate::work::Payer::Tenant(tenant), password.clone()).await?;
         users.push(PersonalUser {
             email: email.clone(),
             password_hash: Some(hash),

@@ -73,6 +73,8 @@ pub struct Jobs {
 struct Job {
     tenant: String,
     started: Instant,
+    /// When it ended (done or failed).
+    finished: Option<Instant>,
     status: ImportStatus,
 }
 
@@ -289,6 +291,7 @@ async fn start(
     let job = Arc::new(Mutex::new(Job {
         tenant: scope.tenant.clone(),
         started: Instant::now(),
+        finished: None,
         status: status.clone(),
     }));
     api.imports.insert(id, job.clone());
@@ -296,6 +299,7 @@ async fn start(
     tokio::spawn(async move {
         let outcome = run(&worker, &scope.tenant, sheet, dry_run, &job).await;
         let mut j = lock(&job);
+        j.finished = Some(Instant::now());
         match outcome {
             Ok(()) => j.status.state = "done",
             Err(problem) => {
@@ -346,7 +350,7 @@ fn lock(job: &Mutex<Job>) -> std::sync::MutexGuard<'_, Job> {
 }
 
 impl Jobs {
-    /// No jobs yet; reports kept `keep_for` after their job started.
+    /// No jobs yet; reports kept `keep_for` after their job ended.
     pub fn new(keep_for: Duration) -> Jobs {
         Jobs {
             jobs: Mutex::default(),
@@ -356,7 +360,7 @@ impl Jobs {
 
     /// Whether `job` is finished and past its keeping.
     fn expired(&self, job: &Job) -> bool {
-        job.status.state != "running" && job.started.elapsed() >= self.keep_for
+        job.finished.is_some_and(|at| at.elapsed() >= self.keep_for)
     }
 
     fn insert(&self, id: String, job: Arc<Mutex<Job>>) {
@@ -387,14 +391,12 @@ impl Jobs {
             .count()
     }
 
+    /// The job, unless its report expired; expired ones are forgotten on
+    /// the way.
     fn get(&self, id: &str) -> Option<Arc<Mutex<Job>>> {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let job = jobs.get(id)?.clone();
-        if self.expired(&lock(&job)) {
-            jobs.remove(id);
-            return None;
-        }
-        Some(job)
+        jobs.retain(|_, j| !self.expired(&lock(j)));
+        jobs.get(id).cloned()
     }
 }
 
@@ -845,6 +847,7 @@ mod tests {
         Arc::new(Mutex::new(Job {
             tenant: "ACME".into(),
             started: Instant::now(),
+            finished: (state != "running").then(Instant::now),
             status: ImportStatus {
                 id: String::new(),
                 state,

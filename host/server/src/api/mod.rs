@@ -132,9 +132,10 @@ pub fn router(state: State) -> Router {
     .with_state(state)
 }
 
-/// Refuses requests that write (any method but GET, HEAD and OPTIONS)
-/// while the data directory's disk is short of its reserve: 503, to be
-/// tried again once space is freed.
+/// Refuses requests that write (POST, PUT, PATCH) while the data
+/// directory's disk is short of its reserve: 503, to be tried again once
+/// space is freed. Deletions free space and go through, and so do logins
+/// and logouts, so that an operator can get in to clean up.
 async fn refuse_writes_when_full(
     axum::extract::State(state): axum::extract::State<State>,
     request: axum::extract::Request,
@@ -142,8 +143,9 @@ async fn refuse_writes_when_full(
 ) -> axum::response::Response {
     use axum::http::Method;
     use axum::response::IntoResponse;
-    let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
-    if !reads.contains(request.method()) && state.disk.is_low() {
+    let writes = [Method::POST, Method::PUT, Method::PATCH];
+    let session = request.uri().path() == "/api/v1/session";
+    if writes.contains(request.method()) && !session && state.disk.is_low() {
         let mut response = Problem::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "the server's disk is nearly full: changes are refused until space is freed",

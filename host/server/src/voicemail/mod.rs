@@ -41,6 +41,7 @@ pub use transcribe::TranscriptionConfig;
 
 use crate::media::MediaEvent;
 use crate::passwords::{self, decoy_hash};
+use crate::work::Payer;
 
 /// `[voicemail]` in the configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -244,7 +245,7 @@ impl Voicemail {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
         // A tenant's queue full of PIN checks refuses without counting.
-        let Ok(matched) = passwords::verify(Some(tenant), hash, pin).await else {
+        let Ok(matched) = passwords::verify(Payer::Tenant(tenant), hash, pin).await else {
             return PinCheck::Refused;
         };
         let right = matched && known;
@@ -271,7 +272,7 @@ impl Voicemail {
 
     async fn change_pin(&self, tenant: &str, mailbox: &str, pin: String) {
         let result = async {
-            let hash = passwords::hash(Some(tenant), pin).await?;
+            let hash = passwords::hash(Payer::Tenant(tenant), pin).await?;
             let current = self
                 .store
                 .extensions()

@@ -124,7 +124,7 @@ pub async fn pin_hash(tenant: &str, pin: &str) -> Result<String, Problem> {
     if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Problem::field("voicemail.pin", "must be 4 to 12 digits"));
     }
-    Ok(crate::passwords::hash(Some(tenant), pin.to_owned()).await?)
+    Ok(crate::passwords::hash(crate::work::Payer::Tenant(tenant), pin.to_owned()).await?)
 }
 
 /// SIP credentials from a chosen or generated password.
