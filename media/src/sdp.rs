@@ -9,9 +9,10 @@
 
 use std::fmt;
 
-/// Largest description accepted, in bytes.
+/// Largest description accepted, in bytes, counted as
+/// [`SessionDescription::to_bytes`] writes it (CRLF after every line).
 pub const MAX_SDP_BYTES: usize = 16 * 1024;
-/// Most lines accepted.
+/// Most lines accepted, empty lines aside.
 pub const MAX_SDP_LINES: usize = 256;
 
 /// Why a description was refused.
@@ -240,6 +241,10 @@ pub struct SessionDescription {
 
 impl SessionDescription {
     /// Parses a description, within [`MAX_SDP_BYTES`] and [`MAX_SDP_LINES`].
+    ///
+    /// The limits are checked on the description as [`Self::to_bytes`]
+    /// writes it, which is never longer, so that what is accepted can be
+    /// written and read again.
     pub fn parse(bytes: &[u8]) -> Result<SessionDescription, SdpError> {
         if bytes.len() > MAX_SDP_BYTES {
             return Err(SdpError::TooLarge);
@@ -252,14 +257,17 @@ impl SessionDescription {
         let mut media: Vec<Media> = Vec::new();
         let mut seen_version = false;
         let mut seen_timing = false;
+        let (mut kept_lines, mut kept_bytes) = (0, 0);
         for (index, raw) in text.split('\n').enumerate() {
             let number = index + 1;
-            if number > MAX_SDP_LINES {
-                return Err(SdpError::TooLarge);
-            }
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
             if raw.is_empty() {
                 continue;
+            }
+            kept_lines += 1;
+            kept_bytes += raw.len() + 2;
+            if kept_lines > MAX_SDP_LINES || kept_bytes > MAX_SDP_BYTES {
+                return Err(SdpError::TooLarge);
             }
             let mut chars = raw.chars();
             let (Some(kind), Some('=')) = (chars.next(), chars.next()) else {
@@ -482,6 +490,37 @@ a=rtpmap:96 H264/90000\r
         );
         let again = SessionDescription::parse(text.as_bytes()).expect("valid");
         assert_eq!(again.media[0].direction(), Direction::SendOnly);
+    }
+
+    /// Broke the `sdp` fuzz target's round trip (an input made for it;
+    /// libFuzzer did not get there in 10 minutes): a description of the
+    /// most lines without a final line end was accepted, but not once
+    /// written with one; and bare line feeds, written as CRLF, could take
+    /// it past the bytes.
+    #[test]
+    fn what_is_accepted_is_written_within_the_limits() {
+        let head = "v=0\no=- 1 1 IN IP4 a\ns=x\nt=0 0\n";
+        let most = format!("{head}{}a=x", "a=x\n".repeat(MAX_SDP_LINES - 5));
+        let sdp = SessionDescription::parse(most.as_bytes()).expect("the most lines");
+        assert_eq!(SessionDescription::parse(&sdp.to_bytes()), Ok(sdp));
+        let too_many = format!("{most}\na=x");
+        assert_eq!(
+            SessionDescription::parse(too_many.as_bytes()),
+            Err(SdpError::TooLarge)
+        );
+
+        // `head` and an attribute line take 39 bytes with CRLF.
+        let line = |len: usize| format!("{head}a={}\n", "x".repeat(len));
+        let longest = line(MAX_SDP_BYTES - 39);
+        let sdp = SessionDescription::parse(longest.as_bytes()).expect("the longest");
+        assert_eq!(sdp.to_bytes().len(), MAX_SDP_BYTES);
+        assert_eq!(SessionDescription::parse(&sdp.to_bytes()), Ok(sdp));
+        let too_long = line(MAX_SDP_BYTES - 38);
+        assert!(too_long.len() < MAX_SDP_BYTES);
+        assert_eq!(
+            SessionDescription::parse(too_long.as_bytes()),
+            Err(SdpError::TooLarge)
+        );
     }
 
     #[test]

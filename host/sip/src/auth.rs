@@ -586,6 +586,11 @@ fn parse_params(value: &str, start: usize) -> Result<Vec<(&str, String)>, AuthEr
                 .get(i..end)
                 .filter(|t| !t.is_empty())
                 .ok_or(AuthError::Unexpected { at: i })?;
+            // The C1 controls (U+0080 to U+009F) too, as in a quoted
+            // string: an answer could not carry them back.
+            if let Some((offset, _)) = token.char_indices().find(|(_, c)| c.is_control()) {
+                return Err(AuthError::Unexpected { at: i + offset });
+            }
             i = end;
             token.to_owned()
         };
@@ -1233,6 +1238,31 @@ mod tests {
         );
         assert_eq!(quoted_string("\"é\"", 0), Ok(("é".to_owned(), 4)));
         assert_eq!(quote("a\"b\\c\r\n"), r#""a\"b\\c""#);
+    }
+
+    /// Found by fuzzing (`digest_header`): a bare value took C1 control
+    /// characters, which the answer's quoted realm then dropped, so the
+    /// answer named another realm than the challenge.
+    #[test]
+    fn bare_values_refuse_control_characters_as_quoted_ones_do() {
+        assert_eq!(
+            DigestChallenge::parse("Digest realm=2044444\u{99}\u{99}1, nonce=x"),
+            Err(AuthError::Unexpected { at: 20 })
+        );
+        assert_eq!(
+            DigestResponse::parse("Digest username=a\u{85}b, realm=r"),
+            Err(AuthError::Unexpected { at: 17 })
+        );
+        assert_eq!(
+            DigestChallenge::parse("Digest realm=\"a\u{85}b\", nonce=x"),
+            Err(AuthError::Unexpected { at: 15 })
+        );
+        let challenge = DigestChallenge::parse("Digest realm=é-1, nonce=x")
+            .ok()
+            .flatten()
+            .expect("a bare non-ASCII realm parses");
+        let answer = challenge.authorization("INVITE", "sip:b@x", "a", "p", "c", 1);
+        assert_eq!(parse(&answer).realm(), "é-1");
     }
 
     #[test]
