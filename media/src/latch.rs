@@ -83,9 +83,12 @@ impl Latch {
     /// Whether a packet from `ip` may come from the party before the latch
     /// settled (RTCP goes by this too).
     pub fn may_be_party(&self, ip: IpAddr) -> bool {
+        // A party that has described nothing yet (a callee before its
+        // answer is handled) has no address to check a source against:
+        // nobody may latch. Before, anyone could: a stranger spraying the
+        // port took the leg and heard the caller's first packets.
         let Some(announced) = self.announced else {
-            // Nothing announced yet: only the party's signalling address.
-            return self.signalling.is_none_or(|s| s == ip);
+            return false;
         };
         if announced.ip() == ip {
             return true;
@@ -200,6 +203,24 @@ mod tests {
             latch.hear(addr("198.51.100.7:4002"), &rtp(2)),
             Heard::Stranger
         );
+    }
+
+    /// Found by the baresip test's sprayer in CI: a callee's leg, before
+    /// its answer was handled, let any source latch.
+    #[test]
+    fn nobody_latches_before_the_party_described_an_address() {
+        let mut latch = Latch::new(None);
+        let stranger = addr("127.0.0.2:5004");
+        for _ in 0..=LATCH_AFTER {
+            assert_eq!(latch.hear(stranger, &rtp(7)), Heard::Stranger);
+        }
+        assert_eq!(latch.destination(), None);
+        latch.announce(
+            addr("127.0.0.1:4000"),
+            Some("127.0.0.1".parse().expect("an address")),
+        );
+        assert_eq!(latch.hear(stranger, &rtp(7)), Heard::Stranger);
+        assert_eq!(latch.hear(addr("127.0.0.1:4000"), &rtp(1)), Heard::Party);
     }
 
     #[test]
